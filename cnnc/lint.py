@@ -1,0 +1,82 @@
+"""Warnings for stacks that are legal but probably not what was meant."""
+
+from __future__ import annotations
+
+from .diagnostics import Reporter
+from .infer import Analysis
+from .ir import Layer, ModelIR
+
+_PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape")
+_PROBABILITIES = ("softmax", "sigmoid")
+
+
+def output_activation(model: ModelIR) -> tuple[str, Layer] | None:
+    """The activation that produces the model's output, looking back through
+    layers that do not change values (Dropout, Flatten, Reshape)."""
+    for layer in reversed(model.layers):
+        if layer.family in _PASS_THROUGH:
+            continue
+        act = layer.args.get("activation")
+        return (act, layer) if act is not None else ("linear", layer)
+    return None
+
+
+def lint(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
+    _softmax_not_last(model, rep)
+    _dropout_last(model, rep)
+    _single_unit_softmax(analysis, rep)
+    _loss_vs_output(model, analysis, rep)
+
+
+def _softmax_not_last(model: ModelIR, rep: Reporter) -> None:
+    out = output_activation(model)
+    last = out[1] if out else None
+    for layer in model.layers:
+        if layer.args.get("activation") == "softmax" and layer is not last:
+            rep.warning(f"softmax on '{layer.name}', which is not the output layer", layer.span,
+                        "softmax belongs on the last layer of a classifier; use 'relu' here")
+
+
+def _dropout_last(model: ModelIR, rep: Reporter) -> None:
+    if model.layers and model.layers[-1].family in ("dropout", "spatial_dropout"):
+        layer = model.layers[-1]
+        rep.warning(f"{layer.kind} is the last layer", layer.span,
+                    "in training it zeroes random outputs that the loss then sees; "
+                    "put it before the last Dense")
+
+
+def _single_unit_softmax(analysis: Analysis, rep: Reporter) -> None:
+    for info in analysis.infos:
+        if info.layer.args.get("activation") == "softmax" and info.output_shape[-1:] == (1,):
+            rep.warning(f"softmax over a single unit always outputs 1.0 ('{info.name}')",
+                        info.layer.span_of("activation"),
+                        "for a binary classifier use activation='sigmoid' with binary_crossentropy")
+
+
+def _loss_vs_output(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
+    if model.compile is None or model.compile.loss is None or not analysis.complete:
+        return
+    loss = model.compile.loss
+    out = output_activation(model)
+    if out is None:
+        return
+    act, layer = out
+    units = analysis.output_shape[-1] if analysis.output_shape else None
+    categorical = loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy")
+    if categorical and units == 1:
+        rep.warning(f"{loss.name} on a 1-unit output: the loss is always 0", loss.span,
+                    "for a binary classifier use binary_crossentropy with a 1-unit sigmoid, or "
+                    "give the last layer one unit per class")
+    elif loss.name == "binary_crossentropy" and act == "softmax" and units and units > 1:
+        rep.warning(f"binary_crossentropy on a {units}-way softmax", loss.span,
+                    "for one label among several classes use categorical_crossentropy "
+                    "(or sparse_categorical_crossentropy with integer labels)")
+    if loss.name.endswith("crossentropy"):
+        if loss.from_logits and act in _PROBABILITIES:
+            rep.warning(f"from_logits=True but '{layer.name}' already applies {act}", loss.span,
+                        f"remove activation='{act}' or set from_logits=False")
+        elif not loss.from_logits and act not in _PROBABILITIES:
+            rep.warning(f"{loss.name} expects probabilities, but the output layer '{layer.name}' "
+                        f"has activation '{act}'", loss.span,
+                        "use activation='softmax' (or 'sigmoid' for binary), or from_logits=True "
+                        "in the loss")

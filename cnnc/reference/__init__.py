@@ -1,0 +1,4 @@
+"""The NumPy reference implementation: forward, backward, initializers, training maths.
+
+float32 throughout, NHWC (channels_last) like Keras.
+"""

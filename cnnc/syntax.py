@@ -1,0 +1,119 @@
+"""The syntax tree: what the user wrote, with a position on every node.
+
+Nothing here knows about layers; `resolve` gives these nodes their meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from .diagnostics import Span
+
+
+@dataclass(frozen=True)
+class Number:
+    value: Union[int, float]
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class String:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    """A bare or dotted name: `relu`, `None`, `keras.layers.Conv2D`."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+    @property
+    def last(self) -> str:
+        return self.parts[-1]
+
+
+@dataclass(frozen=True)
+class Tuple:
+    items: tuple["Value", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class List:
+    items: tuple["Value", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Arg:
+    keyword: str | None
+    value: "Value"
+    span: Span
+    keyword_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    name: Name
+    args: tuple[Arg, ...]
+    span: Span
+
+    @property
+    def positional(self) -> list[Arg]:
+        return [a for a in self.args if a.keyword is None]
+
+    @property
+    def keywords(self) -> list[Arg]:
+        return [a for a in self.args if a.keyword is not None]
+
+
+Value = Union[Number, String, Name, Tuple, List, Call]
+
+
+@dataclass(frozen=True)
+class ModelDecl:
+    name: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class CallStmt:
+    call: Call
+    span: Span
+
+
+Statement = Union[ModelDecl, InputDecl, CallStmt]
+
+
+def describe(v: Value) -> str:
+    """How a value reads in a message: the Python-ish text of it."""
+    if isinstance(v, Number):
+        return v.text
+    if isinstance(v, String):
+        return repr(v.value)
+    if isinstance(v, Name):
+        return v.dotted
+    if isinstance(v, Tuple):
+        inner = ", ".join(describe(i) for i in v.items)
+        return f"({inner},)" if len(v.items) == 1 else f"({inner})"
+    if isinstance(v, List):
+        return "[" + ", ".join(describe(i) for i in v.items) + "]"
+    if isinstance(v, Call):
+        args = ", ".join((f"{a.keyword}=" if a.keyword else "") + describe(a.value) for a in v.args)
+        return f"{v.name.dotted}({args})"
+    return "?"

@@ -1,0 +1,90 @@
+"""Keras-compatible weight files: one .npz, key "<layer name>/<weight name>".
+
+Layouts are Keras 3's (conv kernels (kh, kw, C, filters), Dense (in, units), ...).
+Loading is strict: every problem (missing, extra, misshapen, not numeric) is
+listed at once, and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .atomic import write_bytes
+from .diagnostics import UsageError
+from .infer import Analysis
+
+
+class WeightsError(UsageError):
+    """A weights file that does not fit the model (exit status 2)."""
+
+
+def expected(analysis: Analysis) -> dict[str, tuple[int, ...]]:
+    """Every weight the model has, in Keras order: key -> shape."""
+    return {f"{info.name}/{w.name}": w.shape for info in analysis.infos for w in info.weights}
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise WeightsError(f"cannot read weights '{path}': no such file") from None
+    except IsADirectoryError:
+        raise WeightsError(f"cannot read weights '{path}': it is a directory") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise WeightsError(f"cannot read weights '{path}': not a valid .npz file ({e})") from None
+
+
+def _strip_model_prefix(arrays: dict[str, np.ndarray], wanted: Mapping[str, tuple]) -> dict[str, np.ndarray]:
+    """Accept Keras's `weight.path` keys ("sequential/conv2d/kernel") too."""
+    if all(k in wanted for k in arrays):
+        return arrays
+    parts = [k.split("/") for k in arrays]
+    if parts and all(len(p) == 3 for p in parts) and len({p[0] for p in parts}) == 1:
+        return {"/".join(p[1:]): v for p, v in zip(parts, arrays.values())}
+    return arrays
+
+
+def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weights") -> dict[str, np.ndarray]:
+    """The arrays as float32 in Keras order, or WeightsError listing every mismatch."""
+    wanted = expected(analysis)
+    arrays = _strip_model_prefix(arrays, wanted)
+    problems: list[str] = []
+    out: dict[str, np.ndarray] = {}
+    for key, shape in wanted.items():
+        if key not in arrays:
+            problems.append(f"missing '{key}' {shape}")
+            continue
+        a = arrays[key]
+        if a.dtype.kind not in "fiu":
+            problems.append(f"'{key}' has dtype {a.dtype}, expected float32")
+        elif tuple(a.shape) != tuple(shape):
+            problems.append(f"'{key}' has shape {tuple(a.shape)}, the model needs {tuple(shape)}")
+        elif not np.all(np.isfinite(a)):
+            problems.append(f"'{key}' contains NaN or inf")
+        else:
+            out[key] = np.ascontiguousarray(a, dtype=np.float32)
+    extra = [k for k in arrays if k not in wanted]
+    for k in extra:
+        problems.append(f"unexpected '{k}' {tuple(arrays[k].shape)}: the model has no such weight")
+    if problems:
+        head = f"weights '{path}' do not fit model '{analysis.model.name}'"
+        raise WeightsError(f"{head} ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+                           problems)
+    return out
+
+
+def load(path: str | Path, analysis: Analysis) -> dict[str, np.ndarray]:
+    return check(read_npz(path), analysis, str(path))
+
+
+def save(path: str | Path, weights: Mapping[str, np.ndarray], protect=()) -> None:
+    """Write weights atomically (np.savez to memory, then temp file + rename)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    write_bytes(path, buf.getvalue(), protect)
