@@ -1,5 +1,16 @@
-"""cnnc: a compiler and shape checker for Keras-style convolutional networks."""
+"""cnnc: a compiler and shape checker for Keras-style convolutional networks.
+
+    >>> import cnnc
+    >>> m = cnnc.load("examples/mnist.cnn")
+    >>> m.total_params
+    93322
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .diagnostics import CnncError, Diagnostic, UsageError  # noqa: E402
+from .model import Model, load, loads  # noqa: E402
+
+__all__ = ["CnncError", "Diagnostic", "Model", "UsageError", "load", "loads", "__version__"]

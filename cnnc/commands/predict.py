@@ -1,0 +1,17 @@
+"""cnnc predict (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..diagnostics import UsageError
+
+HELP = "(not implemented yet)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("args", nargs="*")
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UsageError("cnnc predict is not implemented yet")
