@@ -34,6 +34,7 @@ def bind(what: str, params: Sequence[Param], call: S.Call, rep: Reporter,
     """
     ok = True
     raw: dict[str, S.Arg] = {}
+    misspelt: set[str] = set()   # params a misspelt keyword probably meant
     positional_params = [p for p in params if not p.keyword_only]
     seen_keyword = False
     n_pos = 0
@@ -58,9 +59,10 @@ def bind(what: str, params: Sequence[Param], call: S.Call, rep: Reporter,
         seen_keyword = True
         known = next((p for p in params if p.name == arg.keyword), None)
         if known is None:
+            hint = did_you_mean(arg.keyword, [p.name for p in params] + list(extra_names))
             rep.error(f"{what}() got an unexpected keyword argument '{arg.keyword}'",
-                      arg.keyword_span or arg.span,
-                      did_you_mean(arg.keyword, [p.name for p in params] + list(extra_names)))
+                      arg.keyword_span or arg.span, hint)
+            misspelt.add(hint.split("'")[1] if hint else "")
             ok = False
             continue
         if known.name in raw:
@@ -81,14 +83,30 @@ def bind(what: str, params: Sequence[Param], call: S.Call, rep: Reporter,
                 rep.error(e.message, e.span or arg.span, *e.notes)
                 ok = False
         elif p.default is REQUIRED:
-            rep.error(f"{what}() missing required argument '{p.name}'", call.span,
-                      _missing_hint(what, params))
             ok = False
+            if p.name in misspelt:
+                continue  # already reported as the misspelt keyword
+            rep.error(f"{what}() missing required argument '{p.name}'", call.name.span,
+                      _missing_hint(what, params))
         else:
             values[p.name] = p.default
     return Bound(values, spans, set(raw), ok)
 
 
 def _missing_hint(what: str, params: Sequence[Param]) -> str:
-    required = [p.name for p in params if p.default is REQUIRED]
-    return f"{what} needs {', '.join(required)}" if required else ""
+    """The head of the signature: what Keras's positional order expects."""
+    head = []
+    for p in params:
+        if p.keyword_only or len(head) == 4:
+            break
+        head.append(p.name if p.default is REQUIRED else f"{p.name}={_show(p.default)}")
+    more = ", ..." if len(head) < len([p for p in params if not p.keyword_only]) else ""
+    return f"signature: {what}({', '.join(head)}{more})"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple) and value and all(isinstance(v, tuple) for v in value):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)

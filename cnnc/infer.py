@@ -146,7 +146,11 @@ def _need_rank(layer: Layer, x: Flow, rank: int) -> None:
 def _rank_hint(x: Flow, rank: int) -> str:
     n = sh.numel(x.shape)
     if len(x.shape) < rank + 1 and n is not None:
-        return f"add a Reshape before it, e.g. Reshape({_guess_reshape(n, rank)})"
+        guess = _guess_reshape(n, rank)
+        if guess:
+            return f"add a Reshape before it, e.g. Reshape({guess})"
+        return (f"add a Reshape to {rank} spatial axes and channels before it (the sizes must "
+                f"multiply to {n}), or remove the Flatten/Dense that made it {len(x.shape) + 1}-D")
     if len(x.shape) > rank + 1:
         return f"use the {len(x.shape) - 1}D variant of this layer, or Flatten/Reshape first"
     return ""
@@ -158,7 +162,7 @@ def _guess_reshape(n: int, rank: int) -> str:
     side = int(round(n ** (1 / rank)))
     if side ** rank == n:
         return "(" + ", ".join([str(side)] * rank) + ", 1)"
-    return "(" + ", ".join(["..."] * rank) + ", channels)"
+    return ""
 
 
 def _channels(layer: Layer, x: Flow) -> int:
@@ -189,7 +193,7 @@ def _too_small(layer: Layer, spatial, k, s, d, out, bad, pooling: bool) -> Shape
     dilated = any(dd > 1 for dd in d)
     i = bad[0]
     axis = _AXES[rank][i]
-    if pooling:
+    if pooling or d[i] == 1:
         formula = f"floor(({spatial[i]} - {k[i]}) / {s[i]}) + 1 = {out[i]}"
     else:
         formula = f"floor(({spatial[i]} - {d[i]}*({k[i]}-1) - 1) / {s[i]}) + 1 = {out[i]}"

@@ -36,6 +36,11 @@ class LayerKind:
     rank: int | None               # spatial rank for 1D/2D/3D variants
     params: tuple[Param, ...]
     aliases: tuple[str, ...] = ()
+    takes_common: bool = True      # False where Keras's __init__ has no **kwargs
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        return self.params + (COMMON if self.takes_common else ())
 
     @property
     def default_name(self) -> str:
@@ -259,7 +264,9 @@ def _kinds() -> list[LayerKind]:
                              (f"GlobalMaxPool{d}",)))
         out.append(LayerKind(f"GlobalAveragePooling{d}", "global_avg_pool", r,
                              _global_pool_params(), (f"GlobalAvgPool{d}",)))
-        out.append(LayerKind(f"SpatialDropout{d}", "spatial_dropout", r, _spatial_dropout_params(r)))
+        # Keras's SpatialDropout takes no **kwargs: no trainable=, no input_shape=.
+        out.append(LayerKind(f"SpatialDropout{d}", "spatial_dropout", r, _spatial_dropout_params(r),
+                             takes_common=False))
         out.append(LayerKind(f"ZeroPadding{d}", "zero_padding", r,
                              (Param("padding", zero_padding(r), _zero_padding_default(r)), DATA_FORMAT)))
     for r in (1, 2):

@@ -23,6 +23,7 @@ def output_activation(model: ModelIR) -> tuple[str, Layer] | None:
 
 def lint(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
     _softmax_not_last(model, rep)
+    _tf_depthwise_strides(model, rep)
     _dropout_last(model, rep)
     _single_unit_softmax(analysis, rep)
     _loss_vs_output(model, analysis, rep)
@@ -35,6 +36,19 @@ def _softmax_not_last(model: ModelIR, rep: Reporter) -> None:
         if layer.args.get("activation") == "softmax" and layer is not last:
             rep.warning(f"softmax on '{layer.name}', which is not the output layer", layer.span,
                         "softmax belongs on the last layer of a classifier; use 'relu' here")
+
+
+def _tf_depthwise_strides(model: ModelIR, rep: Reporter) -> None:
+    """TensorFlow's depthwise kernel needs equal strides on both axes; Keras's
+    shape rules (and JAX, and cnnc) do not."""
+    for layer in model.layers:
+        strides = layer.args.get("strides")
+        if (layer.family in ("depthwise_conv", "separable_conv") and layer.rank == 2
+                and strides and strides[0] != strides[1]):
+            rep.warning(f"{layer.kind} with unequal strides {strides} will not run on Keras's "
+                        "TensorFlow backend", layer.span_of("strides"),
+                        "TensorFlow's depthwise convolution supports only equal strides; cnnc, "
+                        "ONNX and Keras's JAX backend compute it")
 
 
 def _dropout_last(model: ModelIR, rep: Reporter) -> None:

@@ -48,14 +48,16 @@ def lark_parser() -> Lark:
 
 # --- tokens ------------------------------------------------------------------
 
-def _tokenize(text: str, rep: Reporter) -> list[Token]:
-    """All tokens of the file; a bad character is reported and skipped."""
+def _tokenize(text: str, rep: Reporter, bad_lines: set[int]) -> list[Token]:
+    """All tokens of the file; a bad character is reported and skipped, and its
+    line remembered so that the parse errors it causes are not reported again."""
     work = text
     for _ in range(_MAX_LEX_ERRORS):
         try:
             return list(lark_parser().lex(work))
         except UnexpectedCharacters as e:
             _report_bad_char(text, e, rep)
+            bad_lines.add(e.line)
             # Blank out the culprit (keeping line/column numbers) and lex again.
             end = e.pos_in_stream + 1
             if text[e.pos_in_stream] in "'\"":
@@ -122,7 +124,8 @@ def _open_brackets(stmt: list[Token], upto: int) -> list[Token]:
 
 def parse(text: str, rep: Reporter) -> list[S.Statement]:
     """Parse a whole file. Problems go to `rep`; the statements that parsed are returned."""
-    tokens = _tokenize(text, rep)
+    bad_lines: set[int] = set()
+    tokens = _tokenize(text, rep, bad_lines)
     statements: list[S.Statement] = []
     i = 0
     while i < len(tokens):
@@ -130,7 +133,7 @@ def parse(text: str, rep: Reporter) -> list[S.Statement]:
         if not stmt:
             i = nxt
             continue
-        tree, restart = _parse_statement(stmt, rep)
+        tree, restart = _parse_statement(stmt, rep, bad_lines)
         if restart is not None:
             # An unclosed bracket swallowed the following lines: resume at the
             # first token of the line where the parser gave up.
@@ -143,28 +146,35 @@ def parse(text: str, rep: Reporter) -> list[S.Statement]:
     return statements
 
 
-def _parse_statement(stmt: list[Token], rep: Reporter) -> tuple[Tree | None, int | None]:
+def _parse_statement(stmt: list[Token], rep: Reporter,
+                     bad_lines: set[int]) -> tuple[Tree | None, int | None]:
     """(tree, None) on success; (None, index) when parsing should resume at stmt[index]."""
     ip = lark_parser().parse_interactive(start="statement")
     for k, tok in enumerate(stmt):
         try:
             ip.feed_token(tok)
         except UnexpectedToken as e:
-            return None, _syntax_error(stmt, k, e, rep)
+            return None, _syntax_error(stmt, k, e, rep, bad_lines)
     try:
         return ip.feed_eof(stmt[-1]), None
     except UnexpectedToken as e:
-        return None, _syntax_error(stmt, len(stmt), e, rep)
+        return None, _syntax_error(stmt, len(stmt), e, rep, bad_lines)
 
 
-def _syntax_error(stmt: list[Token], k: int, e: UnexpectedInput, rep: Reporter) -> int | None:
+def _syntax_error(stmt: list[Token], k: int, e: UnexpectedInput, rep: Reporter,
+                  bad_lines: set[int]) -> int | None:
     """Report the error at stmt[k] (k == len(stmt): end of statement).
 
     Returns where parsing should resume inside stmt, if an unclosed bracket
     made it swallow later lines; None to skip the rest of the statement.
+    An error caused by an unreadable character already reported is not
+    reported again.
     """
     open_ = _open_brackets(stmt, k)
     at_end = k >= len(stmt)
+    err_line = stmt[min(k, len(stmt) - 1)].line
+    if err_line in bad_lines or (open_ and open_[-1].line in bad_lines):
+        rep = Reporter(rep.path)  # a scratch reporter: computed, not shown
     if open_ and (at_end or (stmt[k].line > stmt[0].line and _starts_line(stmt, k))):
         b = open_[-1]
         rep.error(f"'{b.value}' was never closed", _span(b),

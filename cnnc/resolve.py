@@ -139,7 +139,7 @@ def _layer_call(st: _State, call: S.Call, name: str) -> None:
     if spec is None:
         _unknown_layer(st, call, name)
         return
-    b = bind(spec.name, spec.params + kinds.COMMON, call, st.rep)
+    b = bind(spec.name, spec.all_params, call, st.rep)
     spans = dict(b.spans)
     args = dict(b.values)
     ok = b.ok and _joint_checks(st, spec, args, spans, call.span)
