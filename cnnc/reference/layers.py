@@ -1,0 +1,469 @@
+"""One class per layer family: forward and backward side by side, found in `LAYERS`.
+
+A layer object belongs to one model layer. `forward(x, weights, training, rng)`
+reads its weights from the shared dict by key (so optimizers can update that
+dict in place between steps) and, when training, keeps what its backward needs.
+`backward(dy, weights, skip_activation, need_dx)` returns the input gradient
+(None when not needed) and the gradients of the layer's *trainable* weights,
+keyed "layer/weight". Layers with an `activation` argument apply it after their
+linear part; `skip_activation` starts the backward at the pre-activation.
+
+All arithmetic happens in the dtype of the input (float32 normally, float64 for
+gradient checks); weights are cast to it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..infer import LayerInfo
+from . import activations as acts
+from . import conv as cv
+from . import pooling as pl
+
+Array = np.ndarray
+Grads = dict[str, Array]
+Weights = dict[str, Array]
+
+
+class Layer:
+    """The shared machinery: weight lookup, the fused activation, the cache."""
+
+    def __init__(self, info: LayerInfo):
+        self.info = info
+        self.layer = info.layer
+        self.name = info.name
+        self.trainable = {w.name for w in info.weights if w.trainable}
+        self.activation = self.layer.args.get("activation", "linear")
+        self.act = acts.get(self.activation)
+        self.cache: dict[str, Any] = {}
+
+    # subclasses: the linear part (z = f(x)) and its adjoint
+    def compute(self, x: Array, w: "_View", training: bool, rng) -> Array:
+        raise NotImplementedError
+
+    def adjoint(self, dz: Array, w: "_View", need_dx: bool) -> tuple[Array | None, Grads]:
+        raise NotImplementedError
+
+    def forward(self, x: Array, weights: Weights, training: bool = False, rng=None) -> Array:
+        self.cache = {}
+        z = self.compute(x, _View(weights, self.name, x.dtype), training, rng)
+        y = self.act.forward(z)
+        if training:
+            self.cache["act_x"] = z if "x" in self.act.needs else None
+            self.cache["act_y"] = y if "y" in self.act.needs else None
+        return y
+
+    def backward(self, dy: Array, weights: Weights, skip_activation: bool = False,
+                 need_dx: bool = True) -> tuple[Array | None, Grads]:
+        if "act_x" not in self.cache:
+            raise RuntimeError(f"layer '{self.name}': backward needs a forward(training=True) first")
+        dz = dy if skip_activation else self.act.backward(dy, self.cache["act_x"], self.cache["act_y"])
+        dx, grads = self.adjoint(dz, _View(weights, self.name, dy.dtype), need_dx)
+        return dx, {f"{self.name}/{k}": g for k, g in grads.items() if k in self.trainable}
+
+
+class _View:
+    """The layer's weights from the shared dict, cast to the compute dtype."""
+
+    def __init__(self, weights: Weights, layer: str, dtype):
+        self.weights, self.layer, self.dtype = weights, layer, dtype
+
+    def __getitem__(self, name: str) -> Array:
+        return self.weights[f"{self.layer}/{name}"].astype(self.dtype, copy=False)
+
+    def get(self, name: str) -> Array | None:
+        key = f"{self.layer}/{name}"
+        return self.weights[key].astype(self.dtype, copy=False) if key in self.weights else None
+
+
+def _spatial_args(layer, pooling: bool = False):
+    if pooling:
+        p = layer["pool_size"]
+        return p, layer["strides"] or p, (1,) * len(p)
+    return layer["kernel_size"], layer["strides"], layer["dilation_rate"]
+
+
+# --- convolutions ------------------------------------------------------------------
+
+class Conv(Layer):
+    """Conv1D/2D/3D: im2col + one matrix product; bias, then the activation."""
+
+    def compute(self, x, w, training, rng):
+        k, s, d = _spatial_args(self.layer)
+        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
+        xp = cv.pad(x, pads)
+        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+        kernel = w["kernel"]
+        cols = cv.im2col(xp, k, s, d, out)
+        z = cols @ kernel.reshape(-1, kernel.shape[-1])
+        bias = w.get("bias")
+        if bias is not None:
+            z += bias
+        if training:
+            self.cache.update(cols=cols, xp_shape=xp.shape, pads=pads, out=out)
+        return z.reshape(x.shape[0], *out, kernel.shape[-1])
+
+    def adjoint(self, dz, w, need_dx):
+        c = self.cache
+        k, s, d = _spatial_args(self.layer)
+        kernel = w["kernel"]
+        f = kernel.shape[-1]
+        dz2 = dz.reshape(-1, f)
+        grads = {"kernel": (c["cols"].T @ dz2).reshape(kernel.shape)}
+        if "bias" in self.trainable:
+            grads["bias"] = dz2.sum(axis=0)
+        dx = None
+        if need_dx:
+            dcols = dz2 @ kernel.reshape(-1, f).T
+            dx = cv.unpad(cv.col2im(dcols, c["xp_shape"], k, s, d, c["out"]), c["pads"])
+        return dx, grads
+
+
+def depthwise(xp: Array, kernel: Array, s, d, out) -> Array:
+    """(N, *out, C*dm): each input channel c convolved with kernel[..., c, :]."""
+    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    z = np.zeros((xp.shape[0], *out, c, m), xp.dtype)
+    for off in cv.offsets(k):
+        z += xp[cv.offset_slices(off, s, d, out)][..., None] * kernel[off]
+    return z.reshape(*z.shape[:-2], c * m)
+
+
+def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s, d, out,
+                      need_dx: bool) -> tuple[Array | None, Array]:
+    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    dz = dz.reshape(*dz.shape[:-1], c, m)
+    dk = np.empty_like(kernel)
+    dxp = np.zeros_like(xp) if need_dx else None
+    for off in cv.offsets(k):
+        sl = cv.offset_slices(off, s, d, out)
+        taps = xp[sl].reshape(-1, c)
+        dk[off] = np.einsum("pc,pcm->cm", taps, dz.reshape(-1, c, m))
+        if need_dx:
+            dxp[sl] += (dz * kernel[off]).sum(axis=-1)
+    return dxp, dk
+
+
+class DepthwiseConv(Layer):
+    """DepthwiseConv1D/2D: output channel c*dm + m = input channel c times kernel[..., c, m]."""
+
+    def compute(self, x, w, training, rng):
+        k, s, d = _spatial_args(self.layer)
+        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
+        xp = cv.pad(x, pads)
+        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+        z = depthwise(xp, w["kernel"], s, d, out)
+        bias = w.get("bias")
+        if bias is not None:
+            z += bias
+        if training:
+            self.cache.update(xp=xp, pads=pads, out=out)
+        return z
+
+    def adjoint(self, dz, w, need_dx):
+        c = self.cache
+        _, s, d = _spatial_args(self.layer)
+        dxp, dk = depthwise_adjoint(dz, c["xp"], w["kernel"], s, d, c["out"], need_dx)
+        grads = {"kernel": dk}
+        if "bias" in self.trainable:
+            grads["bias"] = dz.reshape(-1, dz.shape[-1]).sum(axis=0)
+        return (None if dxp is None else cv.unpad(dxp, c["pads"])), grads
+
+
+class SeparableConv(Layer):
+    """SeparableConv1D/2D: depthwise (strides, dilation) then a 1x1 pointwise
+    product; the bias comes after the pointwise step, then the activation."""
+
+    def compute(self, x, w, training, rng):
+        k, s, d = _spatial_args(self.layer)
+        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
+        xp = cv.pad(x, pads)
+        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+        mid = depthwise(xp, w["depthwise_kernel"], s, d, out)
+        pointwise = w["pointwise_kernel"]
+        f = pointwise.shape[-1]
+        z = mid.reshape(-1, mid.shape[-1]) @ pointwise.reshape(-1, f)
+        bias = w.get("bias")
+        if bias is not None:
+            z += bias
+        if training:
+            self.cache.update(xp=xp, pads=pads, out=out, mid=mid)
+        return z.reshape(*mid.shape[:-1], f)
+
+    def adjoint(self, dz, w, need_dx):
+        c = self.cache
+        _, s, d = _spatial_args(self.layer)
+        pointwise = w["pointwise_kernel"]
+        f = pointwise.shape[-1]
+        dz2 = dz.reshape(-1, f)
+        mid = c["mid"]
+        grads = {"pointwise_kernel": (mid.reshape(-1, mid.shape[-1]).T @ dz2).reshape(pointwise.shape)}
+        if "bias" in self.trainable:
+            grads["bias"] = dz2.sum(axis=0)
+        dmid = (dz2 @ pointwise.reshape(-1, f).T).reshape(mid.shape)
+        dxp, grads["depthwise_kernel"] = depthwise_adjoint(dmid, c["xp"], w["depthwise_kernel"],
+                                                           s, d, c["out"], need_dx)
+        return (None if dxp is None else cv.unpad(dxp, c["pads"])), grads
+
+
+# --- pooling -----------------------------------------------------------------------
+
+class MaxPool(Layer):
+    """MaxPooling1D/2D/3D; 'same' pads with -inf so padding never wins. Tied maxima:
+    the first takes the gradient in 1-D/2-D, every one of them in 3-D (as TF)."""
+
+    def compute(self, x, w, training, rng):
+        p, s, ones = _spatial_args(self.layer, pooling=True)
+        pads = cv.window_pads(x.shape[1:-1], p, s, ones, self.layer["padding"])
+        xp = cv.pad(x, pads, -np.inf)
+        out = cv.out_sizes(xp.shape[1:-1], p, s, ones, "valid")
+        y = pl.max_pool(xp, p, s, out)
+        if training:
+            self.cache.update(xp=xp, y=y, pads=pads, out=out)
+        return y
+
+    def adjoint(self, dz, w, need_dx):
+        c = self.cache
+        p, s, _ = _spatial_args(self.layer, pooling=True)
+        dxp = pl.max_pool_grad(dz, c["xp"], c["y"], p, s, c["out"], first_only=len(p) < 3)
+        return cv.unpad(dxp, c["pads"]), {}
+
+
+class AvgPool(Layer):
+    """AveragePooling1D/2D/3D; 'same' divides by the number of real inputs (TF)."""
+
+    def compute(self, x, w, training, rng):
+        p, s, ones = _spatial_args(self.layer, pooling=True)
+        spatial = x.shape[1:-1]
+        pads = cv.window_pads(spatial, p, s, ones, self.layer["padding"])
+        xp = cv.pad(x, pads)
+        out = cv.out_sizes(xp.shape[1:-1], p, s, ones, "valid")
+        counts = pl.real_counts(spatial, p, s, pads, out, x.dtype)
+        if training:
+            self.cache.update(xp_shape=xp.shape, pads=pads, out=out, counts=counts)
+        return pl.avg_pool(xp, p, s, out, counts)
+
+    def adjoint(self, dz, w, need_dx):
+        c = self.cache
+        p, s, _ = _spatial_args(self.layer, pooling=True)
+        dxp = pl.avg_pool_grad(dz, c["xp_shape"], p, s, c["out"], c["counts"])
+        return cv.unpad(dxp, c["pads"]), {}
+
+
+class GlobalMaxPool(Layer):
+    """GlobalMaxPooling: a reduce_max, whose gradient Keras (every backend) shares
+    equally among tied maxima -- unlike MaxPooling's first-maximum rule."""
+
+    def compute(self, x, w, training, rng):
+        axes = tuple(range(1, x.ndim - 1))
+        y = x.max(axis=axes, keepdims=True)
+        if training:
+            self.cache.update(x=x, y=y)
+        return y if self.layer["keepdims"] else y.reshape(x.shape[0], x.shape[-1])
+
+    def adjoint(self, dz, w, need_dx):
+        x, y = self.cache["x"], self.cache["y"]
+        hit = x == y
+        axes = tuple(range(1, x.ndim - 1))
+        share = dz.reshape(y.shape) / hit.sum(axis=axes, keepdims=True).astype(dz.dtype)
+        return hit * share, {}
+
+
+class GlobalAvgPool(Layer):
+    def compute(self, x, w, training, rng):
+        axes = tuple(range(1, x.ndim - 1))
+        if training:
+            self.cache["x_shape"] = x.shape
+        return x.mean(axis=axes, keepdims=bool(self.layer["keepdims"]))
+
+    def adjoint(self, dz, w, need_dx):
+        shape = self.cache["x_shape"]
+        n = math.prod(shape[1:-1])
+        share = dz.reshape(shape[0], *(1,) * (len(shape) - 2), shape[-1]) / dz.dtype.type(n)
+        return np.broadcast_to(share, shape).copy(), {}
+
+
+# --- reshaping ---------------------------------------------------------------------
+
+class Flatten(Layer):
+    """C-order of (N, *spatial, C), as Keras flattens channels_last tensors."""
+
+    def compute(self, x, w, training, rng):
+        if training:
+            self.cache["x_shape"] = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def adjoint(self, dz, w, need_dx):
+        return dz.reshape(self.cache["x_shape"]), {}
+
+
+class Reshape(Layer):
+    def compute(self, x, w, training, rng):
+        if training:
+            self.cache["x_shape"] = x.shape
+        return x.reshape(x.shape[0], *self.layer["target_shape"])
+
+    def adjoint(self, dz, w, need_dx):
+        return dz.reshape(self.cache["x_shape"]), {}
+
+
+class ZeroPadding(Layer):
+    def compute(self, x, w, training, rng):
+        pads = tuple(self.layer["padding"])
+        if training:
+            self.cache["pads"] = pads
+        return cv.pad(x, pads)
+
+    def adjoint(self, dz, w, need_dx):
+        return cv.unpad(dz, self.cache["pads"]), {}
+
+
+# --- dense, activation ---------------------------------------------------------------
+
+class Dense(Layer):
+    """x @ kernel + bias on the last axis (any rank)."""
+
+    def compute(self, x, w, training, rng):
+        kernel = w["kernel"]
+        x2 = x.reshape(-1, x.shape[-1])
+        z = x2 @ kernel
+        bias = w.get("bias")
+        if bias is not None:
+            z += bias
+        if training:
+            self.cache["x2"] = x2
+            self.cache["x_shape"] = x.shape
+        return z.reshape(*x.shape[:-1], kernel.shape[-1])
+
+    def adjoint(self, dz, w, need_dx):
+        kernel = w["kernel"]
+        dz2 = dz.reshape(-1, kernel.shape[-1])
+        grads = {"kernel": self.cache["x2"].T @ dz2}
+        if "bias" in self.trainable:
+            grads["bias"] = dz2.sum(axis=0)
+        dx = (dz2 @ kernel.T).reshape(self.cache["x_shape"]) if need_dx else None
+        return dx, grads
+
+
+class Activation(Layer):
+    """The activation alone: its linear part is the identity."""
+
+    def compute(self, x, w, training, rng):
+        return x
+
+    def adjoint(self, dz, w, need_dx):
+        return dz, {}
+
+
+# --- regularisation, normalisation -----------------------------------------------------
+
+def _dropout_mask(shape, rate: float, dtype, rng: np.random.Generator) -> Array:
+    """Keep with probability 1-rate, scaled by 1/(1-rate); rate 1 drops everything (TF)."""
+    if rate >= 1.0:
+        return np.zeros(shape, dtype)
+    keep = rng.random(shape, dtype=np.float32) >= np.float32(rate)
+    return keep * dtype.type(1.0 / (1.0 - rate))
+
+
+class Dropout(Layer):
+    """Dropout (noise shape = input shape) and SpatialDropout (noise (N, 1.., C))."""
+
+    spatial = False
+
+    def compute(self, x, w, training, rng):
+        rate = self.layer["rate"]
+        if not training or rate == 0:
+            if training:
+                self.cache["mask"] = None
+            return x
+        shape = (x.shape[0], *(1,) * (x.ndim - 2), x.shape[-1]) if self.spatial else x.shape
+        mask = _dropout_mask(shape, rate, x.dtype, rng)
+        self.cache["mask"] = mask
+        return x * mask
+
+    def adjoint(self, dz, w, need_dx):
+        mask = self.cache["mask"]
+        return (dz if mask is None else dz * mask), {}
+
+
+class SpatialDropout(Dropout):
+    spatial = True
+
+
+class BatchNorm(Layer):
+    """Batch statistics (biased variance) when training a trainable layer, and
+    the moving averages updated in place; otherwise the moving statistics."""
+
+    def compute(self, x, w, training, rng):
+        L = self.layer
+        axis = L["axis"] % x.ndim
+        axes = tuple(i for i in range(x.ndim) if i != axis)
+        shape = [1] * x.ndim
+        shape[axis] = x.shape[axis]
+        eps = x.dtype.type(L["epsilon"])
+        gamma, beta = w.get("gamma"), w.get("beta")
+        batch_stats = training and self.layer.trainable
+        if batch_stats:
+            mean = x.mean(axis=axes)
+            var = np.square(x - mean.reshape(shape)).mean(axis=axes)
+            self._update_moving(w.weights, mean, var, L["momentum"])
+        else:
+            mean, var = w["moving_mean"], w["moving_variance"]
+        inv = (1 / np.sqrt(var + eps)).reshape(shape)
+        xhat = (x - mean.reshape(shape)) * inv
+        y = xhat if gamma is None else xhat * gamma.reshape(shape)
+        if beta is not None:
+            y = y + beta.reshape(shape)
+        if training:
+            self.cache.update(xhat=xhat, inv=inv, axes=axes, shape=shape, batch_stats=batch_stats)
+        return y
+
+    def _update_moving(self, weights: Weights, mean: Array, var: Array, momentum: float) -> None:
+        for name, batch in (("moving_mean", mean), ("moving_variance", var)):
+            key = f"{self.name}/{name}"
+            old = weights[key]
+            new = old.astype(batch.dtype) * batch.dtype.type(momentum) + \
+                batch * batch.dtype.type(1.0 - momentum)
+            if old.flags.writeable:
+                np.copyto(old, new, casting="unsafe")
+            else:
+                weights[key] = new.astype(old.dtype)
+
+    def adjoint(self, dz, w, need_dx):
+        c = self.cache
+        xhat, inv, axes, shape = c["xhat"], c["inv"], c["axes"], c["shape"]
+        gamma = w.get("gamma")
+        grads = {}
+        if gamma is not None:
+            grads["gamma"] = (dz * xhat).sum(axis=axes)
+        if w.get("beta") is not None:
+            grads["beta"] = dz.sum(axis=axes)
+        dxhat = dz if gamma is None else dz * gamma.reshape(shape)
+        if not c["batch_stats"]:
+            return dxhat * inv, grads
+        # mean and variance depend on x too: project out their directions
+        mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
+        mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
+        return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv, grads
+
+
+LAYERS: dict[str, type[Layer]] = {
+    "conv": Conv,
+    "depthwise_conv": DepthwiseConv,
+    "separable_conv": SeparableConv,
+    "max_pool": MaxPool,
+    "avg_pool": AvgPool,
+    "global_max_pool": GlobalMaxPool,
+    "global_avg_pool": GlobalAvgPool,
+    "flatten": Flatten,
+    "dense": Dense,
+    "dropout": Dropout,
+    "spatial_dropout": SpatialDropout,
+    "batch_norm": BatchNorm,
+    "activation": Activation,
+    "zero_padding": ZeroPadding,
+    "reshape": Reshape,
+}
