@@ -66,3 +66,14 @@ def test_examples_match_keras(path):
     assert [tuple(l.output.shape[1:]) for l in model.layers] == \
         [i.output_shape for i in checked.analysis.infos]
     assert model.count_params() == checked.analysis.total_params
+
+
+def test_hand_computed_cases_agree_with_keras():
+    """The table in test_shapes.py, rebuilt in Keras: the hand arithmetic is Keras's."""
+    from .test_shapes import CASES
+    for input_shape, line, output, params in CASES:
+        checked = check_text(f"input {input_shape}\n{line}\n")
+        model = keras_model(checked.ir)
+        layer = model.layers[0]
+        assert tuple(layer.output.shape[1:]) == output, line
+        assert layer.count_params() == params, line
