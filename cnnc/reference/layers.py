@@ -294,7 +294,7 @@ class Flatten(Layer):
     def compute(self, x, w, training, rng):
         if training:
             self.cache["x_shape"] = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))   # explicit: batch may be 0
 
     def adjoint(self, dz, w, need_dx):
         return dz.reshape(self.cache["x_shape"]), {}
@@ -304,7 +304,11 @@ class Reshape(Layer):
     def compute(self, x, w, training, rng):
         if training:
             self.cache["x_shape"] = x.shape
-        return x.reshape(x.shape[0], *self.layer["target_shape"])
+        target = self.layer["target_shape"]
+        if -1 in target:        # resolve it per sample, so an empty batch reshapes too
+            known = math.prod(t for t in target if t != -1)
+            target = tuple(math.prod(x.shape[1:]) // known if t == -1 else t for t in target)
+        return x.reshape(x.shape[0], *target)
 
     def adjoint(self, dz, w, need_dx):
         return dz.reshape(self.cache["x_shape"]), {}

@@ -69,6 +69,7 @@ class Network:
         self.layers: list[Layer] = [LAYERS[info.layer.family](info) for info in analysis.infos]
         self.output_activation: str = self.layers[-1].activation if self.layers else "linear"
         self._trained_forward = False
+        self.input_grad: Array | None = None
 
     def forward(self, x: Array, training: bool = False,
                 rng: np.random.Generator | None = None) -> Array:
@@ -86,10 +87,13 @@ class Network:
         self._trained_forward = training
         return x
 
-    def backward(self, dy: Array, skip_output_activation: bool = False) -> dict[str, Array]:
+    def backward(self, dy: Array, skip_output_activation: bool = False, *,
+                 input_grad: bool = False) -> dict[str, Array]:
         """Gradients of every trainable weight (same shapes as the weights), after a
         forward(training=True). With skip_output_activation=True, dy is the gradient
-        with respect to the output layer's pre-activation."""
+        with respect to the output layer's pre-activation. With input_grad=True the
+        gradient with respect to the network's input is left in `self.input_grad`
+        (skipped otherwise: nothing upstream needs it during training)."""
         if not self._trained_forward:
             raise RuntimeError("Network.backward needs a forward(training=True) first")
         dy = np.asarray(dy)
@@ -98,8 +102,9 @@ class Network:
         for i in range(last, -1, -1):
             dy, g = self.layers[i].backward(dy, self.weights,
                                             skip_activation=skip_output_activation and i == last,
-                                            need_dx=i > 0)
+                                            need_dx=input_grad or i > 0)
             grads.update(g)
+        self.input_grad = dy if input_grad else None
         order = [f"{info.name}/{w.name}" for info in self.analysis.infos for w in info.weights]
         return {k: grads[k] for k in order if k in grads}
 
