@@ -1,17 +1,97 @@
-"""cnnc compile (not implemented yet)."""
+"""Compile a .cnn file to ONNX: check it, print its summary, lower it, verify the
+graph (onnx checker, strict shape inference against cnnc's shapes, an onnxruntime
+smoke run) and write it atomically, by default next to the source as NAME.onnx.
+
+Weights come from --weights (a Keras-compatible .npz) or are freshly initialised
+with --seed (the ONNX file of an untrained model: useful to check deployment).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from ..diagnostics import UsageError
+from ._common import load_model
 
-HELP = "(not implemented yet)"
+HELP = "check a .cnn file, print its summary and write a verified ONNX model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("args", nargs="*")
+    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="where to write the .onnx (default: FILE with .onnx; a folder: FILE's name in it)")
+    p.add_argument("--weights", metavar="NPZ", help="Keras-compatible weights (.npz)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the fresh initial weights when --weights is not given (default 0)")
+    p.add_argument("--opset", type=int, metavar="N",
+                   help="ONNX opset (default 17; see docs/ONNX.md for the supported range)")
+    p.add_argument("--no-summary", action="store_true", help="do not print the model summary")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print neither warnings nor the summary; only errors and the written path")
+
+
+def output_path(source: str, output: str | None) -> Path:
+    from ..lower import default_path
+    if output is None:
+        return default_path(source)
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", "\\")):
+        return out / default_path(Path(source).name)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("cnnc compile is not implemented yet")
+    from .. import lower
+    from ..summary import render
+
+    lower.check_opset(args.opset)
+    model = load_model(args.file, quiet=args.quiet)
+    if args.weights:
+        model.load_weights(args.weights)
+        origin = f"file {args.weights}"
+    else:
+        model.init_weights(args.seed)
+        origin = f"fresh initialisation, seed {args.seed} (untrained)"
+    if not (args.quiet or args.no_summary):
+        print(render(model.analysis, "text", diagnostics=model.diagnostics))
+    try:
+        lowered = lower.lower(model, args.opset, metadata={"weights": origin})
+    except lower.VerificationError as e:
+        print(f"cnnc: error: the ONNX graph failed verification: {e}", file=sys.stderr)
+        print("  note: this is a bug in cnnc; please report it with the .cnn file", file=sys.stderr)
+        return 70
+    path = output_path(args.file, args.output)
+    protect = [args.file] + ([args.weights] if args.weights else [])
+    size = lower.write(lowered.proto, path, protect=protect)
+    print(_report(lowered, path, size, origin, args.quiet))
+    return 0
+
+
+def _report(lowered, path: Path, size: int, origin: str, quiet: bool) -> str:
+    from ..lower import INPUT_NAME, OUTPUT_NAME
+    from ..summary import readable_memory_size
+    head = f"wrote {path} ({readable_memory_size(size)})"
+    if quiet:
+        return head
+    g = lowered.proto.graph
+    ops = ", ".join(f"{op} {n}" for op, n in sorted(lowered.op_counts().items(), key=lambda t: -t[1]))
+    lines = [
+        "",
+        head,
+        f"  opset {lowered.opset}, {lowered.nodes} nodes ({ops}), "
+        f"{lowered.transposes} Transpose",
+        f"  input  '{INPUT_NAME}' {_shape(g.input[0])} float32, channels_last (NHWC) as in Keras",
+        f"  output '{OUTPUT_NAME}' {_shape(g.output[0])} float32",
+        f"  weights: {origin}",
+        f"  verified: {'; '.join(lowered.checks)}",
+    ]
+    if not lowered.finite:
+        lines.append("  warning: on a random input the model gives NaN or inf values")
+    return "\n".join(lines)
+
+
+def _shape(value_info) -> str:
+    dims = [d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+            for d in value_info.type.tensor_type.shape.dim]
+    return "(" + ", ".join(dims) + ")"

@@ -1,0 +1,179 @@
+"""Lowering a checked model to ONNX: standard ops, NHWC at the boundary, NCHW inside.
+
+    proto = cnnc.lower.to_onnx(model)              # verified onnx.ModelProto
+    cnnc.lower.export(model, "deploy/net.onnx")    # verified, then written atomically
+
+The graph takes one input named "input", shaped like Keras's (batch, *spatial,
+channels) with a symbolic "batch" dimension, and gives one output named
+"output" in Keras's layout. Inside, images are channels-first and the layout
+of every tensor is tracked (`graph.Value`) so that Transposes appear only
+where needed. Inference semantics: Dropout is dropped, BatchNormalization
+uses its moving statistics. Every model is verified (`verify`) before it is
+returned or written. See docs/ONNX.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from .. import __version__
+from ..diagnostics import UsageError
+from .graph import CF, FLOAT, Graph, Value, channels_last
+from .layers import RULES, Step
+from .verify import VerificationError, check_and_infer, smoke_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..model import Model
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "INPUT_NAME", "OUTPUT_NAME", "Lowered",
+           "VerificationError", "lower", "to_onnx", "export", "default_path", "write"]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13     # Softmax/LogSoftmax act on one axis from 13 on
+# The newest opset tested with the onnx and onnxruntime installed (both go further).
+MAX_OPSET = min(21, onnx.defs.onnx_opset_version())
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+INPUT_DOC = "float32, channels_last as in Keras: (batch, *spatial, channels)"
+
+_AXIS_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+@dataclass
+class Lowered:
+    """A verified ONNX model and what the compile report shows about it."""
+
+    proto: onnx.ModelProto
+    opset: int
+    transposes: int
+    finite: bool = True                                 # smoke run gave finite outputs
+    checks: tuple[str, ...] = field(default=())
+
+    @property
+    def nodes(self) -> int:
+        return len(self.proto.graph.node)
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for n in self.proto.graph.node:
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+        return counts
+
+
+def check_opset(opset: int | None) -> int:
+    if opset is None:
+        return DEFAULT_OPSET
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"opset {opset} is not supported",
+                         [f"cnnc writes opsets {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})"])
+    return opset
+
+
+def _input_dims(shape: tuple[int | None, ...]) -> list[int | str]:
+    names = _AXIS_NAMES.get(len(shape) - 1, ())
+    dims: list[int | str] = ["batch"]
+    for i, n in enumerate(shape):
+        dims.append(n if n is not None else (names[i] if i < len(names) else f"dim{i + 1}"))
+    return dims
+
+
+def _layer_doc(model: "Model", info) -> str:
+    layer = info.layer
+    line = model.source.line_text(layer.span.line).strip()
+    return f"{layer.kind} '{layer.name}' ({model.ir.path}:{layer.span.line}): {line}"
+
+
+def _layer_weights(info, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {w.name: np.asarray(weights[f"{info.name}/{w.name}"], np.float32) for w in info.weights}
+
+
+def build(model: "Model", opset: int | None = None,
+          weights: Mapping[str, np.ndarray] | None = None,
+          metadata: Mapping[str, str] | None = None) -> tuple[onnx.ModelProto, dict[str, tuple]]:
+    """The unverified graph, and the shape (batch included) every layer's output must have."""
+    opset = check_opset(opset)
+    analysis = model.analysis
+    if not analysis.complete:
+        raise UsageError(f"model '{model.name}' has unknown shapes and cannot be lowered")
+    weights = model.weights if weights is None else weights
+    g = Graph(opset)
+    for name in (INPUT_NAME, OUTPUT_NAME):
+        g.reserve(name)
+    in_shape = tuple(model.ir.input_shape)
+    x = Value(INPUT_NAME, in_shape)
+    expected: dict[str, tuple] = {}
+    for info in analysis.infos:
+        step = Step(g, info, _layer_weights(info, weights), _layer_doc(model, info))
+        x = RULES[info.layer.family](step, x)
+        expected[x.name] = ("batch", *x.physical_shape())
+    y = channels_last(g, x)
+    if not g.produced(y.name):   # no node at all (a stack of Dropouts): still an output
+        y = Value(g.node("Identity", [y.name], "identity"), y.shape)
+    g.rename_output(y.name, OUTPUT_NAME)
+    expected = {OUTPUT_NAME if k == y.name else k: v for k, v in expected.items()}
+    expected[OUTPUT_NAME] = ("batch", *y.shape)
+
+    inp = helper.make_tensor_value_info(INPUT_NAME, FLOAT, _input_dims(in_shape),
+                                        INPUT_DOC)
+    out = helper.make_tensor_value_info(OUTPUT_NAME, FLOAT, ["batch", *y.shape],
+                                        "float32, Keras's output layout: (batch, *output_shape)")
+    graph = helper.make_graph(g.nodes, model.name, [inp], [out], initializer=g.initializers,
+                              doc_string=f"cnnc model '{model.name}' from {model.ir.path}; "
+                                         f"input {in_shape} per sample, channels_last")
+    proto = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                          producer_name="cnnc", producer_version=__version__,
+                                          doc_string=f"{model.name}: compiled by cnnc {__version__} "
+                                                     f"from {model.ir.path}")
+    props = {"source": str(model.ir.path), "cnnc_version": __version__, "model": model.name,
+             "input_layout": "channels_last (NHWC)", "input_name": INPUT_NAME,
+             "output_name": OUTPUT_NAME}
+    props.update(metadata or {})
+    helper.set_model_props(proto, props)
+    return proto, expected
+
+
+def lower(model: "Model", opset: int | None = None,
+          weights: Mapping[str, np.ndarray] | None = None,
+          metadata: Mapping[str, str] | None = None) -> Lowered:
+    """Build and verify; raises VerificationError (a cnnc bug) if a check fails."""
+    proto, expected = build(model, opset, weights, metadata)
+    proto = check_and_infer(proto, expected)
+    finite = smoke_run(proto, model.analysis)
+    opset = check_opset(opset)
+    return Lowered(proto, opset, sum(n.op_type == "Transpose" for n in proto.graph.node), finite,
+                   ("onnx.checker full_check", "strict shape inference matches cnnc's shapes",
+                    "onnxruntime smoke run"))
+
+
+def to_onnx(model: "Model", opset: int | None = None,
+            weights: Mapping[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """The verified ONNX model of `model` with its current (or the given) weights."""
+    return lower(model, opset, weights).proto
+
+
+def default_path(source: str | Path) -> Path:
+    """net.cnn -> net.onnx next to it."""
+    return Path(source).with_suffix(".onnx")
+
+
+def write(proto: onnx.ModelProto, path: str | Path, protect=()) -> int:
+    """Write atomically, refusing to overwrite any `protect` file; returns the size in bytes."""
+    from ..atomic import write_bytes
+    data = proto.SerializeToString()
+    write_bytes(path, data, protect)
+    return len(data)
+
+
+def export(model: "Model", path: str | Path | None = None, opset: int | None = None) -> onnx.ModelProto:
+    """Verify, then write to `path` (atomically) when given; returns the model."""
+    proto = to_onnx(model, opset)
+    if path is not None:
+        write(proto, path, protect=[model.ir.path])
+    return proto

@@ -1,0 +1,95 @@
+"""Checks every export passes before it is written.
+
+1. `onnx.checker.check_model(full_check=True)`;
+2. strict shape inference, whose shape for every layer's output tensor must
+   equal the one cnnc inferred (in that tensor's layout); the inferred
+   `value_info` is kept so Netron shows shapes;
+3. a smoke run on onnxruntime (CPU): the output has the expected shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+import onnx
+
+from ..diagnostics import Reporter
+from ..infer import Analysis, infer
+
+Shape = tuple  # of int | str | None, batch included
+
+
+class VerificationError(Exception):
+    """The lowered graph failed a check: a bug in cnnc, never in the user's model."""
+
+
+def _dims(t: onnx.TypeProto) -> Shape | None:
+    if not t.tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in t.tensor_type.shape.dim)
+
+
+def _agrees(got: Shape, want: Shape) -> bool:
+    if got is None or len(got) != len(want):
+        return False
+    for g, w in zip(got, want):
+        if isinstance(w, int) and g != w:
+            return False
+        if w == "batch" and g != "batch":
+            return False
+        if w is None and isinstance(g, int):  # cnnc says unknown, ONNX claims a size
+            return False
+    return True
+
+
+def check_and_infer(proto: onnx.ModelProto, expected: Mapping[str, Shape]) -> onnx.ModelProto:
+    """Checker + strict shape inference; returns the model with value_info filled in."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True,
+                                                     data_prop=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise VerificationError(f"the ONNX checker rejected the graph: {e}") from None
+    g = inferred.graph
+    types = {v.name: v.type for v in (*g.value_info, *g.output, *g.input)}
+    for name, want in expected.items():
+        got = _dims(types[name]) if name in types else None
+        if not _agrees(got, want):
+            raise VerificationError(f"ONNX shape inference gives {name!r} the shape {got}, "
+                                    f"cnnc expects {want}")
+    return inferred
+
+
+def smoke_shapes(analysis: Analysis) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A concrete sample shape (unknown sizes filled in) that the model accepts, and the
+    output sample shape cnnc's own inference gives for it."""
+    shape = analysis.model.input_shape
+    if None not in shape:
+        return tuple(shape), tuple(analysis.output_shape)
+    for n in (32, 64, 128, 256, 512, 1024):
+        filled = tuple(n if s is None else s for s in shape)
+        trial = infer(dataclasses.replace(analysis.model, input_shape=filled), Reporter())
+        if trial.complete and None not in trial.output_shape:
+            return filled, tuple(trial.output_shape)
+    raise VerificationError(f"found no input size that fits the model's input {shape}")
+
+
+def smoke_run(proto: onnx.ModelProto, analysis: Analysis, batch: int = 2) -> bool:
+    """Run a random batch; False when the output has NaN or inf (possible with real
+    weights and, say, an exponential activation: worth a warning, not a failure)."""
+    import onnxruntime as ort
+
+    sample, out_sample = smoke_shapes(analysis)
+    x = np.random.default_rng(0).standard_normal((batch, *sample)).astype(np.float32)
+    try:
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise VerificationError(f"onnxruntime could not run the graph: {e}") from None
+    if y.shape != (batch, *out_sample):
+        raise VerificationError(f"onnxruntime gave an output of shape {y.shape}, cnnc expects "
+                                f"{(batch, *out_sample)}")
+    return bool(np.all(np.isfinite(y)))
