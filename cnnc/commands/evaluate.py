@@ -1,17 +1,49 @@
-"""cnnc evaluate (not implemented yet)."""
+"""Evaluate trained weights on a dataset: the loss and metrics of the file's
+compile(...), in inference mode (Keras's model.evaluate).
+
+Uses the test split (x_test, y_test) unless --split train. Prints
+`loss: ... - accuracy: ...` (or JSON with --format json).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
-from ..diagnostics import UsageError
+from .train import add_data_arguments
 
-HELP = "(not implemented yet)"
+HELP = "compute the loss and metrics of trained weights on a dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("args", nargs="*")
+    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("--weights", required=True, metavar="WEIGHTS.npz", help="Keras-compatible weights")
+    add_data_arguments(p)
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--loss", help="override the file's loss (needed when the file has no compile)")
+    p.add_argument("--metrics", help="comma-separated, e.g. accuracy")
+    p.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("cnnc evaluate is not implemented yet")
+    from .. import data as D
+    from .. import train
+    from ._common import load_model
+
+    model = load_model(args.file)
+    model.load_weights(args.weights)
+    ds = D.load(args.data).limit(args.limit)
+    x, y = ds.split(args.split)
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    logs = train.evaluate(model, x, y, batch_size=args.batch_size, return_dict=True, verbose=0,
+                          scale=args.scale, divisor=ds.scale, loss=args.loss, metrics=metrics)
+    if args.format == "json":
+        json.dump({"model": model.name, "weights": args.weights, "data": args.data,
+                   "split": args.split, "samples": int(len(x)), **logs}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{len(x):,} samples ({args.split})" +
+              "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
+    return 0

@@ -1,17 +1,89 @@
-"""cnnc predict (not implemented yet)."""
+"""Predict with trained weights: the model's outputs for a dataset's samples.
+
+--data is a dataset as for `cnnc train` (its test split by default), or a .npy
+file of inputs. Prints the predicted class of the first samples (--show N),
+with the class names when the dataset has them; -o writes every output:
+.npy (the raw outputs), or .csv (index, predicted class, outputs).
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+from pathlib import Path
 
 from ..diagnostics import UsageError
 
-HELP = "(not implemented yet)"
+HELP = "run trained weights on a dataset's samples and print or save the outputs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("args", nargs="*")
+    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("--weights", required=True, metavar="WEIGHTS.npz", help="Keras-compatible weights")
+    p.add_argument("--data", required=True, metavar="SPEC",
+                   help="a dataset as for `cnnc train`, or a .npy file of inputs")
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N samples")
+    p.add_argument("--no-scale", dest="scale", action="store_false",
+                   help="do not scale uint8 images by 1/255 (digits by 1/16)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--show", type=int, default=10, metavar="N", help="print the first N predictions")
+    p.add_argument("-o", "--output", metavar="PATH", help="write all outputs (.npy or .csv)")
+
+
+def _inputs(args):
+    import numpy as np
+    from .. import data as D
+    if args.data.lower().endswith(".npy"):
+        try:
+            x = np.load(args.data, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise D.DataError(f"cannot read inputs '{args.data}': {e}") from None
+        return x, None, None, None
+    ds = D.load(args.data)
+    x, y = ds.split(args.split)
+    return x, y, ds.scale, ds.class_names
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("cnnc predict is not implemented yet")
+    import numpy as np
+    from .. import data as D
+    from ..atomic import write_bytes, write_text
+    from ._common import load_model
+
+    model = load_model(args.file)
+    model.load_weights(args.weights)
+    if args.output and Path(args.output).suffix not in (".npy", ".csv"):
+        raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    x, y, divisor, names = _inputs(args)
+    if args.limit:
+        x = x[:args.limit]
+        y = None if y is None else y[:args.limit]
+    x = D.prepare_x(x, model.ir.input_shape, scale=args.scale, divisor=divisor,
+                    what="x", model=f"model '{model.name}'")
+    out = model.predict(x, batch_size=args.batch_size)
+    classes = out.argmax(axis=-1) if out.shape[-1] > 1 else (out[..., 0] > 0.5).astype(int)
+    for i in range(min(args.show, len(out))):
+        c = int(np.ravel(classes[i])[0]) if np.ndim(classes[i]) else int(classes[i])
+        label = f" {names[c]!r}" if names and 0 <= c < len(names) else ""
+        conf = float(np.max(out[i])) if out.shape[-1] > 1 else float(out[i].ravel()[0])
+        truth = ""
+        if y is not None and np.ndim(y[i]) == 0:
+            truth = f" (label {int(y[i])})"
+        print(f"{i}: class {c}{label}, output {conf:.4f}{truth}")
+    if args.output:
+        protect = [args.file, args.data, args.weights]
+        if args.output.endswith(".npy"):
+            buf = io.BytesIO()
+            np.save(buf, out)
+            write_bytes(args.output, buf.getvalue(), protect)
+        else:
+            flat = out.reshape(len(out), -1)
+            lines = ["index,class," + ",".join(f"output_{j}" for j in range(flat.shape[1]))]
+            lines += [f"{i},{int(np.ravel(classes[i])[0])}," + ",".join(f"{v:.7g}" for v in row)
+                      for i, row in enumerate(flat)]
+            write_text(args.output, "\n".join(lines) + "\n", protect)
+        print(f"wrote {args.output} ({len(out):,} outputs of shape {tuple(out.shape[1:])})")
+    return 0

@@ -1,17 +1,139 @@
-"""cnnc train (not implemented yet)."""
+"""Train a model with the NumPy reference and write Keras-compatible weights.
+
+Settings come from the file's compile(...) and fit(...); flags override them.
+Writes the weights (-o, default ./<model file stem>.npz), the history as JSON
+next to them (<output stem>.history.json, rewritten after every epoch) and a
+checkpoint directory (<output stem>.ckpt/) at the end of every epoch and every
+--checkpoint-every seconds. `--resume` continues from that checkpoint and ends
+with the same weights as an uninterrupted run. uint8 images are scaled by
+1/255 (digits by 1/16) unless --no-scale.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from ..diagnostics import UsageError
 
-HELP = "(not implemented yet)"
+HELP = "train a model on a dataset (Keras fit) and write its weights"
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="SPEC",
+                   help="fashion-mnist, digits, a .npz (x_train, y_train, x_test, y_test) "
+                        "or a directory of IDX files")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N samples of each split")
+    p.add_argument("--no-scale", dest="scale", action="store_false",
+                   help="do not scale uint8 images by 1/255 (digits by 1/16)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("args", nargs="*")
+    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    add_data_arguments(p)
+    p.add_argument("-o", "--output", metavar="WEIGHTS.npz",
+                   help="where to write the trained weights (default: ./<FILE stem>.npz)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint of a stopped run")
+    g = p.add_argument_group("overrides of the file's compile(...) and fit(...)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--validation-split", type=float)
+    g.add_argument("--seed", type=int, help="makes the run repeatable (init, shuffling, dropout)")
+    g.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False, default=None)
+    g.add_argument("--lr", "--learning-rate", dest="lr", type=float, help="the optimizer's learning rate")
+    g.add_argument("--optimizer", help="sgd, rmsprop or adam with Keras's defaults")
+    g.add_argument("--loss", help="e.g. categorical_crossentropy (needed when the file has no compile)")
+    g.add_argument("--metrics", help="comma-separated, e.g. accuracy")
+    c = p.add_argument_group("checkpoints and outputs")
+    c.add_argument("--checkpoint-dir", metavar="DIR", help="default: <output stem>.ckpt/")
+    c.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                   help="also checkpoint within an epoch this often (default 30; 0: every batch)")
+    c.add_argument("--no-checkpoint", action="store_true", help="write no checkpoints")
+    c.add_argument("--history", metavar="PATH", help="default: <output stem>.history.json")
+    c.add_argument("--initial-weights", metavar="WEIGHTS.npz", help="start from these weights")
+    c.add_argument("--no-test", dest="test", action="store_false",
+                   help="do not evaluate on the test split at the end")
+    c.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2),
+                   help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal)")
+
+
+def history_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".history.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("cnnc train is not implemented yet")
+    from .. import checkpoint as ckpt
+    from .. import data as D
+    from .. import train
+    from ..atomic import write_text
+    from ._common import load_model
+
+    model = load_model(args.file)
+    output = Path(args.output) if args.output else Path(Path(args.file).stem + ".npz")
+    if output.suffix != ".npz":
+        raise UsageError(f"the output '{output}' should end in .npz")
+    hist_path = Path(args.history) if args.history else history_path(output)
+    folder = None if args.no_checkpoint else Path(args.checkpoint_dir or ckpt.default_dir(output))
+    protect = [args.file, args.data]
+    if args.resume and folder is None:
+        raise UsageError("--resume needs checkpoints; drop --no-checkpoint")
+
+    ds = D.load(args.data).limit(args.limit)
+    if args.initial_weights:
+        model.load_weights(args.initial_weights)
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if folder is not None:
+        _announce_checkpoint(folder, args.resume, ckpt)
+
+    def write_history(history) -> None:
+        write_text(hist_path, json.dumps({"model": model.name, **history.to_json()}, indent=2) + "\n",
+                   protect)
+
+    try:
+        history = train.fit(model, ds.x_train, ds.y_train, epochs=args.epochs, batch_size=args.batch_size,
+                            validation_split=args.validation_split, shuffle=args.shuffle, seed=args.seed,
+                            verbose=args.verbose, checkpoint=folder, resume=args.resume,
+                            checkpoint_every=args.checkpoint_every, scale=args.scale, divisor=ds.scale,
+                            loss=args.loss, optimizer=args.optimizer, learning_rate=args.lr,
+                            metrics=metrics, on_epoch_end=write_history)
+    except train.TrainingStopped as e:
+        print(f"cnnc: error: {e}", file=sys.stderr)
+        for note in e.notes:
+            print(f"  note: {note}", file=sys.stderr)
+        print(f"  note: '{output}' was not written", file=sys.stderr)
+        return 1
+    except train.TrainingInterrupted as e:
+        where = f"; checkpoint saved in '{e.checkpoint}', continue with --resume" if e.checkpoint else ""
+        print(f"cnnc: {e}{where}", file=sys.stderr)
+        return 130
+    _save(model, output, protect)
+    summary = {"model": model.name, **history.to_json()}
+    if args.test and ds.x_test is not None:
+        test = train.evaluate(model, ds.x_test, ds.y_test, batch_size=max(32, history.params["batch_size"]),
+                              return_dict=True, verbose=0, scale=args.scale, divisor=ds.scale,
+                              loss=args.loss, metrics=metrics)
+        summary["test"] = test
+        print("test:" + "".join(f" - {k}: {v:.4f}" for k, v in test.items()).removeprefix(" -"))
+    write_text(hist_path, json.dumps(summary, indent=2) + "\n", protect)
+    where = f"; checkpoint in {folder}/" if folder is not None else ""
+    print(f"wrote {output} ({model.total_params:,} parameters) and {hist_path}{where}")
+    return 0
+
+
+def _save(model, output: Path, protect) -> None:
+    from .. import weights as W
+    W.save(output, model.weights, protect=protect)
+
+
+def _announce_checkpoint(folder: Path, resume: bool, ckpt) -> None:
+    if ckpt.exists(folder):
+        if resume:
+            print(f"resuming from {ckpt.path_in(folder)}", file=sys.stderr)
+        else:
+            print(f"note: starting a new run; the checkpoint in '{folder}' will be replaced "
+                  "(use --resume to continue it)", file=sys.stderr)
+    elif resume:
+        print(f"note: no checkpoint in '{folder}' yet; starting from the beginning", file=sys.stderr)

@@ -1,0 +1,124 @@
+"""Keras-style training progress: `Epoch 1/5`, then a bar per epoch
+
+    844/844 [==============================] - 12s 14ms/step - 4,480 samples/s - loss: 0.5100 - accuracy: 0.8100 - val_loss: ...
+
+drawn with tqdm on a terminal (verbose 1), or one plain line per epoch
+(verbose 2, the default when stdout is not a terminal). verbose 0 prints nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Mapping
+
+from tqdm import tqdm
+
+_REFRESH_S = 0.1
+
+
+def resolve_verbose(verbose, stream: IO) -> int:
+    if verbose in (None, "auto"):
+        return 1 if getattr(stream, "isatty", lambda: False)() else 2
+    return int(verbose)
+
+
+def format_logs(logs: Mapping[str, float]) -> str:
+    parts = []
+    for k, v in logs.items():
+        v = float(v)
+        parts.append(f" - {k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f" - {k}: {v:.4e}")
+    return "".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    if s >= 60:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s}s"
+
+
+def format_step(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
+class _Bar(tqdm):
+    """tqdm with a free-form `keras` field (Keras's ETA/timing and the logs)."""
+
+    keras = ""
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        d["keras"] = self.keras
+        return d
+
+
+class Progress:
+    def __init__(self, verbose, epochs: int, steps: int, stream: IO | None = None):
+        self.stream = stream or sys.stdout
+        self.verbose = resolve_verbose(verbose, self.stream)
+        self.epochs = epochs
+        self.steps = steps
+        self.bar: _Bar | None = None
+
+    def epoch_start(self, epoch: int | None, step: int = 0) -> None:
+        """epoch is 0-based (None: no `Epoch` line, for evaluate); step > 0 when a
+        resumed run starts mid-epoch."""
+        self.t0 = time.perf_counter()
+        self.first_step = step
+        self.samples = 0
+        self.last_draw = 0.0
+        if self.verbose == 0:
+            return
+        if epoch is not None:
+            print(f"Epoch {epoch + 1}/{self.epochs}", file=self.stream, flush=True)
+        if self.verbose == 1:
+            width = len(str(self.steps))
+            self.bar = _Bar(total=self.steps, initial=step, file=self.stream, ascii=".>=",
+                            bar_format=f"{{n_fmt:>{width}}}/{{total_fmt}} [{{bar:30}}]{{keras}}",
+                            mininterval=_REFRESH_S, dynamic_ncols=False, leave=True)
+
+    def _rate(self, step: int) -> tuple[float, float, float]:
+        elapsed = time.perf_counter() - self.t0
+        done = step - self.first_step
+        per_step = elapsed / done if done else 0.0
+        return elapsed, per_step, (self.samples / elapsed if elapsed > 0 else 0.0)
+
+    def batch_end(self, step: int, samples: int, logs: Mapping[str, float]) -> None:
+        """step: batches done in this epoch (1-based)."""
+        self.samples += samples
+        if self.bar is None:
+            return
+        now = time.perf_counter()
+        if now - self.last_draw >= _REFRESH_S or step == self.steps:
+            self.last_draw = now
+            _, per_step, rate = self._rate(step)
+            eta = per_step * (self.steps - step)
+            self.bar.keras = f" - ETA: {format_duration(eta)} - {rate:,.0f} samples/s{format_logs(logs)}"
+        self.bar.update(step - self.bar.n)
+
+    def epoch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if self.verbose == 0:
+            return
+        elapsed, per_step, rate = self._rate(step)
+        timing = f" - {format_duration(elapsed)} {format_step(per_step)} - {rate:,.0f} samples/s"
+        if self.bar is not None:
+            self.bar.keras = timing + format_logs(logs)
+            self.bar.update(step - self.bar.n)
+            self.bar.refresh()
+            self.bar.close()
+            self.bar = None
+        else:
+            print(f"{step}/{self.steps}{timing}{format_logs(logs)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,520 @@
+"""Keras's fit and evaluate on the NumPy reference `Network`.
+
+fit, as Keras 3 does it:
+- `validation_split` takes the *last* fraction of the data, before any shuffling;
+  `validation_data=(x, y)` replaces it;
+- every epoch visits the training samples in a fresh random order (shuffle=True),
+  in batches of `batch_size`, the last one partial;
+- one step: forward in training mode (dropout on, BN batch statistics), the loss and
+  its gradient (fused through softmax/sigmoid when the loss allows), backward, one
+  optimizer step;
+- the loss and metrics shown and recorded are running means over the epoch's
+  samples; validation runs at the end of every epoch in inference mode.
+
+Determinism: one `seed` drives the initial weights, the shuffling and the dropout
+masks (three independent streams), so a seed gives bit-identical weights and
+history. Without a seed one is drawn and recorded.
+
+Not losing work: with `checkpoint=DIR` the complete state (weights with BN moving
+statistics, optimizer slots and iterations, epoch, batch, this epoch's sample order,
+RNG states, running sums, history) is written atomically at the end of every epoch
+and every `checkpoint_every` seconds between batches; `resume=True` continues from
+it and ends with the same weights as an uninterrupted run. A NaN or inf loss or
+gradient stops training *before* the bad update (`TrainingStopped`), leaving the
+last checkpoint and the model's weights untouched by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import data as D
+from .compile_spec import METRICS, OPTIMIZERS, LossSpec, OptimizerSpec, default_optimizer
+from .diagnostics import UsageError
+from .progress import Progress
+from .reference import losses as L
+from .reference import metrics as M
+from .reference import optimizers as O
+
+# Keras fit() arguments cnnc refuses, with the reason.
+_UNSUPPORTED = {
+    "callbacks": "callbacks are not implemented",
+    "class_weight": "class weights are not implemented",
+    "sample_weight": "sample weights are not implemented",
+    "steps_per_epoch": "an epoch is always one pass over the data",
+    "validation_steps": "validation uses all of its data",
+    "validation_freq": "cnnc validates after every epoch",
+}
+
+
+class TrainingStopped(Exception):
+    """The loss or a gradient became NaN or inf; no update was applied for that batch."""
+
+    def __init__(self, epoch: int, batch: int, steps: int, what: str, checkpoint: Path | None):
+        self.epoch, self.batch, self.steps, self.what, self.checkpoint = epoch, batch, steps, what, checkpoint
+        where = f"epoch {epoch + 1}, batch {batch + 1}/{steps}"
+        super().__init__(f"training stopped: {what} at {where}")
+
+    @property
+    def notes(self) -> list[str]:
+        notes = ["the weights are those from before this batch; nothing was updated with it"]
+        if self.checkpoint is not None:
+            notes.append(f"the last good checkpoint is kept in '{self.checkpoint}'")
+        notes.append("a smaller learning rate (--lr), gradient clipping (clipnorm=1.0) or "
+                     "scaled inputs usually help")
+        return notes
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during fit: raised at a batch boundary, after a checkpoint was written."""
+
+    def __init__(self, epoch: int, batch: int, checkpoint: Path | None):
+        self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
+        super().__init__(f"interrupted at epoch {epoch + 1}, batch {batch}")
+
+
+class History:
+    """Keras's History: `.history` maps 'loss', 'accuracy', 'val_loss', ... to one value
+    per epoch; `.epoch` lists the epoch indices; `.params` the settings."""
+
+    def __init__(self, history: Mapping[str, list] | None = None, epoch: list[int] | None = None,
+                 params: Mapping[str, Any] | None = None):
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+        self.epoch: list[int] = list(epoch or [])
+        self.params: dict[str, Any] = dict(params or {})
+
+    def append(self, epoch: int, logs: Mapping[str, float]) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"history": self.history, "epoch": self.epoch, "params": self.params}
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    epochs: int
+    batch_size: int
+    validation_split: float
+    shuffle: bool
+    seed: int | None
+    initial_epoch: int
+    verbose: Any
+    validation_batch_size: int | None
+
+
+@dataclass(frozen=True)
+class Compiled:
+    loss: LossSpec
+    optimizer: OptimizerSpec
+    metrics: tuple[str, ...]
+    learning_rate: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"loss": [self.loss.name, self.loss.from_logits, self.loss.label_smoothing],
+                "optimizer": [self.optimizer.name, _jsonable(dict(self.optimizer.params))],
+                "learning_rate": self.learning_rate, "metrics": list(self.metrics)}
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(params.items()) if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+# --- resolving settings -----------------------------------------------------------------------
+
+def resolve_settings(model, **given: Any) -> Settings:
+    """fit() keyword arguments over the file's fit(...) over Keras's defaults."""
+    spec = model.ir.fit
+    base = {"epochs": 1, "batch_size": 32, "validation_split": 0.0, "shuffle": True, "seed": None,
+            "initial_epoch": 0, "verbose": "auto", "validation_batch_size": None}
+    if spec is not None:
+        base.update(epochs=spec.epochs, batch_size=spec.batch_size,
+                    validation_split=spec.validation_split, shuffle=spec.shuffle, seed=spec.seed,
+                    initial_epoch=spec.initial_epoch, verbose=spec.verbose)
+    base.update({k: v for k, v in given.items() if v is not None})
+    s = Settings(**base)
+    _check(isinstance(s.epochs, int) and s.epochs >= 1, f"epochs must be a whole number >= 1, got {s.epochs!r}")
+    _check(isinstance(s.batch_size, int) and s.batch_size >= 1,
+           f"batch_size must be a whole number >= 1, got {s.batch_size!r}")
+    _check(0.0 <= s.validation_split < 1.0, f"validation_split must be in [0, 1), got {s.validation_split!r}")
+    _check(isinstance(s.initial_epoch, int) and 0 <= s.initial_epoch,
+           f"initial_epoch must be >= 0, got {s.initial_epoch!r}")
+    _check(s.seed is None or (isinstance(s.seed, int) and s.seed >= 0),
+           f"seed must be a non-negative whole number, got {s.seed!r}")
+    _check(s.verbose in ("auto", 0, 1, 2), f"verbose must be 'auto', 0, 1 or 2, got {s.verbose!r}")
+    return s
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)
+
+
+def resolve_compile(model, loss: str | LossSpec | None = None, optimizer: str | OptimizerSpec | None = None,
+                    metrics=None, learning_rate: float | None = None) -> Compiled:
+    """The file's compile(...) with any overrides; a UsageError when there is no loss."""
+    spec = model.ir.compile
+    if isinstance(loss, str):
+        loss = _loss_by_name(loss)
+    if isinstance(optimizer, str):
+        name = next((k for k in OPTIMIZERS if k.lower() == optimizer.lower()), None)
+        if name is None:
+            raise UsageError(f"unknown optimizer {optimizer!r}", ["supported: SGD, RMSprop, Adam"])
+        optimizer = default_optimizer(name)
+    loss = loss or (spec.loss if spec else None)
+    if loss is None:
+        raise UsageError(f"model '{model.name}' has no loss to train with",
+                         ["add compile(loss='categorical_crossentropy', ...) to the file, "
+                          "or give one with --loss"])
+    optimizer = optimizer or (spec.optimizer if spec else default_optimizer("RMSprop"))
+    if metrics is None:
+        metrics = spec.metrics if spec else ()
+    for m in metrics:
+        if m not in METRICS:
+            raise UsageError(f"unknown or unsupported metric {m!r}",
+                             ["supported: " + ", ".join(sorted(set(METRICS)))])
+    metrics = tuple(m if METRICS[m] == "accuracy" else METRICS[m] for m in metrics)
+    if learning_rate is not None and not (learning_rate > 0):
+        raise UsageError(f"the learning rate must be > 0, got {learning_rate}")
+    return Compiled(loss, optimizer, metrics, learning_rate)
+
+
+def _loss_by_name(name: str) -> LossSpec:
+    from .compile_spec import _LOSS_BY_NAME
+    canonical = _LOSS_BY_NAME.get(name)
+    if canonical is None:
+        raise UsageError(f"unknown or unsupported loss {name!r}",
+                         ["supported: " + ", ".join(sorted(L.RULES))])
+    return LossSpec(canonical)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def prepare(model, x, y, loss_name: str | None, *, scale: bool = True, divisor: float | None = None,
+            what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """x, y in the shapes and dtypes the model and loss want (see cnnc.data)."""
+    sep = " " if what else ""
+    x = D.prepare_x(x, model.ir.input_shape, scale=scale, divisor=divisor, what=f"{what}{sep}x",
+                    model=f"model '{model.name}'")
+    y = D.prepare_y(y, model.analysis.output_shape, loss_name, what=f"{what}{sep}y",
+                    model=f"model '{model.name}'")
+    D.check_same_length(x, y, what)
+    if len(x) == 0:
+        raise D.DataError(f"{what or 'the data'} has no samples")
+    return x, y
+
+
+def validation_cut(n: int, validation_split: float) -> int:
+    """Keras: the first floor(n * (1 - split)) samples train, the rest validate."""
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at in (0, n):
+        raise UsageError(f"{n} samples cannot be split into training and validation sets "
+                         f"with validation_split={validation_split}",
+                         ["use more data or another validation_split"])
+    return split_at
+
+
+# --- the training state -------------------------------------------------------------------------
+
+class _Run:
+    """Everything a checkpoint holds, and the step that advances it."""
+
+    def __init__(self, model, net, loss: L.Loss, optimizer: O.Optimizer, metric_fns: dict,
+                 settings: Settings, seed: int):
+        self.model, self.net, self.loss, self.optimizer = model, net, loss, optimizer
+        self.metric_fns = metric_fns
+        self.settings = settings
+        self.seed = seed
+        self.shuffle_rng = np.random.default_rng([seed, 1])
+        self.dropout_rng = np.random.default_rng([seed, 2])
+        self.epoch = settings.initial_epoch
+        self.batch = 0                        # the next batch of this epoch
+        self.order: np.ndarray | None = None  # this epoch's sample order
+        self.sums = self._fresh_sums()
+        self.history = History()
+
+    def _fresh_sums(self) -> dict[str, M.Mean]:
+        return {"loss": M.Mean(), **{name: M.Mean() for name in self.metric_fns}}
+
+    def start_epoch(self, n: int) -> None:
+        if self.order is None:  # not resumed mid-epoch
+            self.order = (self.shuffle_rng.permutation(n) if self.settings.shuffle
+                          else np.arange(n))
+            self.batch = 0
+            self.sums = self._fresh_sums()
+
+    def end_epoch(self, logs: Mapping[str, float]) -> None:
+        self.history.append(self.epoch, logs)
+        self.epoch += 1
+        self.batch = 0
+        self.order = None
+
+    def logs(self) -> dict[str, float]:
+        return {k: m.result() for k, m in self.sums.items()}
+
+    def step(self, xb: np.ndarray, yb: np.ndarray, steps: int) -> None:
+        """One batch: forward, loss, backward, NaN guard, optimizer step, running sums."""
+        p = self.net.forward(xb, training=True, rng=self.dropout_rng)
+        value, dy = self.loss.value_and_gradient(yb, p)
+        if not math.isfinite(value):
+            raise TrainingStopped(self.epoch, self.batch, steps, f"the loss is {value}", None)
+        grads = self.net.backward(dy, skip_output_activation=self.loss.fused)
+        bad = next((k for k, g in grads.items() if not np.isfinite(g).all()), None)
+        if bad is not None:
+            raise TrainingStopped(self.epoch, self.batch, steps,
+                                  f"the gradient of '{bad}' holds NaN or inf", None)
+        self.optimizer.apply(grads, self.net.weights)
+        n = len(xb)
+        self.sums["loss"].update(value * n, n)
+        for name, fn in self.metric_fns.items():
+            v = fn(yb, p)
+            self.sums[name].update(v.sum(), len(v))
+        self.batch += 1
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def save(self, folder: Path, fixed: Mapping[str, Any]) -> Path:
+        opt_meta, opt_arrays = self.optimizer.state()
+        meta = {**fixed, "epoch": self.epoch, "batch": self.batch, "seed": self.seed,
+                "optimizer_state": opt_meta,
+                "rng": {"shuffle": self.shuffle_rng.bit_generator.state,
+                        "dropout": self.dropout_rng.bit_generator.state},
+                "sums": {k: [m.total, m.count] for k, m in self.sums.items()},
+                "history": self.history.to_json(), "saved_at": time.time()}
+        arrays = {**{f"w/{k}": v for k, v in self.net.weights.items()},
+                  **{f"o/{k}": v for k, v in opt_arrays.items()}}
+        if self.order is not None:
+            arrays["order"] = self.order
+        return ckpt.save(folder, meta, arrays)
+
+    def restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Everything but the weights (loaded into the model before the Network is built)."""
+        self.optimizer.load_state(meta["optimizer_state"], ckpt.split(arrays, "o"))
+        self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
+        self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
+        self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
+        self.order = np.array(arrays["order"]) if "order" in arrays else None
+        self.sums = {k: M.Mean(*meta["sums"][k]) for k in self._fresh_sums()}
+        h = meta["history"]
+        self.history = History(h["history"], h["epoch"], h["params"])
+
+
+def model_fingerprint(model) -> str:
+    """Layers, arguments and weight shapes: what must not change between a checkpoint
+    and the run that resumes from it."""
+    import hashlib
+    text = repr([(i.layer.kind, i.name, sorted((k, repr(v)) for k, v in i.layer.args.items()),
+                  [(w.name, w.shape, w.trainable) for w in i.weights]) for i in model.analysis.infos])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().entropy % (2**31))
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """Turn Ctrl-C into a flag the loop checks at batch boundaries (main thread only)."""
+    flag = {"hit": False}
+
+    def handler(signum, frame):
+        if flag["hit"]:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None, verbose=None,
+        validation_split: float | None = None, validation_data=None, shuffle: bool | None = None,
+        initial_epoch: int | None = None, seed: int | None = None,
+        validation_batch_size: int | None = None, checkpoint: str | Path | None = None,
+        resume: bool = False, checkpoint_every: float = 30.0, scale: bool = True,
+        divisor: float | None = None, loss=None, optimizer=None, learning_rate: float | None = None,
+        metrics=None, on_epoch_end: Callable[[History], None] | None = None, stream=None,
+        **keras_only: Any) -> History:
+    """Train `model` on x, y (see the module docstring). Returns a History."""
+    for k, v in keras_only.items():
+        if k not in _UNSUPPORTED:
+            raise TypeError(f"fit() got an unexpected keyword argument {k!r}")
+        if v is not None and not (k == "validation_freq" and v == 1):
+            raise UsageError(f"fit({k}=...) is not supported: {_UNSUPPORTED[k]}")
+    from .reference.network import Network
+
+    settings = resolve_settings(model, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                                validation_split=validation_split, shuffle=shuffle,
+                                initial_epoch=initial_epoch, seed=seed,
+                                validation_batch_size=validation_batch_size)
+    compiled = resolve_compile(model, loss, optimizer, metrics, learning_rate)
+    x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="training data")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise UsageError("validation_data must be a pair (x_val, y_val)")
+        val = prepare(model, *validation_data, compiled.loss.name, scale=scale, divisor=divisor,
+                      what="validation data")
+    elif settings.validation_split:
+        cut = validation_cut(len(x), settings.validation_split)
+        x, y, val = x[:cut], y[:cut], (x[cut:], y[cut:])
+    else:
+        val = None
+
+    folder = Path(checkpoint) if checkpoint is not None else None
+    saved = ckpt.load(folder) if (folder is not None and resume and ckpt.exists(folder)) else None
+    seed_ = settings.seed
+    if saved is not None and seed_ is None:
+        seed_ = saved[0].get("seed")
+    if seed_ is None:
+        seed_ = _fresh_seed()
+    fixed = None
+    if folder is not None:
+        fixed = {"model": model.name, "model_fingerprint": model_fingerprint(model),
+                 "data_fingerprint": ckpt.fingerprint(x, y, *(val or ())),
+                 "settings": {"batch_size": settings.batch_size, "shuffle": settings.shuffle,
+                              "validation_split": settings.validation_split, "seed": seed_},
+                 "compile": compiled.describe()}
+        if saved is not None:
+            _check_resumable(folder, saved[0], fixed)
+    if saved is not None:
+        model.set_weights(ckpt.split(saved[1], "w"))
+    elif model._weights is None:
+        model.init_weights(seed_)
+
+    net = Network(model.analysis, model.weights)
+    loss_fn = L.from_spec(compiled.loss, net.output_activation)
+    opt = O.from_spec(compiled.optimizer, compiled.learning_rate)
+    if saved is None and model.optimizer_state and model.optimizer_state[0].get("name") == opt.name:
+        opt.load_state(*model.optimizer_state)  # Keras keeps its optimizer between fit() calls
+    p_shape = (len(y), *model.analysis.output_shape)
+    metric_fns = {m: M.resolve(m, y.shape, p_shape) for m in compiled.metrics}
+    run = _Run(model, net, loss_fn, opt, metric_fns, settings, seed_)
+    if saved is not None:
+        run.restore(*saved)
+    have_checkpoint = saved is not None
+    steps = math.ceil(len(x) / settings.batch_size)
+    run.history.params = {"epochs": settings.epochs, "steps": steps, "batch_size": settings.batch_size,
+                          "samples": len(x), "seed": seed_, "verbose": settings.verbose}
+    progress = Progress(settings.verbose, settings.epochs, steps, stream)
+    last_save = time.monotonic()
+    with _sigint_flag() as sigint:
+        try:
+            while run.epoch < settings.epochs:
+                run.start_epoch(len(x))
+                progress.epoch_start(run.epoch, run.batch)
+                while run.batch < steps:
+                    idx = run.order[run.batch * settings.batch_size:(run.batch + 1) * settings.batch_size]
+                    xb, yb = x[idx], y[idx]
+                    run.step(xb, yb, steps)
+                    progress.batch_end(run.batch, len(idx), run.logs())
+                    if folder is not None and (sigint["hit"] or
+                                               time.monotonic() - last_save >= checkpoint_every):
+                        if run.batch < steps:  # the end of the epoch saves below
+                            run.save(folder, fixed)
+                            last_save, have_checkpoint = time.monotonic(), True
+                    if sigint["hit"]:
+                        raise TrainingInterrupted(run.epoch, run.batch, folder)
+                logs = run.logs()
+                if val is not None:
+                    vlogs = _evaluate_arrays(net, loss_fn, metric_fns, *val,
+                                             settings.validation_batch_size or settings.batch_size)
+                    logs.update({f"val_{k}": v for k, v in vlogs.items()})
+                progress.epoch_end(steps, logs)
+                run.end_epoch(logs)
+                if folder is not None:
+                    run.save(folder, fixed)
+                    last_save, have_checkpoint = time.monotonic(), True
+                if on_epoch_end is not None:
+                    on_epoch_end(run.history)
+        except TrainingStopped as e:
+            e.checkpoint = folder if have_checkpoint else None
+            raise
+        finally:
+            progress.close()
+            model.optimizer_state = opt.state()
+    return run.history
+
+
+def _check_resumable(folder: Path, meta: Mapping[str, Any], fixed: Mapping[str, Any]) -> None:
+    hint = "start a new run without --resume (resume=False), or restore the original settings"
+    checks = (("model_fingerprint", "the model's layers or arguments changed"),
+              ("data_fingerprint", "the training data (or its scaling or split) is different"),
+              ("settings", "the batch size, shuffling or validation split is different"),
+              ("compile", "the loss, optimizer, learning rate or metrics are different"))
+    for key, why in checks:
+        if meta.get(key) != fixed[key]:
+            detail = ""
+            if key in ("settings", "compile"):
+                detail = f": checkpoint {meta.get(key)}, now {fixed[key]}"
+            raise ckpt.CheckpointError(f"cannot resume from '{folder}': {why}{detail}", [hint])
+
+
+# --- evaluate -------------------------------------------------------------------------------
+
+def _evaluate_arrays(net, loss_fn: L.Loss, metric_fns: Mapping[str, Callable], x: np.ndarray,
+                     y: np.ndarray, batch_size: int, progress: Progress | None = None) -> dict[str, float]:
+    sums = {"loss": M.Mean(), **{k: M.Mean() for k in metric_fns}}
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        p = net.forward(xb, training=False)
+        sums["loss"].update(loss_fn.value(yb, p) * len(xb), len(xb))
+        for name, fn in metric_fns.items():
+            v = fn(yb, p)
+            sums[name].update(v.sum(), len(v))
+        if progress is not None:
+            progress.batch_end(i + 1, len(xb), {k: m.result() for k, m in sums.items()})
+    return {k: m.result() for k, m in sums.items()}
+
+
+def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = False, *,
+             verbose="auto", scale: bool = True, divisor: float | None = None, loss=None,
+             metrics=None, stream=None, **keras_only: Any):
+    """Keras's evaluate: the loss alone when there are no metrics, else [loss, *metrics],
+    or a dict with return_dict=True. Inference mode, batches of batch_size (32)."""
+    for k, v in keras_only.items():
+        if k not in ("sample_weight", "steps", "callbacks"):
+            raise TypeError(f"evaluate() got an unexpected keyword argument {k!r}")
+        if v is not None:
+            raise UsageError(f"evaluate({k}=...) is not supported")
+    from .reference.network import Network
+    compiled = resolve_compile(model, loss, None, metrics)
+    x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")
+    batch_size = batch_size or 32
+    _check(isinstance(batch_size, int) and batch_size >= 1, f"batch_size must be >= 1, got {batch_size!r}")
+    net = Network(model.analysis, model.weights)
+    loss_fn = L.from_spec(compiled.loss, net.output_activation)
+    p_shape = (len(y), *model.analysis.output_shape)
+    metric_fns = {m: M.resolve(m, y.shape, p_shape) for m in compiled.metrics}
+    steps = math.ceil(len(x) / batch_size)
+    progress = Progress(verbose, 1, steps, stream)
+    progress.epoch_start(None)
+    try:
+        logs = _evaluate_arrays(net, loss_fn, metric_fns, x, y, batch_size, progress)
+        progress.epoch_end(steps, logs)
+    finally:
+        progress.close()
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
