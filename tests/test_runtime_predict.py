@@ -70,3 +70,19 @@ def test_session_options_use_every_core():
     opts = runtime.session_options()
     assert opts.intra_op_num_threads == runtime.cpu_cores()
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+
+def test_command_line_setup_imports_nothing_heavy():
+    """`cnnc check` builds the whole parser: the ONNX commands must not import NumPy,
+    onnx or onnxruntime just to declare their options."""
+    import subprocess
+    import sys
+    code = ("import sys; from cnnc.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numpy', 'onnx', 'onnxruntime', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_run_command_offers_the_runtime_providers():
+    from cnnc.commands import run
+    assert run.PROVIDERS == runtime.PROVIDERS

@@ -1,17 +1,48 @@
-"""cnnc bench (not implemented yet)."""
+"""Measure inference speed: cnnc's ONNX on onnxruntime (latency at batch 1,
+throughput at --batch) against the NumPy reference forward and, when torch is
+installed, PyTorch eager and onnxruntime on torch.onnx.export of the same
+network. Same weights, input, threads and session options for every engine;
+their outputs are compared to cnnc's (the "max diff" column).
+
+Timings on a busy machine are noisy: close other work, or use benchmarks/bench_onnx.py.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from ..diagnostics import UsageError
-
-HELP = "(not implemented yet)"
+HELP = "time the ONNX model on onnxruntime against NumPy and PyTorch"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("args", nargs="*")
+    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("--weights", metavar="NPZ", help="weights (.npz); default: fresh, seed 0")
+    p.add_argument("--batch", type=int, default=256, metavar="N",
+                   help="batch size of the throughput measurement (default 256)")
+    p.add_argument("--threads", type=int, metavar="N", help="threads per engine (default: all cores)")
+    p.add_argument("--seconds", type=float, default=1.0, metavar="S",
+                   help="time spent on each measurement (default 1.0)")
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 17)")
+    p.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--format", choices=("text", "markdown"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("cnnc bench is not implemented yet")
+    from .. import benchmark, lower
+    from ..diagnostics import UsageError
+    from ._common import load_model
+
+    if args.batch < 1 or (args.threads is not None and args.threads < 1) or args.seconds <= 0:
+        raise UsageError("--batch and --threads must be at least 1, --seconds positive")
+    lower.check_opset(args.opset)
+    model = load_model(args.file)
+    if args.weights:
+        model.load_weights(args.weights)
+    else:
+        model.init_weights(0)
+    report = benchmark.bench(model, args.batch, args.threads, args.seconds,
+                             numpy=not args.no_numpy, torch=not args.no_torch, opset=args.opset)
+    render = benchmark.render_markdown if args.format == "markdown" else benchmark.render_text
+    print(render(report))
+    return 0

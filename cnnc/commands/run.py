@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 HELP = "run an .onnx model on onnxruntime with .npy/.npz inputs"
+PROVIDERS = ("auto", "cpu", "cuda")   # cnnc.runtime.PROVIDERS, without importing NumPy here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..runtime import PROVIDERS
     p.add_argument("model", metavar="MODEL", help="the .onnx file (from cnnc compile)")
     p.add_argument("-i", "--input", required=True, metavar="FILE", help="input data, .npy or .npz")
     p.add_argument("-o", "--output", metavar="FILE",
