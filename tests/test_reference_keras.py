@@ -29,6 +29,8 @@ CASES = [
     ("conv2d_dilation", (9, 8, 2), ["Conv2D(3, 3, dilation_rate=(2, 1), padding='same', activation='elu')"]),
     ("conv1d_causal", (10, 3), ["Conv1D(4, 3, padding='causal', dilation_rate=2, activation='gelu')"]),
     ("conv1d_strides", (11, 3), ["Conv1D(4, 4, strides=3, activation='selu')"]),
+    ("conv2d_many_channels_pool", (9, 9, 6), ["Conv2D(7, 2, activation='relu')", "MaxPooling2D()"]),
+    ("conv2d_pool_same", (7, 9, 5), ["Conv2D(6, 3, padding='same')", "MaxPooling2D(3, strides=2, padding='same')"]),
     ("conv3d", (5, 6, 4, 2), ["Conv3D(3, (2, 3, 2), strides=(1, 2, 1), padding='same')"]),
     ("depthwise2d", (6, 7, 3), ["DepthwiseConv2D((3, 2), depth_multiplier=2, padding='same', activation='softplus')"]),
     ("depthwise2d_strides", (7, 7, 2), ["DepthwiseConv2D(3, strides=2, use_bias=False)"]),

@@ -1,9 +1,9 @@
 """Sliding-window kernels on channels_last arrays (N, *spatial, C), any spatial rank.
 
-Convolutions are lowered to 2-D matrix products: `im2col` copies every window
-into a row (kernel offsets major, channels minor, matching Keras's kernel layout
-(*k, C, F)), and the input gradient is scattered back window offset by window
-offset (`col2im`), which is cheaper than a full transposed convolution.
+Convolutions are lowered to 2-D matrix products: `Patches` copies every window
+into a row (kernel taps major, channels minor, matching Keras's kernel layout
+(*k, C, F)), and the input gradient is scattered back tap by tap
+(`input_grad`), which is cheaper than a full transposed convolution.
 """
 
 from __future__ import annotations
@@ -67,20 +67,53 @@ def windows(xp: Array, k: Sequence[int], s: Sequence[int], d: Sequence[int],
     return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
 
 
-def im2col(xp: Array, k: Sequence[int], s: Sequence[int], d: Sequence[int],
-           out: Sequence[int]) -> Array:
-    """(N*prod(out), prod(k)*C): one row per output position."""
-    w = windows(xp, k, s, d, out)
-    return np.ascontiguousarray(w).reshape(-1, int(np.prod(k)) * xp.shape[-1])
+class Patches:
+    """The im2col matrix of one convolution: a row per output position, a column
+    per (kernel tap, input channel), plus a column of ones when the bias is folded
+    into the product. Few input channels are copied channel-major (a contiguous
+    copy per tap instead of C-wide scraps), which is several times faster; the
+    products below hide the layout."""
+
+    def __init__(self, xp: Array, k: Sequence[int], s: Sequence[int], d: Sequence[int],
+                 out: Sequence[int], ones_column: bool = False):
+        n, c = xp.shape[0], xp.shape[-1]
+        taps = int(np.prod(k)) * c
+        width = taps + ones_column
+        rows = n * int(np.prod(out))
+        self.transposed = c <= 4
+        if self.transposed:
+            buf = np.empty((width, n, *out), xp.dtype)
+            for t, off in enumerate(offsets(k)):
+                buf[t * c:(t + 1) * c] = np.moveaxis(xp[offset_slices(off, s, d, out)], -1, 0)
+            if ones_column:
+                buf[-1] = 1
+            self.matrix = buf.reshape(width, rows)
+        else:
+            buf = np.empty((n, *out, width), xp.dtype)
+            np.copyto(buf[..., :taps].reshape(n, *out, *k, c), windows(xp, k, s, d, out))
+            if ones_column:
+                buf[..., -1] = 1
+            self.matrix = buf.reshape(rows, width)
+
+    def times(self, w: Array) -> Array:
+        """patches @ w: (rows, width) @ (width, F)."""
+        return (self.matrix.T if self.transposed else self.matrix) @ w
+
+    def t_times(self, dz: Array) -> Array:
+        """patches.T @ dz: (width, rows) @ (rows, F), the weight gradient."""
+        return (self.matrix if self.transposed else self.matrix.T) @ dz
 
 
-def col2im(cols: Array, padded_shape: Sequence[int], k: Sequence[int], s: Sequence[int],
-           d: Sequence[int], out: Sequence[int]) -> Array:
-    """The adjoint of im2col: add every row's entries back where they were read from."""
+def input_grad(dz: Array, kernel: Array, padded_shape: Sequence[int], s: Sequence[int],
+               d: Sequence[int], out: Sequence[int]) -> Array:
+    """dL/dxp of a convolution: each tap's share dz @ kernel[tap].T is added back
+    where that tap read from (one small product and one add per tap, no
+    intermediate column matrix)."""
+    f = kernel.shape[-1]
+    dz2 = dz.reshape(-1, f)
+    dxp = np.zeros(padded_shape, dz.dtype)
     n, c = padded_shape[0], padded_shape[-1]
-    r = len(k)
-    cols = cols.reshape(n, *out, *k, c)
-    dxp = np.zeros(padded_shape, cols.dtype)
-    for off in offsets(k):
-        dxp[offset_slices(off, s, d, out)] += cols[(slice(None),) * (1 + r) + off]
+    for off in offsets(kernel.shape[:-2]):
+        share = dz2 @ kernel[off].T
+        dxp[offset_slices(off, s, d, out)] += share.reshape(n, *out, c)
     return dxp

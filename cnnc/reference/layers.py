@@ -15,7 +15,7 @@ gradient checks); weights are cast to it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -90,36 +90,43 @@ def _spatial_args(layer, pooling: bool = False):
 # --- convolutions ------------------------------------------------------------------
 
 class Conv(Layer):
-    """Conv1D/2D/3D: im2col + one matrix product; bias, then the activation."""
+    """Conv1D/2D/3D: im2col and one matrix product, the bias folded into it as a
+    column of ones; then the activation."""
 
     def compute(self, x, w, training, rng):
+        z = self.linear(x, w, training)
+        return z
+
+    def linear(self, x: Array, w: "_View", training: bool, crop: Sequence[int] | None = None) -> Array:
+        """The convolution plus bias. `crop` computes only the leading outputs of
+        each axis (those a following 'valid' pooling reads)."""
         k, s, d = _spatial_args(self.layer)
         pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
         xp = cv.pad(x, pads)
-        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
-        kernel = w["kernel"]
-        cols = cv.im2col(xp, k, s, d, out)
-        z = cols @ kernel.reshape(-1, kernel.shape[-1])
-        bias = w.get("bias")
+        out = tuple(crop) if crop else cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+        kernel, bias = w["kernel"], w.get("bias")
+        f = kernel.shape[-1]
+        wmat = kernel.reshape(-1, f)
         if bias is not None:
-            z += bias
+            wmat = np.concatenate([wmat, bias[None]])
+        patches = cv.Patches(xp, k, s, d, out, ones_column=bias is not None)
+        z = patches.times(wmat)
         if training:
-            self.cache.update(cols=cols, xp_shape=xp.shape, pads=pads, out=out)
-        return z.reshape(x.shape[0], *out, kernel.shape[-1])
+            self.cache.update(patches=patches, xp_shape=xp.shape, pads=pads, out=out)
+        return z.reshape(x.shape[0], *out, f)
 
     def adjoint(self, dz, w, need_dx):
         c = self.cache
-        k, s, d = _spatial_args(self.layer)
+        _, s, d = _spatial_args(self.layer)
         kernel = w["kernel"]
         f = kernel.shape[-1]
-        dz2 = dz.reshape(-1, f)
-        grads = {"kernel": (c["cols"].T @ dz2).reshape(kernel.shape)}
-        if "bias" in self.trainable:
-            grads["bias"] = dz2.sum(axis=0)
+        g = c["patches"].t_times(dz.reshape(-1, f))
+        grads = {"kernel": g[:kernel.size // f].reshape(kernel.shape)}
+        if w.get("bias") is not None:
+            grads["bias"] = g[-1]
         dx = None
         if need_dx:
-            dcols = dz2 @ kernel.reshape(-1, f).T
-            dx = cv.unpad(cv.col2im(dcols, c["xp_shape"], k, s, d, c["out"]), c["pads"])
+            dx = cv.unpad(cv.input_grad(dz, kernel, c["xp_shape"], s, d, c["out"]), c["pads"])
         return dx, grads
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from .. import shapes as sh
 from ..diagnostics import UsageError
 from ..infer import Analysis
+from .fusion import plan
 from .layers import LAYERS, Layer
 
 Array = np.ndarray
@@ -68,6 +69,7 @@ class Network:
         self.weights = weights
         self.layers: list[Layer] = [LAYERS[info.layer.family](info) for info in analysis.infos]
         self.output_activation: str = self.layers[-1].activation if self.layers else "linear"
+        self.steps = plan(self.layers)      # what actually runs: some layer pairs fused
         self._trained_forward = False
         self.input_grad: Array | None = None
 
@@ -82,8 +84,8 @@ class Network:
         x = np.ascontiguousarray(x)
         if training and rng is None:
             rng = np.random.default_rng()
-        for layer in self.layers:
-            x = layer.forward(x, self.weights, training, rng)
+        for step in self.steps:
+            x = step.forward(x, self.weights, training, rng)
         self._trained_forward = training
         return x
 
@@ -98,9 +100,9 @@ class Network:
             raise RuntimeError("Network.backward needs a forward(training=True) first")
         dy = np.asarray(dy)
         grads: dict[str, Array] = {}
-        last = len(self.layers) - 1
+        last = len(self.steps) - 1
         for i in range(last, -1, -1):
-            dy, g = self.layers[i].backward(dy, self.weights,
+            dy, g = self.steps[i].backward(dy, self.weights,
                                             skip_activation=skip_output_activation and i == last,
                                             need_dx=input_grad or i > 0)
             grads.update(g)

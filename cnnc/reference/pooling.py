@@ -19,9 +19,43 @@ from .conv import Pads, offset_slices, offsets, pad, unpad
 Array = np.ndarray
 
 
+def tiles(shape: Sequence[int], p: Sequence[int], s: Sequence[int], out: Sequence[int]) -> bool:
+    """Do the windows cover the (padded) input exactly once? (2x2/2 on an even size.)"""
+    return all(ss == pp and o * pp == n for ss, pp, o, n in zip(s, p, out, shape[1:-1]))
+
+
+def _tiled_view(x: Array, p: Sequence[int], out: Sequence[int]) -> Array:
+    """(N, o1, p1, ..., o_r, p_r * C): window taps as their own axes, the last
+    axis's taps merged with the channels so inner loops run over long rows."""
+    shape = [x.shape[0]]
+    for o, pp in zip(out[:-1], p[:-1]):
+        shape += [o, pp]
+    shape += [out[-1], p[-1] * x.shape[-1]]
+    return x.reshape(shape)
+
+
+def _repeat_last(a: Array, times: int) -> Array:
+    """(N, o1, 1, ..., o_r, times * C): `a` (N, *out, C) broadcastable against the tiled view."""
+    rep = np.concatenate([a] * times, axis=-1) if times > 1 else a
+    r = a.ndim - 2
+    return rep.reshape(rep.shape[0], *[d for o in rep.shape[1:-2] for d in (o, 1)], *rep.shape[-2:])
+
+
 def max_pool(xp: Array, p: Sequence[int], s: Sequence[int], out: Sequence[int]) -> Array:
     """Max over each window of the (-inf padded) input."""
     ones = (1,) * len(p)
+    if tiles(xp.shape, p, s, out) and xp.flags.c_contiguous:
+        v = _tiled_view(xp, p, out)
+        lead = list(offsets(p[:-1]))
+        rows = v[(slice(None), *[i for off in [lead[0]] for o in off for i in (slice(None), o)])]
+        rows = rows.copy() if len(lead) > 1 else rows
+        for off in lead[1:]:
+            np.maximum(rows, v[(slice(None), *[i for o in off for i in (slice(None), o)])], out=rows)
+        c = xp.shape[-1]
+        y = rows[..., :c].copy()
+        for j in range(1, p[-1]):
+            np.maximum(y, rows[..., j * c:(j + 1) * c], out=y)
+        return y
     taps = iter(offsets(p))
     y = xp[offset_slices(next(taps), s, ones, out)].copy()
     for off in taps:
@@ -33,20 +67,48 @@ def max_pool_grad(dy: Array, xp: Array, y: Array, p: Sequence[int], s: Sequence[
                   out: Sequence[int], first_only: bool = True) -> Array:
     """dL/dxp: each window's gradient goes to its first maximum in row-major order
     (or, with first_only=False, to each of its maxima)."""
+    if tiles(xp.shape, p, s, out) and xp.flags.c_contiguous:
+        return _tiled_max_pool_grad(dy, xp, y, p, out, first_only)
     ones = (1,) * len(p)
-    dxp = np.zeros_like(xp)
-    taken = np.zeros(y.shape, bool)
     disjoint = all(ss >= pp for ss, pp in zip(s, p))
-    for off in offsets(p):
+    dxp = np.zeros_like(xp)
+    # `rest` is what the window has not yet given to an earlier maximum: r - r*1 = 0
+    # and r - r*0 = r exactly, so a later tie gets nothing
+    rest = dy.copy() if first_only else dy
+    taps = list(offsets(p))
+    for i, off in enumerate(taps):
         sl = offset_slices(off, s, ones, out)
         hit = xp[sl] == y
-        if first_only:
-            hit &= ~taken
-            taken |= hit
-        if disjoint:        # windows do not overlap: every input is written once
-            np.multiply(dy, hit, out=dxp[sl])
+        if disjoint:
+            share = np.multiply(rest, hit, out=dxp[sl])
         else:
-            dxp[sl] += dy * hit
+            share = rest * hit
+            dxp[sl] += share
+        if first_only and i < len(taps) - 1:
+            rest -= share
+    return dxp
+
+
+def _tiled_max_pool_grad(dy: Array, xp: Array, y: Array, p: Sequence[int], out: Sequence[int],
+                         first_only: bool) -> Array:
+    """Windows tile the input: one comparison over the whole input finds every
+    maximum; ties are then cleared tap by tap on the (cheap) boolean mask."""
+    v = _tiled_view(xp, p, out)
+    hit = v == _repeat_last(y, p[-1])
+    if first_only:
+        c = xp.shape[-1]
+        taken = None
+        for off in offsets(p):
+            idx = (slice(None), *[i for o in off[:-1] for i in (slice(None), o)],
+                   slice(None), slice(off[-1] * c, (off[-1] + 1) * c))
+            tap = hit[idx]
+            if taken is None:
+                taken = tap.copy()
+                continue
+            tap &= ~taken
+            taken |= tap
+    dxp = np.empty_like(xp)
+    np.multiply(hit, _repeat_last(dy, p[-1]), out=_tiled_view(dxp, p, out))
     return dxp
 
 

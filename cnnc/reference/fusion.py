@@ -1,0 +1,82 @@
+"""Layer pairs the network runs as one step, with the same results as running them apart.
+
+`ConvMaxPool`: a convolution whose activation is relu or linear, followed by
+max pooling. relu is non-decreasing and the bias is inside the matrix product,
+so pooling the raw convolution and applying relu to the (4x smaller) pooled
+tensor gives the same values. The gradient goes to the same input too: among
+positive values relu changes nothing, so ties are the same ties; where relu
+clamps a window to 0, its derivative there is 0 and no gradient flows either way.
+A 'valid' pooling never reads the trailing outputs that its floor drops, so only
+the outputs it reads are computed; their gradient would be zero anyway.
+
+`plan(layers)` returns the steps of a network: fused pairs and single layers,
+each with the Layer interface (forward, backward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import conv as cv
+from . import pooling as pl
+from .layers import Conv, Grads, Layer, MaxPool, Weights, _spatial_args, _View
+
+Array = np.ndarray
+FUSABLE_ACTIVATIONS = ("relu", "linear")
+
+
+class ConvMaxPool:
+    """Conv (relu or linear) then MaxPooling, computed as pool -> relu."""
+
+    def __init__(self, conv: Conv, pool: MaxPool):
+        self.conv, self.pool = conv, pool
+        self.name = f"{conv.name}+{pool.name}"
+        self.relu = conv.activation == "relu"
+        self.cache: dict = {}
+
+    def forward(self, x: Array, weights: Weights, training: bool = False, rng=None) -> Array:
+        self.cache = {}
+        p, ps, ones = _spatial_args(self.pool.layer, pooling=True)
+        k, s, d = _spatial_args(self.conv.layer)
+        conv_pads = cv.window_pads(x.shape[1:-1], k, s, d, self.conv.layer["padding"])
+        full = cv.out_sizes([n + a + b for n, (a, b) in zip(x.shape[1:-1], conv_pads)], k, s, d, "valid")
+        pool_pads = cv.window_pads(full, p, ps, ones, self.pool.layer["padding"])
+        out = cv.out_sizes([n + a + b for n, (a, b) in zip(full, pool_pads)], p, ps, ones, "valid")
+        crop = None
+        if self.pool.layer["padding"] == "valid":
+            crop = tuple((o - 1) * ss + pp for o, ss, pp in zip(out, ps, p))
+        z = self.conv.linear(x, _View(weights, self.conv.name, x.dtype), training, crop)
+        zp = cv.pad(z, pool_pads, -np.inf)
+        m = pl.max_pool(zp, p, ps, out)
+        y = np.maximum(m, 0) if self.relu else m
+        if training:
+            self.cache.update(zp=zp, m=m, y=y, pool_pads=pool_pads, out=out)
+        return y
+
+    def backward(self, dy: Array, weights: Weights, skip_activation: bool = False,
+                 need_dx: bool = True) -> tuple[Array | None, Grads]:
+        c = self.cache
+        if "zp" not in c:
+            raise RuntimeError(f"layers '{self.name}': backward needs a forward(training=True) first")
+        p, ps, _ = _spatial_args(self.pool.layer, pooling=True)
+        dm = dy * (c["y"] > 0) if self.relu else dy
+        dz = cv.unpad(pl.max_pool_grad(dm, c["zp"], c["m"], p, ps, c["out"], first_only=len(p) < 3),
+                      c["pool_pads"])
+        dx, grads = self.conv.adjoint(dz, _View(weights, self.conv.name, dy.dtype), need_dx)
+        return dx, {f"{self.conv.name}/{k}": g for k, g in grads.items() if k in self.conv.trainable}
+
+
+def plan(layers: list[Layer]) -> list:
+    """The steps that run `layers`: fusable (conv, max_pool) pairs merged."""
+    steps: list = []
+    i = 0
+    while i < len(layers):
+        a = layers[i]
+        b = layers[i + 1] if i + 1 < len(layers) else None
+        if (type(a) is Conv and type(b) is MaxPool and a.activation in FUSABLE_ACTIVATIONS):
+            steps.append(ConvMaxPool(a, b))
+            i += 2
+        else:
+            steps.append(a)
+            i += 1
+    return steps
