@@ -13,6 +13,7 @@ Run it on a quiet machine: other processes make every number slower and noisier.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -52,7 +53,9 @@ def main() -> int:
     p.add_argument("--no-write", action="store_true", help="print, do not update docs/BENCHMARKS.md")
     args = p.parse_args()
 
-    parts = [f"Machine: {machine()}.", ""]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    parts = [f"Machine: {machine()}; load average {load:.1f} when the run started "
+             "(other work on the machine slows and scatters every number).", ""]
     try:
         import torch
         parts.append(f"onnxruntime {_version('onnxruntime')}, onnx {_version('onnx')}, "

@@ -120,3 +120,11 @@ def test_model_with_errors_exits_1(tmp_path, capsys):
 def test_missing_source(tmp_path, capsys):
     assert main(["compile", str(tmp_path / "nope.cnn")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_model_without_input_shape(tmp_path, capsys):
+    src = tmp_path / "m.cnn"
+    src.write_text("model m\n")      # no layers, no input: the checker has nothing to say
+    assert main(["compile", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "has no input shape" in err and "input (28, 28, 1)" in err

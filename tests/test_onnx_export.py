@@ -138,3 +138,11 @@ def test_given_weights_are_used():
     proto = lower.to_onnx(model, weights={"dense/kernel": kernel})
     init = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
     np.testing.assert_array_equal(init["dense/kernel"], kernel)
+
+
+def test_given_weights_that_do_not_fit():
+    from cnnc.weights import WeightsError
+    model = model_from("input (3,)\nDense(2)")
+    with pytest.raises(WeightsError, match="do not fit") as e:
+        lower.to_onnx(model, weights={"dense/kernel": np.zeros((3, 3), np.float32)})
+    assert "missing 'dense/bias' (2,)" in e.value.notes

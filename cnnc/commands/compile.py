@@ -79,7 +79,7 @@ def _report(lowered, path: Path, size: int, origin: str, quiet: bool) -> str:
     lines = [
         "",
         head,
-        f"  opset {lowered.opset}, {lowered.nodes} nodes ({ops}), "
+        f"  opset {lowered.opset}, {lowered.nodes} node{'s' if lowered.nodes != 1 else ''} ({ops}), "
         f"{lowered.transposes} Transpose",
         f"  input  '{INPUT_NAME}' {_shape(g.input[0])} float32, channels_last (NHWC) as in Keras",
         f"  output '{OUTPUT_NAME}' {_shape(g.output[0])} float32",

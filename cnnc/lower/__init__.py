@@ -100,9 +100,16 @@ def build(model: "Model", opset: int | None = None,
     """The unverified graph, and the shape (batch included) every layer's output must have."""
     opset = check_opset(opset)
     analysis = model.analysis
+    if model.ir.input_shape is None:
+        raise UsageError(f"model '{model.name}' has no input shape, so it cannot be lowered",
+                         ["declare it, e.g. `input (28, 28, 1)`, or give the first layer input_shape="])
     if not analysis.complete:
         raise UsageError(f"model '{model.name}' has unknown shapes and cannot be lowered")
-    weights = model.weights if weights is None else weights
+    if weights is None:
+        weights = model.weights
+    else:
+        from ..weights import check
+        weights = check(dict(weights), analysis, "weights")
     g = Graph(opset)
     for name in (INPUT_NAME, OUTPUT_NAME):
         g.reserve(name)
