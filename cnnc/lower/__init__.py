@@ -36,8 +36,22 @@ __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "INPUT_NAME", "OUTPUT_NAME
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13     # Softmax/LogSoftmax act on one axis from 13 on
-# The newest opset tested with the onnx and onnxruntime installed (both go further).
-MAX_OPSET = min(21, onnx.defs.onnx_opset_version())
+
+
+def _runtime_max_opset() -> int:
+    """onnxruntime runs opset 21 from 1.18 on, 20 in 1.17 (the oldest cnnc allows)."""
+    from importlib import metadata
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            major, minor = (int(p) for p in metadata.version(dist).split(".")[:2])
+        except (metadata.PackageNotFoundError, ValueError):
+            continue
+        return 21 if (major, minor) >= (1, 18) else 20
+    return 21
+
+
+# The newest opset tested here, within what the installed onnx and onnxruntime support.
+MAX_OPSET = min(21, onnx.defs.onnx_opset_version(), _runtime_max_opset())
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
