@@ -172,6 +172,8 @@ def test_bad_batch_size(net, tmp_path, capsys):
     np.save(tmp_path / "x.npy", _x(2))
     assert main(["run", str(path), "-i", str(tmp_path / "x.npy"), "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1" in capsys.readouterr().err
+    assert main(["run", str(path), "-i", str(tmp_path / "x.npy"), "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(runtime.CUDA in runtime.available_providers(), reason="CUDA is available here")

@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.output and Path(args.output).suffix not in (".npy", ".npz"):
         raise UsageError(f"cannot tell how to write '{args.output}'", ["use a .npy or .npz file name"])
     sess = rt.load_session(args.model, args.provider, args.threads)
