@@ -8,6 +8,7 @@ into a row (kernel taps major, channels minor, matching Keras's kernel layout
 
 from __future__ import annotations
 
+import math
 from itertools import product
 from typing import Sequence
 
@@ -75,21 +76,31 @@ class Patches:
     products below hide the layout."""
 
     def __init__(self, xp: Array, k: Sequence[int], s: Sequence[int], d: Sequence[int],
-                 out: Sequence[int], ones_column: bool = False):
+                 out: Sequence[int], ones_column: bool = False, reuse: Array | None = None):
         n, c = xp.shape[0], xp.shape[-1]
         taps = int(np.prod(k)) * c
         width = taps + ones_column
         rows = n * int(np.prod(out))
         self.transposed = c <= 4
+
+        def empty(shape):
+            # reusing last step's matrix saves the page faults of a fresh large block
+            if reuse is not None and reuse.size == math.prod(shape) and reuse.dtype == xp.dtype:
+                return reuse.reshape(shape)
+            return np.empty(shape, xp.dtype)
+
         if self.transposed:
-            buf = np.empty((width, n, *out), xp.dtype)
+            buf = empty((width, n, *out))
+            xc = np.moveaxis(xp, -1, 0)           # channel-major once, (C, N, *spatial)
+            if c > 1:
+                xc = np.ascontiguousarray(xc)
             for t, off in enumerate(offsets(k)):
-                buf[t * c:(t + 1) * c] = np.moveaxis(xp[offset_slices(off, s, d, out)], -1, 0)
+                buf[t * c:(t + 1) * c] = xc[(slice(None), *offset_slices(off, s, d, out)[:-1])]
             if ones_column:
                 buf[-1] = 1
             self.matrix = buf.reshape(width, rows)
         else:
-            buf = np.empty((n, *out, width), xp.dtype)
+            buf = empty((n, *out, width))
             np.copyto(buf[..., :taps].reshape(n, *out, *k, c), windows(xp, k, s, d, out))
             if ones_column:
                 buf[..., -1] = 1
@@ -100,8 +111,9 @@ class Patches:
         return (self.matrix.T if self.transposed else self.matrix) @ w
 
     def t_times(self, dz: Array) -> Array:
-        """patches.T @ dz: (width, rows) @ (rows, F), the weight gradient."""
-        return (self.matrix if self.transposed else self.matrix.T) @ dz
+        """patches.T @ dz: (width, rows) @ (rows, F), the weight gradient. For the
+        row layout, (dz.T @ patches).T is the same product and runs faster in OpenBLAS."""
+        return self.matrix @ dz if self.transposed else (dz.T @ self.matrix).T
 
 
 def input_grad(dz: Array, kernel: Array, padded_shape: Sequence[int], s: Sequence[int],
@@ -117,3 +129,38 @@ def input_grad(dz: Array, kernel: Array, padded_shape: Sequence[int], s: Sequenc
         share = dz2 @ kernel[off].T
         dxp[offset_slices(off, s, d, out)] += share.reshape(n, *out, c)
     return dxp
+
+
+def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
+              out: Sequence[int]) -> Array:
+    """(N, *out, C*dm): input channel c convolved with kernel[..., c, m] gives output
+    channel c*dm + m. Accumulated multiplier-major, (dm, N, *out, C), so that every
+    operation runs over whole contiguous channel rows."""
+    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    n = xp.shape[0]
+    acc = np.zeros((m, n, *out, c), xp.dtype)
+    tmp = np.empty((n, *out, c), xp.dtype)
+    for off in offsets(k):
+        tap = xp[offset_slices(off, s, d, out)]
+        for j in range(m):
+            acc[j] += np.multiply(tap, kernel[off][:, j], out=tmp)
+    return np.moveaxis(acc, 0, -1).reshape(n, *out, c * m)
+
+
+def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
+                      out: Sequence[int], need_dx: bool) -> tuple[Array | None, Array]:
+    """(dL/dxp or None, dL/dkernel) of `depthwise`."""
+    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    n = xp.shape[0]
+    dzm = np.ascontiguousarray(np.moveaxis(dz.reshape(n, *out, c, m), -1, 0))   # (dm, N, *out, C)
+    dk = np.empty_like(kernel)
+    dxp = np.zeros_like(xp) if need_dx else None
+    tmp = np.empty((n, *out, c), xp.dtype)
+    for off in offsets(k):
+        sl = offset_slices(off, s, d, out)
+        tap = xp[sl]
+        for j in range(m):
+            dk[off + (slice(None), j)] = np.multiply(tap, dzm[j], out=tmp).reshape(-1, c).sum(axis=0)
+            if need_dx:
+                dxp[sl] += np.multiply(dzm[j], kernel[off][:, j], out=tmp)
+    return dxp, dk

@@ -40,6 +40,7 @@ class Layer:
         self.activation = self.layer.args.get("activation", "linear")
         self.act = acts.get(self.activation)
         self.cache: dict[str, Any] = {}
+        self.workspace: dict[str, Array] = {}
 
     # subclasses: the linear part (z = f(x)) and its adjoint
     def compute(self, x: Array, w: "_View", training: bool, rng) -> Array:
@@ -109,7 +110,11 @@ class Conv(Layer):
         wmat = kernel.reshape(-1, f)
         if bias is not None:
             wmat = np.concatenate([wmat, bias[None]])
-        patches = cv.Patches(xp, k, s, d, out, ones_column=bias is not None)
+        # one matrix kept per mode, so an inference pass never overwrites what backward needs
+        key = "train_patches" if training else "infer_patches"
+        patches = cv.Patches(xp, k, s, d, out, ones_column=bias is not None,
+                             reuse=self.workspace.get(key))
+        self.workspace[key] = patches.matrix
         z = patches.times(wmat)
         if training:
             self.cache.update(patches=patches, xp_shape=xp.shape, pads=pads, out=out)
@@ -130,30 +135,6 @@ class Conv(Layer):
         return dx, grads
 
 
-def depthwise(xp: Array, kernel: Array, s, d, out) -> Array:
-    """(N, *out, C*dm): each input channel c convolved with kernel[..., c, :]."""
-    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
-    z = np.zeros((xp.shape[0], *out, c, m), xp.dtype)
-    for off in cv.offsets(k):
-        z += xp[cv.offset_slices(off, s, d, out)][..., None] * kernel[off]
-    return z.reshape(*z.shape[:-2], c * m)
-
-
-def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s, d, out,
-                      need_dx: bool) -> tuple[Array | None, Array]:
-    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
-    dz = dz.reshape(*dz.shape[:-1], c, m)
-    dk = np.empty_like(kernel)
-    dxp = np.zeros_like(xp) if need_dx else None
-    for off in cv.offsets(k):
-        sl = cv.offset_slices(off, s, d, out)
-        taps = xp[sl].reshape(-1, c)
-        dk[off] = np.einsum("pc,pcm->cm", taps, dz.reshape(-1, c, m))
-        if need_dx:
-            dxp[sl] += (dz * kernel[off]).sum(axis=-1)
-    return dxp, dk
-
-
 class DepthwiseConv(Layer):
     """DepthwiseConv1D/2D: output channel c*dm + m = input channel c times kernel[..., c, m]."""
 
@@ -162,7 +143,7 @@ class DepthwiseConv(Layer):
         pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
         xp = cv.pad(x, pads)
         out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
-        z = depthwise(xp, w["kernel"], s, d, out)
+        z = cv.depthwise(xp, w["kernel"], s, d, out)
         bias = w.get("bias")
         if bias is not None:
             z += bias
@@ -173,7 +154,7 @@ class DepthwiseConv(Layer):
     def adjoint(self, dz, w, need_dx):
         c = self.cache
         _, s, d = _spatial_args(self.layer)
-        dxp, dk = depthwise_adjoint(dz, c["xp"], w["kernel"], s, d, c["out"], need_dx)
+        dxp, dk = cv.depthwise_adjoint(dz, c["xp"], w["kernel"], s, d, c["out"], need_dx)
         grads = {"kernel": dk}
         if "bias" in self.trainable:
             grads["bias"] = dz.reshape(-1, dz.shape[-1]).sum(axis=0)
@@ -189,7 +170,7 @@ class SeparableConv(Layer):
         pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
         xp = cv.pad(x, pads)
         out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
-        mid = depthwise(xp, w["depthwise_kernel"], s, d, out)
+        mid = cv.depthwise(xp, w["depthwise_kernel"], s, d, out)
         pointwise = w["pointwise_kernel"]
         f = pointwise.shape[-1]
         z = mid.reshape(-1, mid.shape[-1]) @ pointwise.reshape(-1, f)
@@ -211,7 +192,7 @@ class SeparableConv(Layer):
         if "bias" in self.trainable:
             grads["bias"] = dz2.sum(axis=0)
         dmid = (dz2 @ pointwise.reshape(-1, f).T).reshape(mid.shape)
-        dxp, grads["depthwise_kernel"] = depthwise_adjoint(dmid, c["xp"], w["depthwise_kernel"],
+        dxp, grads["depthwise_kernel"] = cv.depthwise_adjoint(dmid, c["xp"], w["depthwise_kernel"],
                                                            s, d, c["out"], need_dx)
         return (None if dxp is None else cv.unpad(dxp, c["pads"])), grads
 
