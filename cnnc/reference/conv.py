@@ -9,6 +9,7 @@ into a row (kernel taps major, channels minor, matching Keras's kernel layout
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import product
 from typing import Sequence
 
@@ -57,30 +58,52 @@ def offsets(k: Sequence[int]):
     return product(*(range(kk) for kk in k))
 
 
-def windows(xp: Array, k: Sequence[int], s: Sequence[int], d: Sequence[int],
-            out: Sequence[int]) -> Array:
-    """A read-only strided view (N, *out, *k, C) of every window of the padded input."""
-    st = xp.strides
-    r = len(k)
-    shape = (xp.shape[0], *out, *k, xp.shape[-1])
-    strides = (st[0], *(st[1 + i] * s[i] for i in range(r)),
-               *(st[1 + i] * d[i] for i in range(r)), st[-1])
-    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+@dataclass(frozen=True)
+class Grid:
+    """A regular set of output positions of a convolution: along each spatial axis,
+    the windows starting at origin, origin + stride, ... (`count` of them), in
+    padded-input coordinates. A plain convolution is one grid; a convolution
+    feeding a tiling max-pool is one grid per pooling tap (see fusion.py)."""
+
+    origin: tuple[int, ...]
+    stride: tuple[int, ...]
+    count: tuple[int, ...]
+
+    def tap(self, off: Sequence[int], d: Sequence[int]) -> tuple[slice, ...]:
+        """Index (N, *spatial, C) of the inputs kernel tap `off` meets on this grid."""
+        return (slice(None), *(slice(o + f * dd, o + f * dd + ss * (n - 1) + 1, ss)
+                               for o, f, dd, ss, n in zip(self.origin, off, d, self.stride, self.count)),
+                slice(None))
+
+    def windows(self, xp: Array, k: Sequence[int], d: Sequence[int]) -> Array:
+        """A read-only strided view (N, *count, *k, C) of the grid's windows."""
+        st = xp.strides
+        r = len(k)
+        start = xp[(slice(None), *(slice(o, None) for o in self.origin))]
+        shape = (xp.shape[0], *self.count, *k, xp.shape[-1])
+        strides = (st[0], *(st[1 + i] * self.stride[i] for i in range(r)),
+                   *(st[1 + i] * d[i] for i in range(r)), st[-1])
+        return np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
+
+
+def plain_grid(out: Sequence[int], s: Sequence[int]) -> list[Grid]:
+    return [Grid((0,) * len(out), tuple(s), tuple(out))]
 
 
 class Patches:
-    """The im2col matrix of one convolution: a row per output position, a column
-    per (kernel tap, input channel), plus a column of ones when the bias is folded
-    into the product. Few input channels are copied channel-major (a contiguous
-    copy per tap instead of C-wide scraps), which is several times faster; the
-    products below hide the layout."""
+    """The im2col matrix of one convolution: a row per output position (grid by
+    grid), a column per (kernel tap, input channel), plus a column of ones when the
+    bias is folded into the product. Few input channels are copied channel-major
+    (a contiguous copy per tap instead of C-wide scraps), which is several times
+    faster; the products below hide the layout."""
 
-    def __init__(self, xp: Array, k: Sequence[int], s: Sequence[int], d: Sequence[int],
-                 out: Sequence[int], ones_column: bool = False, reuse: Array | None = None):
+    def __init__(self, xp: Array, k: Sequence[int], d: Sequence[int], grids: list[Grid],
+                 ones_column: bool = False, reuse: Array | None = None):
         n, c = xp.shape[0], xp.shape[-1]
         taps = int(np.prod(k)) * c
         width = taps + ones_column
-        rows = n * int(np.prod(out))
+        count = grids[0].count
+        rows = len(grids) * n * math.prod(count)
         self.transposed = c <= 4
 
         def empty(shape):
@@ -90,18 +113,20 @@ class Patches:
             return np.empty(shape, xp.dtype)
 
         if self.transposed:
-            buf = empty((width, n, *out))
+            buf = empty((width, len(grids), n, *count))
             xc = np.moveaxis(xp, -1, 0)           # channel-major once, (C, N, *spatial)
             if c > 1:
                 xc = np.ascontiguousarray(xc)
-            for t, off in enumerate(offsets(k)):
-                buf[t * c:(t + 1) * c] = xc[(slice(None), *offset_slices(off, s, d, out)[:-1])]
+            for g, grid in enumerate(grids):
+                for t, off in enumerate(offsets(k)):
+                    buf[t * c:(t + 1) * c, g] = xc[(slice(None), *grid.tap(off, d)[:-1])]
             if ones_column:
                 buf[-1] = 1
             self.matrix = buf.reshape(width, rows)
         else:
-            buf = empty((n, *out, width))
-            np.copyto(buf[..., :taps].reshape(n, *out, *k, c), windows(xp, k, s, d, out))
+            buf = empty((len(grids), n, *count, width))
+            for g, grid in enumerate(grids):
+                np.copyto(buf[g, ..., :taps].reshape(n, *count, *k, c), grid.windows(xp, k, d))
             if ones_column:
                 buf[..., -1] = 1
             self.matrix = buf.reshape(rows, width)
@@ -116,18 +141,18 @@ class Patches:
         return self.matrix @ dz if self.transposed else (dz.T @ self.matrix).T
 
 
-def input_grad(dz: Array, kernel: Array, padded_shape: Sequence[int], s: Sequence[int],
-               d: Sequence[int], out: Sequence[int]) -> Array:
-    """dL/dxp of a convolution: each tap's share dz @ kernel[tap].T is added back
-    where that tap read from (one small product and one add per tap, no
-    intermediate column matrix)."""
-    f = kernel.shape[-1]
-    dz2 = dz.reshape(-1, f)
-    dxp = np.zeros(padded_shape, dz.dtype)
+def input_grad(dz2: Array, kernel: Array, padded_shape: Sequence[int], d: Sequence[int],
+               grids: list[Grid]) -> Array:
+    """dL/dxp of a convolution from dz2 (rows in grid order, F): each kernel tap's
+    share dz2 @ kernel[tap].T is added back where that tap read from (one product
+    and one add per tap and grid, no intermediate column matrix)."""
+    dxp = np.zeros(padded_shape, dz2.dtype)
     n, c = padded_shape[0], padded_shape[-1]
+    count = grids[0].count
     for off in offsets(kernel.shape[:-2]):
-        share = dz2 @ kernel[off].T
-        dxp[offset_slices(off, s, d, out)] += share.reshape(n, *out, c)
+        share = (dz2 @ kernel[off].T).reshape(len(grids), n, *count, c)
+        for g, grid in enumerate(grids):
+            dxp[grid.tap(off, d)] += share[g]
     return dxp
 
 

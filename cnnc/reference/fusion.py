@@ -6,8 +6,8 @@ so pooling the raw convolution and applying relu to the (4x smaller) pooled
 tensor gives the same values. The gradient goes to the same input too: among
 positive values relu changes nothing, so ties are the same ties; where relu
 clamps a window to 0, its derivative there is 0 and no gradient flows either way.
-A 'valid' pooling never reads the trailing outputs that its floor drops, so only
-the outputs it reads are computed; their gradient would be zero anyway.
+Only the convolution outputs some pooling window reads are computed (a 'valid'
+pooling drops a trailing remainder); the others would get a zero gradient.
 
 `plan(layers)` returns the steps of a network: fused pairs and single layers,
 each with the Layer interface (forward, backward).
@@ -26,7 +26,12 @@ FUSABLE_ACTIVATIONS = ("relu", "linear")
 
 
 class ConvMaxPool:
-    """Conv (relu or linear) then MaxPooling, computed as pool -> relu."""
+    """Conv (relu or linear) then MaxPooling, computed as pool -> relu.
+
+    When the pooling windows tile the convolution output (strides = pool_size, no
+    pooling padding: 2x2/2 'valid' being the common case), the convolution's
+    output rows are produced pool-major, (pool tap, N, *pooled, F): every pooling
+    operation is then a contiguous elementwise operation between whole slabs."""
 
     def __init__(self, conv: Conv, pool: MaxPool):
         self.conv, self.pool = conv, pool
@@ -42,26 +47,36 @@ class ConvMaxPool:
         full = cv.out_sizes([n + a + b for n, (a, b) in zip(x.shape[1:-1], conv_pads)], k, s, d, "valid")
         pool_pads = cv.window_pads(full, p, ps, ones, self.pool.layer["padding"])
         out = cv.out_sizes([n + a + b for n, (a, b) in zip(full, pool_pads)], p, ps, ones, "valid")
-        crop = None
-        if self.pool.layer["padding"] == "valid":
-            crop = tuple((o - 1) * ss + pp for o, ss, pp in zip(out, ps, p))
-        z = self.conv.linear(x, _View(weights, self.conv.name, x.dtype), training, crop)
-        zp = cv.pad(z, pool_pads, -np.inf)
-        m = pl.max_pool(zp, p, ps, out)
+        w = _View(weights, self.conv.name, x.dtype)
+        tiled = tuple(ps) == tuple(p) and not any(a or b for a, b in pool_pads)
+        if tiled:
+            grids = [cv.Grid(tuple(a * ss for a, ss in zip(tap, s)), tuple(pp * ss for pp, ss in zip(p, s)),
+                             tuple(out)) for tap in cv.offsets(p)]
+            z = self.conv.linear(x, w, training, grids)          # (taps, N, *out, F)
+            m = pl.max_over_taps(z)
+        else:
+            # only the outputs some window reads ('valid' drops a trailing remainder)
+            crop = tuple(min(f, (o - 1) * ss + pp) for f, o, ss, pp in zip(full, out, ps, p))
+            z = cv.pad(self.conv.linear(x, w, training, cv.plain_grid(crop, s))[0], pool_pads, -np.inf)
+            m = pl.max_pool(z, p, ps, out)
         y = np.maximum(m, 0) if self.relu else m
         if training:
-            self.cache.update(zp=zp, m=m, y=y, pool_pads=pool_pads, out=out)
+            self.cache.update(z=z, m=m, y=y, pool_pads=pool_pads, out=out, tiled=tiled)
         return y
 
     def backward(self, dy: Array, weights: Weights, skip_activation: bool = False,
                  need_dx: bool = True) -> tuple[Array | None, Grads]:
         c = self.cache
-        if "zp" not in c:
+        if "z" not in c:
             raise RuntimeError(f"layers '{self.name}': backward needs a forward(training=True) first")
         p, ps, _ = _spatial_args(self.pool.layer, pooling=True)
+        first_only = len(p) < 3          # TF's 3-D max-pool gradient goes to every tied maximum
         dm = dy * (c["y"] > 0) if self.relu else dy
-        dz = cv.unpad(pl.max_pool_grad(dm, c["zp"], c["m"], p, ps, c["out"], first_only=len(p) < 3),
-                      c["pool_pads"])
+        if c["tiled"]:
+            dz = pl.max_over_taps_grad(dm, c["z"], c["m"], first_only)
+        else:
+            dz = cv.unpad(pl.max_pool_grad(dm, c["z"], c["m"], p, ps, c["out"], first_only),
+                          c["pool_pads"])
         dx, grads = self.conv.adjoint(dz, _View(weights, self.conv.name, dy.dtype), need_dx)
         return dx, {f"{self.conv.name}/{k}": g for k, g in grads.items() if k in self.conv.trainable}
 

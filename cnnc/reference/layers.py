@@ -95,16 +95,16 @@ class Conv(Layer):
     column of ones; then the activation."""
 
     def compute(self, x, w, training, rng):
-        z = self.linear(x, w, training)
-        return z
+        return self.linear(x, w, training)[0]
 
-    def linear(self, x: Array, w: "_View", training: bool, crop: Sequence[int] | None = None) -> Array:
-        """The convolution plus bias. `crop` computes only the leading outputs of
-        each axis (those a following 'valid' pooling reads)."""
+    def linear(self, x: Array, w: "_View", training: bool, grids=None) -> Array:
+        """The convolution plus bias, at the output positions of `grids` (default:
+        all of them); the result is (len(grids), N, *count, F)."""
         k, s, d = _spatial_args(self.layer)
         pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
         xp = cv.pad(x, pads)
-        out = tuple(crop) if crop else cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+        if grids is None:
+            grids = cv.plain_grid(cv.out_sizes(xp.shape[1:-1], k, s, d, "valid"), s)
         kernel, bias = w["kernel"], w.get("bias")
         f = kernel.shape[-1]
         wmat = kernel.reshape(-1, f)
@@ -112,26 +112,28 @@ class Conv(Layer):
             wmat = np.concatenate([wmat, bias[None]])
         # one matrix kept per mode, so an inference pass never overwrites what backward needs
         key = "train_patches" if training else "infer_patches"
-        patches = cv.Patches(xp, k, s, d, out, ones_column=bias is not None,
+        patches = cv.Patches(xp, k, d, grids, ones_column=bias is not None,
                              reuse=self.workspace.get(key))
         self.workspace[key] = patches.matrix
         z = patches.times(wmat)
         if training:
-            self.cache.update(patches=patches, xp_shape=xp.shape, pads=pads, out=out)
-        return z.reshape(x.shape[0], *out, f)
+            self.cache.update(patches=patches, xp_shape=xp.shape, pads=pads, grids=grids)
+        return z.reshape(len(grids), x.shape[0], *grids[0].count, f)
 
     def adjoint(self, dz, w, need_dx):
+        """dz in the layout `linear` returned (any shape with the same element order)."""
         c = self.cache
-        _, s, d = _spatial_args(self.layer)
+        _, _, d = _spatial_args(self.layer)
         kernel = w["kernel"]
         f = kernel.shape[-1]
-        g = c["patches"].t_times(dz.reshape(-1, f))
+        dz2 = dz.reshape(-1, f)
+        g = c["patches"].t_times(dz2)
         grads = {"kernel": g[:kernel.size // f].reshape(kernel.shape)}
         if w.get("bias") is not None:
             grads["bias"] = g[-1]
         dx = None
         if need_dx:
-            dx = cv.unpad(cv.input_grad(dz, kernel, c["xp_shape"], s, d, c["out"]), c["pads"])
+            dx = cv.unpad(cv.input_grad(dz2, kernel, c["xp_shape"], d, c["grids"]), c["pads"])
         return dx, grads
 
 

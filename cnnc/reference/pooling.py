@@ -112,6 +112,31 @@ def _tiled_max_pool_grad(dy: Array, xp: Array, y: Array, p: Sequence[int], out: 
     return dxp
 
 
+def max_over_taps(z: Array) -> Array:
+    """Max over the leading (pooling tap) axis of a pool-major tensor (T, N, *out, C)."""
+    m = z[0].copy()
+    for t in range(1, len(z)):
+        np.maximum(m, z[t], out=m)
+    return m
+
+
+def max_over_taps_grad(dm: Array, z: Array, m: Array, first_only: bool = True) -> Array:
+    """dL/dz of `max_over_taps`: to the first tap holding the maximum (taps are in
+    row-major window order), or with first_only=False to every such tap."""
+    dz = np.empty_like(z)
+    taken = None
+    for t in range(len(z)):
+        hit = z[t] == m
+        if first_only:
+            if taken is None:
+                taken = hit.copy()
+            else:
+                hit &= ~taken
+                taken |= hit
+        np.multiply(dm, hit, out=dz[t])
+    return dz
+
+
 def real_counts(spatial: Sequence[int], p: Sequence[int], s: Sequence[int], pads: Pads,
                 out: Sequence[int], dtype) -> Array:
     """How many real inputs each window covers, shaped (1, *out, 1) for broadcasting."""
