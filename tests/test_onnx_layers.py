@@ -180,3 +180,15 @@ def test_cases_cover_every_layer_kind():
     written = " ".join(c[1] for c in ALL_CASES)
     missing = [k for k in kinds.KINDS if f"{k}(" not in written]
     assert not missing
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_stack_matches_reference(seed):
+    """Random stacks of every layer kind (tests/keras_stacks.py), as a whole."""
+    from cnnc.frontend import check_text
+
+    from .keras_stacks import random_stack
+    text = random_stack(seed)
+    if not check_text(text, "s.cnn").ok:
+        pytest.skip("a stack cnnc refuses")
+    check_parity(text, seed=seed)
