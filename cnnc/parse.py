@@ -91,10 +91,11 @@ def _span(tok: Token) -> Span:
 
 # --- statements --------------------------------------------------------------
 
-def _next_statement(tokens: list[Token], i: int) -> tuple[list[Token], int]:
-    """Tokens of the statement starting at i (bracketed newlines dropped),
-    and the index after it."""
+def _next_statement(tokens: list[Token], i: int) -> tuple[list[Token], list[int], int]:
+    """Tokens of the statement starting at i (bracketed newlines dropped), their
+    indices in `tokens`, and the index after the statement."""
     out: list[Token] = []
+    where: list[int] = []
     depth = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -108,7 +109,8 @@ def _next_statement(tokens: list[Token], i: int) -> tuple[list[Token], int]:
         elif tok.type in _CLOSE:
             depth = max(depth - 1, 0)
         out.append(tok)
-    return out, i
+        where.append(i - 1)
+    return out, where, i
 
 
 def _open_brackets(stmt: list[Token], upto: int) -> list[Token]:
@@ -129,7 +131,7 @@ def parse(text: str, rep: Reporter) -> list[S.Statement]:
     statements: list[S.Statement] = []
     i = 0
     while i < len(tokens):
-        stmt, nxt = _next_statement(tokens, i)
+        stmt, where, nxt = _next_statement(tokens, i)
         if not stmt:
             i = nxt
             continue
@@ -137,7 +139,7 @@ def parse(text: str, rep: Reporter) -> list[S.Statement]:
         if restart is not None:
             # An unclosed bracket swallowed the following lines: resume at the
             # first token of the line where the parser gave up.
-            nxt = tokens.index(stmt[restart], i)
+            nxt = where[restart]
         elif tree is not None:
             node = _convert_statement(tree, rep)
             if node is not None:

@@ -162,3 +162,23 @@ def test_load_and_loads(in_repo):
     assert e.value.diagnostics[0].span.line == 2
     with pytest.raises(cnnc.UsageError):
         cnnc.load("does/not/exist.cnn")
+
+
+def test_recovery_after_unclosed_bracket_terminates():
+    """Regression: resuming after an unclosed '(' once looked the restart token up
+    by value and looped forever when the same name appeared earlier."""
+    import signal
+
+    def boom(*_):
+        raise TimeoutError("parser did not terminate")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(10)
+    try:
+        checked = check_text("input (4,)\nDense(1\nDense(2)\nDense(3, activation='relu'\nDense(4)\n")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    msgs = [(d.span.line, d.message) for d in checked.diagnostics if d.is_error]
+    assert msgs == [(2, "'(' was never closed"), (4, "'(' was never closed")]
+    assert [l["units"] for l in checked.ir.layers] == [2, 4]
