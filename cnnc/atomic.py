@@ -30,6 +30,8 @@ def atomic_write(path: str | Path, mode: str = "wb", protect: Iterable[str | Pat
     except OSError as e:
         raise UsageError(f"cannot write '{target}': {e.strerror or e}") from None
     try:
+        # mkstemp creates 0600; give the file the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -48,6 +50,12 @@ def write_bytes(path: str | Path, data: bytes, protect: Iterable[str | Path] = (
 
 def write_text(path: str | Path, text: str, protect: Iterable[str | Path] = ()) -> None:
     write_bytes(path, text.encode("utf-8"), protect)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _same_file(a: Path, b: Path) -> bool:
