@@ -45,9 +45,14 @@ STACKS = {
                                         "MaxPooling2D((2, 1))"]),
     "relu_gapped_pool": ((12, 12, 2), ["Conv2D(3, 3, activation='relu', use_bias=False)",
                                        "MaxPooling2D(2, strides=3)"]),
+    "same_pool_even_tiles": ((8, 8, 3), ["Conv2D(4, 3, padding='same', activation='relu')",
+                                         "MaxPooling2D(2, padding='same')"]),
     "conv1d": ((20, 3), ["Conv1D(5, 3, padding='causal', activation='relu')", "MaxPooling1D(3)"]),
     "conv3d_all_ties": ((6, 6, 6, 2), ["Conv3D(3, 2, activation='relu')", "MaxPooling3D(2)"]),
 }
+
+
+NOT_TILED = {"linear_same_pool", "relu_gapped_pool"}
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -63,6 +68,8 @@ def test_fused_equals_layer_by_layer_with_ties(name):
     dy = rng.normal(size=y1.shape).astype(np.float32)
     y0, dx0, g0 = _layer_by_layer(net, x, dy)
     y1, dx1, g1 = _fused(net, x, dy)
+    # pool-major (tiled) layout whenever strides = pool_size and the pooling adds no padding
+    assert net.steps[0].cache["tiled"] == (name not in NOT_TILED)
     np.testing.assert_allclose(y1, y0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx1, dx0, rtol=1e-5, atol=1e-6)
     assert set(g1) == set(g0)
