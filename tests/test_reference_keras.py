@@ -158,3 +158,29 @@ def test_same_as_keras(case):
         key = w.path.split("/", 1)[-1]
         if key in net.weights:
             assert np.abs(net.weights[key] - np.asarray(w)).max() <= 1e-5 * scale(np.asarray(w)), key
+
+
+@pytest.mark.parametrize("line, shape", [("Dropout(0.4)", (6, 5, 3)), ("Dropout(1.0)", (4, 3)),
+                                         ("SpatialDropout2D(0.5)", (6, 5, 8)),
+                                         ("SpatialDropout1D(0.3)", (9, 8))])
+def test_dropout_like_keras(line, shape):
+    """Masks come from different generators, so compare what they must share:
+    identity at inference, values in {0, x/(1-rate)} in training, Keras's noise shape."""
+    model = build_cnnc(shape, [line])
+    km = build_keras(model)
+    rate = model.analysis.infos[0].layer["rate"]
+    x = np.random.default_rng(0).uniform(1, 2, (4, *shape)).astype(np.float32)
+    net = Network(model.analysis, {})
+    np.testing.assert_array_equal(net.forward(x), np.asarray(km(x, training=False)))
+    ours = net.forward(x, training=True, rng=np.random.default_rng(1))
+    theirs = np.asarray(km(x, training=True))
+    for y in (ours, theirs):
+        kept = y != 0
+        if rate < 1:
+            np.testing.assert_allclose(y[kept], x[kept] / (1 - rate), rtol=1e-6)
+        else:
+            assert not kept.any()
+        if line.startswith("Spatial"):
+            # one decision per (sample, channel)
+            per = kept.reshape(kept.shape[0], -1, kept.shape[-1])
+            assert np.all(per.all(axis=1) | ~per.any(axis=1))
