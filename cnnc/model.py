@@ -124,10 +124,14 @@ class Model:
 
     # --- running --------------------------------------------------------------------
 
-    def predict(self, x, batch_size: int = 32) -> "np.ndarray":
-        """Inference-mode forward pass of the NumPy reference, in batches."""
+    def predict(self, x, batch_size: int = 32, scale: bool = True) -> "np.ndarray":
+        """Inference-mode forward pass of the NumPy reference, in batches. Like fit and
+        evaluate, uint8 images are scaled by 1/255 (scale=False: not) and a missing
+        channel axis is added (cnnc.data.prepare_x)."""
+        from .data import prepare_x
         from .reference.network import Network, check_input
-        x = check_input(x, self.analysis)
+        x = check_input(prepare_x(x, self.ir.input_shape, scale=scale, model=f"model '{self.name}'"),
+                        self.analysis)
         net = Network(self.analysis, self.weights)
         return net.predict(x, batch_size=batch_size)
 

@@ -1,0 +1,206 @@
+"""Training benchmark: examples/mnist.cnn on Fashion-MNIST with the file's recipe
+(RMSprop 1e-3, batch 64, 5 epochs, validation_split 0.1).
+
+Measures, in one run:
+1. the full training run through the Python API (`Model.fit`, as `cnnc train` runs it,
+   checkpoints included): seconds per epoch, final test accuracy on the 10,000 test
+   images, peak RSS of the process (taken before torch is imported);
+2. training throughput at batch 64 (forward + loss + backward + RMSprop step), samples/s,
+   and the same for PyTorch CPU (eager, same architecture and optimizer) when torch is
+   importable, in interleaved rounds so both see the same machine load.
+
+    python benchmarks/bench_train.py                   # the full benchmark (several minutes)
+    python benchmarks/bench_train.py --epochs 1 --limit 6000 --no-write   # a quick look
+
+Prints the result and writes it to docs/BENCHMARKS.md (section "train"). Rerun on a
+quiet machine for numbers worth quoting: other processes on the same cores slow every
+timing, multi-threaded BLAS most of all. torch is never a dependency of cnnc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+import cnnc  # noqa: E402
+from cnnc import data as D  # noqa: E402
+
+
+def _parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT / "examples" / "mnist.cnn"))
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
+    p.add_argument("--round-steps", type=int, default=40, help="training steps per round")
+    p.add_argument("--no-full", action="store_true", help="skip the full training run")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    return p.parse_args(argv)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+# --- 1. the full run -------------------------------------------------------------------------
+
+def full_run(args, ds) -> dict:
+    model = cnnc.load(args.model)
+    x, y = ds.x_train[:args.limit], ds.y_train[:args.limit]
+    ends: list[float] = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
+                            verbose="auto", checkpoint=Path(tmp) / "bench.ckpt",
+                            on_epoch_end=lambda h: ends.append(time.perf_counter()))
+    epoch_s = np.diff([start, *ends])
+    loss, acc = model.evaluate(ds.x_test, ds.y_test, batch_size=256, verbose=0)
+    return {"epochs": args.epochs, "train_samples": history.params["samples"],
+            "epoch_s": [float(s) for s in epoch_s], "test_loss": loss, "test_accuracy": acc,
+            "val_accuracy": history.history.get("val_accuracy", [None])[-1],
+            "peak_rss_mb": peak_rss_mb()}
+
+
+# --- 2. throughput -----------------------------------------------------------------------------
+
+def cnnc_step(args, x, y):
+    from cnnc.reference import losses as L
+    from cnnc.reference import optimizers as O
+    from cnnc.reference.network import Network
+    model = cnnc.load(args.model)
+    net = Network(model.analysis, model.weights)
+    loss = L.from_spec(model.ir.compile.loss, net.output_activation)
+    opt = O.from_spec(model.ir.compile.optimizer)
+    rng = np.random.default_rng(0)
+    xs = D.prepare_x(x, model.ir.input_shape)
+    ys = D.prepare_y(y, model.analysis.output_shape, loss.name)
+    state = {"i": 0}
+
+    def step():
+        i = state["i"] = (state["i"] + args.batch) % (len(xs) - args.batch)
+        xb, yb = xs[i:i + args.batch], ys[i:i + args.batch]
+        p = net.forward(xb, training=True, rng=rng)
+        _, dy = loss.value_and_gradient(yb, p)
+        opt.apply(net.backward(dy, skip_output_activation=loss.fused), net.weights)
+    return step
+
+
+def torch_step(args, x, y):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(576, 64), nn.ReLU(), nn.Dropout(0.25), nn.Linear(64, 10))
+    opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+    lossf = nn.CrossEntropyLoss()
+    xs = torch.from_numpy((x.astype(np.float32) / 255.0)[:, None, :, :].copy())
+    ys = torch.from_numpy(y.astype(np.int64))
+    net.train()
+    state = {"i": 0}
+
+    def step():
+        i = state["i"] = (state["i"] + args.batch) % (len(xs) - args.batch)
+        opt.zero_grad(set_to_none=True)
+        lossf(net(xs[i:i + args.batch]), ys[i:i + args.batch]).backward()
+        opt.step()
+    return step
+
+
+def throughput(args, ds) -> dict:
+    x, y = ds.x_train[:10000], ds.y_train[:10000]
+    steps = {"cnnc": cnnc_step(args, x, y)}
+    if not args.no_torch:
+        try:
+            import torch
+            steps["torch"] = torch_step(args, x, y)
+            torch_version = torch.__version__
+        except ImportError:
+            torch_version = None
+    rates: dict[str, list[float]] = {k: [] for k in steps}
+    for step in steps.values():  # warm up: allocations, BLAS thread pools
+        for _ in range(5):
+            step()
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            t = time.perf_counter()
+            for _ in range(args.round_steps):
+                step()
+            rates[name].append(args.round_steps * args.batch / (time.perf_counter() - t))
+    out = {name: float(np.median(r)) for name, r in rates.items()}
+    out["spread"] = {name: [float(min(r)), float(max(r))] for name, r in rates.items()}
+    if "torch" in steps:
+        out["torch_version"] = torch_version
+        import torch
+        out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def render(args, full: dict | None, tp: dict, machine: str, load: str) -> str:
+    lines = [f"Machine: {machine}; load average at the start: {load}.", ""]
+    if full:
+        per = full["epoch_s"]
+        lines += [
+            f"`{Path(args.model).name}` on Fashion-MNIST, the file's recipe (RMSprop 1e-3, batch "
+            f"{args.batch}, validation_split 0.1), {full['epochs']} epochs on {full['train_samples']:,} "
+            f"training images, seed {args.seed}, `Model.fit` with checkpoints:",
+            "",
+            "| measure | value |", "|---|---|",
+            f"| test accuracy (10,000 images) | {full['test_accuracy']:.4f} (goal >= 0.90) |",
+            f"| test loss | {full['test_loss']:.4f} |",
+            f"| seconds per epoch (incl. validation) | {np.mean(per):.1f} "
+            f"(min {min(per):.1f}, max {max(per):.1f}) |",
+            f"| training samples/s over the run | {full['train_samples'] / np.mean(per):,.0f} |",
+            f"| peak RSS of the process | {full['peak_rss_mb']:.0f} MB (goal <= 500 MB) |",
+            ""]
+    lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + RMSprop step), "
+              f"median of {args.rounds} interleaved rounds of {args.round_steps} steps:", "",
+              "| implementation | samples/s | min-max |", "|---|---|---|",
+              f"| cnnc NumPy reference | {tp['cnnc']:,.0f} | {tp['spread']['cnnc'][0]:,.0f}-"
+              f"{tp['spread']['cnnc'][1]:,.0f} |"]
+    if "torch" in tp:
+        lines += [f"| PyTorch {tp['torch_version']} eager ({tp['torch_threads']} threads) | "
+                  f"{tp['torch']:,.0f} | {tp['spread']['torch'][0]:,.0f}-{tp['spread']['torch'][1]:,.0f} |",
+                  "", f"Ratio cnnc / PyTorch: **{tp['cnnc'] / tp['torch']:.2f}** (goal >= 1.0)."]
+    else:
+        lines += ["", "PyTorch is not installed here: no comparison."]
+    lines += ["", "Rerun: `python benchmarks/bench_train.py` (several minutes)."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from _report import machine, write_section
+    args = _parse(argv)
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    ds = D.load("fashion-mnist")
+    full = None if args.no_full else full_run(args, ds)
+    if full:
+        print(f"full run: {full}", flush=True)
+    tp = throughput(args, ds)
+    text = render(args, full, tp, machine(), load)
+    print(text)
+    if not args.no_write:
+        write_section("train", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
