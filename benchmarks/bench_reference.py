@@ -152,7 +152,7 @@ def worker(args: argparse.Namespace) -> dict:
                         theirs = torch.softmax(theirs, -1) if net.output_activation == "softmax" \
                             else torch.sigmoid(theirs)
                     diff = float(np.abs(ours - theirs.numpy()).max())
-                note = f"PyTorch {torch.__version__}, output max |diff| vs NumPy {diff:.1e}"
+                note = f"PyTorch {torch.__version__}: same weights, inference output max |diff| vs NumPy"
 
                 def t_train():
                     tnet.train()
@@ -173,7 +173,8 @@ def worker(args: argparse.Namespace) -> dict:
     for _ in range(args.rounds):
         for name, step in steps.items():
             rates[name].append(_round(step, args.batch, args.round_seconds))
-    return {"threads": threads, "rates": rates, "note": note}
+    return {"threads": threads, "rates": rates, "note": note,
+            "diff": diff if "torch train" in steps else None}
 
 
 # --- driver ------------------------------------------------------------------------
@@ -220,7 +221,9 @@ def report(args: argparse.Namespace, results: list[dict]) -> str:
         if r["note"] and r["note"] not in notes:
             notes.append(r["note"])
     lines.append("")
-    lines += [f"- {n}" for n in notes]
+    diffs = [r["diff"] for r in results if r.get("diff") is not None]
+    lines += [f"- {n}" + (f" {max(diffs):.1e}" if diffs and n.startswith("PyTorch") else "")
+              for n in notes]
     lines.append("- Training step: `Network.forward(x, training=True)` + `Network.backward(dy, "
                  "skip_output_activation=True)` (no optimizer); PyTorch: forward to logits + "
                  "`backward(dy)`, grads reset with `grad = None`. Ratio = NumPy / PyTorch.")

@@ -128,9 +128,9 @@ class Conv(Layer):
         f = kernel.shape[-1]
         dz2 = dz.reshape(-1, f)
         g = c["patches"].t_times(dz2)
-        grads = {"kernel": g[:kernel.size // f].reshape(kernel.shape)}
+        grads = {"kernel": np.ascontiguousarray(g[:kernel.size // f]).reshape(kernel.shape)}
         if w.get("bias") is not None:
-            grads["bias"] = g[-1]
+            grads["bias"] = np.ascontiguousarray(g[-1])
         dx = None
         if need_dx:
             dx = cv.unpad(cv.input_grad(dz2, kernel, c["xp_shape"], d, c["grids"]), c["pads"])
