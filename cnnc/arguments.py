@@ -9,6 +9,8 @@ and refuses what Keras accepts and refuses.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -238,9 +240,9 @@ _INIT_ALIASES = {"normal": "RandomNormal", "uniform": "RandomUniform", "zero": "
 _KERAS_ONLY_INITS = {"Orthogonal", "Identity", "STFT", "orthogonal", "identity", "stft"}
 
 
+@functools.lru_cache(maxsize=None)
 def snake_case(name: str) -> str:
     """Keras's to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
-    import re
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()

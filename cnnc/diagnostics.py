@@ -8,7 +8,6 @@ independent error of a file; `render` prints them in the familiar
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -127,6 +126,8 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
     Case-insensitive matches win (conv2d -> Conv2D), then difflib's ratio.
     """
+    import difflib  # only when there is something to suggest: keeps `cnnc check` fast
+
     candidates = list(candidates)
     folded = {c.lower(): c for c in candidates}
     if word.lower() in folded and folded[word.lower()] != word:

@@ -5,6 +5,7 @@ Imports nothing heavy (no NumPy, no onnx), so `cnnc check` starts fast.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,18 @@ class Checked:
 
 def check_text(text: str, path: str = "<string>") -> Checked:
     """Parse, resolve, infer and lint; never raises for problems in the text."""
+    # The checker builds many small acyclic objects; the cycle collector only
+    # slows it down (by half on a 10,000-layer stack).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _check(text, path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check(text: str, path: str) -> Checked:
     rep = Reporter(path)
     statements = parse(text, rep)
     ir = resolve(statements, rep, path)
