@@ -12,8 +12,6 @@ import sys
 import time
 from typing import IO, Mapping
 
-from tqdm import tqdm
-
 _REFRESH_S = 0.1
 
 
@@ -48,16 +46,21 @@ def format_step(seconds: float) -> str:
     return f"{seconds * 1e6:.0f}us/step"
 
 
-class _Bar(tqdm):
-    """tqdm with a free-form `keras` field (Keras's ETA/timing and the logs)."""
+def _bar_class():
+    """tqdm with a free-form `keras` field (Keras's ETA/timing and the logs); imported
+    only when a bar is drawn."""
+    from tqdm import tqdm
 
-    keras = ""
+    class Bar(tqdm):
+        keras = ""
 
-    @property
-    def format_dict(self):
-        d = super().format_dict
-        d["keras"] = self.keras
-        return d
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            d["keras"] = self.keras
+            return d
+
+    return Bar
 
 
 class Progress:
@@ -66,7 +69,7 @@ class Progress:
         self.verbose = resolve_verbose(verbose, self.stream)
         self.epochs = epochs
         self.steps = steps
-        self.bar: _Bar | None = None
+        self.bar = None
 
     def epoch_start(self, epoch: int | None, step: int = 0) -> None:
         """epoch is 0-based (None: no `Epoch` line, for evaluate); step > 0 when a
@@ -81,7 +84,7 @@ class Progress:
             print(f"Epoch {epoch + 1}/{self.epochs}", file=self.stream, flush=True)
         if self.verbose == 1:
             width = len(str(self.steps))
-            self.bar = _Bar(total=self.steps, initial=step, file=self.stream, ascii=".>=",
+            self.bar = _bar_class()(total=self.steps, initial=step, file=self.stream, ascii=".>=",
                             bar_format=f"{{n_fmt:>{width}}}/{{total_fmt}} [{{bar:30}}]{{keras}}",
                             mininterval=_REFRESH_S, dynamic_ncols=False, leave=True)
 

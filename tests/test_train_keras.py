@@ -1,0 +1,74 @@
+"""fit against Keras itself (a dev-only oracle; skipped where Keras is absent):
+the same initial weights, no shuffling, no dropout, two epochs with a partial last
+batch, validation_split and BatchNormalization; weights and history must agree.
+
+Run where Keras is installed, e.g.
+    PYTHONPATH=. TF_CPP_MIN_LOG_LEVEL=3 /tmp/kvenv/bin/python -m pytest -m keras tests/test_train_keras.py
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import cnnc
+
+pytestmark = pytest.mark.keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras")
+
+SRC = """model k
+input (12, 12, 1)
+Conv2D(6, (3, 3), activation='relu')
+MaxPooling2D((2, 2))
+Flatten()
+Dense(16, activation='relu')
+BatchNormalization()
+Dense(4, activation='softmax')
+compile(optimizer={opt}, loss='{loss}', metrics=['accuracy'])
+"""
+
+OPTIMIZERS = {
+    "RMSprop(learning_rate=1e-3)": lambda: keras.optimizers.RMSprop(1e-3),
+    "SGD(learning_rate=0.05, momentum=0.9, nesterov=True)":
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    # epsilon 1e-3: with 1e-7, Adam turns float32 noise in the near-zero gradients of
+    # rarely active ReLU units into full-size steps, in Keras as in cnnc.
+    "Adam(learning_rate=2e-3, amsgrad=True, clipnorm=1.0, epsilon=1e-3)":
+        lambda: keras.optimizers.Adam(2e-3, amsgrad=True, clipnorm=1.0, epsilon=1e-3),
+}
+
+
+def _keras_model():
+    from keras import layers
+    return keras.Sequential([keras.Input((12, 12, 1)), layers.Conv2D(6, (3, 3), activation="relu"),
+                             layers.MaxPooling2D((2, 2)), layers.Flatten(),
+                             layers.Dense(16, activation="relu"), layers.BatchNormalization(),
+                             layers.Dense(4, activation="softmax")])
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_fit_matches_keras(opt, loss):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (150, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 4, 150)
+    ours = cnnc.loads(SRC.format(opt=opt, loss=loss))
+    ours.init_weights(0)
+    theirs = _keras_model()
+    # Keras numbers layer names per process (conv2d_1, ...): pair the weights by order.
+    pairs = list(zip(ours.weights, theirs.weights, strict=True))
+    for key, w in pairs:
+        assert tuple(w.shape) == ours.weights[key].shape
+        w.assign(ours.weights[key])
+    theirs.compile(optimizer=OPTIMIZERS[opt](), loss=loss, metrics=["accuracy"])
+    ky = keras.utils.to_categorical(y, 4) if loss == "categorical_crossentropy" else y
+    # 150 * 0.8 = 120 training samples: batches of 32, 32, 32, 24.
+    kh = theirs.fit(x, ky, epochs=2, batch_size=32, shuffle=False, validation_split=0.2, verbose=0)
+    h = ours.fit(x, y, epochs=2, batch_size=32, shuffle=False, validation_split=0.2, verbose=0, seed=0)
+    for key, w in pairs:
+        assert np.allclose(ours.weights[key], w.numpy(), atol=1e-4), key
+    for key, values in h.history.items():
+        assert np.allclose(values, kh.history[key], atol=1e-5), key
