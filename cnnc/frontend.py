@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .diagnostics import CnncError, Diagnostic, Reporter, Source, UsageError
+from .files import read_bytes
 from .infer import Analysis, infer
 from .ir import ModelIR
 from .lint import lint
@@ -59,15 +60,7 @@ def _check(text: str, path: str) -> Checked:
 
 def read_source(path: str | Path) -> str:
     """The text of a .cnn file, or UsageError (exit 2) saying why it cannot be read."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"cannot read '{path}': no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"cannot read '{path}': it is a directory") from None
-    except OSError as e:
-        raise UsageError(f"cannot read '{path}': {e.strerror or e}") from None
+    data = read_bytes(path)
     if b"\x00" in data[:4096]:
         raise UsageError(f"cannot read '{path}': it is a binary file, not a .cnn text file")
     try:

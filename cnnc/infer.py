@@ -228,46 +228,45 @@ def _macs(out_spatial: Sequence[int | None], per_position: int) -> int | None:
 
 # --- rules -----------------------------------------------------------------------
 
-def conv(layer: Layer, x: Flow) -> LayerInfo:
-    r = layer.rank
-    _need_rank(layer, x, r)
+def _window(layer: Layer, x: Flow):
+    """What every convolution shares: input channels, kernel, output positions,
+    receptive field and jump."""
+    _need_rank(layer, x, layer.rank)
     c = _channels(layer, x)
-    k, s, d, f = layer["kernel_size"], layer["strides"], layer["dilation_rate"], layer["filters"]
+    k, s, d = layer["kernel_size"], layer["strides"], layer["dilation_rate"]
     out = _spatial_out(layer, x, k, s, d, layer["padding"], pooling=False)
+    rf, jump = _rf(x, k, s, d)
+    return c, k, out, rf, jump
+
+
+def conv(layer: Layer, x: Flow) -> LayerInfo:
+    c, k, out, rf, jump = _window(layer, x)
+    f = layer["filters"]
     weights = [_weight(layer, "kernel", (*k, c, f), "kernel_initializer")]
     if layer["use_bias"]:
         weights.append(_weight(layer, "bias", (f,), "bias_initializer"))
-    rf, jump = _rf(x, k, s, d)
     return LayerInfo(layer, x, Flow((*out, f), rf, jump), tuple(weights),
                      _macs(out, math.prod(k) * c * f))
 
 
 def depthwise_conv(layer: Layer, x: Flow) -> LayerInfo:
-    r = layer.rank
-    _need_rank(layer, x, r)
-    c = _channels(layer, x)
-    k, s, d, m = layer["kernel_size"], layer["strides"], layer["dilation_rate"], layer["depth_multiplier"]
-    out = _spatial_out(layer, x, k, s, d, layer["padding"], pooling=False)
+    c, k, out, rf, jump = _window(layer, x)
+    m = layer["depth_multiplier"]
     weights = [_weight(layer, "kernel", (*k, c, m), "depthwise_initializer")]
     if layer["use_bias"]:
         weights.append(_weight(layer, "bias", (c * m,), "bias_initializer"))
-    rf, jump = _rf(x, k, s, d)
     return LayerInfo(layer, x, Flow((*out, c * m), rf, jump), tuple(weights),
                      _macs(out, math.prod(k) * c * m))
 
 
 def separable_conv(layer: Layer, x: Flow) -> LayerInfo:
-    r = layer.rank
-    _need_rank(layer, x, r)
-    c = _channels(layer, x)
-    k, s, d = layer["kernel_size"], layer["strides"], layer["dilation_rate"]
+    c, k, out, rf, jump = _window(layer, x)
     m, f = layer["depth_multiplier"], layer["filters"]
-    out = _spatial_out(layer, x, k, s, d, layer["padding"], pooling=False)
     weights = [_weight(layer, "depthwise_kernel", (*k, c, m), "depthwise_initializer"),
-               _weight(layer, "pointwise_kernel", (*(1,) * r, c * m, f), "pointwise_initializer")]
+               _weight(layer, "pointwise_kernel", (*(1,) * layer.rank, c * m, f),
+                       "pointwise_initializer")]
     if layer["use_bias"]:
         weights.append(_weight(layer, "bias", (f,), "bias_initializer"))
-    rf, jump = _rf(x, k, s, d)
     return LayerInfo(layer, x, Flow((*out, f), rf, jump), tuple(weights),
                      _macs(out, math.prod(k) * c * m + c * m * f))
 

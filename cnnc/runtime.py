@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .diagnostics import UsageError
+from .files import read_bytes, reading
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime as ort
@@ -105,14 +106,7 @@ def _ort_message(e: Exception) -> str:
 def read_onnx(path: str | Path) -> bytes:
     """The bytes of an .onnx file, with a clear error when it is missing or not ONNX."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"cannot read '{path}': no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"cannot read '{path}': it is a directory") from None
-    except OSError as e:
-        raise UsageError(f"cannot read '{path}': {e.strerror or e}") from None
+    data = read_bytes(path)
     if not data:
         raise UsageError(f"cannot load '{path}': the file is empty")
     if p.suffix == ".cnn" or data.lstrip().startswith((b"model", b"input", b"#")):
@@ -248,13 +242,9 @@ def _shape_hints(shape: tuple[int, ...], spec: InputSpec) -> list[str]:
 
 def read_input(path: str | Path, key: str | None = None) -> tuple[np.ndarray, str]:
     """The array in a .npy file or one array of a .npz file, and a description of it."""
-    p = Path(path)
     try:
-        loaded = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise UsageError(f"cannot read '{path}': no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"cannot read '{path}': it is a directory") from None
+        with reading(path):
+            loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise UsageError(f"cannot read '{path}': not a .npy or .npz file ({e})",
                          ["object arrays (pickles) are never loaded"]) from None

@@ -16,6 +16,7 @@ import numpy as np
 
 from .atomic import write_bytes
 from .diagnostics import UsageError
+from .files import reading
 from .infer import Analysis
 
 
@@ -30,12 +31,8 @@ def expected(analysis: Analysis) -> dict[str, tuple[int, ...]]:
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with reading(path, "weights", WeightsError), np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise WeightsError(f"cannot read weights '{path}': no such file") from None
-    except IsADirectoryError:
-        raise WeightsError(f"cannot read weights '{path}': it is a directory") from None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise WeightsError(f"cannot read weights '{path}': not a valid .npz file ({e})") from None
 
