@@ -206,3 +206,24 @@ def test_digits_net_learns_digits():
     m.fit(ds.x_train, ds.y_train, divisor=ds.scale, epochs=10, validation_split=0.0, seed=0, verbose=0)
     loss, acc = m.evaluate(ds.x_test, ds.y_test, divisor=ds.scale, verbose=0)
     assert acc >= 0.87 and loss <= 0.45, (loss, acc)
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", x_train=rng.uniform(0, 1, (720, 8, 8)).astype(np.float32),
+             y_train=rng.integers(0, 4, 720))
+    (tmp_path / "k.cnn").write_text(KILL_MODEL.replace("epochs=4", "epochs=50"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_cli("k.cnn", "--data", "d.npz", "-v", "0", "--checkpoint-every", "0"),
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not ckpt.exists(tmp_path / "k.ckpt"):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved in 'k.ckpt', continue with --resume" in err and "Traceback" not in err
+    meta, _ = ckpt.load(tmp_path / "k.ckpt")
+    assert meta["epoch"] < 50

@@ -72,3 +72,17 @@ def test_fit_matches_keras(opt, loss):
         assert np.allclose(ours.weights[key], w.numpy(), atol=1e-4), key
     for key, values in h.history.items():
         assert np.allclose(values, kh.history[key], atol=1e-5), key
+
+
+def test_weights_exported_from_keras_predict_as_in_keras(tmp_path):
+    # Keras's own weight paths ("sequential/conv2d/kernel") saved to an npz, loaded strictly.
+    keras.backend.clear_session()  # restart Keras's layer numbering: conv2d, dense, dense_1
+    theirs = _keras_model()
+    rng = np.random.default_rng(3)
+    for w in theirs.weights:
+        w.assign(rng.normal(size=w.shape).astype(np.float32) * 0.3 + (1.0 if "variance" in w.path else 0.0))
+    np.savez(tmp_path / "k.npz", **{w.path: w.numpy() for w in theirs.weights})
+    x = rng.uniform(0, 1, (20, 12, 12, 1)).astype(np.float32)
+    ours = cnnc.loads(SRC.format(opt="'adam'", loss="categorical_crossentropy"))
+    ours.load_weights(tmp_path / "k.npz")
+    assert np.abs(ours.predict(x) - theirs.predict(x, verbose=0)).max() <= 1e-4
