@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from typing import Sequence
 
 from . import __version__
-from .diagnostics import CnncError, UsageError, use_color
+from .diagnostics import CnncError, UsageError, did_you_mean, use_color
 
 COMMANDS = ("check", "summary", "compile", "run", "train", "evaluate", "predict", "bench")
 
@@ -24,7 +25,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but bad usage raises UsageError (exit 2) instead of exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message, [f"see '{self.prog} --help'"])
+        notes = [f"see '{self.prog} --help'"]
+        m = re.search(r"invalid choice: '([^']*)'", message)
+        hint = did_you_mean(m.group(1), COMMANDS) if m and "COMMAND" in message else ""
+        raise UsageError(message, [hint, *notes] if hint else notes)
 
 
 def build_parser() -> argparse.ArgumentParser:
