@@ -137,9 +137,10 @@ def _cli(*args: str) -> list[str]:
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path):
     rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (720, 8, 8)).astype(np.float32)
-    y = rng.integers(0, 4, 720)
-    x[np.arange(720), 2 * y, :] += 1.0
+    n = 1440  # 162 batches an epoch: a wide window to kill in
+    x = rng.uniform(0, 1, (n, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 4, n)
+    x[np.arange(n), 2 * y, :] += 1.0
     np.savez(tmp_path / "d.npz", x_train=x, y_train=y)
     (tmp_path / "k.cnn").write_text(KILL_MODEL)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
