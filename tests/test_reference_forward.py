@@ -176,6 +176,20 @@ def test_max_pool3d_ties_all_get_gradient():
     np.testing.assert_array_equal(g.ravel(), [4] * 8)
 
 
+def test_max_pool3d_near_maxima_get_gradient_too():
+    # ... and so does every input within 1e-5 of the maximum (TF tests |x - max| < 1e-5)
+    x = np.array([1, 1 - 8e-6, 1 - 2e-5, 0.5, 0, 0, 0, 0], np.float32).reshape(1, 2, 2, 2, 1)
+    g = grad((2, 2, 2, 1), ["MaxPooling3D()"], x, [[[[[3]]]]])
+    np.testing.assert_array_equal(g.ravel(), [3, 3, 0, 0, 0, 0, 0, 0])
+    # a relu'd convolution feeding it (fused): a negative pre-activation within 1e-5
+    # of a tiny positive maximum still gets nothing (relu's derivative is 0 there)
+    k = np.zeros((1, 1, 1, 1, 1), np.float32) + 1
+    x = np.array([4e-6, -4e-6, -1, -1, -1, -1, -1, -1], np.float32).reshape(1, 2, 2, 2, 1)
+    g = grad((2, 2, 2, 1), ["Conv3D(1, 1, activation='relu', use_bias=False)", "MaxPooling3D()"],
+             x, [[[[[3]]]]], {"conv3d/kernel": k})
+    np.testing.assert_array_equal(g.ravel(), [3, 0, 0, 0, 0, 0, 0, 0])
+
+
 def test_avg_pool_same_divides_by_real_inputs():
     # [1, 2, 3], pool 2 'same': pads (0, 1): windows [1, 2] and [3] -> 1.5 and 3
     y = run((3, 1), ["AveragePooling1D(2, padding='same')"], x=[[[1], [2], [3]]])

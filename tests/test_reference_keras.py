@@ -184,3 +184,23 @@ def test_dropout_like_keras(line, shape):
             # one decision per (sample, channel)
             per = kept.reshape(kept.shape[0], -1, kept.shape[-1])
             assert np.all(per.all(axis=1) | ~per.any(axis=1))
+
+
+def test_max_pool3d_near_ties_like_tensorflow():
+    """TF's MaxPool3DGrad gives the gradient to every input within 1e-5 of the max."""
+    import tensorflow as tf
+    rng = np.random.default_rng(3)
+    base = rng.uniform(-1, 1, (2, 4, 4, 4, 2)).astype(np.float32)
+    near = base.copy()
+    near[:, ::2, ::2, ::2] = base[:, 1::2, 1::2, 1::2] - np.float32(6e-6)     # inside 1e-5
+    near[:, 1::2, ::2, 1::2] = base[:, 1::2, 1::2, 1::2] - np.float32(3e-5)   # outside
+    model = build_cnnc((4, 4, 4, 2), ["MaxPooling3D()"])
+    net = Network(model.analysis, {})
+    r = rng.normal(size=(2, 2, 2, 2, 2)).astype(np.float32)
+    net.forward(near, training=True)
+    net.backward(r, input_grad=True)
+    xt = tf.constant(near)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(keras.layers.MaxPooling3D()(xt) * r)
+    np.testing.assert_array_equal(net.input_grad, tape.gradient(loss, xt).numpy())

@@ -70,13 +70,18 @@ class ConvMaxPool:
         if "z" not in c:
             raise RuntimeError(f"layers '{self.name}': backward needs a forward(training=True) first")
         p, ps, _ = _spatial_args(self.pool.layer, pooling=True)
-        first_only = len(p) < 3          # TF's 3-D max-pool gradient goes to every tied maximum
+        rule = pl.tie_rule(len(p))
         dm = dy * (c["y"] > 0) if self.relu else dy
         if c["tiled"]:
-            dz = pl.max_over_taps_grad(dm, c["z"], c["m"], first_only)
+            # NEAR compares relu outputs in TF: a tap below zero may come within the
+            # tolerance of a tiny maximum, and relu's zero derivative must then stop it
+            dz = pl.max_over_taps_grad(dm, c["z"], c["m"], rule, positive_only=self.relu)
         else:
-            dz = cv.unpad(pl.max_pool_grad(dm, c["z"], c["m"], p, ps, c["out"], first_only),
-                          c["pool_pads"])
+            zr = np.maximum(c["z"], 0) if self.relu and rule == pl.NEAR else c["z"]
+            dz = pl.max_pool_grad(dm, zr, c["m"], p, ps, c["out"], rule)
+            if zr is not c["z"]:
+                dz *= c["z"] > 0
+            dz = cv.unpad(dz, c["pool_pads"])
         dx, grads = self.conv.adjoint(dz, _View(weights, self.conv.name, dy.dtype), need_dx)
         return dx, {f"{self.conv.name}/{k}": g for k, g in grads.items() if k in self.conv.trainable}
 

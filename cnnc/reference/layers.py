@@ -203,7 +203,8 @@ class SeparableConv(Layer):
 
 class MaxPool(Layer):
     """MaxPooling1D/2D/3D; 'same' pads with -inf so padding never wins. Tied maxima:
-    the first takes the gradient in 1-D/2-D, every one of them in 3-D (as TF)."""
+    the first takes the gradient in 1-D/2-D; in 3-D every input within 1e-5 of the
+    maximum does (TensorFlow's kernels, see pooling.py)."""
 
     def compute(self, x, w, training, rng):
         p, s, ones = _spatial_args(self.layer, pooling=True)
@@ -218,7 +219,7 @@ class MaxPool(Layer):
     def adjoint(self, dz, w, need_dx):
         c = self.cache
         p, s, _ = _spatial_args(self.layer, pooling=True)
-        dxp = pl.max_pool_grad(dz, c["xp"], c["y"], p, s, c["out"], first_only=len(p) < 3)
+        dxp = pl.max_pool_grad(dz, c["xp"], c["y"], p, s, c["out"], pl.tie_rule(len(p)))
         return cv.unpad(dxp, c["pads"]), {}
 
 

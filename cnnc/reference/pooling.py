@@ -1,11 +1,12 @@
 """Pooling kernels on channels_last arrays (N, *spatial, C), any spatial rank.
 
-Windows are visited tap by tap in row-major order, so the max-pooling gradient
-goes to the *first* maximum of a window, as TensorFlow's MaxPoolGrad does for 1-D
-and 2-D pooling. TensorFlow's MaxPool3DGrad instead gives the full gradient to
-*every* tied maximum; Keras 3 (TF backend) inherits that, and so do we
-(`first_only=False`). 'same' average pooling divides by the number of real
-(unpadded) inputs.
+Which inputs of a max-pooling window receive its gradient follows TensorFlow,
+whose kernels Keras 3 runs:
+- 1-D and 2-D (MaxPoolGrad): the *first* maximum in row-major window order only;
+- 3-D (MaxPool3DGrad): *every* input within 1e-5 (absolute) of the window's
+  maximum gets the full gradient -- TF's kernel tests |x - max| < 1e-5.
+`tie_rule(rank)` names the rule; windows are visited tap by tap in row-major
+order. 'same' average pooling divides by the number of real (unpadded) inputs.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ def _tiled_view(x: Array, p: Sequence[int], out: Sequence[int]) -> Array:
 def _repeat_last(a: Array, times: int) -> Array:
     """(N, o1, 1, ..., o_r, times * C): `a` (N, *out, C) broadcastable against the tiled view."""
     rep = np.concatenate([a] * times, axis=-1) if times > 1 else a
-    r = a.ndim - 2
     return rep.reshape(rep.shape[0], *[d for o in rep.shape[1:-2] for d in (o, 1)], *rep.shape[-2:])
 
 
@@ -63,39 +63,59 @@ def max_pool(xp: Array, p: Sequence[int], s: Sequence[int], out: Sequence[int]) 
     return y
 
 
+FIRST = "first"            # TF MaxPoolGrad: the first maximum of the window only
+NEAR = "near"              # TF MaxPool3DGrad: every input within TF_3D_TOLERANCE of the maximum
+TF_3D_TOLERANCE = 1e-5
+
+
+def tie_rule(rank: int) -> str:
+    return NEAR if rank == 3 else FIRST
+
+
+def _is_max(v: Array, m: Array, rule: str, positive_only: bool = False) -> Array:
+    """Where a tap's value counts as its window's maximum m. positive_only: the
+    values are pre-relu and relu's derivative (v > 0) is folded in (fusion.py)."""
+    if rule == FIRST:
+        return v == m
+    hit = np.abs(v - m) < v.dtype.type(TF_3D_TOLERANCE)
+    if positive_only:
+        hit &= v > 0
+    return hit
+
+
 def max_pool_grad(dy: Array, xp: Array, y: Array, p: Sequence[int], s: Sequence[int],
-                  out: Sequence[int], first_only: bool = True) -> Array:
-    """dL/dxp: each window's gradient goes to its first maximum in row-major order
-    (or, with first_only=False, to each of its maxima)."""
+                  out: Sequence[int], rule: str = FIRST) -> Array:
+    """dL/dxp of `max_pool` under a tie rule (FIRST or NEAR)."""
     if tiles(xp.shape, p, s, out) and xp.flags.c_contiguous:
-        return _tiled_max_pool_grad(dy, xp, y, p, out, first_only)
+        return _tiled_max_pool_grad(dy, xp, y, p, out, rule)
     ones = (1,) * len(p)
     disjoint = all(ss >= pp for ss, pp in zip(s, p))
     dxp = np.zeros_like(xp)
     # `rest` is what the window has not yet given to an earlier maximum: r - r*1 = 0
     # and r - r*0 = r exactly, so a later tie gets nothing
-    rest = dy.copy() if first_only else dy
+    first = rule == FIRST
+    rest = dy.copy() if first else dy
     taps = list(offsets(p))
     for i, off in enumerate(taps):
         sl = offset_slices(off, s, ones, out)
-        hit = xp[sl] == y
+        hit = _is_max(xp[sl], y, rule)
         if disjoint:
             share = np.multiply(rest, hit, out=dxp[sl])
         else:
             share = rest * hit
             dxp[sl] += share
-        if first_only and i < len(taps) - 1:
+        if first and i < len(taps) - 1:
             rest -= share
     return dxp
 
 
 def _tiled_max_pool_grad(dy: Array, xp: Array, y: Array, p: Sequence[int], out: Sequence[int],
-                         first_only: bool) -> Array:
+                         rule: str) -> Array:
     """Windows tile the input: one comparison over the whole input finds every
     maximum; ties are then cleared tap by tap on the (cheap) boolean mask."""
     v = _tiled_view(xp, p, out)
-    hit = v == _repeat_last(y, p[-1])
-    if first_only:
+    hit = _is_max(v, _repeat_last(y, p[-1]), rule)
+    if rule == FIRST:
         c = xp.shape[-1]
         taken = None
         for off in offsets(p):
@@ -120,14 +140,14 @@ def max_over_taps(z: Array) -> Array:
     return m
 
 
-def max_over_taps_grad(dm: Array, z: Array, m: Array, first_only: bool = True) -> Array:
-    """dL/dz of `max_over_taps`: to the first tap holding the maximum (taps are in
-    row-major window order), or with first_only=False to every such tap."""
+def max_over_taps_grad(dm: Array, z: Array, m: Array, rule: str = FIRST,
+                       positive_only: bool = False) -> Array:
+    """dL/dz of `max_over_taps` under a tie rule (taps are in row-major window order)."""
     dz = np.empty_like(z)
     taken = None
     for t in range(len(z)):
-        hit = z[t] == m
-        if first_only:
+        hit = _is_max(z[t], m, rule, positive_only)
+        if rule == FIRST:
             if taken is None:
                 taken = hit.copy()
             else:
