@@ -196,7 +196,7 @@ def _median(v: list[float]) -> float:
     return s[len(s) // 2]
 
 
-def report(args: argparse.Namespace, results: list[dict]) -> str:
+def report(args: argparse.Namespace, results: list[dict], load: tuple[float, float]) -> str:
     from _report import machine
     model = Path(args.model).name
     lines = [f"NumPy reference on `{model}`, batch {args.batch}, float32: samples/s, median "
@@ -229,6 +229,11 @@ def report(args: argparse.Namespace, results: list[dict]) -> str:
                  "`backward(dy)`, grads reset with `grad = None`. Ratio = NumPy / PyTorch.")
     lines.append("- Threads: OPENBLAS/OMP/MKL_NUM_THREADS and torch.set_num_threads. Rerun: "
                  "`python benchmarks/bench_reference.py`.")
+    cores = os.cpu_count() or 1
+    lines.append(f"- 1-minute load average {load[0]:.1f} before, {load[1]:.1f} after, on {cores} cores"
+                 + (": other processes were running, so the multi-threaded rows (spin-waiting BLAS "
+                    "and torch threads) say little; rerun on a quiet machine" if max(load) > 0.5 * cores
+                    else "."))
     return "\n".join(lines)
 
 
@@ -239,8 +244,9 @@ def main(argv=None) -> int:
         return 0
     counts = ([int(t) for t in args.threads.split(",")] if args.threads
               else sorted({1, os.cpu_count() or 1}))
+    load_before = os.getloadavg()[0]
     results = [run_threads(args, t) for t in counts]
-    text = report(args, results)
+    text = report(args, results, (load_before, os.getloadavg()[0]))
     print(text)
     if not args.no_write:
         from _report import write_section
