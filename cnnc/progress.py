@@ -8,6 +8,7 @@ drawn with tqdm on a terminal (verbose 1), or one plain line per epoch
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import IO, Mapping
@@ -86,7 +87,10 @@ class Progress:
             width = len(str(self.steps))
             self.bar = _bar_class()(total=self.steps, initial=step, file=self.stream, ascii=".>=",
                             bar_format=f"{{n_fmt:>{width}}}/{{total_fmt}} [{{bar:30}}]{{keras}}",
-                            mininterval=_REFRESH_S, dynamic_ncols=False, leave=True)
+                            mininterval=_REFRESH_S, leave=False,
+                            # tqdm trims to the terminal's width; a terminal that reports
+                            # none (0 columns) would get an empty bar.
+                            ncols=shutil.get_terminal_size().columns)
 
     def _rate(self, step: int) -> tuple[float, float, float]:
         elapsed = time.perf_counter() - self.t0
@@ -113,11 +117,12 @@ class Progress:
         elapsed, per_step, rate = self._rate(step)
         timing = f" - {format_duration(elapsed)} {format_step(per_step)} - {rate:,.0f} samples/s"
         if self.bar is not None:
-            self.bar.keras = timing + format_logs(logs)
-            self.bar.update(step - self.bar.n)
-            self.bar.refresh()
+            # The live bar is trimmed to the terminal; the final line is printed whole.
             self.bar.close()
             self.bar = None
+            width = len(str(self.steps))
+            print(f"{step:>{width}}/{self.steps} [{'=' * 30}]{timing}{format_logs(logs)}",
+                  file=self.stream, flush=True)
         else:
             print(f"{step}/{self.steps}{timing}{format_logs(logs)}", file=self.stream, flush=True)
 
