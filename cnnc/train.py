@@ -245,6 +245,10 @@ class _Run:
         self.order: np.ndarray | None = None  # this epoch's sample order
         self.sums = self._fresh_sums()
         self.history = History()
+        # Statistics the forward pass itself updates (BatchNormalization's moving mean and
+        # variance): kept aside each step so that a bad batch leaves no trace.
+        self.forward_state = [k for k in net.weights
+                              if k.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
 
     def _fresh_sums(self) -> dict[str, M.Mean]:
         return {"loss": M.Mean(), **{name: M.Mean() for name in self.metric_fns}}
@@ -267,15 +271,20 @@ class _Run:
 
     def step(self, xb: np.ndarray, yb: np.ndarray, steps: int) -> None:
         """One batch: forward, loss, backward, NaN guard, optimizer step, running sums."""
-        p = self.net.forward(xb, training=True, rng=self.dropout_rng)
-        value, dy = self.loss.value_and_gradient(yb, p)
-        if not math.isfinite(value):
-            raise TrainingStopped(self.epoch, self.batch, steps, f"the loss is {value}", None)
-        grads = self.net.backward(dy, skip_output_activation=self.loss.fused)
-        bad = next((k for k, g in grads.items() if not np.isfinite(g).all()), None)
-        if bad is not None:
-            raise TrainingStopped(self.epoch, self.batch, steps,
-                                  f"the gradient of '{bad}' holds NaN or inf", None)
+        weights = self.net.weights
+        kept = {k: weights[k].copy() for k in self.forward_state}
+        with np.errstate(all="ignore"):  # overflow and NaN are reported below, by batch
+            p = self.net.forward(xb, training=True, rng=self.dropout_rng)
+            value, dy = self.loss.value_and_gradient(yb, p)
+            problem = None if math.isfinite(value) else f"the loss is {value}"
+            if problem is None:
+                grads = self.net.backward(dy, skip_output_activation=self.loss.fused)
+                bad = next((k for k, g in grads.items() if not np.isfinite(g).all()), None)
+                problem = None if bad is None else f"the gradient of '{bad}' holds NaN or inf"
+        if problem is not None:
+            for k, v in kept.items():
+                weights[k][...] = v
+            raise TrainingStopped(self.epoch, self.batch, steps, problem, None)
         self.optimizer.apply(grads, self.net.weights)
         n = len(xb)
         self.sums["loss"].update(value * n, n)
@@ -357,51 +366,72 @@ def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None
         metrics=None, on_epoch_end: Callable[[History], None] | None = None, stream=None,
         **keras_only: Any) -> History:
     """Train `model` on x, y (see the module docstring). Returns a History."""
-    for k, v in keras_only.items():
-        if k not in _UNSUPPORTED:
-            raise TypeError(f"fit() got an unexpected keyword argument {k!r}")
-        if v is not None and not (k == "validation_freq" and v == 1):
-            raise UsageError(f"fit({k}=...) is not supported: {_UNSUPPORTED[k]}")
-    from .reference.network import Network
-
+    _refuse(keras_only)
     settings = resolve_settings(model, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                 validation_split=validation_split, shuffle=shuffle,
                                 initial_epoch=initial_epoch, seed=seed,
                                 validation_batch_size=validation_batch_size)
     compiled = resolve_compile(model, loss, optimizer, metrics, learning_rate)
-    x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="training data")
+    x, y, val = _training_data(model, x, y, validation_data, settings.validation_split,
+                               compiled.loss.name, scale, divisor)
+    folder = Path(checkpoint) if checkpoint is not None else None
+    run, fixed = _start(model, settings, compiled, (x, y, val), folder, resume)
+    loop = _Loop(run, x, y, val, folder, fixed, checkpoint_every, stream)
+    try:
+        loop.train(on_epoch_end)
+    finally:
+        model.optimizer_state = run.optimizer.state()
+    return run.history
+
+
+def _refuse(keras_only: Mapping[str, Any]) -> None:
+    for k, v in keras_only.items():
+        if k not in _UNSUPPORTED:
+            raise TypeError(f"fit() got an unexpected keyword argument {k!r}")
+        if v is not None and not (k == "validation_freq" and v == 1):
+            raise UsageError(f"fit({k}=...) is not supported: {_UNSUPPORTED[k]}")
+
+
+def _training_data(model, x, y, validation_data, validation_split: float, loss_name: str,
+                   scale: bool, divisor: float | None):
+    """(x, y, (x_val, y_val) or None), prepared; the split is Keras's (the last fraction)."""
+    x, y = prepare(model, x, y, loss_name, scale=scale, divisor=divisor, what="training data")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise UsageError("validation_data must be a pair (x_val, y_val)")
-        val = prepare(model, *validation_data, compiled.loss.name, scale=scale, divisor=divisor,
-                      what="validation data")
-    elif settings.validation_split:
-        cut = validation_cut(len(x), settings.validation_split)
-        x, y, val = x[:cut], y[:cut], (x[cut:], y[cut:])
-    else:
-        val = None
+        return x, y, prepare(model, *validation_data, loss_name, scale=scale, divisor=divisor,
+                             what="validation data")
+    if validation_split:
+        cut = validation_cut(len(x), validation_split)
+        return x[:cut], y[:cut], (x[cut:], y[cut:])
+    return x, y, None
 
-    folder = Path(checkpoint) if checkpoint is not None else None
+
+def _start(model, settings: Settings, compiled: Compiled, arrays, folder: Path | None,
+           resume: bool) -> tuple["_Run", dict | None]:
+    """The run's initial state: fresh (seeded init), continued (the model's weights and
+    optimizer), or resumed from the checkpoint in `folder`."""
+    from .reference.network import Network
+    x, y, val = arrays
     saved = ckpt.load(folder) if (folder is not None and resume and ckpt.exists(folder)) else None
-    seed_ = settings.seed
-    if saved is not None and seed_ is None:
-        seed_ = saved[0].get("seed")
-    if seed_ is None:
-        seed_ = _fresh_seed()
+    seed = settings.seed
+    if seed is None and saved is not None:
+        seed = saved[0].get("seed")
+    if seed is None:
+        seed = _fresh_seed()
     fixed = None
     if folder is not None:
         fixed = {"model": model.name, "model_fingerprint": model_fingerprint(model),
                  "data_fingerprint": ckpt.fingerprint(x, y, *(val or ())),
                  "settings": {"batch_size": settings.batch_size, "shuffle": settings.shuffle,
-                              "validation_split": settings.validation_split, "seed": seed_},
+                              "validation_split": settings.validation_split, "seed": seed},
                  "compile": compiled.describe()}
         if saved is not None:
             _check_resumable(folder, saved[0], fixed)
     if saved is not None:
         model.set_weights(ckpt.split(saved[1], "w"))
-    elif model._weights is None:
-        model.init_weights(seed_)
-
+    elif model._weights is None:  # a fresh model: the seed draws its weights too
+        model.init_weights(seed)
     net = Network(model.analysis, model.weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
     opt = O.from_spec(compiled.optimizer, compiled.learning_rate)
@@ -409,58 +439,74 @@ def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None
         opt.load_state(*model.optimizer_state)  # Keras keeps its optimizer between fit() calls
     p_shape = (len(y), *model.analysis.output_shape)
     metric_fns = {m: M.resolve(m, y.shape, p_shape) for m in compiled.metrics}
-    run = _Run(model, net, loss_fn, opt, metric_fns, settings, seed_)
+    run = _Run(model, net, loss_fn, opt, metric_fns, settings, seed)
     if saved is not None:
         run.restore(*saved)
-    have_checkpoint = saved is not None
-    steps = math.ceil(len(x) / settings.batch_size)
-    run.history.params = {"epochs": settings.epochs, "steps": steps, "batch_size": settings.batch_size,
-                          "samples": len(x), "seed": seed_, "verbose": settings.verbose}
-    progress = Progress(settings.verbose, settings.epochs, steps, stream)
-    last_save = time.monotonic()
-    with _sigint_flag() as sigint:
-        try:
-            while run.epoch < settings.epochs:
-                run.start_epoch(len(x))
-                progress.epoch_start(run.epoch, run.batch)
-                while run.batch < steps:
-                    idx = run.order[run.batch * settings.batch_size:(run.batch + 1) * settings.batch_size]
-                    xb, yb = x[idx], y[idx]
-                    run.step(xb, yb, steps)
-                    progress.batch_end(run.batch, len(idx), run.logs())
-                    if folder is not None and (sigint["hit"] or
-                                               time.monotonic() - last_save >= checkpoint_every):
-                        if run.batch < steps:  # the end of the epoch saves below
-                            run.save(folder, fixed)
-                            last_save, have_checkpoint = time.monotonic(), True
-                    if sigint["hit"]:
-                        raise TrainingInterrupted(run.epoch, run.batch, folder)
-                logs = run.logs()
-                if val is not None:
-                    vlogs = _evaluate_arrays(net, loss_fn, metric_fns, *val,
-                                             settings.validation_batch_size or settings.batch_size)
-                    logs.update({f"val_{k}": v for k, v in vlogs.items()})
-                progress.epoch_end(steps, logs)
-                run.end_epoch(logs)
-                if folder is not None:
-                    run.save(folder, fixed)
-                    last_save, have_checkpoint = time.monotonic(), True
-                if on_epoch_end is not None:
-                    on_epoch_end(run.history)
-        except TrainingStopped as e:
-            e.checkpoint = folder if have_checkpoint else None
-            raise
-        finally:
-            progress.close()
-            model.optimizer_state = opt.state()
-    return run.history
+    run.history.params = {"epochs": settings.epochs, "steps": math.ceil(len(x) / settings.batch_size),
+                          "batch_size": settings.batch_size, "samples": len(x), "seed": seed,
+                          "verbose": settings.verbose}
+    return run, fixed
+
+
+class _Loop:
+    """Epochs of batches, validation, progress, checkpoints, Ctrl-C."""
+
+    def __init__(self, run: _Run, x, y, val, folder: Path | None, fixed, checkpoint_every: float, stream):
+        self.run, self.x, self.y, self.val = run, x, y, val
+        self.folder, self.fixed, self.every = folder, fixed, checkpoint_every
+        self.settings = run.settings
+        self.steps = run.history.params["steps"]
+        self.progress = Progress(self.settings.verbose, self.settings.epochs, self.steps, stream)
+        self.have_checkpoint = folder is not None and ckpt.exists(folder) and run.epoch + run.batch > 0
+        self.last_save = time.monotonic()
+
+    def save(self) -> None:
+        self.run.save(self.folder, self.fixed)
+        self.last_save, self.have_checkpoint = time.monotonic(), True
+
+    def train(self, on_epoch_end) -> None:
+        run, bs = self.run, self.settings.batch_size
+        with _sigint_flag() as sigint:
+            try:
+                while run.epoch < self.settings.epochs:
+                    run.start_epoch(len(self.x))
+                    self.progress.epoch_start(run.epoch, run.batch)
+                    while run.batch < self.steps:
+                        idx = run.order[run.batch * bs:(run.batch + 1) * bs]
+                        run.step(self.x[idx], self.y[idx], self.steps)
+                        self.progress.batch_end(run.batch, len(idx), run.logs())
+                        due = sigint["hit"] or time.monotonic() - self.last_save >= self.every
+                        if self.folder is not None and due and run.batch < self.steps:
+                            self.save()  # (the end of the epoch saves below)
+                        if sigint["hit"]:
+                            raise TrainingInterrupted(run.epoch, run.batch, self.folder)
+                    self.end_epoch()
+                    if on_epoch_end is not None:
+                        on_epoch_end(run.history)
+            except TrainingStopped as e:
+                e.checkpoint = self.folder if self.have_checkpoint else None
+                raise
+            finally:
+                self.progress.close()
+
+    def end_epoch(self) -> None:
+        run = self.run
+        logs = run.logs()
+        if self.val is not None:
+            vlogs = _evaluate_arrays(run.net, run.loss, run.metric_fns, *self.val,
+                                     self.settings.validation_batch_size or self.settings.batch_size)
+            logs.update({f"val_{k}": v for k, v in vlogs.items()})
+        self.progress.epoch_end(self.steps, logs)
+        run.end_epoch(logs)
+        if self.folder is not None:
+            self.save()
 
 
 def _check_resumable(folder: Path, meta: Mapping[str, Any], fixed: Mapping[str, Any]) -> None:
     hint = "start a new run without --resume (resume=False), or restore the original settings"
     checks = (("model_fingerprint", "the model's layers or arguments changed"),
               ("data_fingerprint", "the training data (or its scaling or split) is different"),
-              ("settings", "the batch size, shuffling or validation split is different"),
+              ("settings", "the batch size, shuffling, validation split or seed is different"),
               ("compile", "the loss, optimizer, learning rate or metrics are different"))
     for key, why in checks:
         if meta.get(key) != fixed[key]:

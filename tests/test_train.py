@@ -301,3 +301,20 @@ def test_nan_loss_stops_before_the_bad_update_and_keeps_the_checkpoint(tmp_path)
     meta, arrays = ckpt.load(tmp_path)
     assert (meta["epoch"], meta["batch"]) == (0, 2)
     assert all(np.array_equal(arrays[f"w/{k}"], ok.weights[k]) for k in ok.weights)
+
+
+def test_nan_guard_leaves_batch_norm_statistics_untouched():
+    m = cnnc.loads("model bn\ninput (4,)\nDense(6)\nBatchNormalization()\nDense(2, activation='softmax')\n"
+                   "compile(optimizer='sgd', loss='sparse_categorical_crossentropy')\n")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 4)).astype(np.float32)
+    x[9, 0] = np.inf  # the third batch of 4
+    y = rng.integers(0, 2, 12)
+    with pytest.raises(train.TrainingStopped) as e:
+        m.fit(x, y, batch_size=4, shuffle=False, seed=0, verbose=0)
+    assert e.value.batch == 2
+    ok = cnnc.loads("model bn\ninput (4,)\nDense(6)\nBatchNormalization()\nDense(2, activation='softmax')\n"
+                    "compile(optimizer='sgd', loss='sparse_categorical_crossentropy')\n")
+    ok.fit(x[:8], y[:8], batch_size=4, shuffle=False, seed=0, verbose=0)
+    for k in ("batch_normalization/moving_mean", "batch_normalization/moving_variance"):
+        assert np.all(np.isfinite(m.weights[k])) and np.array_equal(m.weights[k], ok.weights[k])

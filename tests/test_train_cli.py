@@ -162,8 +162,8 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path):
                 killed_at = (meta["epoch"], meta["batch"])
                 break
         time.sleep(0.005)
-    proc.wait(timeout=60)
-    assert killed_at is not None and proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    _, err = proc.communicate(timeout=60)
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL, err.decode()
     assert not (tmp_path / "run.npz").exists()
     resumed = subprocess.run(_cli(*common[:-3], "-v", "0", "--no-test", "-o", "run.npz", "--resume"),
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
