@@ -64,6 +64,8 @@ def load(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint in '{folder}'") from None
+    except PermissionError:
+        raise CheckpointError(f"cannot read checkpoint '{target}': permission denied") from None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise CheckpointError(f"cannot read checkpoint '{target}': {e}") from None
     blob = arrays.pop(_META, None)

@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from .diagnostics import UsageError, did_you_mean
+from .files import read_bytes, reading
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -119,11 +120,14 @@ BUILTIN = {"fashion-mnist": load_fashion_mnist, "digits": load_digits}
 
 
 def load_npz(path: str | Path) -> Dataset:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"cannot read data '{path}': not a valid .npz file ({e})") from None
+    with reading(path, "data", DataError):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise DataError(f"cannot read data '{path}': not a valid .npz file ({e})") from None
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
         raise DataError(f"data '{path}' has no {' or '.join(missing)}",
@@ -145,13 +149,12 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 def read_idx(path: str | Path) -> np.ndarray:
     """One IDX file (gzipped or not) as a native-endian array."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
+    raw = read_bytes(path)
+    if raw[:2] == b"\x1f\x8b":
+        try:
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"cannot read '{path}': {e}") from None
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise DataError(f"cannot read '{path}': a damaged gzip file ({e})") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
         raise DataError(f"'{path}' is not an IDX file (bad magic number)")
     ndim = raw[3]
