@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import signal
 import time
 from dataclasses import dataclass
@@ -145,17 +146,24 @@ def resolve_settings(model, **given: Any) -> Settings:
                     validation_split=spec.validation_split, shuffle=spec.shuffle, seed=spec.seed,
                     initial_epoch=spec.initial_epoch, verbose=spec.verbose)
     base.update({k: v for k, v in given.items() if v is not None})
-    s = Settings(**base)
-    _check(isinstance(s.epochs, int) and s.epochs >= 1, f"epochs must be a whole number >= 1, got {s.epochs!r}")
-    _check(isinstance(s.batch_size, int) and s.batch_size >= 1,
-           f"batch_size must be a whole number >= 1, got {s.batch_size!r}")
-    _check(0.0 <= s.validation_split < 1.0, f"validation_split must be in [0, 1), got {s.validation_split!r}")
-    _check(isinstance(s.initial_epoch, int) and 0 <= s.initial_epoch,
-           f"initial_epoch must be >= 0, got {s.initial_epoch!r}")
-    _check(s.seed is None or (isinstance(s.seed, int) and s.seed >= 0),
-           f"seed must be a non-negative whole number, got {s.seed!r}")
-    _check(s.verbose in ("auto", 0, 1, 2), f"verbose must be 'auto', 0, 1 or 2, got {s.verbose!r}")
-    return s
+    for key, low in (("epochs", 1), ("batch_size", 1), ("initial_epoch", 0)):
+        base[key] = _whole(key, base[key], low)
+    if base["seed"] is not None:
+        base["seed"] = _whole("seed", base["seed"], 0)
+    if base["validation_batch_size"] is not None:
+        base["validation_batch_size"] = _whole("validation_batch_size", base["validation_batch_size"], 1)
+    split = base["validation_split"]
+    _check(isinstance(split, numbers.Real) and not isinstance(split, bool) and 0.0 <= split < 1.0,
+           f"validation_split must be a number in [0, 1), got {split!r}")
+    _check(isinstance(base["shuffle"], (bool, np.bool_)), f"shuffle must be True or False, got {base['shuffle']!r}")
+    _check(base["verbose"] in ("auto", 0, 1, 2), f"verbose must be 'auto', 0, 1 or 2, got {base['verbose']!r}")
+    return Settings(**base)
+
+
+def _whole(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise UsageError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -546,8 +554,7 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
     from .reference.network import Network
     compiled = resolve_compile(model, loss, None, metrics)
     x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")
-    batch_size = batch_size or 32
-    _check(isinstance(batch_size, int) and batch_size >= 1, f"batch_size must be >= 1, got {batch_size!r}")
+    batch_size = _whole("batch_size", 32 if batch_size is None else batch_size, 1)
     net = Network(model.analysis, model.weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
     p_shape = (len(y), *model.analysis.output_shape)

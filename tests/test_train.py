@@ -318,3 +318,16 @@ def test_nan_guard_leaves_batch_norm_statistics_untouched():
     ok.fit(x[:8], y[:8], batch_size=4, shuffle=False, seed=0, verbose=0)
     for k in ("batch_normalization/moving_mean", "batch_normalization/moving_variance"):
         assert np.all(np.isfinite(m.weights[k])) and np.array_equal(m.weights[k], ok.weights[k])
+
+
+def test_settings_are_checked_and_numpy_integers_accepted():
+    m = tiny()
+    x, y = tiny_data()
+    h = m.fit(x, y, epochs=np.int64(1), batch_size=np.int32(10), verbose=0, seed=np.int64(3))
+    assert h.params["steps"] == 3
+    for bad in ({"epochs": 0}, {"batch_size": 2.5}, {"validation_split": 1.0}, {"seed": -1},
+                {"shuffle": "yes"}, {"verbose": 3}, {"initial_epoch": True}):
+        with pytest.raises(UsageError):
+            m.fit(x, y, **bad)
+    with pytest.raises(UsageError, match="batch_size"):
+        m.evaluate(x, y, batch_size=0)
