@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from .train import add_data_arguments
+from .train import add_data_arguments, check_data_arguments
 
 HELP = "compute the loss and metrics of trained weights on a dataset"
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import train
     from ._common import load_model
 
+    check_data_arguments(args)
     model = load_model(args.file)
     model.load_weights(args.weights)
     ds = D.load(args.data).limit(args.limit)

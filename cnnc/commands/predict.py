@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
     x, y, divisor, names = _inputs(args)
     if args.limit:
         x = x[:args.limit]

@@ -30,6 +30,11 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not scale uint8 images by 1/255 (digits by 1/16)")
 
 
+def check_data_arguments(args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
     add_data_arguments(p)
@@ -71,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import write_text
     from ._common import load_model
 
+    check_data_arguments(args)
+    if args.checkpoint_every < 0:
+        raise UsageError("--checkpoint-every must be >= 0 seconds")
     model = load_model(args.file)
     output = Path(args.output) if args.output else Path(Path(args.file).stem + ".npz")
     if output.suffix != ".npz":
