@@ -11,6 +11,7 @@ Measures, in one run:
 
     python benchmarks/bench_train.py                   # the full benchmark (several minutes)
     python benchmarks/bench_train.py --epochs 1 --limit 6000 --no-write   # a quick look
+    python benchmarks/bench_train.py --keras-python /tmp/kvenv/bin/python # and Keras's numbers
 
 Prints the result and writes it to docs/BENCHMARKS.md (section "train"). Rerun on a
 quiet machine for numbers worth quoting: other processes on the same cores slow every
@@ -49,6 +50,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--no-full", action="store_true", help="skip the full training run")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    p.add_argument("--keras-python", metavar="PYTHON",
+                   help="also run the recipe in Keras with this interpreter (one that has keras and "
+                        "tensorflow; e.g. /tmp/kvenv/bin/python), for accuracy, time and memory")
     return p.parse_args(argv)
 
 
@@ -73,6 +77,54 @@ def full_run(args, ds) -> dict:
             "epoch_s": [float(s) for s in epoch_s], "test_loss": loss, "test_accuracy": acc,
             "val_accuracy": history.history.get("val_accuracy", [None])[-1],
             "peak_rss_mb": peak_rss_mb()}
+
+
+# --- the same recipe in Keras (optional, another interpreter) --------------------------------
+
+KERAS_SCRIPT = r"""
+import gzip, json, os, resource, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, keras
+from keras import layers
+folder, epochs, batch, limit, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+limit = None if limit == "None" else int(limit)
+def idx(name):
+    raw = gzip.open(os.path.join(folder, name)).read()
+    nd = raw[3]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * nd).reshape(np.frombuffer(raw[4:4 + 4 * nd], ">u4"))
+x = idx("train-images-idx3-ubyte.gz")[:limit].astype("float32")[..., None] / 255
+y = keras.utils.to_categorical(idx("train-labels-idx1-ubyte.gz")[:limit], 10)
+xt = idx("t10k-images-idx3-ubyte.gz").astype("float32")[..., None] / 255
+yt = keras.utils.to_categorical(idx("t10k-labels-idx1-ubyte.gz"), 10)
+keras.utils.set_random_seed(seed)
+m = keras.Sequential([keras.Input((28, 28, 1)),
+    layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
+    layers.Conv2D(64, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
+    layers.Conv2D(64, (3, 3), activation="relu"), layers.Flatten(),
+    layers.Dense(64, activation="relu"), layers.Dropout(0.25), layers.Dense(10, activation="softmax")])
+m.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+t = time.perf_counter()
+m.fit(x, y, epochs=epochs, batch_size=batch, validation_split=0.1, verbose=0)
+epoch_s = (time.perf_counter() - t) / epochs
+loss, acc = m.evaluate(xt, yt, verbose=0)
+print(json.dumps({"keras": keras.__version__, "backend": keras.backend.backend(), "epoch_s": epoch_s,
+                  "test_accuracy": acc, "test_loss": loss,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def keras_run(args) -> dict | None:
+    import json
+    import subprocess
+    if not args.keras_python:
+        return None
+    folder = os.environ.get("CNNC_FASHION_MNIST_DIR", D.FASHION_MNIST_DIR)
+    done = subprocess.run([args.keras_python, "-c", KERAS_SCRIPT, folder, str(args.epochs), str(args.batch),
+                           str(args.limit), str(args.seed)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"the Keras run failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- 2. throughput -----------------------------------------------------------------------------
@@ -154,7 +206,7 @@ def throughput(args, ds) -> dict:
 
 # --- report ------------------------------------------------------------------------------------
 
-def render(args, full: dict | None, tp: dict, machine: str, load: str) -> str:
+def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict | None = None) -> str:
     lines = [f"Machine: {machine}; load average at the start: {load}.", ""]
     if full:
         per = full["epoch_s"]
@@ -171,6 +223,11 @@ def render(args, full: dict | None, tp: dict, machine: str, load: str) -> str:
             f"| training samples/s over the run | {full['train_samples'] / np.mean(per):,.0f} |",
             f"| peak RSS of the process | {full['peak_rss_mb']:.0f} MB (goal <= 500 MB) |",
             ""]
+    if kr:
+        lines += [f"The same recipe in Keras {kr['keras']} ({kr['backend']} backend), same machine, "
+                  f"right after: test accuracy {kr['test_accuracy']:.4f}, test loss "
+                  f"{kr['test_loss']:.4f}, {kr['epoch_s']:.1f} s per epoch, peak RSS "
+                  f"{kr['peak_rss_mb']:.0f} MB.", ""]
     lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + RMSprop step), "
               f"median of {args.rounds} interleaved rounds of {args.round_steps} steps:", "",
               "| implementation | samples/s | min-max |", "|---|---|---|",
@@ -195,7 +252,8 @@ def main(argv=None) -> int:
     if full:
         print(f"full run: {full}", flush=True)
     tp = throughput(args, ds)
-    text = render(args, full, tp, machine(), load)
+    kr = keras_run(args)
+    text = render(args, full, tp, machine(), load, kr)
     print(text)
     if not args.no_write:
         write_section("train", text)
