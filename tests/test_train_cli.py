@@ -41,7 +41,7 @@ def test_train_writes_weights_history_and_checkpoint(work, capsys):
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
     assert " - loss: " in out and " - val_accuracy: " in out and "samples/s" in out and "/step" in out
-    assert "test: loss:" in out
+    assert "test (12 samples) - loss: " in out
     assert (work / "tiny.npz").is_file() and ckpt.exists(work / "tiny.ckpt")
     hist = json.loads((work / "tiny.history.json").read_text())
     assert list(hist["history"]) == ["loss", "accuracy", "val_loss", "val_accuracy"]

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         conf = float(np.max(out[i])) if out.shape[-1] > 1 else float(out[i].ravel()[0])
         truth = ""
         if y is not None and np.ndim(y[i]) == 0:
-            truth = f" (label {int(y[i])})"
+            t = int(y[i])
+            truth = f" (label {t}{f' {names[t]!r}' if names and 0 <= t < len(names) else ''})"
         print(f"{i}: class {c}{label}, output {conf:.4f}{truth}")
     if args.output:
         protect = [args.file, args.data, args.weights]

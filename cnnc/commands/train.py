@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                               return_dict=True, verbose=0, scale=args.scale, divisor=ds.scale,
                               loss=args.loss, metrics=metrics)
         summary["test"] = test
-        print("test:" + "".join(f" - {k}: {v:.4f}" for k, v in test.items()).removeprefix(" -"))
+        print(f"test ({len(ds.x_test):,} samples)" + "".join(f" - {k}: {v:.4f}" for k, v in test.items()))
     write_text(hist_path, json.dumps(summary, indent=2) + "\n", protect)
     where = f"; checkpoint in {folder}/" if folder is not None else ""
     print(f"wrote {output} ({model.total_params:,} parameters) and {hist_path}{where}")
