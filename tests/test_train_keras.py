@@ -86,3 +86,96 @@ def test_weights_exported_from_keras_predict_as_in_keras(tmp_path):
     ours = cnnc.loads(SRC.format(opt="'adam'", loss="categorical_crossentropy"))
     ours.load_weights(tmp_path / "k.npz")
     assert np.abs(ours.predict(x) - theirs.predict(x, verbose=0)).max() <= 1e-4
+
+
+# --- losses and optimizers, one by one ---------------------------------------------------------
+
+def _loss_cases(rng):
+    tf = pytest.importorskip("tensorflow")
+    from cnnc.reference import losses as L
+    z = rng.normal(size=(6, 4)).astype(np.float32) * 3
+    p = tf.nn.softmax(z).numpy()
+    ids = rng.integers(0, 4, 6)
+    onehot = np.eye(4, dtype=np.float32)[ids]
+    s = rng.normal(size=(6, 3)).astype(np.float32)
+    sig = tf.sigmoid(s).numpy()
+    yb = rng.integers(0, 2, (6, 3)).astype(np.float32)
+    K = keras.losses
+    return [
+        (L.Loss("categorical_crossentropy"), K.CategoricalCrossentropy(), onehot, p),
+        (L.Loss("categorical_crossentropy", label_smoothing=0.1), K.CategoricalCrossentropy(label_smoothing=0.1), onehot, p),
+        (L.Loss("categorical_crossentropy", from_logits=True), K.CategoricalCrossentropy(from_logits=True), onehot, z),
+        (L.Loss("sparse_categorical_crossentropy"), K.SparseCategoricalCrossentropy(), ids, p),
+        (L.Loss("sparse_categorical_crossentropy", from_logits=True), K.SparseCategoricalCrossentropy(from_logits=True), ids, z),
+        (L.Loss("binary_crossentropy"), K.BinaryCrossentropy(), yb, sig),
+        (L.Loss("binary_crossentropy", label_smoothing=0.2), K.BinaryCrossentropy(label_smoothing=0.2), yb, sig),
+        (L.Loss("binary_crossentropy", from_logits=True), K.BinaryCrossentropy(from_logits=True), yb, s),
+        (L.Loss("mean_squared_error"), K.MeanSquaredError(), yb, s),
+        (L.Loss("mean_absolute_error"), K.MeanAbsoluteError(), yb, s),
+    ]
+
+
+def _close(a, b, rel=1e-5):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.all(np.abs(a - b) <= rel * (1 + np.abs(b)))
+
+
+def test_losses_match_keras_values_and_gradients():
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        for ours, theirs, y, pred in _loss_cases(rng):
+            t = tf.Variable(pred)
+            with tf.GradientTape() as tape:
+                v = theirs(y, t)
+            value, grad = ours.value_and_gradient(y, pred)
+            assert _close(value, v.numpy()), ours.name
+            assert _close(grad, tape.gradient(v, t).numpy()), ours.name
+
+
+def test_fused_gradients_match_keras_through_the_activation():
+    tf = pytest.importorskip("tensorflow")
+    from cnnc.reference import losses as L
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(6, 4)).astype(np.float32) * 3
+    ids = rng.integers(0, 4, 6)
+    for ours, theirs, y, act in [
+            (L.Loss("categorical_crossentropy", label_smoothing=0.1, output_activation="softmax"),
+             keras.losses.CategoricalCrossentropy(label_smoothing=0.1), np.eye(4, dtype=np.float32)[ids],
+             keras.activations.softmax),
+            (L.Loss("sparse_categorical_crossentropy", output_activation="softmax"),
+             keras.losses.SparseCategoricalCrossentropy(), ids, keras.activations.softmax),
+            (L.Loss("binary_crossentropy", output_activation="sigmoid"), keras.losses.BinaryCrossentropy(),
+             (z > 0.5).astype(np.float32), keras.activations.sigmoid)]:
+        t = tf.Variable(z)
+        with tf.GradientTape() as tape:
+            out = act(t)
+            v = theirs(y, out)
+        value, grad = ours.value_and_gradient(y, out.numpy())
+        assert _close(value, v.numpy()) and _close(grad, tape.gradient(v, t).numpy()), ours.name
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("SGD", {}), ("SGD", {"momentum": 0.9}), ("SGD", {"momentum": 0.9, "nesterov": True}),
+    ("SGD", {"weight_decay": 0.01}), ("SGD", {"clipnorm": 0.5}), ("SGD", {"clipvalue": 0.1}),
+    ("SGD", {"global_clipnorm": 0.5}), ("RMSprop", {}), ("RMSprop", {"momentum": 0.5}),
+    ("RMSprop", {"centered": True, "momentum": 0.3, "rho": 0.8}), ("Adam", {}),
+    ("Adam", {"amsgrad": True}), ("Adam", {"beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}),
+    ("Adam", {"weight_decay": 0.1, "clipnorm": 1.0}),
+])
+def test_optimizers_match_keras_over_five_steps(name, kw):
+    from cnnc.reference import optimizers as O
+    rng = np.random.default_rng(2)
+    shapes = [(3, 4), (4,)]
+    start = [rng.normal(size=sh).astype(np.float32) for sh in shapes]
+    kvars = [keras.Variable(w.copy()) for w in start]
+    theirs = getattr(keras.optimizers, name)(learning_rate=0.05, **kw)
+    ours = O.OPTIMIZERS[name](learning_rate=0.05, **kw)
+    weights = {f"w{i}": w.copy() for i, w in enumerate(start)}
+    for step in range(5):
+        grads = [rng.normal(size=sh).astype(np.float32) * (3 if step == 0 else 0.3) for sh in shapes]
+        theirs.apply(grads, kvars)
+        ours.apply({f"w{i}": g for i, g in enumerate(grads)}, weights)
+    assert ours.iterations == int(theirs.iterations.numpy()) == 5
+    for i, v in enumerate(kvars):
+        assert np.allclose(weights[f"w{i}"], v.numpy(), rtol=1e-5, atol=1e-5)  # float32 rounding
