@@ -188,3 +188,13 @@ def test_from_spec_uses_the_files_parameters_and_the_lr_override():
     for name in ("SGD", "RMSprop", "Adam"):
         assert isinstance(O.from_spec(default_optimizer(name)), O.OPTIMIZERS[name])
     assert O.from_spec(default_optimizer("RMSprop")).epsilon == 1e-7
+
+
+def test_every_optimizer_and_metric_of_the_language_has_an_implementation():
+    from cnnc.compile_spec import METRICS, OPTIMIZERS
+    from cnnc.reference import metrics as M
+    assert set(O.OPTIMIZERS) == set(OPTIMIZERS)
+    for name, canonical in METRICS.items():
+        assert canonical == "accuracy" or canonical in M.METRICS, name
+    for name in OPTIMIZERS:  # every parameter the language accepts is one the class takes
+        O.from_spec(default_optimizer(name))
