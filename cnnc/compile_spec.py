@@ -136,6 +136,11 @@ class FitSpec:
     spans: Mapping[str, Span] = field(default_factory=dict)
 
 
+def loss_name(spelling: str) -> str | None:
+    """The canonical loss for any accepted spelling ('mse' -> 'mean_squared_error')."""
+    return _LOSS_BY_NAME.get(spelling)
+
+
 def default_optimizer(name: str = "RMSprop") -> OptimizerSpec:
     return OptimizerSpec(name, MappingProxyType({p.name: p.default for p in OPTIMIZERS[name]}))
 

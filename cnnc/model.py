@@ -97,6 +97,11 @@ class Model:
     # --- weights --------------------------------------------------------------------
 
     @property
+    def has_weights(self) -> bool:
+        """Whether weights were set, loaded or drawn (False for a fresh model)."""
+        return self._weights is not None
+
+    @property
     def weights(self) -> dict[str, "np.ndarray"]:
         """Weights keyed "layer/weight"; freshly initialised on first use."""
         if self._weights is None:

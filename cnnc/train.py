@@ -32,6 +32,7 @@ import numbers
 import signal
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -201,8 +202,8 @@ def resolve_compile(model, loss: str | LossSpec | None = None, optimizer: str | 
 
 
 def _loss_by_name(name: str) -> LossSpec:
-    from .compile_spec import _LOSS_BY_NAME
-    canonical = _LOSS_BY_NAME.get(name)
+    from .compile_spec import loss_name as canonical_loss
+    canonical = canonical_loss(name)
     if canonical is None:
         raise UsageError(f"unknown or unsupported loss {name!r}",
                          ["supported: " + ", ".join(sorted(L.RULES))])
@@ -438,7 +439,7 @@ def _start(model, settings: Settings, compiled: Compiled, arrays, folder: Path |
             _check_resumable(folder, saved[0], fixed)
     if saved is not None:
         model.set_weights(ckpt.split(saved[1], "w"))
-    elif model._weights is None:  # a fresh model: the seed draws its weights too
+    elif not model.has_weights:  # a fresh model: the seed draws its weights too
         model.init_weights(seed)
     net = Network(model.analysis, model.weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
@@ -501,7 +502,8 @@ class _Loop:
         run = self.run
         logs = run.logs()
         if self.val is not None:
-            vlogs = _evaluate_arrays(run.net, run.loss, run.metric_fns, *self.val,
+            vlogs = _evaluate_arrays(partial(run.net.forward, training=False), run.loss,
+                                     run.metric_fns, *self.val,
                                      self.settings.validation_batch_size or self.settings.batch_size)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         self.progress.epoch_end(self.steps, logs)
@@ -526,12 +528,14 @@ def _check_resumable(folder: Path, meta: Mapping[str, Any], fixed: Mapping[str, 
 
 # --- evaluate -------------------------------------------------------------------------------
 
-def _evaluate_arrays(net, loss_fn: L.Loss, metric_fns: Mapping[str, Callable], x: np.ndarray,
-                     y: np.ndarray, batch_size: int, progress: Progress | None = None) -> dict[str, float]:
+def _evaluate_arrays(forward: Callable[[np.ndarray], np.ndarray], loss_fn: L.Loss,
+                     metric_fns: Mapping[str, Callable], x: np.ndarray, y: np.ndarray,
+                     batch_size: int, progress: Progress | None = None) -> dict[str, float]:
+    """Loss and metrics over (x, y) in batches, `forward` giving the model's output."""
     sums = {"loss": M.Mean(), **{k: M.Mean() for k in metric_fns}}
     for i, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        p = net.forward(xb, training=False)
+        p = forward(xb)
         sums["loss"].update(loss_fn.value(yb, p) * len(xb), len(xb))
         for name, fn in metric_fns.items():
             v = fn(yb, p)
@@ -541,11 +545,20 @@ def _evaluate_arrays(net, loss_fn: L.Loss, metric_fns: Mapping[str, Callable], x
     return {k: m.result() for k, m in sums.items()}
 
 
+def _onnx_forward(model, provider: str, xb: np.ndarray) -> np.ndarray:
+    from .runtime import predict_onnx
+    return predict_onnx(model, xb, provider=provider, batch_size=len(xb))
+
+
 def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = False, *,
              verbose="auto", scale: bool = True, divisor: float | None = None, loss=None,
-             metrics=None, stream=None, **keras_only: Any):
+             metrics=None, stream=None, runtime: str = "numpy", provider: str = "auto",
+             **keras_only: Any):
     """Keras's evaluate: the loss alone when there are no metrics, else [loss, *metrics],
-    or a dict with return_dict=True. Inference mode, batches of batch_size (32)."""
+    or a dict with return_dict=True. Inference mode, batches of batch_size (32).
+    runtime="onnx" computes the outputs with onnxruntime on the model's ONNX lowering."""
+    if runtime not in ("numpy", "onnx"):
+        raise UsageError(f"unknown runtime {runtime!r}", ["choose numpy or onnx"])
     for k, v in keras_only.items():
         if k not in ("sample_weight", "steps", "callbacks"):
             raise TypeError(f"evaluate() got an unexpected keyword argument {k!r}")
@@ -562,8 +575,11 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
     steps = math.ceil(len(x) / batch_size)
     progress = Progress(verbose, 1, steps, stream)
     progress.epoch_start(None)
+    forward = partial(net.forward, training=False)
+    if runtime == "onnx":
+        forward = partial(_onnx_forward, model, provider)
     try:
-        logs = _evaluate_arrays(net, loss_fn, metric_fns, x, y, batch_size, progress)
+        logs = _evaluate_arrays(forward, loss_fn, metric_fns, x, y, batch_size, progress)
         progress.epoch_end(steps, logs)
     finally:
         progress.close()

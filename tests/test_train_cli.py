@@ -63,6 +63,12 @@ def test_evaluate_and_predict_commands(work, capsys):
     loss, acc = m.evaluate(*tiny_data(12, seed=1), verbose=0)
     assert report["samples"] == 12
     assert report["loss"] == pytest.approx(loss) and report["accuracy"] == pytest.approx(acc)
+    # The same numbers from onnxruntime on the ONNX lowering of the same weights.
+    assert main(["evaluate", "tiny.cnn", "--weights", "w.npz", "--data", "data.npz", "--format", "json",
+                 "--runtime", "onnx", "--provider", "cpu"]) == 0
+    onnx_report = json.loads(capsys.readouterr().out)
+    assert onnx_report["runtime"] == "onnx"
+    assert onnx_report["loss"] == pytest.approx(loss, rel=1e-5) and onnx_report["accuracy"] == acc
     assert main(["predict", "tiny.cnn", "--weights", "w.npz", "--data", "data.npz", "--show", "2",
                  "-o", "p.npy"]) == 0
     out = capsys.readouterr().out

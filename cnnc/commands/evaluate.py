@@ -25,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", help="override the file's loss (needed when the file has no compile)")
     p.add_argument("--metrics", help="comma-separated, e.g. accuracy")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--runtime", choices=("numpy", "onnx"), default="numpy",
+                   help="compute the outputs with the NumPy reference (default) or with "
+                        "onnxruntime on the model's ONNX lowering")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="onnxruntime provider for --runtime onnx")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
     x, y = ds.split(args.split)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     logs = train.evaluate(model, x, y, batch_size=args.batch_size, return_dict=True, verbose=0,
-                          scale=args.scale, divisor=ds.scale, loss=args.loss, metrics=metrics)
+                          scale=args.scale, divisor=ds.scale, loss=args.loss, metrics=metrics,
+                          runtime=args.runtime, provider=args.provider)
     if args.format == "json":
         json.dump({"model": model.name, "weights": args.weights, "data": args.data,
-                   "split": args.split, "samples": int(len(x)), **logs}, sys.stdout, indent=2)
+                   "split": args.split, "runtime": args.runtime, "samples": int(len(x)), **logs},
+                  sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"{len(x):,} samples ({args.split})" +
+        print(f"{len(x):,} samples ({args.split}, {args.runtime})" +
               "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
     return 0
