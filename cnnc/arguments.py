@@ -208,6 +208,46 @@ def must_be(*allowed: Any, why: str) -> Converter:
 
 
 @dataclass(frozen=True)
+class Regularizer:
+    """Keras's L1/L2/L1L2 weight penalty: l1 * sum(|w|) + l2 * sum(w**2)."""
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def __str__(self) -> str:
+        return f"L1L2(l1={self.l1:g}, l2={self.l2:g})"
+
+
+# Keras 3 spellings -> (parameters in order, defaults). l1/l2/l1_l2 are the classes' aliases.
+_REGULARIZERS = {"L1": (("l1", 0.01),), "L2": (("l2", 0.01),), "L1L2": (("l1", 0.0), ("l2", 0.0))}
+_REG_NAMES = {"L1": "L1", "l1": "L1", "L2": "L2", "l2": "L2", "L1L2": "L1L2", "l1l2": "L1L2"}
+_REG_CALLS = {**_REG_NAMES, "l1_l2": "L1L2"}
+
+
+def regularizer(v: S.Value, name: str) -> Regularizer | None:
+    """None, 'l2', l2(0.001), L1L2(l1=0.01, l2=0.01), keras.regularizers.L2(1e-4), ..."""
+    if isinstance(v, S.Name) and v.dotted == "None":
+        return None
+    if isinstance(v, S.String):
+        cls, span, args, table = v.value, v.span, (), _REG_NAMES
+    elif isinstance(v, S.Call):
+        cls, span, args, table = v.name.last, v.name.span, v.args, _REG_CALLS
+    else:
+        raise ArgError(f"`{name}` must be a regularizer such as l2(0.001) or 'l2', got "
+                       f"{S.describe(v)}", v.span)
+    canonical = table.get(cls)
+    if canonical is None:
+        known = sorted(set(table))
+        raise ArgError(f"unknown or unsupported regularizer {cls!r}", span,
+                       did_you_mean(cls, known) or "supported: " + ", ".join(known))
+    values = bind_simple(f"{cls}()", _REGULARIZERS[canonical], args, span)
+    for key, x in values.items():
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
+            raise ArgError(f"{cls}() needs {key} >= 0, got {x!r}", span)
+    return Regularizer(float(values.get("l1", 0.0)), float(values.get("l2", 0.0)))
+
+
+@dataclass(frozen=True)
 class Initializer:
     """An initializer as written: Keras class name and its arguments."""
 

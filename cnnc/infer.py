@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from . import shapes as sh
-from .arguments import Initializer
+from .arguments import Initializer, Regularizer
 from .diagnostics import Reporter, Span
 from .ir import INPUT, Layer, ModelIR
 
@@ -35,6 +35,7 @@ class Weight:
     shape: tuple[int, ...]
     trainable: bool
     initializer: Initializer
+    regularizer: Regularizer | None = None   # its L1/L2 penalty in training
 
     @property
     def size(self) -> int:
@@ -214,7 +215,10 @@ def _rf(x: Flow, k, s, d) -> tuple[tuple[int, ...] | None, tuple[int, ...] | Non
 
 def _weight(layer: Layer, name: str, shape: tuple[int, ...], init_arg: str,
             trainable: bool = True) -> Weight:
-    return Weight(name, shape, trainable and layer.trainable, layer.args[init_arg])
+    # Keras pairs each weight's initializer with its regularizer by name:
+    # kernel_initializer / kernel_regularizer, gamma_initializer / gamma_regularizer, ...
+    reg = layer.args.get(init_arg.replace("_initializer", "_regularizer"))
+    return Weight(name, shape, trainable and layer.trainable, layer.args[init_arg], reg)
 
 
 def _numel_or_none(shape) -> int | None:

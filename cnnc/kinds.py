@@ -14,8 +14,8 @@ from typing import Any
 from . import activations
 from . import syntax as S
 from .arguments import (ArgError, Converter, Initializer, boolean, choice, fraction, initializer,
-                        layer_name, must_be, number, optional, optional_int, positive_int, shape,
-                        snake_case, tuple_of, any_int, literal)
+                        layer_name, must_be, number, optional, optional_int, positive_int,
+                        regularizer, shape, snake_case, tuple_of, any_int, literal)
 from .diagnostics import did_you_mean
 
 REQUIRED = object()
@@ -129,11 +129,15 @@ def target_shape(v: S.Value, name: str) -> tuple[int, ...]:
 # --- parameter groups ----------------------------------------------------------
 
 _CHANNELS_LAST = "cnnc computes channels_last (NHWC), Keras's default"
-_NO_REGULARIZER = "cnnc does not implement regularizers or constraints yet; remove it"
+_NO_CONSTRAINT = "cnnc does not implement constraints or activity regularizers yet; remove it"
 
 
-def _none(name: str) -> Param:
-    return Param(name, must_be(None, why=_NO_REGULARIZER), None)
+def _extra_arg(name: str) -> Param:
+    """Weight regularizers (L1/L2, used in training); constraints and activity
+    regularizers, which cnnc accepts only as None."""
+    if name.endswith("_regularizer") and name != "activity_regularizer":
+        return Param(name, regularizer, None)
+    return Param(name, must_be(None, why=_NO_CONSTRAINT), None)
 
 
 def _init(name: str, default: str) -> Param:
@@ -188,7 +192,7 @@ def _conv_params(rank: int, separable: bool = False, depthwise: bool = False) ->
         inits = [_init("kernel_initializer", "GlorotUniform"), _init("bias_initializer", "Zeros")]
         extras = ["kernel_regularizer", "bias_regularizer", "activity_regularizer",
                   "kernel_constraint", "bias_constraint"]
-    tail = [_none(e) for e in extras]
+    tail = [_extra_arg(e) for e in extras]
     if not separable and not depthwise:
         tail += [Param("lora_rank", must_be(None, why="LoRA is not implemented"), None, True),
                  Param("lora_alpha", must_be(None, why="LoRA is not implemented"), None, True)]
@@ -228,8 +232,8 @@ _BN = (
     _init("gamma_initializer", "Ones"),
     _init("moving_mean_initializer", "Zeros"),
     _init("moving_variance_initializer", "Ones"),
-    _none("beta_regularizer"), _none("gamma_regularizer"),
-    _none("beta_constraint"), _none("gamma_constraint"),
+    _extra_arg("beta_regularizer"), _extra_arg("gamma_regularizer"),
+    _extra_arg("beta_constraint"), _extra_arg("gamma_constraint"),
     Param("renorm", must_be(False, why="batch renormalization is not implemented"), False),
     Param("renorm_clipping", must_be(None, why="batch renormalization is not implemented"), None),
     Param("renorm_momentum", number(), 0.99),
@@ -242,8 +246,8 @@ _DENSE = (
     Param("use_bias", boolean, True),
     _init("kernel_initializer", "GlorotUniform"),
     _init("bias_initializer", "Zeros"),
-    _none("kernel_regularizer"), _none("bias_regularizer"), _none("activity_regularizer"),
-    _none("kernel_constraint"), _none("bias_constraint"),
+    _extra_arg("kernel_regularizer"), _extra_arg("bias_regularizer"), _extra_arg("activity_regularizer"),
+    _extra_arg("kernel_constraint"), _extra_arg("bias_constraint"),
     Param("lora_rank", must_be(None, why="LoRA is not implemented"), None),
     Param("lora_alpha", must_be(None, why="LoRA is not implemented"), None),
     Param("quantization_config", must_be(None, why="quantization is not implemented"), None),

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from . import __version__
 from . import shapes as sh
-from .arguments import Initializer
+from .arguments import Initializer, Regularizer
 from .diagnostics import Diagnostic
 from .infer import BYTES_PER_VALUE, Analysis, LayerInfo
 
@@ -48,6 +48,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Initializer):
         return {"class_name": value.name, "config": {k: v for k, v in value.args}}
+    if isinstance(value, Regularizer):
+        return {"class_name": "L1L2", "config": {"l1": value.l1, "l2": value.l2}}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
@@ -68,7 +70,9 @@ def _layer_record(info: LayerInfo) -> dict:
         "trainable_params": info.trainable_params,
         "non_trainable_params": info.non_trainable_params,
         "weights": [{"name": w.name, "shape": list(w.shape), "trainable": w.trainable,
-                     "params": w.size, "initializer": w.initializer.name} for w in info.weights],
+                     "params": w.size, "initializer": w.initializer.name,
+                     "regularizer": None if w.regularizer is None else
+                     {"l1": w.regularizer.l1, "l2": w.regularizer.l2}} for w in info.weights],
         "macs": info.macs,
         "activation_bytes": info.activation_bytes,
         "receptive_field": None if info.output.rf is None else list(info.output.rf),

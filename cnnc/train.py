@@ -46,6 +46,7 @@ from .progress import Progress
 from .reference import losses as L
 from .reference import metrics as M
 from .reference import optimizers as O
+from .reference import regularizers as R
 
 # Keras fit() arguments cnnc refuses, with the reason.
 _UNSUPPORTED = {
@@ -258,6 +259,7 @@ class _Run:
         # variance): kept aside each step so that a bad batch leaves no trace.
         self.forward_state = [k for k in net.weights
                               if k.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
+        self.regularizers = R.terms(model.analysis)
 
     def _fresh_sums(self) -> dict[str, M.Mean]:
         return {"loss": M.Mean(), **{name: M.Mean() for name in self.metric_fns}}
@@ -285,9 +287,11 @@ class _Run:
         with np.errstate(all="ignore"):  # overflow and NaN are reported below, by batch
             p = self.net.forward(xb, training=True, rng=self.dropout_rng)
             value, dy = self.loss.value_and_gradient(yb, p)
+            value += R.penalty(weights, self.regularizers)  # Keras reports loss + penalties
             problem = None if math.isfinite(value) else f"the loss is {value}"
             if problem is None:
                 grads = self.net.backward(dy, skip_output_activation=self.loss.fused)
+                R.add_gradients(grads, weights, self.regularizers)
                 bad = next((k for k, g in grads.items() if not np.isfinite(g).all()), None)
                 problem = None if bad is None else f"the gradient of '{bad}' holds NaN or inf"
         if problem is not None:
@@ -504,7 +508,8 @@ class _Loop:
         if self.val is not None:
             vlogs = _evaluate_arrays(partial(run.net.forward, training=False), run.loss,
                                      run.metric_fns, *self.val,
-                                     self.settings.validation_batch_size or self.settings.batch_size)
+                                     self.settings.validation_batch_size or self.settings.batch_size,
+                                     penalty=R.penalty(run.net.weights, run.regularizers))
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         self.progress.epoch_end(self.steps, logs)
         run.end_epoch(logs)
@@ -530,13 +535,15 @@ def _check_resumable(folder: Path, meta: Mapping[str, Any], fixed: Mapping[str, 
 
 def _evaluate_arrays(forward: Callable[[np.ndarray], np.ndarray], loss_fn: L.Loss,
                      metric_fns: Mapping[str, Callable], x: np.ndarray, y: np.ndarray,
-                     batch_size: int, progress: Progress | None = None) -> dict[str, float]:
-    """Loss and metrics over (x, y) in batches, `forward` giving the model's output."""
+                     batch_size: int, progress: Progress | None = None,
+                     penalty: float = 0.0) -> dict[str, float]:
+    """Loss and metrics over (x, y) in batches, `forward` giving the model's output;
+    `penalty` (the weights' regularization) is part of every batch's loss, as in Keras."""
     sums = {"loss": M.Mean(), **{k: M.Mean() for k in metric_fns}}
     for i, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         p = forward(xb)
-        sums["loss"].update(loss_fn.value(yb, p) * len(xb), len(xb))
+        sums["loss"].update((loss_fn.value(yb, p) + penalty) * len(xb), len(xb))
         for name, fn in metric_fns.items():
             v = fn(yb, p)
             sums[name].update(v.sum(), len(v))
@@ -579,7 +586,8 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
     if runtime == "onnx":
         forward = partial(_onnx_forward, model, provider)
     try:
-        logs = _evaluate_arrays(forward, loss_fn, metric_fns, x, y, batch_size, progress)
+        penalty = R.penalty(net.weights, R.terms(model.analysis))
+        logs = _evaluate_arrays(forward, loss_fn, metric_fns, x, y, batch_size, progress, penalty)
         progress.epoch_end(steps, logs)
     finally:
         progress.close()

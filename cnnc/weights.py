@@ -65,7 +65,7 @@ def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weight
         elif not np.all(np.isfinite(a)):
             problems.append(f"'{key}' contains NaN or inf")
         else:
-            out[key] = np.ascontiguousarray(a, dtype=np.float32)
+            out[key] = np.array(a, dtype=np.float32, order="C", copy=True)  # never alias the caller's arrays
     extra = [k for k in arrays if k not in wanted]
     for k in extra:
         problems.append(f"unexpected '{k}' {tuple(arrays[k].shape)}: the model has no such weight")

@@ -61,8 +61,10 @@ def test_json_summary_schema_and_numbers(in_repo, capsys):
     assert data["input_shape"] == [None, 28, 28, 1]
     conv = data["layers"][0]
     assert conv["weights"] == [
-        {"name": "kernel", "shape": [3, 3, 1, 32], "trainable": True, "params": 288, "initializer": "GlorotUniform"},
-        {"name": "bias", "shape": [32], "trainable": True, "params": 32, "initializer": "Zeros"}]
+        {"name": "kernel", "shape": [3, 3, 1, 32], "trainable": True, "params": 288,
+         "initializer": "GlorotUniform", "regularizer": None},
+        {"name": "bias", "shape": [32], "trainable": True, "params": 32, "initializer": "Zeros",
+         "regularizer": None}]
     assert conv["config"]["kernel_size"] == [3, 3]
     totals = data["totals"]
     assert totals["params"] == 93322 and totals["params_bytes"] == 373288

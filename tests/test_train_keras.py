@@ -179,3 +179,49 @@ def test_optimizers_match_keras_over_five_steps(name, kw):
     assert ours.iterations == int(theirs.iterations.numpy()) == 5
     for i, v in enumerate(kvars):
         assert np.allclose(weights[f"w{i}"], v.numpy(), rtol=1e-5, atol=1e-5)  # float32 rounding
+
+
+REG_SRC = """model r
+input (12, 12, 1)
+Conv2D(6, (3, 3), activation='relu', kernel_regularizer=l2(0.01), bias_regularizer='l1')
+MaxPooling2D((2, 2))
+Flatten()
+Dense(16, activation='relu', kernel_regularizer=L1L2(l1=0.001, l2=0.002))
+BatchNormalization(gamma_regularizer=l2(0.05), beta_regularizer=L1(0.02))
+Dense(4, activation='softmax', kernel_regularizer=keras.regularizers.L2(1e-3), trainable=False)
+compile(optimizer=SGD(learning_rate=0.05, momentum=0.9), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+"""
+
+
+def test_fit_with_regularizers_matches_keras():
+    """Penalties in the reported loss (training and validation) and in the updates;
+    none for the frozen layer, as in Keras."""
+    from keras import layers, regularizers
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (150, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 4, 150)
+    ours = cnnc.loads(REG_SRC)
+    ours.init_weights(0)
+    theirs = keras.Sequential([
+        keras.Input((12, 12, 1)),
+        layers.Conv2D(6, (3, 3), activation="relu", kernel_regularizer=regularizers.l2(0.01),
+                      bias_regularizer="l1"),
+        layers.MaxPooling2D((2, 2)), layers.Flatten(),
+        layers.Dense(16, activation="relu", kernel_regularizer=regularizers.L1L2(l1=0.001, l2=0.002)),
+        layers.BatchNormalization(gamma_regularizer=regularizers.l2(0.05),
+                                  beta_regularizer=regularizers.L1(0.02)),
+        layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.L2(1e-3), trainable=False)])
+    pairs = list(zip(ours.weights, theirs.weights, strict=True))
+    for key, w in pairs:
+        w.assign(ours.weights[key])
+    theirs.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    kh = theirs.fit(x, y, epochs=2, batch_size=32, shuffle=False, validation_split=0.2, verbose=0)
+    h = ours.fit(x, y, epochs=2, batch_size=32, shuffle=False, validation_split=0.2, verbose=0, seed=0)
+    for key, w in pairs:
+        assert np.allclose(ours.weights[key], w.numpy(), atol=1e-4), key
+    for key, values in h.history.items():
+        assert np.allclose(values, kh.history[key], atol=1e-5), (key, values, kh.history[key])
+    k_eval = theirs.evaluate(x[:40], y[:40], verbose=0, return_dict=True)
+    o_eval = ours.evaluate(x[:40], y[:40], verbose=0, return_dict=True)
+    assert o_eval["loss"] == pytest.approx(k_eval["loss"], abs=1e-5)
