@@ -48,6 +48,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
     p.add_argument("--round-steps", type=int, default=40, help="training steps per round")
     p.add_argument("--no-full", action="store_true", help="skip the full training run")
+    p.add_argument("--seeds", default="", metavar="S1,S2",
+                   help="more full runs with these seeds, for the spread of the test accuracy "
+                        "(with Keras too when --keras-python is given)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     p.add_argument("--keras-python", metavar="PYTHON",
@@ -206,7 +209,37 @@ def throughput(args, ds) -> dict:
 
 # --- report ------------------------------------------------------------------------------------
 
-def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict | None = None) -> str:
+def seed_runs(args, ds) -> list[tuple[int, float, float | None]]:
+    """(seed, cnnc test accuracy, Keras test accuracy) for each extra seed."""
+    out = []
+    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
+        other = argparse.Namespace(**{**vars(args), "seed": seed})
+        acc = full_run(other, ds)["test_accuracy"]
+        kr = keras_run(other)
+        out.append((seed, acc, kr["test_accuracy"] if kr else None))
+        print(f"seed {seed}: cnnc {acc:.4f}" + (f", Keras {kr['test_accuracy']:.4f}" if kr else ""),
+              flush=True)
+    return out
+
+
+def render_seeds(full: dict | None, kr: dict | None, seed: int,
+                 extra: list[tuple[int, float, float | None]]) -> list[str]:
+    if not extra or not full:
+        return []
+    rows = [(seed, full["test_accuracy"], kr["test_accuracy"] if kr else None), *extra]
+    lines = ["Test accuracy of the same recipe over seeds (each seed: initial weights, shuffling, "
+             "dropout; Keras's seed through `keras.utils.set_random_seed`):", "",
+             "| seed | cnnc | Keras |", "|---:|---:|---:|"]
+    lines += [f"| {s} | {a:.4f} | {'-' if k is None else f'{k:.4f}'} |" for s, a, k in rows]
+    cn = [a for _, a, _ in rows]
+    ks = [k for _, _, k in rows if k is not None]
+    lines.append(f"| mean | {np.mean(cn):.4f} | {np.mean(ks):.4f} |" if ks else
+                 f"| mean | {np.mean(cn):.4f} | - |")
+    return lines + [""]
+
+
+def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict | None = None,
+           extra: list | None = None) -> str:
     lines = [f"Machine: {machine}; load average at the start: {load}.", ""]
     if full:
         per = full["epoch_s"]
@@ -228,6 +261,7 @@ def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict 
                   f"right after: test accuracy {kr['test_accuracy']:.4f}, test loss "
                   f"{kr['test_loss']:.4f}, {kr['epoch_s']:.1f} s per epoch, peak RSS "
                   f"{kr['peak_rss_mb']:.0f} MB.", ""]
+    lines += render_seeds(full, kr, args.seed, extra or [])
     lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + RMSprop step), "
               f"median of {args.rounds} interleaved rounds of {args.round_steps} steps:", "",
               "| implementation | samples/s | min-max |", "|---|---|---|",
@@ -239,7 +273,8 @@ def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict 
                   "", f"Ratio cnnc / PyTorch: **{tp['cnnc'] / tp['torch']:.2f}** (goal >= 1.0)."]
     else:
         lines += ["", "PyTorch is not installed here: no comparison."]
-    lines += ["", "Rerun: `python benchmarks/bench_train.py` (several minutes)."]
+    lines += ["", "Rerun: `python benchmarks/bench_train.py [--seeds 1,2 --keras-python PYTHON]` "
+              "(several minutes per seed)."]
     return "\n".join(lines)
 
 
@@ -253,7 +288,8 @@ def main(argv=None) -> int:
         print(f"full run: {full}", flush=True)
     tp = throughput(args, ds)
     kr = keras_run(args)
-    text = render(args, full, tp, machine(), load, kr)
+    extra = seed_runs(args, ds)
+    text = render(args, full, tp, machine(), load, kr, extra)
     print(text)
     if not args.no_write:
         write_section("train", text)
