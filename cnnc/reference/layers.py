@@ -137,30 +137,41 @@ class Conv(Layer):
         return dx, grads
 
 
+def _depthwise_forward(layer: Layer, x: Array, kernel: Array, training: bool) -> Array:
+    """The depthwise stage DepthwiseConv and SeparableConv share (padding, strides,
+    dilation); keeps in the layer's cache what `_depthwise_backward` needs."""
+    k, s, d = _spatial_args(layer.layer)
+    pads = cv.window_pads(x.shape[1:-1], k, s, d, layer.layer["padding"])
+    xp = cv.pad(x, pads)
+    out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+    if training:
+        layer.cache.update(xp=xp, pads=pads, out=out)
+    return cv.depthwise(xp, kernel, s, d, out)
+
+
+def _depthwise_backward(layer: Layer, dz: Array, kernel: Array, need_dx: bool):
+    c = layer.cache
+    _, s, d = _spatial_args(layer.layer)
+    dxp, dk = cv.depthwise_adjoint(dz, c["xp"], kernel, s, d, c["out"], need_dx)
+    return (None if dxp is None else cv.unpad(dxp, c["pads"])), dk
+
+
 class DepthwiseConv(Layer):
     """DepthwiseConv1D/2D: output channel c*dm + m = input channel c times kernel[..., c, m]."""
 
     def compute(self, x, w, training, rng):
-        k, s, d = _spatial_args(self.layer)
-        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
-        xp = cv.pad(x, pads)
-        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
-        z = cv.depthwise(xp, w["kernel"], s, d, out)
+        z = _depthwise_forward(self, x, w["kernel"], training)
         bias = w.get("bias")
         if bias is not None:
             z += bias
-        if training:
-            self.cache.update(xp=xp, pads=pads, out=out)
         return z
 
     def adjoint(self, dz, w, need_dx):
-        c = self.cache
-        _, s, d = _spatial_args(self.layer)
-        dxp, dk = cv.depthwise_adjoint(dz, c["xp"], w["kernel"], s, d, c["out"], need_dx)
+        dx, dk = _depthwise_backward(self, dz, w["kernel"], need_dx)
         grads = {"kernel": dk}
         if "bias" in self.trainable:
             grads["bias"] = dz.reshape(-1, dz.shape[-1]).sum(axis=0)
-        return (None if dxp is None else cv.unpad(dxp, c["pads"])), grads
+        return dx, grads
 
 
 class SeparableConv(Layer):
@@ -168,11 +179,7 @@ class SeparableConv(Layer):
     product; the bias comes after the pointwise step, then the activation."""
 
     def compute(self, x, w, training, rng):
-        k, s, d = _spatial_args(self.layer)
-        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
-        xp = cv.pad(x, pads)
-        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
-        mid = cv.depthwise(xp, w["depthwise_kernel"], s, d, out)
+        mid = _depthwise_forward(self, x, w["depthwise_kernel"], training)
         pointwise = w["pointwise_kernel"]
         f = pointwise.shape[-1]
         z = mid.reshape(-1, mid.shape[-1]) @ pointwise.reshape(-1, f)
@@ -180,23 +187,20 @@ class SeparableConv(Layer):
         if bias is not None:
             z += bias
         if training:
-            self.cache.update(xp=xp, pads=pads, out=out, mid=mid)
+            self.cache["mid"] = mid
         return z.reshape(*mid.shape[:-1], f)
 
     def adjoint(self, dz, w, need_dx):
-        c = self.cache
-        _, s, d = _spatial_args(self.layer)
         pointwise = w["pointwise_kernel"]
         f = pointwise.shape[-1]
         dz2 = dz.reshape(-1, f)
-        mid = c["mid"]
+        mid = self.cache["mid"]
         grads = {"pointwise_kernel": (mid.reshape(-1, mid.shape[-1]).T @ dz2).reshape(pointwise.shape)}
         if "bias" in self.trainable:
             grads["bias"] = dz2.sum(axis=0)
         dmid = (dz2 @ pointwise.reshape(-1, f).T).reshape(mid.shape)
-        dxp, grads["depthwise_kernel"] = cv.depthwise_adjoint(dmid, c["xp"], w["depthwise_kernel"],
-                                                           s, d, c["out"], need_dx)
-        return (None if dxp is None else cv.unpad(dxp, c["pads"])), grads
+        dx, grads["depthwise_kernel"] = _depthwise_backward(self, dmid, w["depthwise_kernel"], need_dx)
+        return dx, grads
 
 
 # --- pooling -----------------------------------------------------------------------
