@@ -288,11 +288,12 @@ _FIT = (
 
 def resolve_fit(call: S.Call, rep: Reporter) -> FitSpec | None:
     b = bind("fit", _FIT, call, rep)
-    for key in ("x", "y", "validation_data"):
-        node = b.values.get(key)
-        if node is not None:
-            rep.warning(f"fit({key}=...) is ignored: data comes from `cnnc train --data`",
-                        node.span, "see `cnnc train --help`")
+    data = [k for k in ("x", "y", "validation_data") if b.values.get(k) is not None]
+    if data:
+        first = b.values[data[0]].span
+        rep.warning(f"fit() ignores {', '.join(data)}: the data comes from `cnnc train --data`",
+                    first.to(b.values[data[-1]].span) if first.line == b.values[data[-1]].span.line
+                    else first, "see `cnnc train --help`")
     epochs = b.values.get("epochs", 1)
     if isinstance(epochs, int) and epochs < 1 and "epochs" in b.spans:
         rep.error(f"`epochs` must be at least 1, got {epochs}", b.spans["epochs"])

@@ -28,6 +28,7 @@ _READABLE = {
     "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['", "COMMA": "','",
     "EQUAL": "'='", "DOT": "'.'", "NAME": "a name", "NUMBER": "a number",
     "STRING": "a string", "MODEL": "'model'", "INPUT": "'input'", "$END": "end of line",
+    "IMPORT": "'import'", "FROM": "'from'", "AS": "'as'",
 }
 _MAX_LEX_ERRORS = 50
 
@@ -245,7 +246,7 @@ def _recovery_point(stmt: list[Token], k: int) -> int | None:
 
 def _looks_like_statement(stmt: list[Token], r: int) -> bool:
     tok = stmt[r]
-    if tok.type in ("MODEL", "INPUT"):
+    if tok.type in ("MODEL", "INPUT", "IMPORT", "FROM"):
         return True
     if tok.type != "NAME":
         return False
@@ -278,6 +279,17 @@ def _convert_statement(t: Tree, rep: Reporter) -> S.Statement | None:
         return S.ModelDecl(str(tok), _meta_span(t), _span(tok))
     if t.data == "input_decl":
         return S.InputDecl(_value(t.children[0]), _meta_span(t))
+    if t.data == "import_module":  # only the last part of a dotted name counts: no alias needed
+        return S.Import((), _meta_span(t))
+    if t.data == "import_from":
+        return S.Import(_import_aliases(t), _meta_span(t))
+    if t.data == "model_assign":
+        call = _call(t.children[0])
+        if call.name.last != "Sequential":
+            rep.error("only `model = Sequential(...)` can be assigned", call.name.span,
+                      "write layers one per line, or model = Sequential([...])")
+            return None
+        return S.CallStmt(call, _meta_span(t))
     if t.data == "method_stmt":
         call = _call(t.children[0])
         if call.name.dotted == "add":
@@ -289,6 +301,13 @@ def _convert_statement(t: Tree, rep: Reporter) -> S.Statement | None:
             return S.CallStmt(inner, _meta_span(t))
         return S.CallStmt(call, _meta_span(t))
     return S.CallStmt(_call(t), _meta_span(t))
+
+
+def _import_aliases(t: Tree) -> tuple[tuple[str, str], ...]:
+    """`from m import A as B, C` -> (("B", "A"),)."""
+    names = t.children[1:]  # NAME, alias-or-None, NAME, alias-or-None, ...
+    return tuple((str(alias), str(name)) for name, alias in zip(names[::2], names[1::2])
+                 if alias is not None)
 
 
 def _call(t: Tree) -> S.Call:

@@ -45,11 +45,15 @@ class _State:
         self.compile_span: Span | None = None
         self.fit: FitSpec | None = None
         self.fit_span: Span | None = None
+        self.aliases: dict[str, str] = {}   # from-import aliases: MP -> MaxPooling2D
 
 
 def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>") -> ModelIR:
     st = _State(rep)
     for stmt in statements:
+        if isinstance(stmt, S.Import):
+            st.aliases.update(stmt.aliases)
+            continue
         if isinstance(stmt, S.ModelDecl):
             _model_decl(st, stmt)
         elif isinstance(stmt, S.InputDecl):
@@ -93,13 +97,15 @@ def _input_decl(st: _State, stmt: S.InputDecl) -> None:
 
 
 def _call_stmt(st: _State, call: S.Call) -> None:
-    name = call.name.last
+    name = st.aliases.get(call.name.last, call.name.last)
     if name == "compile":
         _once(st, "compile", call, lambda: resolve_compile(call, st.rep))
     elif name == "fit":
         _once(st, "fit", call, lambda: resolve_fit(call, st.rep))
     elif name in ("Input", "InputLayer"):
         _input_call(st, call)
+    elif name == "Sequential":
+        _sequential(st, call)
     elif name in _IGNORED_METHODS:
         return
     else:
@@ -113,6 +119,33 @@ def _once(st: _State, what: str, call: S.Call, make) -> None:
         return
     setattr(st, f"{what}_span", call.span)
     setattr(st, what, make())
+
+
+_SEQUENTIAL = (
+    Param("layers", lambda v, name: v, None),
+    Param("trainable", must_be(True, why="freeze layers one by one with trainable=False"), True),
+    Param("name", optional(string), None),
+)
+
+
+def _sequential(st: _State, call: S.Call) -> None:
+    """Keras's Sequential(layers=None, trainable=True, name=None): the layers in
+    the list are added in order, as separate lines would be."""
+    b = bind("Sequential", _SEQUENTIAL, call, st.rep)
+    if b.values.get("name"):
+        _model_decl(st, S.ModelDecl(b.values["name"], b.spans["name"], b.spans["name"]))
+    items = b.values.get("layers")
+    if items is None:
+        return
+    if not isinstance(items, (S.List, S.Tuple)):
+        st.rep.error("Sequential() takes a list of layers, e.g. Sequential([Conv2D(32, 3), ...])",
+                     items.span)
+        return
+    for item in items.items:
+        if isinstance(item, S.Call):
+            _call_stmt(st, item)
+        else:
+            st.rep.error(f"expected a layer in Sequential([...]), got {S.describe(item)}", item.span)
 
 
 def _input_call(st: _State, call: S.Call) -> None:

@@ -97,7 +97,16 @@ class CallStmt:
     span: Span
 
 
-Statement = Union[ModelDecl, InputDecl, CallStmt]
+@dataclass(frozen=True)
+class Import:
+    """A Python import in a pasted tutorial: no effect but its aliases
+    (`from keras.layers import MaxPooling2D as MP`)."""
+
+    aliases: tuple[tuple[str, str], ...]   # (alias, imported name)
+    span: Span
+
+
+Statement = Union[ModelDecl, InputDecl, CallStmt, Import]
 
 
 def describe(v: Value) -> str:

@@ -182,3 +182,37 @@ def test_recovery_after_unclosed_bracket_terminates():
     msgs = [(d.span.line, d.message) for d in checked.diagnostics if d.is_error]
     assert msgs == [(2, "'(' was never closed"), (4, "'(' was never closed")]
     assert [l["units"] for l in checked.ir.layers] == [2, 4]
+
+
+def test_a_pasted_keras_tutorial_checks():
+    """Imports (with from-import aliases), model = Sequential(...), model.add, compile and
+    fit(x_train, ...) as written in tutorials."""
+    c = check_text("""import keras
+from keras import layers, models
+from keras.layers import Conv2D, MaxPooling2D as MP
+
+model = models.Sequential(name='tutorial')
+model.add(keras.Input(shape=(28, 28, 1)))
+model.add(Conv2D(32, (3, 3), activation='relu'))
+model.add(MP((2, 2)))
+model.add(layers.Flatten())
+model.add(layers.Dense(10, activation='softmax'))
+model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+model.fit(x_train, y_train, epochs=5, validation_data=(x_test, y_test))
+model.summary()
+""")
+    assert c.ok, [d.message for d in c.diagnostics]
+    assert c.ir.name == "tutorial"
+    assert [l.kind for l in c.ir.layers] == ["Conv2D", "MaxPooling2D", "Flatten", "Dense"]
+    assert c.ir.fit.epochs == 5
+    (w,) = c.diagnostics
+    assert w.severity == "warning" and "ignores x, y, validation_data" in w.message
+
+
+def test_sequential_with_a_list_of_layers():
+    c = ok("model = keras.Sequential([\n  keras.Input((8, 8, 1)),\n  layers.Conv2D(4, 3),\n"
+           "  layers.Flatten(),\n  layers.Dense(2),\n], name='net')\n")
+    assert c.ir.name == "net" and c.ir.input_shape == (8, 8, 1)
+    assert [i.params for i in c.analysis.infos] == [40, 0, 290]
+    assert any("only `model = Sequential" in m for m in errors("model = Dense(3)\n"))
+    assert any("list of layers" in m for m in errors("Sequential(Dense(3))\n"))
