@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..diagnostics import CnncError, render_all, use_color
@@ -27,3 +28,29 @@ def load_checked(path: str, quiet: bool = False) -> Checked:
 def load_model(path: str, quiet: bool = False):
     from ..model import Model
     return Model(load_checked(path, quiet))
+
+
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def add_threads_argument(p) -> None:
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="BLAS threads for the NumPy work (default: all cores; 1 is faster "
+                        "when other processes share the cores)")
+
+
+def set_threads(n: int | None) -> None:
+    """--threads N: how many threads NumPy's BLAS uses. The BLAS libraries read this
+    when NumPy loads, so it is set before anything imports NumPy. One thread per
+    process is much faster than the default when other processes share the cores
+    (BLAS threads spin-wait for each other)."""
+    if n is None:
+        return
+    from ..diagnostics import UsageError
+    if n < 1:
+        raise UsageError(f"--threads must be at least 1, got {n}")
+    if "numpy" in sys.modules:
+        print("cnnc: warning: --threads has no effect here: NumPy is already loaded", file=sys.stderr)
+        return
+    for var in _BLAS_THREAD_VARS:
+        os.environ[var] = str(n)

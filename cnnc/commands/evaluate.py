@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import set_threads
+    set_threads(args.threads)  # before NumPy loads
     from .. import data as D
     from .. import train
     from ._common import load_model

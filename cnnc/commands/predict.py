@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ..diagnostics import UsageError
 
+from ._common import add_threads_argument
+
 HELP = "run trained weights on a dataset's samples and print or save the outputs"
 
 
@@ -29,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--show", type=int, default=10, metavar="N", help="print the first N predictions")
     p.add_argument("-o", "--output", metavar="PATH", help="write all outputs (.npy or .csv)")
+    add_threads_argument(p)
 
 
 def _inputs(args):
@@ -46,6 +49,8 @@ def _inputs(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import set_threads
+    set_threads(args.threads)  # before NumPy loads
     import numpy as np
     from .. import data as D
     from ..atomic import write_bytes, write_text

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..diagnostics import UsageError
+from ._common import add_threads_argument
 
 HELP = "train a model on a dataset (Keras fit) and write its weights"
 
@@ -28,6 +29,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N samples of each split")
     p.add_argument("--no-scale", dest="scale", action="store_false",
                    help="do not scale uint8 images by 1/255 (digits by 1/16)")
+    add_threads_argument(p)
 
 
 def check_data_arguments(args: argparse.Namespace) -> None:
@@ -70,6 +72,8 @@ def history_path(output: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import set_threads
+    set_threads(args.threads)  # before NumPy loads
     from .. import checkpoint as ckpt
     from .. import data as D
     from .. import train
