@@ -8,6 +8,7 @@ listed at once, and nothing is ever unpickled.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -71,9 +72,26 @@ def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weight
         problems.append(f"unexpected '{k}' {tuple(arrays[k].shape)}: the model has no such weight")
     if problems:
         head = f"weights '{path}' do not fit model '{analysis.model.name}'"
+        hint = _renumbered_hint(arrays, wanted)
         raise WeightsError(f"{head} ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
-                           problems)
+                           problems + ([hint] if hint else []))
     return out
+
+
+def _renumbered_hint(arrays: Mapping[str, np.ndarray], wanted: Mapping[str, tuple]) -> str:
+    """Keras numbers layer names per process: a session that built other models first
+    exports conv2d_5 for this model's conv2d. Say so when that is the only difference."""
+    theirs = [(k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1], tuple(v.shape)) for k, v in arrays.items()]
+    ours = [(k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1], tuple(s)) for k, s in wanted.items()]
+    base = lambda name: re.sub(r"_\d+$", "", name)  # noqa: E731
+    if len(theirs) != len(ours) or any(
+            (base(a[0]), a[1], a[2]) != (base(b[0]), b[1], b[2]) for a, b in zip(theirs, ours)):
+        return ""
+    pairs = sorted({(a[0], b[0]) for a, b in zip(theirs, ours) if a[0] != b[0]})
+    shown = ", ".join(f"{a} -> {b}" for a, b in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
+    return (f"the arrays match the model in order and shape, only the layer names differ "
+            f"({shown}): Keras numbers layers per process, so export from a fresh session "
+            f"(keras.backend.clear_session() first) or name the layers in both")
 
 
 def load(path: str | Path, analysis: Analysis) -> dict[str, np.ndarray]:
