@@ -51,8 +51,11 @@ def check_text(text: str, path: str = "<string>") -> Checked:
 def _check(text: str, path: str) -> Checked:
     rep = Reporter(path)
     statements = parse(text, rep)
+    # A statement that did not parse is a layer missing from the stack: shapes after it
+    # would only produce errors that are not the user's.
+    syntax_lines = [d.span.line for d in rep.diagnostics if d.is_error and d.span]
     ir = resolve(statements, rep, path)
-    analysis = infer(ir, rep)
+    analysis = infer(ir, rep, stop_after_line=min(syntax_lines, default=None))
     if not rep.has_errors:
         lint(ir, analysis, rep)
     return Checked(Source(path, text), ir, analysis, tuple(rep.sorted()))

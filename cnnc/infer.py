@@ -421,14 +421,18 @@ def input_flow(shape: tuple[int | None, ...]) -> Flow:
     return Flow(tuple(shape), (1,) * spatial, (1,) * spatial)
 
 
-def infer(model: ModelIR, rep: Reporter) -> Analysis:
-    """Run every layer's rule; report shape errors and warnings to `rep`."""
+def infer(model: ModelIR, rep: Reporter, stop_after_line: int | None = None) -> Analysis:
+    """Run every layer's rule; report shape errors and warnings to `rep`. Layers
+    written after `stop_after_line` (where a statement failed to parse) get no
+    shapes: what flows into them is unknown."""
     flows: dict[str, Flow | None] = {INPUT: input_flow(model.input_shape) if model.input_shape else None}
     infos: list[LayerInfo] = []
     complete = model.input_shape is not None
     for layer in model.layers:
         (src,) = model.inputs_of(layer)
         x = flows.get(src)
+        if stop_after_line is not None and layer.span.line > stop_after_line:
+            x = None
         if x is None or not layer.valid:
             flows[layer.name] = None
             complete = False

@@ -216,3 +216,13 @@ def test_sequential_with_a_list_of_layers():
     assert [i.params for i in c.analysis.infos] == [40, 0, 290]
     assert any("only `model = Sequential" in m for m in errors("model = Dense(3)\n"))
     assert any("list of layers" in m for m in errors("Sequential(Dense(3))\n"))
+
+
+def test_no_shape_errors_after_a_statement_that_did_not_parse():
+    """The broken line is a layer missing from the stack: later shapes are not checked
+    (they would report the missing layer's consequences), later arguments still are."""
+    msgs = errors("input (28, 28, 1)\nConv2D(32, (3, 3), activation='relu'\nDense(10)\n"
+                  "Conv2D(8, 3)\nDense(0)\n")
+    assert msgs == ["'(' was never closed", "`units` must be a positive integer, got 0"]
+    checked = check_text("input (28, 28, 1)\nConv2D(32 (3, 3))\nDense(10)\n")
+    assert [d.severity for d in checked.diagnostics] == ["error"]
