@@ -552,9 +552,9 @@ def _evaluate_arrays(forward: Callable[[np.ndarray], np.ndarray], loss_fn: L.Los
     return {k: m.result() for k, m in sums.items()}
 
 
-def _onnx_forward(model, provider: str, xb: np.ndarray) -> np.ndarray:
-    from .runtime import predict_onnx
-    return predict_onnx(model, xb, provider=provider, batch_size=len(xb))
+def _onnx_forward(sess, xb: np.ndarray) -> np.ndarray:
+    from .runtime import run_batches
+    return run_batches(sess, xb, len(xb))[0]
 
 
 def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = False, *,
@@ -584,7 +584,10 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
     progress.epoch_start(None)
     forward = partial(net.forward, training=False)
     if runtime == "onnx":
-        forward = partial(_onnx_forward, model, provider)
+        # One session for the whole evaluation: the data are already prepared, and
+        # looking the session up per batch would hash every weight each time.
+        from .runtime import model_session
+        forward = partial(_onnx_forward, model_session(model, provider))
     try:
         penalty = R.penalty(net.weights, R.terms(model.analysis))
         logs = _evaluate_arrays(forward, loss_fn, metric_fns, x, y, batch_size, progress, penalty)
