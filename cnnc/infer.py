@@ -221,10 +221,6 @@ def _weight(layer: Layer, name: str, shape: tuple[int, ...], init_arg: str,
     return Weight(name, shape, trainable and layer.trainable, layer.args[init_arg], reg)
 
 
-def _numel_or_none(shape) -> int | None:
-    return sh.numel(shape)
-
-
 def _macs(out_spatial: Sequence[int | None], per_position: int) -> int | None:
     n = sh.numel(out_spatial)
     return None if n is None else n * per_position
@@ -363,7 +359,7 @@ def batch_norm(layer: Layer, x: Flow) -> LayerInfo:
     weights.append(_weight(layer, "moving_mean", (c,), "moving_mean_initializer", trainable=False))
     weights.append(_weight(layer, "moving_variance", (c,), "moving_variance_initializer",
                            trainable=False))
-    return LayerInfo(layer, x, x, tuple(weights), _numel_or_none(x.shape))
+    return LayerInfo(layer, x, x, tuple(weights), sh.numel(x.shape))
 
 
 def zero_padding(layer: Layer, x: Flow) -> LayerInfo:

@@ -13,7 +13,6 @@ import functools
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 from lark import Lark, Token, Tree
 from lark import __version__ as lark_version
@@ -366,7 +365,3 @@ def _number(text: str) -> int | float:
         return float(clean)
     return int(clean)
 
-
-def iter_tokens(text: str) -> Iterator[Token]:
-    """The raw token stream (for tools and tests)."""
-    return iter(lark_parser().lex(text))

@@ -62,11 +62,6 @@ def pads(n: Size, k: int, s: int, d: int, padding: str) -> tuple[int, int] | Non
     return same_pads(n, k, s, d)
 
 
-def min_input_length(k: int, d: int = 1) -> int:
-    """The smallest input a 'valid' convolution or pooling accepts."""
-    return effective_kernel(k, d)
-
-
 def receptive_field(rf: int, jump: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     """Receptive field and jump (effective stride) after one sliding-window layer."""
     return rf + (effective_kernel(k, d) - 1) * jump, jump * s
