@@ -103,6 +103,7 @@ def test_epoch_logs_are_means_over_samples_not_over_batches():
     # lr 1e-12: the weights do not move, so the epoch's training loss must equal the loss of
     # the whole training set; batches of 4, 4, 2 make the mean of batch means differ from it.
     m = tiny(NO_DROPOUT)
+    m.init_weights(0)  # evaluate() below would otherwise draw unseeded weights
     rng = np.random.default_rng(0)
     x = rng.normal(size=(10, 4)).astype(np.float32) * 3
     y = rng.integers(0, 3, 10)
