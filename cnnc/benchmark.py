@@ -75,7 +75,7 @@ def bench(model: "Model", batch: int = 256, threads: int | None = None, seconds:
     sample = tuple(model.ir.input_shape)
     if None in sample:
         from .lower.verify import smoke_shapes
-        sample = smoke_shapes(model.analysis)[0]
+        sample = smoke_shapes(model.analysis)[0][0]
     xb = rng.standard_normal((batch, *sample)).astype(np.float32)
     x1 = xb[:1].copy()
 

@@ -37,6 +37,7 @@ class LayerKind:
     params: tuple[Param, ...]
     aliases: tuple[str, ...] = ()
     takes_common: bool = True      # False where Keras's __init__ has no **kwargs
+    multi_input: bool = False      # called on a list of tensors (Add, Concatenate, ...)
 
     @property
     def all_params(self) -> tuple[Param, ...]:
@@ -124,6 +125,93 @@ def target_shape(v: S.Value, name: str) -> tuple[int, ...]:
         raise ArgError(f"`{name}` sizes must be positive, with at most one -1, got "
                        f"{S.describe(v)}", v.span)
     return x
+
+
+# --- elementwise, normalisation and scaling layers (see docs/LANGUAGE.md) -----------
+
+def _ints(v: S.Value, name: str, what: str) -> tuple[int, ...]:
+    x = literal(v, name)
+    if isinstance(x, list):
+        x = tuple(x)
+    if not isinstance(x, tuple) or not all(isinstance(i, int) and not isinstance(i, bool) for i in x):
+        raise ArgError(f"`{name}` must be {what}, got {S.describe(v)}", v.span)
+    return x
+
+
+def axes(allow_none: bool, allow_empty: bool) -> Converter:
+    """An axis (batch axis 0 included, negative counts from the end) or a tuple/list
+    of them, as a tuple; None where Keras allows it (kept as None)."""
+    what = "an integer or a tuple of integers" + (" or None" if allow_none else "")
+
+    def convert(v: S.Value, name: str) -> tuple[int, ...] | None:
+        x = literal(v, name)
+        if x is None and allow_none:
+            return None
+        if isinstance(x, int) and not isinstance(x, bool):
+            return (x,)
+        out = _ints(v, name, what)
+        if not out and not allow_empty:
+            raise ArgError(f"`{name}` must name at least one axis, got {S.describe(v)}", v.span)
+        return out
+    return convert
+
+
+def shared_axes(v: S.Value, name: str) -> tuple[int, ...] | None:
+    """PReLU's shared_axes: None, an int, or a list/tuple of ints (Keras keeps a list)."""
+    x = literal(v, name)
+    if x is None:
+        return None
+    if isinstance(x, int) and not isinstance(x, bool):
+        return (x,)
+    return _ints(v, name, "an integer, a list of integers or None")
+
+
+def noise_shape(v: S.Value, name: str) -> tuple[int | None, ...] | None:
+    """Dropout's noise_shape: None, or a tuple/list of positive ints and None (Keras's
+    _validate_noise_shape); a None entry takes the input's size on that axis."""
+    x = literal(v, name)
+    if x is None:
+        return None
+    if isinstance(x, list):
+        x = tuple(x)
+    if not isinstance(x, tuple):
+        raise ArgError(f"`{name}` must be a tuple or list of integers and None, got "
+                       f"{S.describe(v)}", v.span, "e.g. noise_shape=(None, 1, 1, None)")
+    for i, d in enumerate(x):
+        if d is None:
+            continue
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise ArgError(f"`{name}` entries must be integers or None, got {d!r} at index {i}",
+                           v.span)
+        if d <= 0:
+            raise ArgError(f"`{name}` entries must be positive or None, got {d} at index {i}",
+                           v.span)
+    return x
+
+
+def array_shape(x: Any) -> tuple[int, ...]:
+    """The shape of a number (()) or of a rectangular nested tuple of numbers."""
+    if not isinstance(x, tuple):
+        return ()
+    inner = {array_shape(i) for i in x}
+    return (len(x), *(inner.pop() if inner else ()))
+
+
+def number_array(v: S.Value, name: str) -> float | tuple:
+    """A number or a (nested) tuple/list of numbers of rectangular shape, as floats in
+    nested tuples: Rescaling's scale/offset, Normalization's mean/variance."""
+    def walk(x: Any) -> float | tuple:
+        if isinstance(x, (list, tuple)):
+            items = tuple(walk(i) for i in x)
+            if len({array_shape(i) for i in items}) > 1:
+                raise ArgError(f"`{name}` must be a rectangular array of numbers (every row "
+                               f"the same length), got {S.describe(v)}", v.span)
+            return items
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ArgError(f"`{name}` must be a number or a list of numbers, got "
+                           f"{S.describe(v)}", v.span)
+        return float(x)
+    return walk(literal(v, name))
 
 
 # --- parameter groups ----------------------------------------------------------
@@ -254,6 +342,65 @@ _DENSE = (
 )
 
 
+_RELU = (
+    Param("max_value", optional(number(0.0)), None),
+    Param("negative_slope", number(0.0), 0.0),
+    Param("threshold", number(0.0), 0.0),
+)
+
+_LEAKY_RELU = (
+    Param("negative_slope", number(0.0), 0.3),
+    # Keras 3 still accepts the Keras 2 spelling (with a deprecation warning); it wins.
+    Param("alpha", number(0.0), None, keyword_only=True),
+)
+
+_PRELU = (
+    _init("alpha_initializer", "Zeros"),
+    _extra_arg("alpha_regularizer"),
+    _extra_arg("alpha_constraint"),
+    Param("shared_axes", shared_axes, None),
+)
+
+_LAYER_NORM = (
+    Param("axis", axes(allow_none=False, allow_empty=False), (-1,)),
+    Param("epsilon", number(), 1e-3),
+    Param("center", boolean, True),
+    Param("scale", boolean, True),
+    _init("beta_initializer", "Zeros"),
+    _init("gamma_initializer", "Ones"),
+    _extra_arg("beta_regularizer"), _extra_arg("gamma_regularizer"),
+    _extra_arg("beta_constraint"), _extra_arg("gamma_constraint"),
+    # popped from **kwargs by Keras (deprecated there, but still honoured)
+    Param("rms_scaling", boolean, False, keyword_only=True),
+)
+
+_NORMALIZATION = (
+    Param("axis", axes(allow_none=True, allow_empty=True), (-1,)),
+    Param("mean", optional(number_array), None),
+    Param("variance", optional(number_array), None),
+    Param("invert", boolean, False),
+)
+
+
+def _elementwise_kinds() -> list[LayerKind]:
+    return [
+        LayerKind("ReLU", "relu", None, _RELU),
+        LayerKind("LeakyReLU", "leaky_relu", None, _LEAKY_RELU),
+        LayerKind("PReLU", "prelu", None, _PRELU),
+        LayerKind("ELU", "elu", None, (Param("alpha", number(), 1.0),)),
+        LayerKind("Softmax", "softmax", None,
+                  (Param("axis", axes(allow_none=True, allow_empty=False), (-1,)),)),
+        LayerKind("Identity", "identity", None, ()),
+        LayerKind("Rescaling", "rescaling", None,
+                  (Param("scale", number_array), Param("offset", number_array, 0.0))),
+        LayerKind("Normalization", "normalization", None, _NORMALIZATION),
+        LayerKind("LayerNormalization", "layer_norm", None, _LAYER_NORM),
+        # keras.src.applications.convnext.LayerScale (ConvNeXt's; not in keras.layers)
+        LayerKind("LayerScale", "layer_scale", None,
+                  (Param("init_values", number()), Param("projection_dim", positive_int))),
+    ]
+
+
 def _kinds() -> list[LayerKind]:
     out: list[LayerKind] = []
     for r in (1, 2, 3):
@@ -284,12 +431,128 @@ def _kinds() -> list[LayerKind]:
         LayerKind("Flatten", "flatten", None, (DATA_FORMAT,)),
         LayerKind("Dropout", "dropout", None, (
             Param("rate", fraction(0.0, 1.0)),
-            Param("noise_shape", must_be(None, why="noise_shape is not implemented"), None),
+            Param("noise_shape", noise_shape, None),
             Param("seed", optional_int, None))),
         LayerKind("BatchNormalization", "batch_norm", None, _BN),
         LayerKind("Activation", "activation", None, (Param("activation", activation),)),
         LayerKind("Reshape", "reshape", None, (Param("target_shape", target_shape),)),
     ]
+    out += _merge_kinds()
+    out += _resample_kinds()
+    out += _elementwise_kinds()
+    return out
+
+
+# Keras's merge layers and the functions that build them (`add([a, b])`, ...).
+MERGE_FUNCTIONS = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply",
+                   "average": "Average", "maximum": "Maximum", "minimum": "Minimum",
+                   "concatenate": "Concatenate"}
+
+
+def _merge_kinds() -> list[LayerKind]:
+    elementwise = [LayerKind(cls, "merge", None, (), multi_input=True)
+                   for cls in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")]
+    concat = LayerKind("Concatenate", "concatenate", None, (Param("axis", any_int, -1),),
+                       multi_input=True)
+    return elementwise + [concat]
+
+
+# --- transposed convolutions, resampling, cropping (Keras 3) ----------------------
+
+_RESAMPLE_INTERPOLATIONS = ("nearest", "bilinear")
+# what Keras's TensorFlow backend also accepts (ops.image.resize), cnnc does not compute
+_KERAS_ONLY_INTERPOLATIONS = ("bicubic", "area", "lanczos3", "lanczos5")
+
+
+def strict_positive_int(v: S.Value, name: str) -> int:
+    """An int > 0 and nothing else: Keras refuses 2.0 here (UpSampling1D's size,
+    Resizing's height and width)."""
+    x = literal(v, name)
+    if not isinstance(x, int) or isinstance(x, bool):
+        raise ArgError(f"`{name}` must be an integer, got {S.describe(v)}", v.span,
+                       "Keras refuses a float here too")
+    if x <= 0:
+        raise ArgError(f"`{name}` must be a positive integer, got {x}", v.span)
+    return x
+
+
+def interpolation(lower: bool) -> Converter:
+    """'nearest' or 'bilinear'; Keras's other methods refused by name. UpSampling2D
+    lower-cases the value, Resizing does not (Keras)."""
+    def convert(v: S.Value, name: str) -> str:
+        x = literal(v, name)
+        if not isinstance(x, str):
+            raise ArgError(f"`{name}` must be a string such as 'bilinear', got {S.describe(v)}",
+                           v.span)
+        key = x.lower() if lower else x
+        if key in _RESAMPLE_INTERPOLATIONS:
+            return key
+        if key in _KERAS_ONLY_INTERPOLATIONS:
+            raise ArgError(f"cnnc does not support {name}={x!r} yet", v.span,
+                           "supported: 'nearest', 'bilinear'")
+        known = _RESAMPLE_INTERPOLATIONS + _KERAS_ONLY_INTERPOLATIONS
+        raise ArgError(f"`{name}` must be one of " + ", ".join(repr(k) for k in known) +
+                       f"; got {x!r}", v.span, did_you_mean(key, known) or
+                       ("Resizing's interpolation is case-sensitive in Keras" if x.lower() in known
+                        else ""))
+    return convert
+
+
+def _conv_transpose_params(rank: int) -> tuple[Param, ...]:
+    """Keras 3's ConvNDTranspose signatures; Conv3DTranspose puts data_format before
+    output_padding, the 1-D and 2-D ones after it."""
+    t = tuple_of(rank)
+    ones = (1,) * rank
+    out_pad = Param("output_padding", optional(tuple_of(rank, allow_zero=True)), None)
+    head = [Param("filters", positive_int), Param("kernel_size", t), Param("strides", t, ones),
+            Param("padding", choice(("valid", "same")), "valid")]
+    head += [DATA_FORMAT, out_pad] if rank == 3 else [out_pad, DATA_FORMAT]
+    head += [Param("dilation_rate", t, ones), _activation_param(), Param("use_bias", boolean, True),
+             _init("kernel_initializer", "GlorotUniform"), _init("bias_initializer", "Zeros")]
+    extras = ["kernel_regularizer", "bias_regularizer", "activity_regularizer",
+              "kernel_constraint", "bias_constraint"]
+    return tuple(head + [_extra_arg(e) for e in extras])
+
+
+def _up_sampling_params(rank: int) -> tuple[Param, ...]:
+    if rank == 1:
+        return (Param("size", strict_positive_int, 2),)
+    size = Param("size", tuple_of(rank), (2,) * rank)
+    if rank == 2:
+        return (size, DATA_FORMAT, Param("interpolation", interpolation(lower=True), "nearest"))
+    return (size, DATA_FORMAT)
+
+
+_CROPPING_DEFAULT = {1: ((1, 1),), 2: ((0, 0), (0, 0)), 3: ((1, 1),) * 3}
+_NO_ASPECT = "cnnc resizes without keeping the aspect ratio (the default); remove it"
+
+_RESIZING = (
+    Param("height", strict_positive_int),
+    Param("width", strict_positive_int),
+    Param("interpolation", interpolation(lower=False), "bilinear"),
+    Param("crop_to_aspect_ratio", must_be(False, why=_NO_ASPECT), False),
+    Param("pad_to_aspect_ratio", must_be(False, why=_NO_ASPECT), False),
+    Param("fill_mode", choice(("constant",), lower=False), "constant"),
+    Param("fill_value", number(), 0.0),
+    Param("antialias", must_be(False, why="antialiased resizing is not implemented"), False),
+    DATA_FORMAT,
+    Param("factor", must_be(None, why="Keras's Resizing takes no factor either"), None,
+          keyword_only=True),
+    Param("bounding_box_format", must_be(None, why="cnnc's Resizing transforms images only"),
+          None, keyword_only=True),
+)
+
+
+def _resample_kinds() -> list[LayerKind]:
+    out: list[LayerKind] = []
+    for r in (1, 2, 3):
+        d = f"{r}D"
+        out.append(LayerKind(f"Conv{d}Transpose", "conv_transpose", r, _conv_transpose_params(r),
+                             (f"Convolution{d}Transpose",)))
+        out.append(LayerKind(f"UpSampling{d}", "up_sampling", r, _up_sampling_params(r)))
+        crop = (Param("cropping", zero_padding(r), _CROPPING_DEFAULT[r]),)
+        out.append(LayerKind(f"Cropping{d}", "cropping", r, crop + ((DATA_FORMAT,) if r > 1 else ())))
+    out.append(LayerKind("Resizing", "resizing", 2, _RESIZING))
     return out
 
 
@@ -299,14 +562,11 @@ FAMILIES: tuple[str, ...] = tuple(sorted({k.family for k in KINDS.values()}))
 
 # Keras layers cnnc does not implement, for a precise message instead of "unknown".
 KERAS_OTHER_LAYERS = frozenset("""
-Conv1DTranspose Conv2DTranspose Conv3DTranspose UpSampling1D UpSampling2D UpSampling3D
-Cropping1D Cropping2D Cropping3D LSTM GRU SimpleRNN Bidirectional Embedding Concatenate Add
-Multiply Subtract Average Maximum Minimum Dot Permute RepeatVector LayerNormalization
-GroupNormalization UnitNormalization GaussianNoise GaussianDropout AlphaDropout ActivityRegularization
-ReLU LeakyReLU PReLU ELU Softmax Rescaling Normalization Resizing RandomFlip RandomRotation
-RandomZoom RandomCrop RandomTranslation RandomContrast CenterCrop Lambda TimeDistributed
-ConvLSTM1D ConvLSTM2D ConvLSTM3D MultiHeadAttention Attention AdditiveAttention
-LocallyConnected1D LocallyConnected2D Masking Identity Wrapper EinsumDense Discretization
+LSTM GRU SimpleRNN Bidirectional Embedding Dot Permute RepeatVector GroupNormalization
+UnitNormalization GaussianNoise GaussianDropout AlphaDropout ActivityRegularization RandomFlip
+RandomRotation RandomZoom RandomCrop RandomTranslation RandomContrast CenterCrop Lambda
+TimeDistributed ConvLSTM1D ConvLSTM2D ConvLSTM3D MultiHeadAttention Attention AdditiveAttention
+LocallyConnected1D LocallyConnected2D Masking Wrapper EinsumDense Discretization
 CategoryEncoding Hashing StringLookup IntegerLookup TextVectorization
 """.split())
 

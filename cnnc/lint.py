@@ -6,7 +6,7 @@ from .diagnostics import Reporter
 from .infer import Analysis
 from .ir import Layer, ModelIR
 
-_PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape")
+_PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape", "identity")
 _PROBABILITIES = ("softmax", "sigmoid")
 
 
@@ -17,6 +17,8 @@ def output_activation(model: ModelIR) -> tuple[str, Layer] | None:
         if layer.family in _PASS_THROUGH:
             continue
         act = layer.args.get("activation")
+        if layer.family == "softmax" and layer.args.get("axis") == (-1,):
+            act = "softmax"         # a Softmax() layer is the softmax activation
         return (act, layer) if act is not None else ("linear", layer)
     return None
 

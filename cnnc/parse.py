@@ -27,7 +27,8 @@ _READABLE = {
     "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['", "COMMA": "','",
     "EQUAL": "'='", "DOT": "'.'", "NAME": "a name", "NUMBER": "a number",
     "STRING": "a string", "MODEL": "'model'", "INPUT": "'input'", "$END": "end of line",
-    "IMPORT": "'import'", "FROM": "'from'", "AS": "'as'",
+    "IMPORT": "'import'", "FROM": "'from'", "AS": "'as'", "PLUS": "'+'", "MINUS": "'-'",
+    "STAR": "'*'", "SLASH": "'/'", "PERCENT": "'%'",
 }
 _MAX_LEX_ERRORS = 50
 
@@ -215,11 +216,6 @@ def _report_unexpected(stmt: list[Token], k: int, e: UnexpectedInput, open_: lis
             rep.error(f"'{tok.value}' does not match '{b.value}' opened at line {b.line}, "
                       f"column {b.column}", _span(tok))
             return
-    if len(stmt) > 1 and first.type == "NAME" and stmt[1].type == "EQUAL" and k <= 1:
-        rep.error("assignments are not part of the .cnn language", _span(stmt[1]),
-                  "write one statement per line: a layer such as Conv2D(32, (3, 3)), "
-                  "`input (28, 28, 1)`, compile(...) or fit(...)")
-        return
     if tok is None and len(stmt) == 1 and first.type == "NAME":
         rep.error(f"'{first.value}' needs parentheses", _span(first),
                   f"write {first.value}(...), as in Keras")
@@ -249,7 +245,8 @@ def _looks_like_statement(stmt: list[Token], r: int) -> bool:
         return True
     if tok.type != "NAME":
         return False
-    return r + 1 >= len(stmt) or stmt[r + 1].type in ("LPAR", "DOT") or _starts_line(stmt, r + 1)
+    return (r + 1 >= len(stmt) or stmt[r + 1].type in ("LPAR", "DOT", "EQUAL")
+            or _starts_line(stmt, r + 1))
 
 
 def _starts_line(stmt: list[Token], k: int) -> bool:
@@ -272,7 +269,21 @@ def _meta_span(t: Tree) -> Span:
     return Span(m.line, m.column, m.end_line, m.end_column)
 
 
+class _FoldError(Exception):
+    def __init__(self, message: str, span: Span, *notes: str):
+        super().__init__(message)
+        self.message, self.span, self.notes = message, span, notes
+
+
 def _convert_statement(t: Tree, rep: Reporter) -> S.Statement | None:
+    try:
+        return _convert(t, rep)
+    except _FoldError as e:
+        rep.error(e.message, e.span, *e.notes)
+        return None
+
+
+def _convert(t: Tree, rep: Reporter) -> S.Statement | None:
     if t.data == "model_decl":
         tok = t.children[0]
         return S.ModelDecl(str(tok), _meta_span(t), _span(tok))
@@ -283,12 +294,17 @@ def _convert_statement(t: Tree, rep: Reporter) -> S.Statement | None:
     if t.data == "import_from":
         return S.Import(_import_aliases(t), _meta_span(t))
     if t.data == "model_assign":
-        call = _call(t.children[0])
-        if call.name.last != "Sequential":
-            rep.error("only `model = Sequential(...)` can be assigned", call.name.span,
-                      "write layers one per line, or model = Sequential([...])")
-            return None
-        return S.CallStmt(call, _meta_span(t))
+        return S.Assign("model", _meta_span(t), _call(t.children[0]), _meta_span(t))
+    if t.data == "assign":
+        tok, value = t.children
+        return S.Assign(str(tok), _span(tok), _value(value), _meta_span(t))
+    if t.data == "input_assign":
+        return S.Assign("input", _meta_span(t), _value(t.children[0]), _meta_span(t))
+    if t.data == "expr_stmt":
+        inner, alias = t.children
+        call = _applied(inner) if inner.data == "applied" else _call(inner)
+        return S.CallStmt(call, _meta_span(t), str(alias) if alias is not None else None,
+                          _span(alias) if alias is not None else None)
     if t.data == "method_stmt":
         call = _call(t.children[0])
         if call.name.dotted == "add":
@@ -310,10 +326,15 @@ def _import_aliases(t: Tree) -> tuple[tuple[str, str], ...]:
 
 
 def _call(t: Tree) -> S.Call:
-    name = _dotted(t.children[0])
-    args_tree = t.children[1]
-    args = tuple(_arg(a) for a in args_tree.children if a is not None) if args_tree else ()
-    return S.Call(name, args, _meta_span(t))
+    return S.Call(_dotted(t.children[0]), _args(t.children[1]), _meta_span(t))
+
+
+def _applied(t: Tree) -> S.Applied:
+    return S.Applied(_call(t.children[0]), _args(t.children[1]), _meta_span(t))
+
+
+def _args(args_tree) -> tuple[S.Arg, ...]:
+    return tuple(_arg(a) for a in args_tree.children if a is not None) if args_tree else ()
 
 
 def _dotted(t: Tree) -> S.Name:
@@ -344,7 +365,52 @@ def _value(v) -> S.Value:
         return S.List(tuple(_value(c) for c in v.children if c is not None), _meta_span(v))
     if kind == "call":
         return _call(v)
+    if kind == "applied":
+        return _applied(v)
+    if kind in _ARITHMETIC:
+        return _fold(kind, [_value(c) for c in v.children], _meta_span(v))
     raise AssertionError(f"grammar rule {kind!r} has no conversion")
+
+
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+           "pow": "**", "neg": "-", "pos": "+"}
+_ARITHMETIC = frozenset(_SYMBOL)
+_MAX_MAGNITUDE = 2 ** 63     # beyond any size or count a model can have
+
+
+def _fold(op: str, items: list[S.Value], span: Span) -> S.Number:
+    """Constant arithmetic, evaluated now: the .cnn language has no run-time values."""
+    for item in items:
+        if not isinstance(item, S.Number):
+            raise _FoldError(f"'{_SYMBOL[op]}' works on numbers only, got {S.describe(item)}",
+                             item.span, "the .cnn language has no arithmetic on tensors or names")
+    vals = [i.value for i in items]
+    try:
+        value = _compute(op, vals)
+    except ZeroDivisionError:
+        raise _FoldError("division by zero", span) from None
+    except (OverflowError, ValueError):
+        raise _FoldError("the result of this arithmetic is too large", span) from None
+    if isinstance(value, complex) or abs(value) > _MAX_MAGNITUDE:
+        raise _FoldError("the result of this arithmetic is out of range", span)
+    if len(items) == 1:
+        text = _SYMBOL[op] + items[0].text
+    else:
+        text = f"{items[0].text} {_SYMBOL[op]} {items[1].text}"
+    return S.Number(value, text, span)
+
+
+def _compute(op: str, v: list) -> int | float:
+    if op == "neg":
+        return -v[0]
+    if op == "pos":
+        return v[0]
+    a, b = v
+    if op == "pow" and abs(b) > 64:   # bounded work: no 10 ** 10 ** 10
+        raise OverflowError
+    return {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+            "div": lambda: a / b, "floordiv": lambda: a // b, "mod": lambda: a % b,
+            "pow": lambda: a ** b}[op]()
 
 
 def _string(text: str) -> str:

@@ -62,6 +62,56 @@ def pads(n: Size, k: int, s: int, d: int, padding: str) -> tuple[int, int] | Non
     return same_pads(n, k, s, d)
 
 
+def deconv_output_length(n: Size, k: int, s: int = 1, d: int = 1, padding: str = "valid",
+                         output_padding: int | None = None) -> Size:
+    """Keras's transposed-convolution length (TensorFlow's padding rule), K = d*(k-1)+1:
+    'valid' (n-1)*s + K + (max(K, s) - K when output_padding is None, else output_padding);
+    'same' n*s when output_padding is None, else (n-1)*s + K%2 + output_padding."""
+    if n is None:
+        return None
+    kk = effective_kernel(k, d)
+    if padding == "valid":
+        extra = max(kk, s) - kk if output_padding is None else output_padding
+        return (n - 1) * s + kk + extra
+    if output_padding is None:
+        return n * s
+    return (n - 1) * s + kk % 2 + output_padding
+
+
+def deconv_pads(k: int, s: int = 1, d: int = 1, padding: str = "valid",
+                output_padding: int | None = None) -> tuple[int, int]:
+    """(before, after) cropped from the full transposed convolution, whose length is
+    (n-1)*s + K, to give `deconv_output_length` (independent of n). TensorFlow computes
+    it as the gradient of a convolution from the output length o back to n: 'same'
+    pads that convolution by max((n-1)*s + K - o, 0), the odd pixel after. `after` is
+    negative where the output is longer than the full result (by less than s): those
+    trailing positions receive no input, only the bias."""
+    kk = effective_kernel(k, d)
+    full_minus_out = kk - (deconv_output_length(1, k, s, d, padding, output_padding) or 0)
+    before = max(full_minus_out, 0) // 2 if padding == "same" else 0
+    return before, full_minus_out - before
+
+
+def resize_source(n_in: int, n_out: int, mode: str):
+    """Where tf.image.resize (half-pixel centres, no antialias), which Keras's Resizing
+    and bilinear UpSampling2D run, reads output position o from, in float32 as
+    TensorFlow computes it, so the same input pixels are chosen:
+    - 'nearest': (index,) with index[o] = min(floor((o + 0.5) * in/out), in - 1);
+    - 'bilinear': (lo, hi, frac) with p = (o + 0.5) * in/out - 0.5, lo = max(floor(p), 0),
+      hi = min(ceil(p), in - 1), frac = p - floor(p); the value is x[lo] + (x[hi] - x[lo]) * frac.
+    NumPy arrays (imported here only: `cnnc check` never calls this)."""
+    import numpy as np
+    scale = np.float32(n_in) / np.float32(n_out)
+    centres = np.arange(n_out, dtype=np.float32) + np.float32(0.5)
+    if mode == "nearest":
+        return (np.clip(np.floor(centres * scale), 0, n_in - 1).astype(np.intp),)
+    pos = centres * scale - np.float32(0.5)
+    low = np.floor(pos)
+    lo = np.maximum(low, 0).astype(np.intp)
+    hi = np.minimum(np.ceil(pos), n_in - 1).astype(np.intp)
+    return lo, hi, (pos - low).astype(np.float64)
+
+
 def receptive_field(rf: int, jump: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     """Receptive field and jump (effective stride) after one sliding-window layer."""
     return rf + (effective_kernel(k, d) - 1) * jump, jump * s

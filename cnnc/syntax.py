@@ -75,7 +75,16 @@ class Call:
         return [a for a in self.args if a.keyword is not None]
 
 
-Value = Union[Number, String, Name, Tuple, List, Call]
+@dataclass(frozen=True)
+class Applied:
+    """A layer applied to tensors: `Conv2D(16, 3)(x)`, `Add()([x, y])`."""
+
+    layer: Call
+    args: tuple[Arg, ...]
+    span: Span
+
+
+Value = Union[Number, String, Name, Tuple, List, Call, Applied]
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,21 @@ class InputDecl:
 
 @dataclass(frozen=True)
 class CallStmt:
-    call: Call
+    """A call on its own line; `as NAME` names the tensor it makes."""
+
+    call: Union[Call, Applied]
+    span: Span
+    alias: str | None = None
+    alias_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Assign:
+    """`x = <value>`: a tensor, a layer object, a model or a constant gets a name."""
+
+    target: str
+    target_span: Span
+    value: "Value"
     span: Span
 
 
@@ -106,7 +129,7 @@ class Import:
     span: Span
 
 
-Statement = Union[ModelDecl, InputDecl, CallStmt, Import]
+Statement = Union[ModelDecl, InputDecl, CallStmt, Assign, Import]
 
 
 def describe(v: Value) -> str:
@@ -123,6 +146,11 @@ def describe(v: Value) -> str:
     if isinstance(v, List):
         return "[" + ", ".join(describe(i) for i in v.items) + "]"
     if isinstance(v, Call):
-        args = ", ".join((f"{a.keyword}=" if a.keyword else "") + describe(a.value) for a in v.args)
-        return f"{v.name.dotted}({args})"
+        return f"{v.name.dotted}({_describe_args(v.args)})"
+    if isinstance(v, Applied):
+        return f"{describe(v.layer)}({_describe_args(v.args)})"
     return "?"
+
+
+def _describe_args(args: tuple[Arg, ...]) -> str:
+    return ", ".join((f"{a.keyword}=" if a.keyword else "") + describe(a.value) for a in args)

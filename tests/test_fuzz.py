@@ -15,10 +15,14 @@ from cnnc.frontend import check_text
 from cnnc.summary import render
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = [p.read_text() for p in sorted((ROOT / "examples").rglob("*.cnn"))]
-ALPHABET = st.sampled_from(list("()[],=.'\"#\n -_0123456789eE+") +
+# The zoo's graphs are long: their first 120 lines (a graph whose last tensor is the
+# output) reach the same code as the whole file, in a fraction of the time.
+EXAMPLES = ["\n".join(p.read_text().split("\n")[:120])
+            for p in sorted((ROOT / "examples").rglob("*.cnn"))]
+ALPHABET = st.sampled_from(list("()[],=.'\"#\n -_0123456789eE+*/") +
                            ["Conv2D", "Dense", "input", "model", "None", "True", "relu", "(3, 3)",
-                            "padding='same'", "strides=", "\t", "\\", "{", ":", "é", "\x00"])
+                            "padding='same'", "strides=", "\t", "\\", "{", ":", "é", "\x00",
+                            "x", " = ", "Add()", "([x, y])", " as ", "Input(shape=", "Model("])
 
 
 def _exercise(text: str) -> None:

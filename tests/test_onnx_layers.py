@@ -108,6 +108,10 @@ OTHER_CASES = [
     ("dropout-only", "input (5,)\nDropout(0.5)"),
     ("spatial-dropout-1d", f"{INPUTS[1]}\nSpatialDropout1D(0.5)\nConv1D(2, 2)"),
     ("spatial-dropout-3d", f"{INPUTS[3]}\nConv3D(2, 2)\nSpatialDropout3D(0.5)"),
+    # elementwise, normalisation and scaling layers (tests/test_layers_elementwise.py has more)
+    ("elementwise-cf", f"{INPUTS[2]}\nConv2D(4, 3)\nReLU(0.8, 0.3, 0.2)\nLeakyReLU()\nPReLU(shared_axes=[1, 2])\n"
+                       "ELU(0.5)\nIdentity()\nRescaling(0.5, 1.0)\nLayerScale(0.5, 4)\nSoftmax(axis=(1, 2))"),
+    ("normalization-cl", f"{INPUTS[2]}\nNormalization(mean=[0.5, 1.0, -1.0], variance=[2.0, 1.0, 0.5])\nLayerNormalization()\nDropout(0.5, noise_shape=(None, 1, 1, None))"),
     # the tutorial shapes, small
     ("mnist-like", "input (12, 12, 1)\nConv2D(4, (3, 3), activation='relu')\nMaxPooling2D((2, 2))\n"
                    "Conv2D(6, 3, activation='relu')\nFlatten()\nDense(8, activation='relu')\n"
@@ -119,7 +123,38 @@ OTHER_CASES = [
                        "DepthwiseConv2D(3, padding='same')\nGlobalAveragePooling2D()\nDense(3)"),
 ]
 
-ALL_CASES = [*_conv_cases(), *_depthwise_cases(), *_pool_cases(), *_global_cases(), *OTHER_CASES]
+# Graphs: merges in every layout combination (after Convs: channels_first; on the raw
+# input: channels_last; after Flatten of a CF image: FLAT_CF; mixed ranks: Keras expands)
+GRAPH_CASES = [
+    ("add-cf", "inputs = Input(shape=(6, 6, 2))\na = Conv2D(3, 3)(inputs)\nb = Conv2D(3, 3)(inputs)\n"
+               "y = Add()([a, b])"),
+    ("add-mixed-layouts", "inputs = Input(shape=(6, 6, 3))\na = Conv2D(3, 1)(inputs)\n"
+                          "y = Add()([inputs, a, a])"),
+    ("subtract-broadcast", "inputs = Input(shape=(5, 5, 4))\na = Conv2D(4, 1)(inputs)\n"
+                           "g = GlobalAveragePooling2D(keepdims=True)(a)\ny = Subtract()([a, g])"),
+    ("multiply-se-gate", "inputs = Input(shape=(5, 5, 4))\na = Conv2D(4, 1)(inputs)\n"
+                         "g = GlobalAveragePooling2D()(a)\ng = Dense(4, activation='sigmoid')(g)\n"
+                         "g = Reshape((1, 1, 4))(g)\ny = Multiply()([a, g])"),
+    ("multiply-mixed-rank", "inputs = Input(shape=(5, 5, 4))\na = Conv2D(4, 1)(inputs)\n"
+                            "g = GlobalMaxPooling2D()(a)\ny = multiply([a, g])"),
+    ("average-max-min", "inputs = Input(shape=(4, 4, 2))\na = Conv2D(2, 1)(inputs)\n"
+                        "b = Conv2D(2, 1)(inputs)\nm = Maximum()([a, b, inputs])\n"
+                        "n = Minimum()([a, b])\ny = Average()([m, n])"),
+    ("flat-cf-merge", "inputs = Input(shape=(4, 4, 3))\na = Conv2D(2, 1)(inputs)\nf = Flatten()(a)\n"
+                      "b = Conv2D(2, 1)(inputs)\ng = Flatten()(b)\ns = Add()([f, g])\nDense(3)"),
+    ("concat-channels-cf", "inputs = Input(shape=(6, 6, 2))\na = Conv2D(3, 3, padding='same')(inputs)\n"
+                           "y = Concatenate()([a, inputs])\nConv2D(2, 1)"),
+    ("concat-spatial-axis", "inputs = Input(shape=(6, 5, 2))\na = Conv2D(3, 1)(inputs)\n"
+                            "b = Conv2D(3, 1)(inputs)\ny = concatenate([a, b], axis=1)"),
+    ("concat-flat", "inputs = Input(shape=(4, 4, 2))\na = Conv2D(2, 1)(inputs)\nf = Flatten()(a)\n"
+                    "g = GlobalAveragePooling2D()(a)\ny = Concatenate(axis=-1)([f, g])\nDense(2)"),
+]
+
+ALL_CASES = [*_conv_cases(), *_depthwise_cases(), *_pool_cases(), *_global_cases(), *OTHER_CASES,
+             *GRAPH_CASES]
+# transposed convolutions, up-sampling, cropping, resizing (at opsets 13 and 21 there)
+from .test_layers_resample import ONNX_CASES as _RESAMPLE_CASES  # noqa: E402
+ALL_CASES += _RESAMPLE_CASES
 
 
 @pytest.mark.parametrize("body", [c[1] for c in ALL_CASES], ids=[c[0] for c in ALL_CASES])

@@ -59,7 +59,7 @@ NOT_TILED = {"linear_same_pool", "relu_gapped_pool"}
 def test_fused_equals_layer_by_layer_with_ties(name):
     shape, lines = STACKS[name]
     net = _net(shape, lines)
-    assert isinstance(net.steps[0], ConvMaxPool)
+    assert isinstance(net.steps[0].run, ConvMaxPool)
     rng = np.random.default_rng(1)
     # zero blocks make the convolution output equal to its bias there: tied windows
     x = rng.normal(size=(3, *shape)).astype(np.float32)
@@ -69,7 +69,7 @@ def test_fused_equals_layer_by_layer_with_ties(name):
     y0, dx0, g0 = _layer_by_layer(net, x, dy)
     y1, dx1, g1 = _fused(net, x, dy)
     # pool-major (tiled) layout whenever strides = pool_size and the pooling adds no padding
-    assert net.steps[0].cache["tiled"] == (name not in NOT_TILED)
+    assert net.steps[0].run.cache["tiled"] == (name not in NOT_TILED)
     np.testing.assert_allclose(y1, y0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx1, dx0, rtol=1e-5, atol=1e-6)
     assert set(g1) == set(g0)
@@ -81,5 +81,17 @@ def test_which_pairs_fuse():
     net = _net((12, 12, 1), ["Conv2D(2, 3, activation='relu')", "MaxPooling2D()",
                              "Conv2D(2, 2, activation='tanh')", "MaxPooling2D()",
                              "Conv2D(2, 1)", "AveragePooling2D(2)", "Flatten()"])
-    kinds = [type(s).__name__ for s in net.steps]
+    kinds = [type(s.run).__name__ for s in net.steps]
     assert kinds == ["ConvMaxPool", "Conv", "MaxPool", "Conv", "AvgPool", "Flatten"]
+
+
+def test_a_conv_read_by_two_layers_is_not_fused():
+    """The pooling would hide the conv's output from its other reader."""
+    model = cnnc.loads("inputs = Input(shape=(8, 8, 2))\nc = Conv2D(3, 3, activation='relu')(inputs)\n"
+                       "p = MaxPooling2D()(c)\nq = MaxPooling2D()(c)\ny = Add()([p, q])\n")
+    net = Network(model.analysis, model.weights)
+    assert [type(s.run).__name__ for s in net.steps] == ["Conv", "MaxPool", "MaxPool", "Add"]
+    model = cnnc.loads("inputs = Input(shape=(8, 8, 2))\nc = Conv2D(3, 3, activation='relu')(inputs)\n"
+                       "p = MaxPooling2D()(c)\nq = Conv2D(3, 1)(p)\ny = Add()([p, q])\n")
+    net = Network(model.analysis, model.weights)
+    assert [type(s.run).__name__ for s in net.steps] == ["ConvMaxPool", "Conv", "Add"]

@@ -108,13 +108,23 @@ def _layer_weights(info, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndar
     return {w.name: np.asarray(weights[f"{info.name}/{w.name}"], np.float32) for w in info.weights}
 
 
+def _io_names(g: Graph, names: list[str], single: str) -> list[str]:
+    """ONNX names of the graph's inputs or outputs: `single` for one (as cnnc always
+    wrote), Keras's names for several."""
+    if len(names) == 1:
+        g.reserve(single)
+        return [single]
+    return [g.fresh(n) for n in names]
+
+
 def build(model: "Model", opset: int | None = None,
           weights: Mapping[str, np.ndarray] | None = None,
           metadata: Mapping[str, str] | None = None) -> tuple[onnx.ModelProto, dict[str, tuple]]:
     """The unverified graph, and the shape (batch included) every layer's output must have."""
     opset = check_opset(opset)
     analysis = model.analysis
-    if model.ir.input_shape is None:
+    ir = model.ir
+    if not ir.inputs:
         raise UsageError(f"model '{model.name}' has no input shape, so it cannot be lowered",
                          ["declare it, e.g. `input (28, 28, 1)`, or give the first layer input_shape="])
     if not analysis.complete:
@@ -125,36 +135,46 @@ def build(model: "Model", opset: int | None = None,
         from ..weights import check
         weights = check(dict(weights), analysis, "weights")
     g = Graph(opset)
-    for name in (INPUT_NAME, OUTPUT_NAME):
-        g.reserve(name)
-    in_shape = tuple(model.ir.input_shape)
-    x = Value(INPUT_NAME, in_shape)
+    in_names = _io_names(g, [n.name for n in ir.inputs], INPUT_NAME)
+    out_names = _io_names(g, list(ir.outputs), OUTPUT_NAME)
+    values: dict[str, Value] = {n.name: Value(onnx_name, tuple(n.shape))
+                                for n, onnx_name in zip(ir.inputs, in_names)}
     expected: dict[str, tuple] = {}
     for info in analysis.infos:
         step = Step(g, info, _layer_weights(info, weights), _layer_doc(model, info))
-        x = RULES[info.layer.family](step, x)
-        expected[x.name] = ("batch", *x.physical_shape())
-    y = channels_last(g, x)
-    if not g.produced(y.name):   # no node at all (a stack of Dropouts): still an output
-        y = Value(g.node("Identity", [y.name], "identity"), y.shape)
-    g.rename_output(y.name, OUTPUT_NAME)
-    expected = {OUTPUT_NAME if k == y.name else k: v for k, v in expected.items()}
-    expected[OUTPUT_NAME] = ("batch", *y.shape)
-
-    inp = helper.make_tensor_value_info(INPUT_NAME, FLOAT, _input_dims(in_shape),
-                                        INPUT_DOC)
-    out = helper.make_tensor_value_info(OUTPUT_NAME, FLOAT, ["batch", *y.shape],
-                                        "float32, Keras's output layout: (batch, *output_shape)")
-    graph = helper.make_graph(g.nodes, model.name, [inp], [out], initializer=g.initializers,
-                              doc_string=f"cnnc model '{model.name}' from {model.ir.path}; "
-                                         f"input {in_shape} per sample, channels_last")
+        rule = RULES[info.layer.family]
+        if info.layer.spec.multi_input:
+            y = rule(step, [values[s] for s in ir.inputs_of(info.layer)])
+        else:
+            y = rule(step, values[ir.inputs_of(info.layer)[0]])
+        values[info.name] = y
+        expected[y.name] = ("batch", *y.physical_shape())
+    outputs = []
+    for tensor, onnx_name in zip(ir.outputs, out_names):
+        y = channels_last(g, values[tensor])
+        if not g.produced(y.name) or y.name in out_names or y.name in in_names:
+            # an input, a stack of Dropouts, or a tensor already named as another output
+            y = Value(g.node("Identity", [y.name], "identity"), y.shape)
+        g.rename_output(y.name, onnx_name)
+        expected = {onnx_name if k == y.name else k: v for k, v in expected.items()}
+        expected[onnx_name] = ("batch", *y.shape)
+        outputs.append(helper.make_tensor_value_info(
+            onnx_name, FLOAT, ["batch", *y.shape], f"float32, Keras's layout of '{tensor}': "
+            "(batch, *output_shape)"))
+    inputs = [helper.make_tensor_value_info(onnx_name, FLOAT, _input_dims(tuple(n.shape)),
+                                            INPUT_DOC + (f"; Keras input '{n.name}'" if len(in_names) > 1 else ""))
+              for n, onnx_name in zip(ir.inputs, in_names)]
+    shapes = ", ".join(str(tuple(n.shape)) for n in ir.inputs)
+    graph = helper.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.initializers,
+                              doc_string=f"cnnc model '{model.name}' from {ir.path}; "
+                                         f"input {shapes} per sample, channels_last")
     proto = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
                                           producer_name="cnnc", producer_version=__version__,
                                           doc_string=f"{model.name}: compiled by cnnc {__version__} "
-                                                     f"from {model.ir.path}")
-    props = {"source": str(model.ir.path), "cnnc_version": __version__, "model": model.name,
-             "input_layout": "channels_last (NHWC)", "input_name": INPUT_NAME,
-             "output_name": OUTPUT_NAME}
+                                                     f"from {ir.path}")
+    props = {"source": str(ir.path), "cnnc_version": __version__, "model": model.name,
+             "input_layout": "channels_last (NHWC)", "input_name": ",".join(in_names),
+             "output_name": ",".join(out_names)}
     props.update(metadata or {})
     helper.set_model_props(proto, props)
     return proto, expected

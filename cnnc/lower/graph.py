@@ -59,6 +59,8 @@ class Graph:
         self.nodes: list = []
         self.initializers: list = []
         self._used: set[str] = set()
+        # (tensor, layout) -> Value: a tensor several layers read is converted once
+        self.converted: dict[tuple[str, str], "Value"] = {}
 
     def fresh(self, base: str) -> str:
         name, k = base, 1
@@ -123,17 +125,28 @@ def channels_first(g: Graph, x: Value) -> Value:
     """x in CF layout (Conv, pooling); rank-1 samples have no channel axis to move."""
     if x.layout == CF or x.rank < 2:
         return x if x.layout != FLAT_CF else channels_last(g, x)
-    x = channels_last(g, x)
-    r = x.rank
-    perm = [0, r, *range(1, r)]
-    physical = (x.shape[-1], *x.shape[:-1])
-    return Value(_move_axis(g, x, perm, physical, f"{x.name}/to_channels_first"), x.shape, CF)
+    key = (x.name, CF)
+    if key not in g.converted:
+        cl = channels_last(g, x)
+        r = cl.rank
+        perm = [0, r, *range(1, r)]
+        physical = (cl.shape[-1], *cl.shape[:-1])
+        g.converted[key] = Value(_move_axis(g, cl, perm, physical, f"{cl.name}/to_channels_first"),
+                                 cl.shape, CF)
+    return g.converted[key]
 
 
 def channels_last(g: Graph, x: Value) -> Value:
     """x in Keras's own layout and element order."""
     if x.layout == CL:
         return x
+    key = (x.name, CL)
+    if key not in g.converted:
+        g.converted[key] = _to_channels_last(g, x)
+    return g.converted[key]
+
+
+def _to_channels_last(g: Graph, x: Value) -> Value:
     if x.layout == FLAT_CF:
         # Put the values in Keras's order: unflatten (CF), transpose, flatten again.
         image = Value(g.node("Reshape", [x.name, g.ints(f"{x.name}/image_shape",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import shapes as sh
 from ..infer import LayerInfo
-from . import activations
+from . import activations, elementwise, merge, resample
 from .graph import CF, CL, FLAT_CF, Graph, Value, channels_first, channels_last, flatten_permutation
 
 
@@ -293,4 +293,8 @@ RULES: dict[str, Rule] = {
     "activation": activation,
     "zero_padding": zero_padding,
     "reshape": reshape,
+    **resample.RULES,
+    **elementwise.RULES,        # ReLU ... LayerScale
+    "merge": merge.merge,       # several Values in: a list
+    "concatenate": merge.concatenate,
 }

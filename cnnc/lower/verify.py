@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Mapping
 
 import numpy as np
@@ -63,33 +62,38 @@ def check_and_infer(proto: onnx.ModelProto, expected: Mapping[str, Shape]) -> on
     return inferred
 
 
-def smoke_shapes(analysis: Analysis) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """A concrete sample shape (unknown sizes filled in) that the model accepts, and the
-    output sample shape cnnc's own inference gives for it."""
-    shape = analysis.model.input_shape
-    if None not in shape:
-        return tuple(shape), tuple(analysis.output_shape)
+def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Concrete sample shapes of the inputs (unknown sizes filled in) that the model
+    accepts, and the output sample shapes cnnc's own inference gives for them."""
+    shapes = [tuple(n.shape) for n in analysis.model.inputs]
+    if all(None not in s for s in shapes) and all(
+            o is not None and None not in o for o in analysis.output_shapes):
+        return shapes, [tuple(o) for o in analysis.output_shapes]
     for n in (32, 64, 128, 256, 512, 1024):
-        filled = tuple(n if s is None else s for s in shape)
-        trial = infer(dataclasses.replace(analysis.model, input_shape=filled), Reporter())
-        if trial.complete and None not in trial.output_shape:
-            return filled, tuple(trial.output_shape)
-    raise VerificationError(f"found no input size that fits the model's input {shape}")
+        filled = [tuple(n if d is None else d for d in s) for s in shapes]
+        trial = infer(analysis.model.with_input_shapes(filled), Reporter())
+        outs = trial.output_shapes
+        if trial.complete and all(o is not None and None not in o for o in outs):
+            return filled, [tuple(o) for o in outs]
+    raise VerificationError(f"found no input size that fits the model's inputs {shapes}")
 
 
 def smoke_run(proto: onnx.ModelProto, analysis: Analysis, batch: int = 2) -> bool:
-    """Run a random batch; False when the output has NaN or inf (possible with real
+    """Run a random batch; False when an output has NaN or inf (possible with real
     weights and, say, an exponential activation: worth a warning, not a failure)."""
     import onnxruntime as ort
 
-    sample, out_sample = smoke_shapes(analysis)
-    x = np.random.default_rng(0).standard_normal((batch, *sample)).astype(np.float32)
+    samples, out_samples = smoke_shapes(analysis)
+    rng = np.random.default_rng(0)
     try:
         sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+        feeds = {i.name: rng.standard_normal((batch, *s)).astype(np.float32)
+                 for i, s in zip(sess.get_inputs(), samples)}
+        ys = sess.run(None, feeds)
     except Exception as e:  # onnxruntime raises its own exception types
         raise VerificationError(f"onnxruntime could not run the graph: {e}") from None
-    if y.shape != (batch, *out_sample):
-        raise VerificationError(f"onnxruntime gave an output of shape {y.shape}, cnnc expects "
-                                f"{(batch, *out_sample)}")
-    return bool(np.all(np.isfinite(y)))
+    for y, want in zip(ys, out_samples):
+        if y.shape != (batch, *want):
+            raise VerificationError(f"onnxruntime gave an output of shape {y.shape}, cnnc expects "
+                                    f"{(batch, *want)}")
+    return all(bool(np.all(np.isfinite(y))) for y in ys)

@@ -86,17 +86,30 @@ class ConvMaxPool:
         return dx, {f"{self.conv.name}/{k}": g for k, g in grads.items() if k in self.conv.trainable}
 
 
-def plan(layers: list[Layer]) -> list:
-    """The steps that run `layers`: fusable (conv, max_pool) pairs merged."""
-    steps: list = []
-    i = 0
-    while i < len(layers):
-        a = layers[i]
-        b = layers[i + 1] if i + 1 < len(layers) else None
-        if (type(a) is Conv and type(b) is MaxPool and a.activation in FUSABLE_ACTIVATIONS):
-            steps.append(ConvMaxPool(a, b))
-            i += 2
+def plan(layers: list[Layer], model) -> list[tuple]:
+    """The steps that run `layers` (model order): (runner, tensors read, tensor made).
+    A conv whose only reader is a max pooling (and that is no model output) runs
+    fused with it."""
+    readers = model.consumers
+    outputs = set(model.outputs)
+    steps: list[tuple] = []
+    fused_into: dict[str, Conv] = {}
+    by_name = {l.name: l for l in layers}
+    skip: set[str] = set()
+    for layer in layers:
+        if type(layer) is MaxPool:
+            src = layer.layer.inputs[0]
+            conv = by_name.get(src)
+            if (type(conv) is Conv and conv.activation in FUSABLE_ACTIVATIONS
+                    and readers.get(src) == (layer.name,) and src not in outputs):
+                fused_into[layer.name] = conv
+                skip.add(src)
+    for layer in layers:
+        if layer.name in skip:
+            continue
+        conv = fused_into.get(layer.name)
+        if conv is not None:
+            steps.append((ConvMaxPool(conv, layer), conv.layer.inputs, layer.name))
         else:
-            steps.append(a)
-            i += 1
+            steps.append((layer, layer.layer.inputs, layer.name))
     return steps

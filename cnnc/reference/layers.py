@@ -449,6 +449,22 @@ class BatchNorm(Layer):
         return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv, grads
 
 
+def _resample_layers() -> dict[str, type[Layer]]:
+    from . import resample      # it subclasses Layer, so it is imported once Layer exists
+    return {"conv_transpose": resample.ConvTranspose, "up_sampling": resample.UpSampling,
+            "cropping": resample.Cropping, "resizing": resample.Resizing}
+
+
+def _merge_layers() -> dict:
+    from . import merge         # several tensors in: its classes take a list
+    return {"merge": merge.elementwise, "concatenate": merge.Concatenate}
+
+
+def _elementwise_layers() -> dict[str, type[Layer]]:
+    from . import elementwise   # it subclasses Layer (and Dropout), so it is imported once they exist
+    return elementwise.LAYERS
+
+
 LAYERS: dict[str, type[Layer]] = {
     "conv": Conv,
     "depthwise_conv": DepthwiseConv,
@@ -459,10 +475,12 @@ LAYERS: dict[str, type[Layer]] = {
     "global_avg_pool": GlobalAvgPool,
     "flatten": Flatten,
     "dense": Dense,
-    "dropout": Dropout,
     "spatial_dropout": SpatialDropout,
     "batch_norm": BatchNorm,
     "activation": Activation,
     "zero_padding": ZeroPadding,
     "reshape": Reshape,
+    **_resample_layers(),
+    **_elementwise_layers(),
+    **_merge_layers(),    # ReLU ... LayerScale, and Dropout (with noise_shape)
 }
