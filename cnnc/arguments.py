@@ -41,6 +41,10 @@ def literal(v: S.Value, name: str = "value") -> Any:
         return tuple(literal(i, name) for i in v.items)
     if isinstance(v, S.List):
         return [literal(i, name) for i in v.items]
+    if isinstance(v, S.BinOp):
+        names = [i.dotted for i in v.items if isinstance(i, S.Name)]
+        raise ArgError(f"`{name}`: {S.describe(v)} uses {', '.join(repr(n) for n in names) or 'a name'}, "
+                       "which is not a number defined earlier in the file", v.span)
     if isinstance(v, S.Name):
         hint = did_you_mean(v.dotted, _CONSTANTS)
         raise ArgError(f"`{name}` cannot be the name {v.dotted!r}", v.span,

@@ -10,17 +10,28 @@ _PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape", "identity")
 _PROBABILITIES = ("softmax", "sigmoid")
 
 
-def output_activation(model: ModelIR) -> tuple[str, Layer] | None:
-    """The activation that produces the model's output, looking back through
-    layers that do not change values (Dropout, Flatten, Reshape)."""
-    for layer in reversed(model.layers):
-        if layer.family in _PASS_THROUGH:
+def output_activation(model: ModelIR, output: str | None = None) -> tuple[str, Layer] | None:
+    """The activation that produces an output (the first by default), looking back
+    through layers that do not change values (Dropout, Flatten, Reshape)."""
+    name = output if output is not None else (model.outputs[0] if model.outputs else None)
+    while name is not None and model.input_node(name) is None:
+        try:
+            layer = model.layer(name)
+        except KeyError:
+            return None
+        if layer.family in _PASS_THROUGH and len(layer.inputs) == 1:
+            name = layer.inputs[0]
             continue
         act = layer.args.get("activation")
         if layer.family == "softmax" and layer.args.get("axis") == (-1,):
             act = "softmax"         # a Softmax() layer is the softmax activation
         return (act, layer) if act is not None else ("linear", layer)
     return None
+
+
+def _output_layers(model: ModelIR) -> set[str]:
+    found = (output_activation(model, o) for o in model.outputs)
+    return {f[1].name for f in found if f is not None}
 
 
 def lint(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
@@ -32,10 +43,9 @@ def lint(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
 
 
 def _softmax_not_last(model: ModelIR, rep: Reporter) -> None:
-    out = output_activation(model)
-    last = out[1] if out else None
+    last = _output_layers(model)
     for layer in model.layers:
-        if layer.args.get("activation") == "softmax" and layer is not last:
+        if layer.args.get("activation") == "softmax" and layer.name not in last:
             rep.warning(f"softmax on '{layer.name}', which is not the output layer", layer.span,
                         "softmax belongs on the last layer of a classifier; use 'relu' here")
 
@@ -54,8 +64,12 @@ def _tf_depthwise_strides(model: ModelIR, rep: Reporter) -> None:
 
 
 def _dropout_last(model: ModelIR, rep: Reporter) -> None:
-    if model.layers and model.layers[-1].family in ("dropout", "spatial_dropout"):
-        layer = model.layers[-1]
+    for name in model.outputs:
+        if model.input_node(name) is not None:
+            continue
+        layer = model.layer(name)
+        if layer.family not in ("dropout", "spatial_dropout"):
+            continue
         rep.warning(f"{layer.kind} is the last layer", layer.span,
                     "in training it zeroes random outputs that the loss then sees; "
                     "put it before the last Dense")

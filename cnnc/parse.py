@@ -18,6 +18,7 @@ from lark import Lark, Token, Tree
 from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from . import arith
 from . import syntax as S
 from .diagnostics import Reporter, Span
 
@@ -269,16 +270,10 @@ def _meta_span(t: Tree) -> Span:
     return Span(m.line, m.column, m.end_line, m.end_column)
 
 
-class _FoldError(Exception):
-    def __init__(self, message: str, span: Span, *notes: str):
-        super().__init__(message)
-        self.message, self.span, self.notes = message, span, notes
-
-
 def _convert_statement(t: Tree, rep: Reporter) -> S.Statement | None:
     try:
         return _convert(t, rep)
-    except _FoldError as e:
+    except arith.FoldError as e:
         rep.error(e.message, e.span, *e.notes)
         return None
 
@@ -288,7 +283,8 @@ def _convert(t: Tree, rep: Reporter) -> S.Statement | None:
         tok = t.children[0]
         return S.ModelDecl(str(tok), _meta_span(t), _span(tok))
     if t.data == "input_decl":
-        return S.InputDecl(_value(t.children[0]), _meta_span(t))
+        alias = t.children[1]
+        return S.InputDecl(_value(t.children[0]), _meta_span(t), str(alias) if alias is not None else None)
     if t.data == "import_module":  # only the last part of a dotted name counts: no alias needed
         return S.Import((), _meta_span(t))
     if t.data == "import_from":
@@ -345,6 +341,10 @@ def _arg(a) -> S.Arg:
     if isinstance(a, Tree) and a.data == "kwarg":
         key, val = a.children
         return S.Arg(str(key), _value(val), _meta_span(a), _span(key))
+    if isinstance(a, Tree) and a.data == "input_kwarg":
+        (val,) = a.children
+        span = _meta_span(a)
+        return S.Arg("input", _value(val), span, Span(span.line, span.column, span.line, span.column + 5))
     v = _value(a)
     return S.Arg(None, v, v.span)
 
@@ -359,6 +359,8 @@ def _value(v) -> S.Value:
         return S.String(_string(str(tok)), _span(tok))
     if kind == "name":
         return _dotted(v.children[0])
+    if kind == "input_name":
+        return S.Name(("input",), _meta_span(v))
     if kind == "tuple":
         return S.Tuple(tuple(_value(c) for c in v.children if c is not None), _meta_span(v))
     if kind == "list":
@@ -367,50 +369,9 @@ def _value(v) -> S.Value:
         return _call(v)
     if kind == "applied":
         return _applied(v)
-    if kind in _ARITHMETIC:
-        return _fold(kind, [_value(c) for c in v.children], _meta_span(v))
+    if kind in arith.OPERATORS:
+        return arith.combine(kind, [_value(c) for c in v.children], _meta_span(v))
     raise AssertionError(f"grammar rule {kind!r} has no conversion")
-
-
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
-           "pow": "**", "neg": "-", "pos": "+"}
-_ARITHMETIC = frozenset(_SYMBOL)
-_MAX_MAGNITUDE = 2 ** 63     # beyond any size or count a model can have
-
-
-def _fold(op: str, items: list[S.Value], span: Span) -> S.Number:
-    """Constant arithmetic, evaluated now: the .cnn language has no run-time values."""
-    for item in items:
-        if not isinstance(item, S.Number):
-            raise _FoldError(f"'{_SYMBOL[op]}' works on numbers only, got {S.describe(item)}",
-                             item.span, "the .cnn language has no arithmetic on tensors or names")
-    vals = [i.value for i in items]
-    try:
-        value = _compute(op, vals)
-    except ZeroDivisionError:
-        raise _FoldError("division by zero", span) from None
-    except (OverflowError, ValueError):
-        raise _FoldError("the result of this arithmetic is too large", span) from None
-    if isinstance(value, complex) or abs(value) > _MAX_MAGNITUDE:
-        raise _FoldError("the result of this arithmetic is out of range", span)
-    if len(items) == 1:
-        text = _SYMBOL[op] + items[0].text
-    else:
-        text = f"{items[0].text} {_SYMBOL[op]} {items[1].text}"
-    return S.Number(value, text, span)
-
-
-def _compute(op: str, v: list) -> int | float:
-    if op == "neg":
-        return -v[0]
-    if op == "pos":
-        return v[0]
-    a, b = v
-    if op == "pow" and abs(b) > 64:   # bounded work: no 10 ** 10 ** 10
-        raise OverflowError
-    return {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
-            "div": lambda: a / b, "floordiv": lambda: a // b, "mod": lambda: a % b,
-            "pow": lambda: a ** b}[op]()
 
 
 def _string(text: str) -> str:

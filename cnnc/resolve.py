@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import kinds
+from . import arith, kinds
 from . import syntax as S
 from .arguments import ArgError, boolean, must_be, optional, positive_int, shape, string
 from .binding import bind
@@ -164,7 +164,10 @@ def _input_decl(st: _State, stmt: S.InputDecl) -> None:
     except ArgError as e:
         st.rep.error(e.message, e.span, *e.notes)
         return
-    _declare_input(st, value, stmt.span)
+    node = _declare_input(st, value, stmt.span)
+    if stmt.alias is not None:
+        st.functional = True
+        st.vars[stmt.alias] = _Tensor(node.id) if node is not None else None
 
 
 def _declare_input(st: _State, value: tuple, span: Span, name: str | None = None) -> _Node | None:
@@ -665,7 +668,7 @@ def _model_tensors(st: _State, value: S.Value, what: str) -> list[int] | None:
 
 def _subst(st: _State, v):
     """The value with names bound to constants (`filters = 32`, `opt = Adam()`) replaced."""
-    if not st.vars:
+    if not st.vars and not isinstance(v, S.BinOp):
         return v
     if isinstance(v, S.Name) and len(v.parts) == 1:
         bound = st.vars.get(v.dotted)
@@ -677,6 +680,15 @@ def _subst(st: _State, v):
     if isinstance(v, S.Call):
         args = tuple(S.Arg(a.keyword, _subst(st, a.value), a.span, a.keyword_span) for a in v.args)
         return S.Call(v.name, args, v.span)
+    if isinstance(v, S.BinOp):
+        items = [_subst(st, i) for i in v.items]
+        if all(isinstance(i, S.Number) for i in items):
+            try:
+                return arith.fold(v.op, items, v.span)
+            except arith.FoldError as e:
+                st.rep.error(e.message, e.span, *e.notes)
+                return S.Name(("None",), v.span)     # reported here: the argument is dropped
+        return S.BinOp(v.op, tuple(items), v.span)
     return v
 
 
@@ -793,6 +805,8 @@ def _disconnected(st: _State, live: set[str], inputs: set[str], names: list[str]
 def _unused(st: _State, live: set[str], names: list[str]) -> None:
     """One warning per dead end: a branch of five layers that reaches no output is
     reported once, at its last layer."""
+    if st.rep.has_errors:
+        return      # a broken line cuts the graph: what it cuts off is not the user's mistake
     read = {i for n in st.nodes for i in n.inputs}
     for node in st.nodes:
         name = names[node.id]

@@ -84,7 +84,16 @@ class Applied:
     span: Span
 
 
-Value = Union[Number, String, Name, Tuple, List, Call, Applied]
+@dataclass(frozen=True)
+class BinOp:
+    """Arithmetic with a name in it (`filters * 2`), folded once the name is known."""
+
+    op: str                       # "add", "mul", "neg", ... (cnnc.arith.SYMBOL)
+    items: tuple["Value", ...]
+    span: Span
+
+
+Value = Union[Number, String, Name, Tuple, List, Call, Applied, BinOp]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ class ModelDecl:
 class InputDecl:
     value: Value
     span: Span
+    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,11 @@ def describe(v: Value) -> str:
         return f"{v.name.dotted}({_describe_args(v.args)})"
     if isinstance(v, Applied):
         return f"{describe(v.layer)}({_describe_args(v.args)})"
+    if isinstance(v, BinOp):
+        from .arith import SYMBOL
+        if len(v.items) == 1:
+            return SYMBOL[v.op] + describe(v.items[0])
+        return f"{describe(v.items[0])} {SYMBOL[v.op]} {describe(v.items[1])}"
     return "?"
 
 

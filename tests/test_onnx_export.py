@@ -21,7 +21,8 @@ from .onnx_helpers import model_from
 # the input has a single channel: then NHWC -> NCHW is a free Reshape), plus one where
 # a Flatten's Keras order is needed by something other than a Dense (never here).
 TRANSPOSES = {"mnist": 0, "digits": 0, "cifar10": 1, "cifar10_sgd": 1, "binary_128": 1,
-              "separable": 1, "conv1d_sequence": 1, "conv3d_volume": 1}
+              "separable": 1, "conv1d_sequence": 1, "conv3d_volume": 1,
+              "resnet_fmnist": 0}   # one channel in: a free Reshape; the residual blocks stay NCHW
 
 
 def _load(name: str) -> cnnc.Model:
