@@ -18,7 +18,7 @@ from typing import Sequence
 from . import __version__
 from .diagnostics import CnncError, UsageError, did_you_mean, use_color
 
-COMMANDS = ("check", "summary", "compile", "run", "train", "evaluate", "predict", "bench")
+COMMANDS = ("check", "summary", "plot", "compile", "run", "train", "evaluate", "predict", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

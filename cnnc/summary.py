@@ -7,14 +7,16 @@ Three renderings of one `to_dict` record: text (Keras's box table), JSON
 from __future__ import annotations
 
 import json
+import re
 import sys
+import unicodedata
 from typing import Any, Iterable, Sequence
 
 from . import __version__
 from . import shapes as sh
 from .arguments import Initializer, Regularizer
 from .diagnostics import Diagnostic
-from .infer import BYTES_PER_VALUE, Analysis, LayerInfo
+from .infer import BYTES_PER_VALUE, Analysis, LayerInfo, input_flow
 
 SCHEMA = "cnnc.summary/1"
 FORMATS = ("text", "json", "markdown")
@@ -65,6 +67,7 @@ def _layer_record(info: LayerInfo) -> dict:
         "line": layer.span.line,
         "inputs": list(layer.inputs),
         "input_shape": [None, *info.input_shape],
+        "input_shapes": [[None, *shape] for shape in info.input_shapes],
         "output_shape": [None, *info.output_shape],
         "params": info.params,
         "trainable_params": info.trainable_params,
@@ -89,6 +92,22 @@ def _activation_totals(analysis: Analysis) -> tuple[int | None, int | None, str 
     return sum(s for s, _ in sizes), largest[0], largest[1]
 
 
+def _shape_or_none(shape) -> list | None:
+    return None if shape is None else [None, *shape]
+
+
+def _graph_record(analysis: Analysis) -> dict:
+    """What a functional model adds: its inputs and outputs, and Keras's layer order."""
+    model = analysis.model
+    return {
+        "inputs": [{"name": n.name, "type": n.kind, "shape": [None, *n.shape],
+                    "line": None if n.span is None else n.span.line} for n in model.inputs],
+        "outputs": [{"name": name, "shape": _shape_or_none(analysis.shape_of(name))}
+                    for name in model.outputs],
+        "layer_order": list(model.layer_order),
+    }
+
+
 def to_dict(analysis: Analysis, diagnostics: Iterable[Diagnostic] = ()) -> dict:
     model = analysis.model
     total_act, largest, largest_name = _activation_totals(analysis)
@@ -100,6 +119,7 @@ def to_dict(analysis: Analysis, diagnostics: Iterable[Diagnostic] = ()) -> dict:
         "source": model.path,
         "input_shape": [None, *model.input_shape] if model.input_shape else None,
         "output_shape": [None, *analysis.output_shape] if analysis.output_shape else None,
+        **(_graph_record(analysis) if model.functional else {}),
         "layers": [_layer_record(i) for i in analysis.infos],
         "totals": {
             "params": analysis.total_params,
@@ -149,6 +169,11 @@ def _rows(analysis: Analysis, keras_only: bool) -> list[tuple[str, ...]]:
     return rows
 
 
+def _one_line(text: str) -> str:
+    """A name on one line: control characters (a newline) as their escapes."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: m.group(0).encode("unicode_escape").decode(), text)
+
+
 def _totals_lines(analysis: Analysis, keras_only: bool) -> list[str]:
     b = BYTES_PER_VALUE
     lines = [
@@ -166,7 +191,7 @@ def _totals_lines(analysis: Analysis, keras_only: bool) -> list[str]:
     total_act, largest, name = _activation_totals(analysis)
     if total_act is not None:
         lines.append(f" Activation memory: {readable_memory_size(total_act)} per sample "
-                     f"(largest output: {readable_memory_size(largest)}, {name})")
+                     f"(largest output: {readable_memory_size(largest)}, {_one_line(name)})")
     return lines
 
 
@@ -209,6 +234,227 @@ def render_text(analysis: Analysis, keras_only: bool = False, ascii: bool | None
     return "\n".join(out)
 
 
+# --- functional models: Keras's table exactly -----------------------------------
+#
+# Keras 3 prints a functional model's summary with `rich`: fixed column widths
+# from `line_length` and `positions`, cells word-wrapped (at spaces; a word
+# longer than its column is cut with an ellipsis), a rule between rows. The
+# functions below reproduce rich's arithmetic (rich.table._calculate_column_widths,
+# rich._ratio.ratio_reduce, rich._wrap.divide_line, Text.truncate) for that one
+# case, so the table matches `model.summary()` character for character in a
+# terminal at least 112 columns wide (narrower terminals make Keras narrow it).
+
+KERAS_GRAPH_LAYOUT = (108, (0.3, 0.56, 0.74, 1.0))     # Keras: line_length, positions
+KERAS_CHAIN_LAYOUT = (88, (0.45, 0.80, 1.0))           # a functional model that is a chain
+_GRAPH_HEADER = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+
+
+def _ratio_reduce(total: int, ratios: list[int], maximums: list[int], values: list[int]) -> list[int]:
+    ratios = [r if m else 0 for r, m in zip(ratios, maximums)]
+    total_ratio = sum(ratios)
+    if not total_ratio:
+        return values[:]
+    remaining, out = total, []
+    for ratio, maximum, value in zip(ratios, maximums, values):
+        if ratio and total_ratio > 0:
+            given = min(maximum, round(ratio * remaining / total_ratio))
+            out.append(value - given)
+            remaining -= given
+            total_ratio -= ratio
+        else:
+            out.append(value)
+    return out
+
+
+def keras_column_widths(line_length: int, positions: Sequence[float]) -> list[int]:
+    """The text width of each column of Keras's rich table (padding excluded)."""
+    widths, current = [], 0
+    for pos in positions:
+        w = int(pos * line_length) - current
+        widths.append(w)
+        current += w
+    padded = [w + 2 for w in widths]                   # rich pads a cell by one each side
+    room = line_length - (len(widths) + 1)             # minus the vertical borders
+    if sum(padded) > room:                             # fixed columns: reduce all evenly
+        padded = _ratio_reduce(sum(padded) - room, [1] * len(padded), padded, padded)
+    return [max(w - 2, 0) for w in padded]
+
+
+def _cell_len(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+               for c in text)
+
+
+def _crop(text: str, width: int) -> str:
+    """The longest prefix of `text` at most `width` cells wide."""
+    if _cell_len(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = _cell_len(c)
+        if used + w > width:
+            break
+        out.append(c)
+        used += w
+    return "".join(out)
+
+
+_WORD = re.compile(r"\s*\S+\s*")
+_TRAILING_SPACE = re.compile(r"\s+$")
+
+
+def _divide_line(text: str, width: int) -> list[int]:
+    """rich._wrap.divide_line without folding: where to break `text`."""
+    breaks: list[int] = []
+    offset = 0
+    pos = 0
+    while (m := _WORD.match(text, pos)) is not None:
+        start, pos = m.span()
+        word = m.group(0)
+        length = _cell_len(word.rstrip())
+        if width - offset >= length:
+            offset += _cell_len(word)
+        elif length > width:                  # too long for any line: its own line, cut
+            if start:
+                breaks.append(start)
+            offset = _cell_len(word)
+        elif offset and start:
+            breaks.append(start)
+            offset = _cell_len(word)
+    return breaks
+
+
+def wrap_cell(text: str, width: int, align: str = "<", ellipsis: str = "…") -> list[str]:
+    """Lines of one table cell, each exactly `width` cells, as rich draws them."""
+    out = []
+    for para in text.replace("\t", " " * 8).split("\n"):
+        cuts = [0, *_divide_line(para, width), len(para)]
+        for a, b in zip(cuts, cuts[1:]):
+            line = para[a:b]
+            excess = _cell_len(line) - width
+            if excess > 0 and (m := _TRAILING_SPACE.search(line)):
+                line = line[:len(line) - min(len(m.group(0)), excess)]
+            if align == ">":
+                line = line.rstrip()
+            if _cell_len(line) > width:
+                line = _crop(line, width - 1) + ellipsis
+            pad = " " * (width - _cell_len(line))
+            out.append(pad + line if align == ">" else line + pad)
+    return out
+
+
+def _connections(layer_inputs: Sequence[str]) -> str:
+    return ", ".join(f"{name}[0][0]" for name in layer_inputs) or "-"
+
+
+def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple[str, ...]]:
+    """One row per entry of Keras's model.layers (InputLayers included), in its order."""
+    model = analysis.model
+    inputs = {n.name: n for n in model.inputs}
+    rows = []
+    for name in model.layer_order:
+        node = inputs.get(name)
+        if node is not None:
+            row: tuple[str, ...] = (f"{name} ({node.kind})", sh.fmt_shape(node.shape), "0")
+            if graph:
+                row += ("-",)
+            if not keras_only:
+                flow = input_flow(node.shape)
+                n = sh.numel(node.shape)
+                row += ("0", "?" if n is None else readable_memory_size(n * BYTES_PER_VALUE),
+                        _axes(flow.rf), _axes(flow.jump))
+            rows.append(row)
+            continue
+        info = analysis.info(name)
+        row = (f"{name} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
+        if graph:
+            row += (_connections(info.layer.inputs),)
+        if not keras_only:
+            act = info.activation_bytes
+            row += ("?" if info.macs is None else f"{info.macs:,}",
+                    "?" if act is None else readable_memory_size(act),
+                    _axes(info.output.rf), _axes(info.output.jump))
+        rows.append(row)
+    return rows
+
+
+def render_functional_text(analysis: Analysis, keras_only: bool = False,
+                           ascii: bool | None = None) -> str:
+    """Keras's functional summary: its columns exactly as `model.summary()` draws them
+    (wrapped cells, InputLayer rows, "Connected to" when the model is more than a
+    chain), then, unless keras_only, cnnc's columns (one line each, fitted)."""
+    graph = analysis.model.is_graph
+    line_length, positions = KERAS_GRAPH_LAYOUT if graph else KERAS_CHAIN_LAYOUT
+    keras_header = _GRAPH_HEADER if graph else _KERAS_HEADER
+    keras_widths = keras_column_widths(line_length, positions)
+    keras_aligns = ("<", "<", ">", "<")[:len(keras_header)]
+    header = keras_header + (() if keras_only else _EXTRA_HEADER)
+    rows = _graph_rows(analysis, graph, keras_only)
+    k = len(keras_header)
+    extra_widths = [max(len(r[i]) for r in [header, *rows]) for i in range(k, len(header))]
+    widths = keras_widths + extra_widths
+    aligns = keras_aligns + (">",) * len(extra_widths)
+    box = _ASCII if (ascii if ascii is not None else not _can_draw_boxes()) else _BOX
+
+    def rule(kind: str) -> str:
+        left, fill, cross, right = box[kind]
+        return left + cross.join(fill * (w + 2) for w in widths) + right
+
+    def lines(cells: Sequence[str], kind: str, cell_aligns: Sequence[str]) -> list[str]:
+        wrapped = [wrap_cell(c, w, a, "~" if box is _ASCII else "…")
+                   for c, w, a in zip(cells, widths, cell_aligns)]
+        height = max(len(c) for c in wrapped)
+        edge, inner = box[kind][0], box[kind][1]
+        out = []
+        for i in range(height):
+            parts = [c[i] if i < len(c) else " " * w for c, w in zip(wrapped, widths)]
+            out.append(f"{edge} " + f" {inner} ".join(parts) + f" {edge}")
+        return out
+
+    out = [f'Model: "{analysis.model.name}"', rule("top"),
+           *lines(header, "head", aligns), rule("sep")]
+    for i, row in enumerate(rows):
+        out += lines(row, "row", aligns)
+        out.append(rule("mid" if i < len(rows) - 1 else "bottom"))
+    if not rows:
+        out.append(rule("bottom"))
+    out += _totals_lines(analysis, keras_only)
+    return "\n".join(out)
+
+
+def _md_code(text: str) -> str:
+    """`text` as a Markdown code span that survives a table cell."""
+    text = text.replace("\n", "\\n").replace("|", "\\|")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> str:
+    graph = analysis.model.is_graph
+    keras_header = _GRAPH_HEADER if graph else _KERAS_HEADER
+    header = keras_header + (() if keras_only else _EXTRA_HEADER)
+    aligns = ("<", "<", ">", "<")[:len(keras_header)] + (">",) * (len(header) - len(keras_header))
+    model = analysis.model
+    out = [f"**Model: {_md_code(model.name)}**", "",
+           "| " + " | ".join(header) + " |",
+           "|" + "|".join(":---" if a == "<" else "---:" for a in aligns) + "|"]
+    inputs = {n.name: n for n in model.inputs}
+    for name, row in zip(model.layer_order, _graph_rows(analysis, graph, keras_only)):
+        kind = inputs[name].kind if name in inputs else analysis.info(name).layer.kind
+        cells = [f"{_md_code(name)} ({kind})", _md_code(row[1]), row[2]]
+        if graph:
+            srcs = () if name in inputs else analysis.info(name).layer.inputs
+            cells.append("<br>".join(_md_code(f"{s}[0][0]") for s in srcs) or "-")
+        cells += row[len(keras_header):]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out += [f"- {line.strip()}" for line in _totals_lines(analysis, keras_only)]
+    return "\n".join(out)
+
+
 def render_markdown(analysis: Analysis, keras_only: bool = False) -> str:
     header = _KERAS_HEADER + (() if keras_only else _EXTRA_HEADER)
     rows = _rows(analysis, keras_only)
@@ -227,8 +473,9 @@ def render(analysis: Analysis, format: str = "text", diagnostics: Iterable[Diagn
            keras_only: bool = False, ascii: bool | None = None) -> str:
     if format == "json":
         return json.dumps(to_dict(analysis, diagnostics), indent=2)
+    functional = analysis.model.functional
     if format == "markdown":
-        return render_markdown(analysis, keras_only)
+        return (render_functional_markdown if functional else render_markdown)(analysis, keras_only)
     if format == "text":
-        return render_text(analysis, keras_only, ascii)
+        return (render_functional_text if functional else render_text)(analysis, keras_only, ascii)
     raise ValueError(f"unknown summary format {format!r}; choose from {', '.join(FORMATS)}")

@@ -1,0 +1,66 @@
+"""Draw a model's graph as Keras's plot_model(show_shapes=True) does: one box per
+layer with its name, class, shapes and parameters, an edge from each input.
+
+The format follows the output's extension: .svg and .png are drawn by Graphviz's
+`dot` (install Graphviz), .dot (Graphviz text) and .mmd (a Mermaid flowchart) need
+nothing installed. Default output: next to FILE, with .svg. Written atomically,
+never over the source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..diagnostics import UsageError
+from ._common import load_checked
+
+HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="where to write: .svg (default: FILE with .svg), .png, .dot or .mmd; "
+                        "a folder: FILE's name with .svg in it")
+    p.add_argument("--no-params", action="store_true", help="leave the parameter counts out")
+    p.add_argument("--timeout", type=float, default=120, metavar="S",
+                   help="stop Graphviz after S seconds (default 120)")
+
+
+def output_path(source: str, output: str | None) -> Path:
+    if output is None:
+        return Path(source).with_suffix(".svg")
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", "\\")):
+        return out / Path(source).with_suffix(".svg").name
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import plot
+    from ..atomic import write_bytes
+
+    path = output_path(args.file, args.output)
+    fmt = plot.format_of(path)
+    if _same_file(path, Path(args.file)):
+        raise UsageError(f"refusing to overwrite the input file '{args.file}'",
+                         ["choose another output path with -o"])
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
+    dot = plot.require_dot(path) if fmt in plot.NEEDS_GRAPHVIZ else None
+    checked = load_checked(args.file)
+    data = plot.render(checked.analysis, fmt, show_params=not args.no_params, dot=dot,
+                       timeout=args.timeout)
+    write_bytes(path, data, protect=[args.file])
+    boxes = len(checked.analysis.model.layer_order)
+    print(f"wrote {path} ({fmt}, {boxes} layer{'s' if boxes != 1 else ''})")
+    return 0
