@@ -24,7 +24,7 @@ def combine(op: str, items: list[S.Value], span: Span) -> S.Value:
     if all(isinstance(i, S.Number) for i in items):
         return fold(op, items, span)
     for item in items:
-        if not isinstance(item, (S.Number, S.Name, S.BinOp)):
+        if not isinstance(item, (S.Number, S.Name, S.BinOp, S.Applied)):
             raise FoldError(f"'{SYMBOL[op]}' works on numbers only, got {S.describe(item)}",
                             item.span, "the .cnn language has no arithmetic on strings, lists or calls")
     return S.BinOp(op, tuple(items), span)

@@ -1004,4 +1004,19 @@ def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo
                      (), 0, inputs=tuple(xs))
 
 
-RULES.update(merge=merge, concatenate=concatenate)
+def tensor_op(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
+    """Arithmetic on tensors (`x + 3.0`, `x * y`): NumPy broadcasting of whole tensors,
+    batch axis included, so two tensors must have one rank (Keras would line a lower
+    rank up against the wrong axes)."""
+    if len(xs) == 1:
+        return LayerInfo(layer, xs[0], xs[0], (), 0, inputs=tuple(xs))
+    a, b = xs
+    if len(a.shape) != len(b.shape):
+        raise ShapeError(f"{layer.kind} of tensors of different ranks: {sh.fmt_shape(a.shape)} "
+                         f"(from '{layer.inputs[0]}') and {sh.fmt_shape(b.shape)} "
+                         f"(from '{layer.inputs[1]}')", layer.span,
+                         "Reshape one of them to the other's rank (e.g. (1, 1, C) for a channel vector)")
+    return merge(layer, xs, why)
+
+
+RULES.update(merge=merge, concatenate=concatenate, tensor_op=tensor_op)

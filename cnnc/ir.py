@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from .compile_spec import CompileSpec, FitSpec
 from .diagnostics import Span
-from .kinds import KINDS, LayerKind
+from .kinds import KINDS, OP_KINDS, LayerKind
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,11 @@ class Layer:
     valid: bool = True                  # False when its arguments had errors
     index: int = 0                      # creation order (statement order)
     input_spans: tuple[Span, ...] = ()  # where each input tensor was named in the call
+    is_op: bool = False                 # arithmetic on tensors (Keras: an operation, not a layer)
 
     @property
     def spec(self) -> LayerKind:
-        return KINDS[self.kind]
+        return OP_KINDS[self.kind] if self.is_op else KINDS[self.kind]
 
     @property
     def family(self) -> str:

@@ -558,7 +558,16 @@ def _resample_kinds() -> list[LayerKind]:
 
 KINDS: dict[str, LayerKind] = {k.name: k for k in _kinds()}
 ALIASES: dict[str, str] = {a: k.name for k in KINDS.values() for a in k.aliases}
-FAMILIES: tuple[str, ...] = tuple(sorted({k.family for k in KINDS.values()}))
+
+# Arithmetic on tensors (`x + 3.0`, `x * y`, `-x`): in Keras 3 these are operations
+# (keras.src.ops.numpy.Add, ...) in the graph, not layers; their names share the
+# numbering of the layers of the same snake_case name (`add`, `add_1`, ...).
+OP_CLASSES = {"add": "Add", "sub": "Subtract", "mul": "Multiply", "div": "TrueDivide",
+              "neg": "Negative"}
+OP_KINDS: dict[str, LayerKind] = {
+    cls: LayerKind(cls, "tensor_op", None, (), takes_common=False, multi_input=True)
+    for cls in OP_CLASSES.values()}
+FAMILIES: tuple[str, ...] = tuple(sorted({k.family for k in (*KINDS.values(), *OP_KINDS.values())}))
 
 # Keras layers cnnc does not implement, for a precise message instead of "unknown".
 KERAS_OTHER_LAYERS = frozenset("""

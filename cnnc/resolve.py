@@ -9,7 +9,7 @@ counted per name in creation order; an explicit `name=` takes no number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -306,9 +306,9 @@ def _sequential(st: _State, call: S.Call) -> None:
 def _assign(st: _State, stmt: S.Assign) -> None:
     v = stmt.value
     target = stmt.target
-    if isinstance(v, S.Applied):
+    if isinstance(v, S.Applied) or (isinstance(v, S.BinOp) and _uses_tensor(st, v)):
         st.functional = True
-        node = _apply_new(st, v)
+        node = _apply_new(st, v) if isinstance(v, S.Applied) else _tensor_op(st, v)
         st.vars[target] = _Tensor(node) if node is not None else None
     elif isinstance(v, S.Call):
         st.vars[target] = _assign_call(st, stmt, v)
@@ -571,6 +571,8 @@ def _tensor_ref(st: _State, v: S.Value) -> int | None:
         return None
     if isinstance(v, S.Applied):
         return _apply_new(st, v)
+    if isinstance(v, S.BinOp) and _uses_tensor(st, v):
+        return _tensor_op(st, v)
     if isinstance(v, S.Call) and _canonical(st, v) in _INPUT_CLASSES:
         got = _input_call(st, v)
         return _new_input(st, got[0], v.span, got[1]).id if got else None
@@ -584,6 +586,53 @@ def _tensor_ref(st: _State, v: S.Value) -> int | None:
 _MISSING = object()
 
 
+# --- arithmetic on tensors ------------------------------------------------------------------
+
+def _uses_tensor(st: _State, v: S.BinOp) -> bool:
+    for item in v.items:
+        if isinstance(item, S.Name) and isinstance(st.vars.get(item.dotted), (_Tensor, _LayerObject)):
+            return True
+        if isinstance(item, S.Name) and item.dotted in st.vars and st.vars[item.dotted] is None:
+            return True         # a tensor from a broken line
+        if isinstance(item, S.Applied) or (isinstance(item, S.BinOp) and _uses_tensor(st, item)):
+            return True
+    return False
+
+
+def _operand(st: _State, v: S.Value) -> tuple[str, Any] | None:
+    """('tensor', node) or ('number', value); None after an error (reported)."""
+    v = _subst(st, v)
+    if isinstance(v, S.Number):
+        return "number", float(v.value)
+    node = _tensor_ref(st, v)
+    return None if node is None else ("tensor", node)
+
+
+def _tensor_op(st: _State, v: S.BinOp) -> int | None:
+    """`x + 3.0`, `x * y`, `1 - x`, `-x`: a Keras operation node (Add, Subtract,
+    Multiply, TrueDivide, Negative), as Keras 3 records arithmetic on tensors."""
+    st.functional = True
+    if v.op not in kinds.OP_CLASSES:
+        st.rep.error(f"'{arith.SYMBOL[v.op]}' is not supported on tensors", v.span,
+                     "tensors take +, -, *, / and unary -")
+        return None
+    operands = [_operand(st, i) for i in v.items]
+    if any(o is None for o in operands):
+        return None
+    cls = kinds.OP_CLASSES[v.op]
+    tensors = [o[1] for o in operands if o[0] == "tensor"]
+    numbers = [o[1] for o in operands if o[0] == "number"]
+    reverse = len(operands) == 2 and operands[0][0] == "number"
+    args = {"constant": numbers[0] if numbers else None, "reverse": reverse, "name": None}
+    layer = Layer(kind=cls, name="", args=MappingProxyType(args), span=v.span, inputs=(),
+                  index=len(st.nodes), is_op=True)
+    node = st.add_node(_Node(len(st.nodes), v.span, layer=layer, applied=True))
+    node.inputs = tensors
+    node.input_spans = [i.span for i, o in zip(v.items, operands) if o[0] == "tensor"]
+    st.produce(node)
+    return node.id
+
+
 def _name_hint(st: _State, name: str) -> str:
     tensors = [k for k, v in st.vars.items() if isinstance(v, (_Tensor, _LayerObject))]
     return did_you_mean(name, tensors) or (
@@ -592,8 +641,7 @@ def _name_hint(st: _State, name: str) -> str:
 
 
 def _invalid(layer: Layer) -> Layer:
-    return Layer(kind=layer.kind, name=layer.name, args=layer.args, span=layer.span, inputs=(),
-                 arg_spans=layer.arg_spans, valid=False, index=layer.index)
+    return replace(layer, inputs=(), valid=False)
 
 
 def _joint_checks(st: _State, spec: kinds.LayerKind, args: dict, spans: dict, span: Span) -> bool:
@@ -764,10 +812,10 @@ def _final_layer(node: _Node, names: list[str]) -> Layer:
     name = names[node.id]
     args = dict(layer.args)
     args["name"] = name
-    return Layer(kind=layer.kind, name=name, args=MappingProxyType(args), span=layer.span,
-                 inputs=tuple(names[i] for i in node.inputs), arg_spans=layer.arg_spans,
-                 valid=layer.valid and (bool(node.inputs) or not node.applied),
-                 index=layer.index, input_spans=tuple(node.input_spans))
+    return replace(layer, name=name, args=MappingProxyType(args),
+                   inputs=tuple(names[i] for i in node.inputs),
+                   valid=layer.valid and (bool(node.inputs) or not node.applied),
+                   input_spans=tuple(node.input_spans))
 
 
 def _outputs_and_inputs(st: _State, inputs_all: list[_Node]) -> tuple[list[int], list[_Node]]:

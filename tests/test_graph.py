@@ -404,3 +404,71 @@ def test_onnx_branches_add_no_transpose():
     proto = model.to_onnx()
     ops = [n.op_type for n in proto.graph.node]
     assert ops.count("Transpose") == 1
+
+
+# --- arithmetic on tensors (Keras operations) -------------------------------------------------
+
+OPS = """
+inputs = Input(shape=(4, 4, 3))
+x = Conv2D(3, 1)(inputs)
+h = ReLU(6.)(x + 3.) * (1. / 6.)
+y = Add()([x * h, x])
+z = 1 - y / 2.0
+w = -z + inputs
+"""
+
+
+def test_tensor_arithmetic_is_keras_operations():
+    """Keras 3: `x + 3.` is ops.Add, named from the same counter as the Add layer. The
+    expected rows are what Keras 3.15's model.operations gives for the same code."""
+    c = ok(OPS)
+    rows = [(l.name, l.kind, l.inputs) for l in c.ir.layers]
+    assert rows == [
+        ("conv2d", "Conv2D", ("input_layer",)), ("add", "Add", ("conv2d",)),
+        ("re_lu", "ReLU", ("add",)), ("multiply", "Multiply", ("re_lu",)),
+        ("multiply_1", "Multiply", ("conv2d", "multiply")), ("add_1", "Add", ("multiply_1", "conv2d")),
+        ("true_divide", "TrueDivide", ("add_1",)), ("subtract", "Subtract", ("true_divide",)),
+        ("negative", "Negative", ("subtract",)), ("add_2", "Add", ("negative", "input_layer"))]
+    assert [l.is_op for l in c.ir.layers] == [False, True, False, True, True, False, True, True, True, True]
+    sub = c.ir.layer("subtract")
+    assert sub.is_op and sub["constant"] == 1.0 and sub["reverse"] and sub.inputs == ("true_divide",)
+    assert c.analysis.total_params == 12 and c.analysis.output_shape == (4, 4, 3)
+
+
+def test_tensor_arithmetic_values_gradients_and_onnx():
+    import onnxruntime as ort
+
+    model, net = _net(OPS + "Flatten()\nDense(2)\n")
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 2, (2, 4, 4, 3))
+    k = net.weights
+    c = x @ k["conv2d/kernel"][0, 0] + k["conv2d/bias"]
+    y = c * np.clip(c + 3, 0, 6) / 6 + c
+    w = -(1 - y / 2) + x
+    want = w.reshape(2, -1) @ k["dense/kernel"] + k["dense/bias"]
+    np.testing.assert_allclose(net.forward(x), want, rtol=1e-10)
+    r = rng.normal(size=want.shape)
+    net.forward(x, training=True)
+    grads = net.backward(r, input_grad=True)
+
+    def loss() -> float:
+        return float(np.sum(net.forward(x, training=True) * r))
+
+    for key, g in grads.items():
+        _compare(net.weights[key], g, loss, key, rng)
+    _compare(x, net.input_grad, loss, "input", rng)
+    model.set_weights({kk: v.astype(np.float32) for kk, v in k.items()})
+    sess = ort.InferenceSession(model.to_onnx().SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("a = Input(shape=(4, 4, 3))\nb = Input(shape=(3,))\ny = a * b", "Multiply of tensors of different ranks"),
+    ("a = Input(shape=(4,))\ny = a % 2", "'%' is not supported on tensors"),
+    ("a = Input(shape=(4,))\ny = a * 'x'", "works on numbers only"),
+    ("a = Input(shape=(4,))\ny = Dense(2)(a + b)", "'b' is not defined"),
+])
+def test_tensor_arithmetic_refusals(text, message):
+    found = [d.message for d in diags(text + "\n")]
+    assert any(message in m for m in found), found

@@ -6,8 +6,8 @@ JSON records Keras's output shape, parameter counts and "Connected to"; cnnc mus
 all of them, and on the model's totals.
 
 Keras 3 records arithmetic on tensors (MobileNetV3's `x + 3.0`, `x * (1 / 6)`) as raw
-operations, not layers; the .cnn files write them as the equivalent Rescaling layer under the
-op's name, so they are compared like layers (0 parameters, same shape, same inputs).
+operations (Add, Multiply), not layers; the .cnn files write the same arithmetic, and cnnc
+gives those operations Keras's classes and names, so they are compared like layers.
 
 A file is skipped, naming what is missing, only while cnnc reports that it does not support
 one of its layer kinds; any other error fails.
@@ -75,8 +75,7 @@ def test_application_matches_keras(name):
     for layer_name, row in expected.items():
         info = actual[layer_name]
         got = {
-            # a raw op is written as Rescaling; every layer keeps its Keras class
-            "class": row["class"] if row.get("op") else info.layer.kind,
+            "class": info.layer.kind,
             "output_shape": _shape(info.output_shape, row["output_shape"]),
             "params": info.params,
             "trainable_params": info.trainable_params,

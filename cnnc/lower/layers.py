@@ -297,4 +297,5 @@ RULES: dict[str, Rule] = {
     **elementwise.RULES,        # ReLU ... LayerScale
     "merge": merge.merge,       # several Values in: a list
     "concatenate": merge.concatenate,
+    "tensor_op": merge.tensor_op,
 }

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
+
 from .elementwise import physical_axis
 from .graph import CF, CL, FLAT_CF, Value, channels_first, channels_last
 
@@ -70,3 +72,26 @@ def concatenate(step: "Step", xs: Sequence[Value]) -> Value:
     axis = physical_axis(step.layer["axis"] % (rank + 1), xs[0])
     y = step.node("Concat", [x.name for x in xs], "concat", axis=axis)
     return Value(y, step.info.output_shape, layout)
+
+
+_OPS = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "TrueDivide": "Div"}
+
+
+def tensor_op(step: "Step", xs: Sequence[Value]) -> Value:
+    """`x + 3.0` and friends: a scalar constant broadcasts in any layout."""
+    kind = step.layer.kind
+    if kind == "Negative":
+        x = xs[0]
+        return Value(step.node("Neg", [x.name], "negative"), step.info.output_shape, x.layout, x.image)
+    c = step.layer["constant"]
+    if c is None:
+        xs, layout = _common_layout(step, xs)
+        names = [x.name for x in xs]
+    else:
+        x = xs[0]
+        layout = x.layout
+        const = step.const("constant", np.asarray(c, np.float32))
+        names = [const, x.name] if step.layer["reverse"] else [x.name, const]
+    image = xs[0].image if layout == FLAT_CF else None
+    y = step.node(_OPS[kind], names, kind.lower())
+    return Value(y, step.info.output_shape, layout, image)

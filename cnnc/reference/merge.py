@@ -172,6 +172,40 @@ class Concatenate(Merge):
         return [np.ascontiguousarray(g) for g in np.split(dy, cuts, axis=self.cache["axis"])]
 
 
+class TensorOp(Merge):
+    """Arithmetic on tensors: `x + c`, `c - x` (reverse), `x * y`, `x / c`, `-x`."""
+
+    def combine(self, xs, training):
+        c = self.layer["constant"]
+        kind = self.layer.kind
+        if kind == "Negative":
+            return -xs[0]
+        a = xs[0]
+        b = np.asarray(c, a.dtype) if c is not None else xs[1]
+        if c is not None and self.layer["reverse"]:
+            a, b = b, a
+        self.cache.update(a=a, b=b)
+        return {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply,
+                "TrueDivide": np.divide}[kind](a, b)
+
+    def split(self, dy):
+        kind = self.layer.kind
+        if kind == "Negative":
+            return [-dy]
+        a, b = self.cache["a"], self.cache["b"]
+        if kind == "Add":
+            da, db = dy, dy
+        elif kind == "Subtract":
+            da, db = dy, -dy
+        elif kind == "Multiply":
+            da, db = dy * b, dy * a
+        else:
+            da, db = dy / b, -dy * a / (b * b)
+        if self.layer["constant"] is None:
+            return [da, db]
+        return [db if self.layer["reverse"] else da]
+
+
 _ELEMENTWISE = {"Add": Add, "Subtract": Subtract, "Multiply": Multiply, "Average": Average,
                 "Maximum": Maximum, "Minimum": Minimum}
 
