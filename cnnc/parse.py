@@ -270,7 +270,26 @@ def _meta_span(t: Tree) -> Span:
     return Span(m.line, m.column, m.end_line, m.end_column)
 
 
+_MAX_DEPTH = 100      # nesting of brackets and operators in one statement
+
+
+def _depth(t: Tree) -> int:
+    """How deeply the tree nests, walked without recursion (the input may be hostile)."""
+    deepest, stack = 0, [(t, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > _MAX_DEPTH:
+            break
+        stack.extend((c, d + 1) for c in node.children if isinstance(c, Tree))
+    return deepest
+
+
 def _convert_statement(t: Tree, rep: Reporter) -> S.Statement | None:
+    if _depth(t) > _MAX_DEPTH:
+        rep.error(f"this statement nests more than {_MAX_DEPTH} levels deep", _meta_span(t),
+                  "no model needs brackets or arithmetic this deep")
+        return None
     try:
         return _convert(t, rep)
     except arith.FoldError as e:

@@ -472,3 +472,11 @@ def test_tensor_arithmetic_values_gradients_and_onnx():
 def test_tensor_arithmetic_refusals(text, message):
     found = [d.message for d in diags(text + "\n")]
     assert any(message in m for m in found), found
+
+
+@pytest.mark.parametrize("body", ["+".join(["1"] * 3000), "(" * 2000 + "1" + ")" * 2000,
+                                  "[" * 2000 + "1" + "]" * 2000, "-" * 3000 + "1"])
+def test_hostile_nesting_is_a_diagnostic(body):
+    """Deep brackets or operator chains: one error at the statement, no RecursionError."""
+    (e,) = diags(f"input (4,)\nDense({body})\n")
+    assert "nests more than 100 levels deep" in e.message and e.span.line == 2
