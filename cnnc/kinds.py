@@ -580,6 +580,14 @@ CategoryEncoding Hashing StringLookup IntegerLookup TextVectorization
 """.split())
 
 
+# Layers Keras defines inside its applications rather than in keras.layers, and how to
+# write them in .cnn instead.
+APPLICATION_LAYERS = {
+    "CustomScaleLayer": "InceptionResNetV2's scaled residual, CustomScaleLayer(scale)([x, up]), "
+                        "is arithmetic on tensors: write x = x + up * scale",
+}
+
+
 def lookup(name: str) -> LayerKind | None:
     canonical = ALIASES.get(name, name)
     return KINDS.get(canonical)

@@ -659,6 +659,10 @@ def _joint_checks(st: _State, spec: kinds.LayerKind, args: dict, spans: dict, sp
 
 
 def _unknown_layer(st: _State, call: S.Call, name: str) -> None:
+    if name in kinds.APPLICATION_LAYERS:
+        st.rep.error(f"'{name}' is not a Keras layer but part of a Keras application",
+                     call.name.span, kinds.APPLICATION_LAYERS[name])
+        return
     if name in kinds.KERAS_OTHER_LAYERS:
         st.rep.error(f"cnnc does not support the Keras layer '{name}' yet", call.name.span,
                      "supported layers: " + ", ".join(sorted(kinds.KINDS)))

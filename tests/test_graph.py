@@ -468,6 +468,7 @@ def test_tensor_arithmetic_values_gradients_and_onnx():
     ("a = Input(shape=(4,))\ny = a % 2", "'%' is not supported on tensors"),
     ("a = Input(shape=(4,))\ny = a * 'x'", "works on numbers only"),
     ("a = Input(shape=(4,))\ny = Dense(2)(a + b)", "'b' is not defined"),
+    ("a = Input(shape=(4,))\ny = CustomScaleLayer(0.17)([a, a])", "part of a Keras application"),
 ])
 def test_tensor_arithmetic_refusals(text, message):
     found = [d.message for d in diags(text + "\n")]
