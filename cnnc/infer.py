@@ -366,16 +366,21 @@ def spatial_dropout(layer: Layer, x: Flow) -> LayerInfo:
     return LayerInfo(layer, x, x, (), 0)
 
 
-def batch_norm(layer: Layer, x: Flow) -> LayerInfo:
-    full_rank = len(x.shape) + 1
+def _feature_axis(layer: Layer, shape: tuple, what: str, hint: str = "") -> int:
+    """The layer's `axis` argument as a positive axis of the batched tensor; not the batch."""
+    full_rank = len(shape) + 1
     axis = layer["axis"]
     if not -full_rank <= axis < full_rank:
-        raise ShapeError(f"BatchNormalization axis={axis} is out of range for a {full_rank}-D input "
-                         f"{sh.fmt_shape(x.shape)}", layer.span_of("axis"))
-    axis = axis % full_rank
-    if axis == 0:
-        raise ShapeError("BatchNormalization cannot normalise over the batch axis (axis=0)",
-                         layer.span_of("axis"))
+        raise ShapeError(f"{layer.kind} axis={axis} is out of range for a {full_rank}-D input "
+                         f"{sh.fmt_shape(shape)}", layer.span_of("axis"))
+    if axis % full_rank == 0:
+        raise ShapeError(f"{layer.kind} cannot {what} the batch axis (axis={axis})",
+                         layer.span_of("axis"), hint)
+    return axis % full_rank
+
+
+def batch_norm(layer: Layer, x: Flow) -> LayerInfo:
+    axis = _feature_axis(layer, x.shape, "normalise over")
     c = x.shape[axis - 1]
     if c is None:
         raise ShapeError(f"BatchNormalization needs axis {axis} to have a known size, got None",
@@ -980,13 +985,8 @@ def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo
                              f"(from '{layer.inputs[0]}') and {sh.fmt_shape(x.shape)} "
                              f"(from '{layer.inputs[j]}')", layer.input_span(j),
                              "Flatten or Reshape one of them first")
-    if not -rank <= axis < rank:
-        raise ShapeError(f"Concatenate axis={axis} is out of range for {rank}-D inputs "
-                         f"{sh.fmt_shape(xs[0].shape)}", layer.span_of("axis"))
-    a = axis % rank
-    if a == 0:
-        raise ShapeError("Concatenate along the batch axis (axis=0) is not supported",
-                         layer.span_of("axis"), "concatenate channels with axis=-1")
+    a = _feature_axis(layer, xs[0].shape, "concatenate along",
+                      "concatenate channels with axis=-1")
     out = list(xs[0].shape)
     for j, x in enumerate(xs[1:], 1):
         for k, (p, q) in enumerate(zip(out, x.shape)):

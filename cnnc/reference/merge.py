@@ -70,13 +70,18 @@ class Merge:
         raise NotImplementedError
 
 
+def _sum(xs: list[Array]) -> Array:
+    """A new array: the inputs are never written to."""
+    y = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
+    for x in xs[2:]:
+        y += x
+    return y
+
+
 class Add(Merge):
     def combine(self, xs, training):
         self.cache["n"] = len(xs)
-        y = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
-        for x in xs[2:]:
-            y += x
-        return y
+        return _sum(xs)
 
     def split(self, dy):
         return [dy] * self.cache["n"]
@@ -93,9 +98,7 @@ class Subtract(Merge):
 class Average(Merge):
     def combine(self, xs, training):
         self.cache["n"] = len(xs)
-        y = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
-        for x in xs[2:]:
-            y += x
+        y = _sum(xs)
         return y * np.asarray(1.0 / len(xs), y.dtype) if len(xs) > 1 else y
 
     def split(self, dy):
