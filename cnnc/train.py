@@ -213,6 +213,24 @@ def _loss_by_name(name: str) -> LossSpec:
 
 # --- data -------------------------------------------------------------------------------------
 
+def require_single_io(model, what: str = "fit") -> None:
+    """fit, evaluate and the CLI's data paths feed one array and score one output: a
+    graph model with several inputs or outputs is a UsageError naming them (before any
+    data is read or any weight drawn), never a traceback from deep in a step."""
+    ir = model.ir
+    parts = []
+    if len(ir.inputs) != 1:
+        parts.append(f"{len(ir.inputs)} inputs ({', '.join(n.name for n in ir.inputs)})")
+    if len(ir.outputs) > 1:
+        parts.append(f"{len(ir.outputs)} outputs ({', '.join(ir.outputs)})")
+    if parts:
+        raise UsageError(f"{what} supports models with one input and one output; model "
+                         f"'{model.name}' has {' and '.join(parts)}",
+                         ["for inference, cnnc.reference.network.Network(model.analysis, model.weights)"
+                          ".predict(...) takes a list of arrays, one per input, and returns one per "
+                          "output; weights trained elsewhere (Keras) load with Model.load_weights"])
+
+
 def prepare(model, x, y, loss_name: str | None, *, scale: bool = True, divisor: float | None = None,
             what: str = "") -> tuple[np.ndarray, np.ndarray]:
     """x, y in the shapes and dtypes the model and loss want (see cnnc.data)."""
@@ -380,6 +398,7 @@ def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None
         **keras_only: Any) -> History:
     """Train `model` on x, y (see the module docstring). Returns a History."""
     _refuse(keras_only)
+    require_single_io(model, "fit")
     settings = resolve_settings(model, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                 validation_split=validation_split, shuffle=shuffle,
                                 initial_epoch=initial_epoch, seed=seed,
@@ -572,6 +591,7 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
         if v is not None:
             raise UsageError(f"evaluate({k}=...) is not supported")
     from .reference.network import Network
+    require_single_io(model, "evaluate")
     compiled = resolve_compile(model, loss, None, metrics)
     x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")
     batch_size = _whole("batch_size", 32 if batch_size is None else batch_size, 1)

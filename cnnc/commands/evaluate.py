@@ -18,7 +18,9 @@ HELP = "compute the loss and metrics of trained weights on a dataset"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    p.add_argument("--weights", required=True, metavar="WEIGHTS.npz", help="Keras-compatible weights")
+    p.add_argument("--weights", metavar="WEIGHTS",
+                   help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "
+                        "Keras model file with its weights (.keras, .h5)")
     add_data_arguments(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--batch-size", type=int, default=32)
@@ -41,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_data_arguments(args)
     model = load_model(args.file)
-    model.load_weights(args.weights)
+    train.require_single_io(model, "cnnc evaluate")  # before any data is read
+    if args.weights:
+        model.load_weights(args.weights)
+    elif not model.has_weights:
+        from ..diagnostics import UsageError as _UsageError
+        raise _UsageError("the weights are missing: give them with --weights",
+                          ["a .cnn or a Keras JSON carries no weights"])
     ds = D.load(args.data).limit(args.limit)
     x, y = ds.split(args.split)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                           scale=args.scale, divisor=ds.scale, loss=args.loss, metrics=metrics,
                           runtime=args.runtime, provider=args.provider)
     if args.format == "json":
-        json.dump({"model": model.name, "weights": args.weights, "data": args.data,
+        json.dump({"model": model.name, "weights": args.weights or args.file, "data": args.data,
                    "split": args.split, "runtime": args.runtime, "samples": int(len(x)), **logs},
                   sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -21,7 +21,9 @@ HELP = "run trained weights on a dataset's samples and print or save the outputs
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    p.add_argument("--weights", required=True, metavar="WEIGHTS.npz", help="Keras-compatible weights")
+    p.add_argument("--weights", metavar="WEIGHTS",
+                   help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "
+                        "Keras model file with its weights (.keras, .h5)")
     p.add_argument("--data", required=True, metavar="SPEC",
                    help="a dataset as for `cnnc train`, or a .npy file of inputs")
     p.add_argument("--split", choices=("test", "train"), default="test")
@@ -57,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from ._common import load_model
 
     model = load_model(args.file)
-    model.load_weights(args.weights)
+    from ..train import require_single_io
+    require_single_io(model, "cnnc predict")  # one --data array in, one array out
+    if args.weights:
+        model.load_weights(args.weights)
+    elif not model.has_weights:
+        from ..diagnostics import UsageError as _UsageError
+        raise _UsageError("the weights are missing: give them with --weights",
+                          ["a .cnn or a Keras JSON carries no weights"])
     if args.output and Path(args.output).suffix not in (".npy", ".csv"):
         raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
     if args.batch_size < 1:
@@ -82,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             truth = f" (label {t}{f' {names[t]!r}' if names and 0 <= t < len(names) else ''})"
         print(f"{i}: class {c}{label}, output {conf:.4f}{truth}")
     if args.output:
-        protect = [args.file, args.data, args.weights]
+        protect = [p for p in (args.file, args.data, args.weights) if p]
         if args.output.endswith(".npy"):
             buf = io.BytesIO()
             np.save(buf, out)

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 0:
         raise UsageError("--checkpoint-every must be >= 0 seconds")
     model = load_model(args.file)
+    train.require_single_io(model, "cnnc train")  # before any data is read
     output = Path(args.output) if args.output else Path(Path(args.file).stem + ".npz")
     if output.suffix != ".npz":
         raise UsageError(f"the output '{output}' should end in .npz")
