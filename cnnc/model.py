@@ -98,14 +98,21 @@ class Model:
 
     @property
     def has_weights(self) -> bool:
-        """Whether weights were set, loaded or drawn (False for a fresh model)."""
-        return self._weights is not None
+        """Whether weights were set, loaded or drawn, or come with the model's file (a
+        Keras file); False for a fresh model."""
+        return self._weights is not None or self._checked.weights is not None
 
     @property
     def weights(self) -> dict[str, "np.ndarray"]:
-        """Weights keyed "layer/weight"; freshly initialised on first use."""
+        """Weights keyed "layer/weight": those of the model's file (a Keras file), else
+        freshly initialised on first use."""
         if self._weights is None:
-            self.init_weights()
+            if self._checked.weights is not None:
+                from . import weights as W
+                self._weights = W.check(self._checked.weights(self.analysis), self.analysis,
+                                        self.ir.path, owned=True)
+            else:
+                self.init_weights()
         return self._weights
 
     def init_weights(self, seed: int | None = None) -> None:
@@ -129,16 +136,24 @@ class Model:
 
     # --- running --------------------------------------------------------------------
 
-    def predict(self, x, batch_size: int = 32, scale: bool = True) -> "np.ndarray":
+    def predict(self, x, batch_size: int = 32, scale: bool = True):
         """Inference-mode forward pass of the NumPy reference, in batches. Like fit and
         evaluate, uint8 images are scaled by 1/255 (scale=False: not) and a missing
-        channel axis is added (cnnc.data.prepare_x)."""
+        channel axis is added (cnnc.data.prepare_x). A model with several inputs takes a
+        list of arrays (model input order); several outputs come back as a list."""
         from .data import prepare_x
+        from .diagnostics import UsageError
         from .reference.network import Network, check_input
-        x = check_input(prepare_x(x, self.ir.input_shape, scale=scale, model=f"model '{self.name}'"),
-                        self.analysis)
+        nodes = self.ir.inputs
+        many = len(nodes) > 1
+        if many and (not isinstance(x, (list, tuple)) or len(x) != len(nodes)):
+            raise UsageError(f"model '{self.name}' has {len(nodes)} inputs "
+                             f"({', '.join(n.name for n in nodes)}): pass a list of {len(nodes)} arrays")
+        xs = list(x) if many else [x]
+        ready = [check_input(prepare_x(a, n.shape, scale=scale, model=f"model '{self.name}'"),
+                             self.analysis, i) for i, (a, n) in enumerate(zip(xs, nodes))]
         net = Network(self.analysis, self.weights)
-        return net.predict(x, batch_size=batch_size)
+        return net.predict(ready if many else ready[0], batch_size=batch_size)
 
     def fit(self, x, y, **kwargs: Any):
         """Keras's fit: keyword arguments override the file's fit(...) settings."""

@@ -489,3 +489,14 @@ def test_hostile_nesting_is_a_diagnostic(body):
 def test_redundant_parentheses_are_harmless():
     c = ok("input (4,)\nDense(" + "(" * 2000 + "3" + ")" * 2000 + ")\n")
     assert c.analysis.output_shape == (3,)
+
+
+def test_model_predict_with_several_inputs():
+    model = cnnc.loads("a = Input(shape=(3,))\nb = Input(shape=(2,))\nc = concatenate([a, b])\n"
+                       "o1 = Dense(2)(c)\no2 = Dense(1)(c)\nmodel = Model([a, b], [o1, o2])\n")
+    o1, o2 = model.predict([np.ones((4, 3)), np.ones((4, 2))])
+    assert o1.shape == (4, 2) and o2.shape == (4, 1)
+    with pytest.raises(cnnc.UsageError, match="has 2 inputs"):
+        model.predict(np.ones((4, 3)))
+    with pytest.raises(cnnc.UsageError, match="takes input"):
+        model.predict([np.ones((4, 3)), np.ones((4, 3))])

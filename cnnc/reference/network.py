@@ -20,10 +20,11 @@ from .layers import LAYERS, Layer
 Array = np.ndarray
 
 
-def check_input(x, analysis: Analysis) -> Array:
-    """x as a C-contiguous float32 array (batch, *input_shape); UsageError naming
-    the expected and received shapes if it does not fit."""
-    expected = tuple(analysis.model.input_shape or ())
+def check_input(x, analysis: Analysis, index: int = 0) -> Array:
+    """x as a C-contiguous float32 array (batch, *input_shape) for the model's input
+    `index`; UsageError naming the expected and received shapes if it does not fit."""
+    inputs = analysis.model.inputs
+    expected = tuple(inputs[index].shape) if index < len(inputs) else ()
     want = sh.fmt_shape(expected)
     try:
         arr = np.asarray(x)
@@ -39,8 +40,9 @@ def check_input(x, analysis: Analysis) -> Array:
             notes.append("it looks like a single sample: add a batch axis, e.g. x[None]")
         elif len(got) == len(expected) and expected and expected[-1] == 1:
             notes.append("the model expects a channel axis: add one, e.g. x[..., None]")
+        which = f" for its input '{inputs[index].name}'" if len(inputs) > 1 else ""
         raise UsageError(f"input data has shape {_fmt(got)}, the model '{analysis.model.name}' "
-                         f"expects {want} (batch first)", notes)
+                         f"expects {want}{which} (batch first)", notes)
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
