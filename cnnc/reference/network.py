@@ -87,6 +87,7 @@ class Network:
         self.steps = [_Step(run, sources, out, getattr(run, "multi_input", False))
                       for run, sources, out in plan(self.layers, self.model)]
         self._last_use = self._last_uses()
+        self._grad_order = [f"{info.name}/{w.name}" for info in analysis.infos for w in info.weights]
         self.output_activation: str = self._output_activation()
         self._trained_forward = False
         self.input_grad: Array | list[Array] | None = None
@@ -177,8 +178,7 @@ class Network:
             self.input_grad = found[0] if len(found) == 1 else found
         else:
             self.input_grad = None
-        order = [f"{info.name}/{w.name}" for info in self.analysis.infos for w in info.weights]
-        return {k: grads[k] for k in order if k in grads}
+        return {k: grads[k] for k in self._grad_order if k in grads}
 
     def predict(self, x, batch_size: int = 32):
         """Inference-mode forward pass in chunks of `batch_size` samples."""
