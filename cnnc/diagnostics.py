@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Sequence
 
 
@@ -86,9 +87,14 @@ class Source:
     path: str
     text: str
 
+    @cached_property
+    def lines(self) -> list[str]:
+        # Split on "\n" only: that is how the lexer counts lines. Once per source, not
+        # per diagnostic: a file with 100,000 bad lines stays linear.
+        return self.text.split("\n")
+
     def line_text(self, line: int) -> str:
-        # Split on "\n" only: that is how the lexer counts lines.
-        lines = self.text.split("\n")
+        lines = self.lines
         return lines[line - 1].rstrip("\r") if 1 <= line <= len(lines) else ""
 
 
