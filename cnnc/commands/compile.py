@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write the .onnx (default: FILE with .onnx; a folder: FILE's name in it)")
-    p.add_argument("--weights", metavar="NPZ", help="Keras-compatible weights (.npz)")
+    p.add_argument("--weights", metavar="WEIGHTS",
+                   help="Keras-compatible weights (.npz, or Keras's .weights.h5 / .h5); a Keras "
+                        "model file (.keras, .h5) brings its own")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the fresh initial weights when --weights is not given (default 0)")
     p.add_argument("--opset", type=int, metavar="N",
@@ -50,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         model.load_weights(args.weights)
         origin = f"file {args.weights}"
+    elif model.has_weights:            # a Keras file's own weights
+        model.weights
+        origin = f"file {args.file}"
     else:
         model.init_weights(args.seed)
         origin = f"fresh initialisation, seed {args.seed} (untrained)"
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 70
     path = output_path(args.file, args.output)
     protect = [args.file] + ([args.weights] if args.weights else [])
-    size = lower.write(lowered.proto, path, protect=protect)
+    size = lower.write(lowered.proto, path, protect=protect, data=lowered.data)
     print(_report(lowered, path, size, origin, args.quiet))
     return 0
 

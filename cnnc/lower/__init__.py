@@ -26,7 +26,7 @@ from .. import __version__
 from ..diagnostics import UsageError
 from .graph import CF, FLOAT, Graph, Value, channels_last
 from .layers import RULES, Step
-from .verify import VerificationError, check_and_infer, smoke_run
+from .verify import VerificationError, check_and_infer, check_and_infer_serialized, smoke_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import Model
@@ -69,6 +69,7 @@ class Lowered:
     transposes: int
     finite: bool = True                                 # smoke run gave finite outputs
     checks: tuple[str, ...] = field(default=())
+    data: bytes | None = field(default=None, repr=False)   # proto serialized, as verified
 
     @property
     def nodes(self) -> int:
@@ -185,12 +186,12 @@ def lower(model: "Model", opset: int | None = None,
           metadata: Mapping[str, str] | None = None) -> Lowered:
     """Build and verify; raises VerificationError (a cnnc bug) if a check fails."""
     proto, expected = build(model, opset, weights, metadata)
-    proto = check_and_infer(proto, expected)
-    finite = smoke_run(proto, model.analysis)
+    proto, data = check_and_infer_serialized(proto, expected)
+    finite = smoke_run(data, model.analysis)
     opset = check_opset(opset)
     return Lowered(proto, opset, sum(n.op_type == "Transpose" for n in proto.graph.node), finite,
                    ("onnx.checker full_check", "strict shape inference matches cnnc's shapes",
-                    "onnxruntime smoke run"))
+                    "onnxruntime smoke run"), data)
 
 
 def to_onnx(model: "Model", opset: int | None = None,
@@ -204,10 +205,12 @@ def default_path(source: str | Path) -> Path:
     return Path(source).with_suffix(".onnx")
 
 
-def write(proto: onnx.ModelProto, path: str | Path, protect=()) -> int:
-    """Write atomically, refusing to overwrite any `protect` file; returns the size in bytes."""
+def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | None = None) -> int:
+    """Write atomically, refusing to overwrite any `protect` file; returns the size in bytes.
+    `data`: the proto already serialized (Lowered.data), to skip serializing it again."""
     from ..atomic import write_bytes
-    data = proto.SerializeToString()
+    if data is None:
+        data = proto.SerializeToString()
     write_bytes(path, data, protect)
     return len(data)
 

@@ -115,8 +115,11 @@ FLOAT = TensorProto.FLOAT
 
 def _move_axis(g: Graph, x: Value, perm: list[int], target_physical: tuple[int | None, ...],
                base: str) -> str:
-    """Transpose, or a free Reshape when only a size-1 axis moves (C == 1)."""
-    if x.shape[-1] == 1 and all(n is not None for n in target_physical):
+    """Transpose, or a free Reshape when only size-1 axes move (C == 1, or a 1x1 image
+    such as a squeeze-and-excite vector): the elements keep their order."""
+    source = (None, *x.physical_shape())
+    moved = [p for p in perm[1:] if source[p] != 1]
+    if moved == sorted(moved) and all(n is not None for n in target_physical):
         return g.node("Reshape", [x.name, g.ints(f"{base}/shape", [0, *target_physical])], base)
     return g.node("Transpose", [x.name], base, perm=perm)
 

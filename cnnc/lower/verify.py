@@ -46,12 +46,29 @@ def _agrees(got: Shape, want: Shape) -> bool:
 
 def check_and_infer(proto: onnx.ModelProto, expected: Mapping[str, Shape]) -> onnx.ModelProto:
     """Checker + strict shape inference; returns the model with value_info filled in."""
+    return check_and_infer_serialized(proto, expected)[0]
+
+
+def _infer_bytes(data: bytes) -> bytes:
+    """Strict shape inference, bytes in, bytes out (the serialized result is kept, so a
+    100 MB model is not serialized again for the smoke run and the file)."""
+    native = getattr(onnx.shape_inference, "C", None)
+    if native is not None and hasattr(native, "infer_shapes"):
+        return native.infer_shapes(data, True, True, True)
+    return onnx.shape_inference.infer_shapes(data, check_type=True, strict_mode=True,
+                                             data_prop=True).SerializeToString()
+
+
+def check_and_infer_serialized(proto: onnx.ModelProto,
+                               expected: Mapping[str, Shape]) -> tuple[onnx.ModelProto, bytes]:
+    """check_and_infer, plus the returned model serialized (serializing once each way)."""
     try:
-        onnx.checker.check_model(proto, full_check=True)
-        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True,
-                                                     data_prop=True)
+        data = proto.SerializeToString()
+        onnx.checker.check_model(data, full_check=True)
+        inferred_data = _infer_bytes(data)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise VerificationError(f"the ONNX checker rejected the graph: {e}") from None
+    inferred = onnx.load_from_string(inferred_data)
     g = inferred.graph
     types = {v.name: v.type for v in (*g.value_info, *g.output, *g.input)}
     for name, want in expected.items():
@@ -59,7 +76,7 @@ def check_and_infer(proto: onnx.ModelProto, expected: Mapping[str, Shape]) -> on
         if not _agrees(got, want):
             raise VerificationError(f"ONNX shape inference gives {name!r} the shape {got}, "
                                     f"cnnc expects {want}")
-    return inferred
+    return inferred, inferred_data
 
 
 def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
@@ -78,7 +95,7 @@ def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[
     raise VerificationError(f"found no input size that fits the model's inputs {shapes}")
 
 
-def smoke_run(proto: onnx.ModelProto, analysis: Analysis, batch: int = 2) -> bool:
+def smoke_run(proto: onnx.ModelProto | bytes, analysis: Analysis, batch: int = 2) -> bool:
     """Run a random batch; False when an output has NaN or inf (possible with real
     weights and, say, an exponential activation: worth a warning, not a failure)."""
     import onnxruntime as ort
@@ -86,7 +103,8 @@ def smoke_run(proto: onnx.ModelProto, analysis: Analysis, batch: int = 2) -> boo
     samples, out_samples = smoke_shapes(analysis)
     rng = np.random.default_rng(0)
     try:
-        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        data = proto if isinstance(proto, bytes) else proto.SerializeToString()
+        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         feeds = {i.name: rng.standard_normal((batch, *s)).astype(np.float32)
                  for i, s in zip(sess.get_inputs(), samples)}
         ys = sess.run(None, feeds)
