@@ -106,22 +106,56 @@ def random_stack(seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _keras_class(keras, kind: str):
+    if kind == "LayerScale":     # defined by Keras's ConvNeXt, not in keras.layers
+        from keras.src.applications.convnext import LayerScale
+        return LayerScale
+    return getattr(keras.layers, kind)
+
+
+def _keras_op(keras, layer, xs):
+    """Arithmetic on tensors, as Keras records it (keras.ops)."""
+    c = layer.args["constant"]
+    fn = {"Add": keras.ops.add, "Subtract": keras.ops.subtract, "Multiply": keras.ops.multiply,
+          "TrueDivide": keras.ops.true_divide}.get(layer.kind)
+    if layer.kind == "Negative":
+        return keras.ops.negative(xs[0])
+    if c is None:
+        return fn(xs[0], xs[1])
+    return fn(c, xs[0]) if layer.args["reverse"] else fn(xs[0], c)
+
+
 def keras_model(ir):
-    """The same Sequential in Keras, from cnnc's IR (Keras must be importable)."""
+    """The same model in Keras, from cnnc's IR (Keras must be importable): a Sequential
+    for a chain, a functional Model for a graph."""
     import keras
 
     skip = {"input_shape", "input_dim", "batch_size", "autocast"}
-    layers = [keras.Input(shape=ir.input_shape)]
+    built = []
     for layer in ir.layers:
-        cls = getattr(keras.layers, layer.kind)
+        if layer.is_op:
+            built.append((layer, None))
+            continue
+        cls = _keras_class(keras, layer.kind)
         kwargs = {}
         for k, v in layer.args.items():
             if k in skip or (k not in layer.arg_spans and k != "name"):
                 continue
             if hasattr(v, "name") and hasattr(v, "args") and not isinstance(v, str):
                 v = keras.initializers.get({"class_name": v.name, "config": dict(v.args)})
-            if layer.kind == "ZeroPadding1D" and k == "padding":
+            if (layer.kind, k) in (("ZeroPadding1D", "padding"), ("Cropping1D", "cropping")):
                 v = v[0]  # cnnc keeps one (before, after) pair per axis
             kwargs[k] = v
-        layers.append(cls(**kwargs))
-    return keras.Sequential(layers, name=ir.name)
+        built.append((layer, cls(**kwargs)))
+    if not ir.is_graph and not any(l.is_op for l in ir.layers):
+        return keras.Sequential([keras.Input(shape=ir.input_shape)] + [k for _, k in built],
+                                name=ir.name)
+    tensors = {n.name: keras.Input(shape=n.shape, name=n.name) for n in ir.inputs}
+    for layer, k in built:
+        xs = [tensors[s] for s in layer.inputs]
+        if k is None:
+            tensors[layer.name] = _keras_op(keras, layer, xs)
+        else:
+            tensors[layer.name] = k(xs if layer.spec.multi_input else xs[0])
+    return keras.Model([tensors[n.name] for n in ir.inputs], [tensors[o] for o in ir.outputs],
+                       name=ir.name)

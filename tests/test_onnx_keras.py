@@ -29,9 +29,10 @@ N_STACKS = int(os.environ.get("CNNC_KERAS_STACKS", "100"))
 
 def _keras_twin(model):
     km = keras_model(model.ir)
-    for info, layer in zip(model.analysis.infos, km.layers):
+    for info in model.analysis.infos:
         if info.weights:
-            layer.set_weights([model.weights[f"{info.name}/{w.name}"] for w in info.weights])
+            km.get_layer(info.name).set_weights([model.weights[f"{info.name}/{w.name}"]
+                                                 for w in info.weights])
     return km
 
 
@@ -58,8 +59,10 @@ def test_unknown_sizes_match_keras(body, sample):
 @pytest.mark.parametrize("act", activations.SUPPORTED)
 @pytest.mark.parametrize("opset", sorted({MIN_OPSET, MAX_OPSET}))
 def test_activation_matches_keras(act, opset):
+    # exp(exp(x)) turns float32's rounding of the inner exp (6e-8 relative) into ~1e-5
+    rtol = 1e-4 if act == "exponential" else 1e-5
     check_against_keras(model_from(f"input (5, 4, 2)\nConv2D(3, 2, activation='{act}')\n"
-                                   f"Flatten()\nActivation('{act}')"), opset)
+                                   f"Flatten()\nActivation('{act}')"), opset, rtol=rtol)
 
 
 @pytest.mark.parametrize("seed", range(N_STACKS))

@@ -25,6 +25,7 @@ from onnx import helper
 from .. import __version__
 from ..diagnostics import UsageError
 from .graph import CF, FLOAT, Graph, Value, channels_last
+from . import fold
 from .layers import RULES, Step
 from .verify import VerificationError, check_and_infer, check_and_infer_serialized, smoke_run
 
@@ -120,8 +121,11 @@ def _io_names(g: Graph, names: list[str], single: str) -> list[str]:
 
 def build(model: "Model", opset: int | None = None,
           weights: Mapping[str, np.ndarray] | None = None,
-          metadata: Mapping[str, str] | None = None) -> tuple[onnx.ModelProto, dict[str, tuple]]:
-    """The unverified graph, and the shape (batch included) every layer's output must have."""
+          metadata: Mapping[str, str] | None = None,
+          fold_bn: bool = True) -> tuple[onnx.ModelProto, dict[str, tuple]]:
+    """The unverified graph, and the shape (batch included) every layer's output must have.
+    fold_bn: BatchNormalization after a convolution and ZeroPadding before one are folded
+    into it (lower.fold)."""
     opset = check_opset(opset)
     analysis = model.analysis
     ir = model.ir
@@ -141,8 +145,23 @@ def build(model: "Model", opset: int | None = None,
     values: dict[str, Value] = {n.name: Value(onnx_name, tuple(n.shape))
                                 for n, onnx_name in zip(ir.inputs, in_names)}
     expected: dict[str, tuple] = {}
+    folds = fold.plan(analysis) if fold_bn else {}
+    pad_folds = fold.pad_plan(analysis) if fold_bn else {}
+    folded_into = {conv: bn for bn, conv in folds.items()}
+    pre_pads: dict[str, tuple] = {}
     for info in analysis.infos:
-        step = Step(g, info, _layer_weights(info, weights), _layer_doc(model, info))
+        if info.name in folds:          # already inside the convolution before it
+            values[info.name] = values[folds[info.name]]
+            continue
+        if info.name in pad_folds:      # becomes the pads of the convolution after it
+            values[info.name] = values[ir.inputs_of(info.layer)[0]]
+            pre_pads[pad_folds[info.name]] = info.layer["padding"]
+            continue
+        layer_w = _layer_weights(info, weights)
+        if info.name in folded_into:
+            bn = analysis.info(folded_into[info.name])
+            layer_w = fold.fold(info, layer_w, bn, _layer_weights(bn, weights))
+        step = Step(g, info, layer_w, _layer_doc(model, info), pre_pads.get(info.name))
         rule = RULES[info.layer.family]
         if info.layer.spec.multi_input:
             y = rule(step, [values[s] for s in ir.inputs_of(info.layer)])

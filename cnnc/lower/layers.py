@@ -29,6 +29,19 @@ class Step:
     info: LayerInfo
     weights: dict[str, np.ndarray]       # weight name ("kernel", "bias", ...) -> Keras array
     doc: str = ""
+    pre_pads: tuple[tuple[int, int], ...] | None = None   # a ZeroPadding folded in (lower.fold)
+
+    def window(self, x: Value, k: Sequence[int], s: Sequence[int], d: Sequence[int],
+               padding: str) -> dict:
+        """_window for this layer, with a folded ZeroPadding's zeros added to its pads."""
+        if self.pre_pads is None:
+            return _window(x, k, s, d, padding)
+        padded = Value(x.name, self.info.input_shape, x.layout)
+        attrs = _window(padded, k, s, d, padding)
+        r = len(self.pre_pads)
+        attrs["pads"] = ([p + a for p, (a, _) in zip(attrs["pads"][:r], self.pre_pads)]
+                         + [p + b for p, (_, b) in zip(attrs["pads"][r:], self.pre_pads)])
+        return attrs
 
     @property
     def layer(self):
@@ -91,10 +104,10 @@ def conv(step: Step, x: Value) -> Value:
     x = channels_first(step.g, x)
     inputs = [x.name, step.const("kernel", _conv_weight(step.weights["kernel"]),
                                  "Keras (*kernel_size, in, filters) permuted to (filters, in, *kernel_size)")]
-    if L["use_bias"]:
+    if "bias" in step.weights:          # use_bias, or a BatchNormalization folded in
         inputs.append(step.const("bias", step.weights["bias"]))
     y = step.node("Conv", inputs, "conv", dilations=list(L["dilation_rate"]), group=1,
-                  **_window(x, L["kernel_size"], L["strides"], L["dilation_rate"], L["padding"]))
+                  **step.window(x, L["kernel_size"], L["strides"], L["dilation_rate"], L["padding"]))
     return step.activate(_out(step, y))
 
 
@@ -107,12 +120,12 @@ def _depthwise(step: Step, x: Value, kernel: np.ndarray, bias: str | None) -> st
         inputs.append(bias)
     return step.node("Conv", inputs, "depthwise", dilations=list(L["dilation_rate"]),
                      group=x.shape[-1],
-                     **_window(x, L["kernel_size"], L["strides"], L["dilation_rate"], L["padding"]))
+                     **step.window(x, L["kernel_size"], L["strides"], L["dilation_rate"], L["padding"]))
 
 
 def depthwise_conv(step: Step, x: Value) -> Value:
     x = channels_first(step.g, x)
-    bias = step.const("bias", step.weights["bias"]) if step.layer["use_bias"] else None
+    bias = step.const("bias", step.weights["bias"]) if "bias" in step.weights else None
     y = _depthwise(step, x, step.weights["kernel"], bias)
     return step.activate(_out(step, y))
 
@@ -123,7 +136,7 @@ def separable_conv(step: Step, x: Value) -> Value:
     mid = _depthwise(step, x, step.weights["depthwise_kernel"], None)
     pw = step.weights["pointwise_kernel"]
     inputs = [mid, step.const("pointwise_kernel", _conv_weight(pw))]
-    if L["use_bias"]:
+    if "bias" in step.weights:
         inputs.append(step.const("bias", step.weights["bias"]))
     ones = [1] * L.rank
     y = step.node("Conv", inputs, "pointwise", kernel_shape=ones, strides=ones, group=1)
