@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import os
 import re
 import sys
@@ -18,7 +19,8 @@ from typing import Sequence
 from . import __version__
 from .diagnostics import CnncError, UsageError, did_you_mean, use_color
 
-COMMANDS = ("check", "summary", "plot", "compile", "run", "train", "evaluate", "predict", "bench")
+COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
+            "predict", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        module = importlib.import_module(f".commands.{name}", __package__)
+        # a command named like a Python keyword lives in NAME_.py (commands/import_.py)
+        module = importlib.import_module(f".commands.{name}{'_' if keyword.iskeyword(name) else ''}",
+                                         __package__)
         p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

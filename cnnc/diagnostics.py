@@ -36,6 +36,7 @@ class Diagnostic:
     span: Span | None = None
     notes: list[str] = field(default_factory=list)
     path: str = "<string>"
+    cell: tuple[int, int] | None = None   # a notebook's (cell number, line in that cell)
 
     @property
     def is_error(self) -> bool:
@@ -52,6 +53,7 @@ class Diagnostic:
             "end_line": s.end_line if s else None,
             "end_column": s.end_column if s else None,
             "notes": list(self.notes),
+            **({"cell": self.cell[0], "cell_line": self.cell[1]} if self.cell else {}),
         }
 
 
@@ -161,12 +163,14 @@ def render(d: Diagnostic, source: Source | None = None, color: bool = False) -> 
     c = _COLORS if color else {k: "" for k in _COLORS}
     s = d.span
     where = f"{d.path}:{s.line}:{s.column}" if s else d.path
+    if s and d.cell:        # a notebook: `notebook.ipynb:cell 4:line 2:5`
+        where = f"{d.path}:cell {d.cell[0]}:line {d.cell[1]}:{s.column}"
     out = [f"{c['bold']}{where}:{c['reset']} {c[d.severity]}{d.severity}:{c['reset']} "
            f"{c['bold']}{d.message}{c['reset']}"]
     if s and source is not None:
         text = source.line_text(s.line)
         if text or s.line <= source.text.count("\n") + 1:
-            gutter = str(s.line)
+            gutter = str(d.cell[1] if d.cell else s.line)
             pad = " " * len(gutter)
             start = max(s.column - 1, 0)
             end = s.end_column - 1 if s.end_line == s.line else len(text)

@@ -6,7 +6,7 @@ Imports nothing heavy (no NumPy, no onnx), so `cnnc check` starts fast.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import CnncError, Diagnostic, Reporter, Source, UsageError
@@ -24,6 +24,10 @@ class Checked:
     ir: ModelIR
     analysis: Analysis
     diagnostics: tuple[Diagnostic, ...]
+    # Keras files carry weights: a function analysis -> {"layer/weight": array}
+    weights: object = field(default=None, compare=False, repr=False)
+    # Keras scripts and notebooks: the python_frontend.ScriptCheck with every model found
+    script: object = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -73,5 +77,45 @@ def read_source(path: str | Path) -> str:
     return text
 
 
-def check_file(path: str | Path) -> Checked:
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
+
+
+def check_file(path: str | Path, model: str | None = None,
+               input_shape: tuple | None = None) -> Checked:
+    """Check a .cnn file, or a Keras model file (.keras, .h5, .json) read as one."""
+    name = str(path).lower()
+    if name.endswith((".py", ".ipynb")):
+        return check_script_file(path, model, input_shape)
+    if name.endswith(KERAS_SUFFIXES):
+        from . import keras_files   # h5py and NumPy only when a Keras file is involved
+        return keras_files.check_file(path)
     return check_text(read_source(path), str(path))
+
+
+def check_script_file(path: str | Path, model: str | None = None,
+                      input_shape: tuple | None = None, whole: bool = False) -> Checked:
+    """A Keras script or notebook (read with `ast`, never run): the model `model`
+    names (or the only one) with its diagnostics; `whole` (or no model chosen when
+    there are several) keeps every model's diagnostics, for `cnnc check`."""
+    from .python_frontend import check_script
+    from .python_frontend.source import decode
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        sc = check_script(str(path), decode(read_bytes(path), str(path)), model, input_shape)
+    finally:
+        if was_enabled:
+            gc.enable()
+    if whole or not sc.models:
+        base = sc.models[0].checked if sc.models else None
+        if base is None:
+            from .resolve import resolve
+            from .infer import infer
+            ir = resolve([], Reporter(str(path)), str(path))
+            base = Checked(sc.source, ir, infer(ir, Reporter(str(path))), ())
+        return Checked(sc.source, base.ir, base.analysis, tuple(sc.diagnostics), script=sc)
+    chosen = sc.select(model)
+    own = {id(d) for d in chosen.checked.diagnostics}
+    others = {id(d) for f in sc.models for d in f.checked.diagnostics} - own
+    diags = tuple(d for d in sc.diagnostics if id(d) not in others)
+    return Checked(sc.source, chosen.checked.ir, chosen.checked.analysis, diags, script=sc)

@@ -48,8 +48,10 @@ def _strip_model_prefix(arrays: dict[str, np.ndarray], wanted: Mapping[str, tupl
     return arrays
 
 
-def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weights") -> dict[str, np.ndarray]:
-    """The arrays as float32 in Keras order, or WeightsError listing every mismatch."""
+def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weights",
+          owned: bool = False) -> dict[str, np.ndarray]:
+    """The arrays as float32 in Keras order, or WeightsError listing every mismatch.
+    `owned`: the arrays are fresh (read from a file), so float32 ones are kept, not copied."""
     wanted = expected(analysis)
     arrays = _strip_model_prefix(arrays, wanted)
     problems: list[str] = []
@@ -66,7 +68,8 @@ def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weight
         elif not np.all(np.isfinite(a)):
             problems.append(f"'{key}' contains NaN or inf")
         else:
-            out[key] = np.array(a, dtype=np.float32, order="C", copy=True)  # never alias the caller's arrays
+            keep = owned and a.dtype == np.float32 and a.flags.c_contiguous
+            out[key] = a if keep else np.array(a, dtype=np.float32, order="C", copy=True)  # never alias the caller's arrays
     extra = [k for k in arrays if k not in wanted]
     for k in extra:
         problems.append(f"unexpected '{k}' {tuple(arrays[k].shape)}: the model has no such weight")
@@ -94,8 +97,16 @@ def _renumbered_hint(arrays: Mapping[str, np.ndarray], wanted: Mapping[str, tupl
             f"(keras.backend.clear_session() first) or name the layers in both")
 
 
+KERAS_WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
 def load(path: str | Path, analysis: Analysis) -> dict[str, np.ndarray]:
-    return check(read_npz(path), analysis, str(path))
+    """Weights from a .npz, or from a Keras file: `.weights.h5` (Keras 3), a Keras 2
+    weights `.h5`, or the weights inside a full-model `.h5` or `.keras`."""
+    if str(path).lower().endswith(KERAS_WEIGHTS_SUFFIXES):
+        from .keras_files.weights import load_file
+        return check(load_file(str(path), analysis), analysis, str(path), owned=True)
+    return check(read_npz(path), analysis, str(path), owned=True)
 
 
 def save(path: str | Path, weights: Mapping[str, np.ndarray], protect=()) -> None:

@@ -15,9 +15,32 @@ def print_diagnostics(checked: Checked, stream=None) -> None:
         print(render_all(checked.diagnostics, checked.source, color=use_color(stream)), file=stream)
 
 
-def load_checked(path: str, quiet: bool = False) -> Checked:
+def add_source_arguments(p) -> None:
+    """--model and --input-shape: which model of a Keras script or notebook, and the
+    input shape where the script's data decides it."""
+    p.add_argument("--model", metavar="NAME",
+                   help="a Keras script or notebook's model: its variable (or NAME:LINE)")
+    p.add_argument("--input-shape", metavar="SHAPE",
+                   help="one sample's shape where a Keras script takes it from data, e.g. 28,28,1")
+
+
+def source_options(args) -> dict:
+    from ..python_frontend import parse_input_shape
+    return {"model": getattr(args, "model", None),
+            "input_shape": parse_input_shape(getattr(args, "input_shape", None))}
+
+
+def load_checked(path: str, quiet: bool = False, model: str | None = None,
+                 input_shape: tuple | None = None) -> Checked:
     """Check a file, print its warnings; raise CnncError (exit 1) on errors."""
-    checked = check_file(path)
+    if model is not None or input_shape is not None:
+        if not str(path).lower().endswith((".py", ".ipynb")):
+            from ..diagnostics import UsageError
+            raise UsageError("--model and --input-shape are for Keras scripts and notebooks "
+                             "(.py, .ipynb)")
+        checked = check_file(path, model, input_shape)
+    else:
+        checked = check_file(path)
     if not checked.ok:
         raise CnncError(checked.diagnostics, checked.source, exit_code=1)
     if not quiet:
@@ -25,9 +48,9 @@ def load_checked(path: str, quiet: bool = False) -> Checked:
     return checked
 
 
-def load_model(path: str, quiet: bool = False):
+def load_model(path: str, quiet: bool = False, **source):
     from ..model import Model
-    return Model(load_checked(path, quiet))
+    return Model(load_checked(path, quiet, **source))
 
 
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -16,6 +16,8 @@ HELP = "time the ONNX model on onnxruntime against NumPy and PyTorch"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
+    from ._common import add_source_arguments
+    add_source_arguments(p)
     p.add_argument("--weights", metavar="NPZ", help="weights (.npz); default: fresh, seed 0")
     p.add_argument("--batch", type=int, default=256, metavar="N",
                    help="batch size of the throughput measurement (default 256)")
@@ -31,14 +33,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import benchmark, lower
     from ..diagnostics import UsageError
-    from ._common import load_model
+    from ._common import load_model, source_options
 
     if args.batch < 1 or (args.threads is not None and args.threads < 1) or args.seconds <= 0:
         raise UsageError("--batch and --threads must be at least 1, --seconds positive")
     lower.check_opset(args.opset)
-    model = load_model(args.file)
+    model = load_model(args.file, **source_options(args))
     if args.weights:
         model.load_weights(args.weights)
+    elif model.has_weights:            # a Keras file's own weights
+        pass
     else:
         model.init_weights(0)
     report = benchmark.bench(model, args.batch, args.threads, args.seconds,

@@ -11,7 +11,7 @@ import json
 import sys
 
 from ..diagnostics import UsageError, render_all, use_color
-from ..frontend import check_file
+from ..frontend import check_file, check_script_file
 
 HELP = "check .cnn files and report errors and warnings"
 
@@ -23,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-W", "--warnings-as-errors", dest="werror", action="store_true",
                    help="exit 1 when there are warnings too")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only, not warnings")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Keras scripts: list the statements skipped because they build no model")
+    p.add_argument("--input-shape", metavar="SHAPE",
+                   help="one sample's shape where a Keras script takes it from data, e.g. 28,28,1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     report = []
     for path in args.files:
         try:
-            checked = check_file(path)
+            if str(path).lower().endswith((".py", ".ipynb")):
+                from ..python_frontend import parse_input_shape
+                checked = check_script_file(path, None, parse_input_shape(args.input_shape),
+                                            whole=True)
+            else:
+                checked = check_file(path)
         except UsageError as e:
             print(f"cnnc: error: {e.message}", file=sys.stderr)
             report.append({"path": path, "readable": False, "error": e.message, "diagnostics": []})
@@ -40,12 +49,34 @@ def run(args: argparse.Namespace) -> int:
         failed = not checked.ok or (args.werror and checked.diagnostics)
         if failed:
             status = max(status, 1)
+        sc = getattr(checked, "script", None)
         if args.format == "json":
-            report.append({"path": path, "readable": True, "ok": not failed,
-                           "diagnostics": [d.as_dict() for d in diags]})
+            entry = {"path": path, "readable": True, "ok": not failed,
+                     "diagnostics": [d.as_dict() for d in diags]}
+            if sc is not None:
+                entry["models"] = [m.as_dict() for m in sc.models]
+                entry["skipped"] = [{"line": line, "code": code} for line, code in sc.skipped]
+            report.append(entry)
         elif diags:
             print(render_all(diags, checked.source, color=use_color(sys.stderr)), file=sys.stderr)
+        if sc is not None and args.format != "json" and not args.quiet:
+            _script_note(path, sc, args.verbose)
     if args.format == "json":
         json.dump({"files": report, "exit_status": status}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return status
+
+
+def _script_note(path: str, sc, verbose: bool) -> None:
+    """A Keras script: which models were checked, and how many statements were skipped."""
+    found = ", ".join(f"'{m.var}' ({m.where})" for m in sc.models) or "none"
+    print(f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
+          f"{found}", file=sys.stderr)
+    n = len(sc.skipped)
+    if n:
+        print(f"{path}: note: skipped {n} statement{'s' if n != 1 else ''} that build{'s' if n == 1 else ''} "
+              f"no model (printing, plotting, training loops, ...)"
+              + ("" if verbose else "; -v lists them"), file=sys.stderr)
+        if verbose:
+            for line, code in sc.skipped:
+                print(f"  {sc.script.where(line) if sc.script else line}: {code}", file=sys.stderr)

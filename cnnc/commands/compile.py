@@ -12,13 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import load_model
+from ._common import load_model, source_options
 
 HELP = "check a .cnn file, print its summary and write a verified ONNX model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
+    from ._common import add_source_arguments
+    add_source_arguments(p)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write the .onnx (default: FILE with .onnx; a folder: FILE's name in it)")
     p.add_argument("--weights", metavar="WEIGHTS",
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..summary import render
 
     lower.check_opset(args.opset)
-    model = load_model(args.file, quiet=args.quiet)
+    model = load_model(args.file, quiet=args.quiet, **source_options(args))
     if args.weights:
         model.load_weights(args.weights)
         origin = f"file {args.weights}"

@@ -18,6 +18,8 @@ HELP = "compute the loss and metrics of trained weights on a dataset"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
+    from ._common import add_source_arguments
+    add_source_arguments(p)
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "
                         "Keras model file with its weights (.keras, .h5)")
@@ -39,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)  # before NumPy loads
     from .. import data as D
     from .. import train
-    from ._common import load_model
+    from ._common import load_model, source_options
 
     check_data_arguments(args)
-    model = load_model(args.file)
+    model = load_model(args.file, **source_options(args))
     train.require_single_io(model, "cnnc evaluate")  # before any data is read
     if args.weights:
         model.load_weights(args.weights)

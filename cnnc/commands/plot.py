@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 
 from ..diagnostics import UsageError
-from ._common import load_checked
+from ._common import add_source_arguments, load_checked, source_options
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
+    add_source_arguments(p)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write: .svg (default: FILE with .svg), .png, .dot or .mmd; "
                         "a folder: FILE's name with .svg in it")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
     dot = plot.require_dot(path) if fmt in plot.NEEDS_GRAPHVIZ else None
-    checked = load_checked(args.file)
+    checked = load_checked(args.file, **source_options(args))
     data = plot.render(checked.analysis, fmt, show_params=not args.no_params, dot=dot,
                        timeout=args.timeout)
     write_bytes(path, data, protect=[args.file])

@@ -21,6 +21,8 @@ HELP = "run trained weights on a dataset's samples and print or save the outputs
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
+    from ._common import add_source_arguments
+    add_source_arguments(p)
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "
                         "Keras model file with its weights (.keras, .h5)")
@@ -56,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from .. import data as D
     from ..atomic import write_bytes, write_text
-    from ._common import load_model
+    from ._common import load_model, source_options
 
-    model = load_model(args.file)
+    model = load_model(args.file, **source_options(args))
     from ..train import require_single_io
     require_single_io(model, "cnnc predict")  # one --data array in, one array out
     if args.weights:

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from ..atomic import write_text
-from ._common import load_checked
+from ._common import add_source_arguments, load_checked, source_options
 
 HELP = "print a Keras-style summary with MACs, memory and receptive fields"
 
@@ -22,10 +22,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only Keras's columns and totals (Layer, Output Shape, Param #)")
     p.add_argument("--ascii", action="store_true", help="draw the table with ASCII characters")
     p.add_argument("-o", "--output", metavar="PATH", help="write the summary to PATH")
+    add_source_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..summary import render
+    if str(args.file).lower().endswith((".py", ".ipynb")):
+        return _script_summaries(args)
     checked = load_checked(args.file)
     text = render(checked.analysis, args.format, diagnostics=checked.diagnostics,
                   keras_only=args.keras, ascii=True if args.ascii else None)
@@ -34,3 +37,46 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text + "\n")
     return 0
+
+
+def _script_summaries(args: argparse.Namespace) -> int:
+    """A Keras script or notebook: the summary of each model it builds (or of the one
+    --model names). A model whose only errors are in compile()/fit() still gets its
+    summary, with the errors."""
+    import json
+
+    from ..diagnostics import CnncError, render_all, use_color
+    from ..frontend import check_script_file
+    from ..summary import render, to_dict
+
+    opts = source_options(args)
+    checked = check_script_file(args.file, opts["model"], opts["input_shape"],
+                                whole=opts["model"] is None)
+    sc = checked.script
+    models = [m for m in sc.models if opts["model"] is None or m.checked.ir is checked.ir]
+    shown = [m for m in models if m.checked.ok or m.settings_only]
+    if not shown:
+        raise CnncError(checked.diagnostics, checked.source, exit_code=1)
+    if checked.diagnostics:
+        print(render_all(checked.diagnostics, checked.source, color=use_color(sys.stderr)),
+              file=sys.stderr)
+    parts = []
+    if args.format == "json":
+        record = {"path": args.file, "models": []}
+        for m in shown:
+            entry = {"variable": m.var, "line": m.line, "where": m.where, "kind": m.kind}
+            entry.update(to_dict(m.checked.analysis, m.checked.diagnostics))
+            record["models"].append(entry)
+        text = json.dumps(record, indent=2)
+    else:
+        for m in shown:
+            head = f"model '{m.var}' ({m.where})"
+            body = render(m.checked.analysis, args.format, diagnostics=m.checked.diagnostics,
+                          keras_only=args.keras, ascii=True if args.ascii else None)
+            parts.append((f"## {head}\n\n" if args.format == "markdown" else f"{head}\n") + body)
+        text = "\n\n".join(parts)
+    if args.output:
+        write_text(args.output, text + "\n", protect=[args.file])
+    else:
+        sys.stdout.write(text + "\n")
+    return 0 if all(m.checked.ok for m in models) and len(shown) == len(models) else 1

@@ -39,6 +39,8 @@ def check_data_arguments(args: argparse.Namespace) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
+    from ._common import add_source_arguments
+    add_source_arguments(p)
     add_data_arguments(p)
     p.add_argument("-o", "--output", metavar="WEIGHTS.npz",
                    help="where to write the trained weights (default: ./<FILE stem>.npz)")
@@ -78,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from .. import data as D
     from .. import train
     from ..atomic import write_text
-    from ._common import load_model
+    from ._common import load_model, source_options
 
     check_data_arguments(args)
     if args.checkpoint_every < 0:
         raise UsageError("--checkpoint-every must be >= 0 seconds")
-    model = load_model(args.file)
+    model = load_model(args.file, **source_options(args))
     train.require_single_io(model, "cnnc train")  # before any data is read
     output = Path(args.output) if args.output else Path(Path(args.file).stem + ".npz")
     if output.suffix != ".npz":

@@ -1,0 +1,314 @@
+"""A Keras model config (Keras 3 or Keras 2, Sequential or Functional) as a plain
+graph: layers with their class, config and input tensors, in the file's order.
+
+Keras 3 writes a call as {"args": [...], "kwargs": {...}} with `__keras_tensor__`
+references; Keras 2 / tf.keras as [[layer, node_index, tensor_index, kwargs], ...].
+What cnnc cannot build (a Lambda, which is Python bytecode; a custom class; a layer
+Keras has and cnnc not; a nested model; a layer called twice) is collected, every
+one of the file, as a `Refusal`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import kinds
+from .limits import MAX_LAYERS, KerasFileError
+
+# Keras 3 records arithmetic on tensors as operations; the ones cnnc has.
+OPS = {"Add": "+", "Subtract": "-", "Multiply": "*", "TrueDivide": "/", "Divide": "/",
+       "Negative": "-"}
+MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+@dataclass
+class Operand:
+    tensor: str | None = None          # a layer's output, by layer name
+    number: float | None = None
+
+
+@dataclass
+class KLayer:
+    name: str
+    cls: str
+    config: dict
+    module: str = ""
+    registered: str = ""
+    inputs: list[str] = field(default_factory=list)
+    listed: bool = False                # called on a list of tensors: Add()([a, b])
+    operands: list[Operand] = field(default_factory=list)  # ops: the call's arguments
+
+    @property
+    def is_input(self) -> bool:
+        return self.cls == "InputLayer"
+
+    @property
+    def is_op(self) -> bool:
+        return self.module.startswith("keras.src.ops") or self.module.startswith("keras.ops")
+
+
+@dataclass
+class Refusal:
+    layer: str
+    cls: str
+    message: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class KModel:
+    name: str
+    sequential: bool
+    layers: list[KLayer]               # the file's order (Keras's model.layers, ops included)
+    inputs: list[str]
+    outputs: list[str]
+    refusals: list[Refusal] = field(default_factory=list)
+    keras2: bool = False               # written by Keras 2 / tf.keras
+
+    def layer(self, name: str) -> KLayer:
+        return next(l for l in self.layers if l.name == name)
+
+
+def _bad(where: str, what: str) -> KerasFileError:
+    return KerasFileError(f"cannot read {where}: {what}", ["the model config is malformed"])
+
+
+def parse(model: dict, where: str) -> KModel:
+    cls = model.get("class_name")
+    config = model.get("config")
+    if cls not in MODEL_CLASSES:
+        raise KerasFileError(f"cannot read {where}: the top-level object is a {cls!r}, not a "
+                             "Sequential or Functional model",
+                             ["subclassed models are Python code: cnnc reads Sequential and "
+                              "functional models"])
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        raise _bad(where, "'layers' is not a list")
+    if len(layers) > MAX_LAYERS:
+        raise KerasFileError(f"cannot read {where}: {len(layers):,} layers, over cnnc's limit "
+                             f"of {MAX_LAYERS:,}")
+    keras2 = "module" not in model and all(isinstance(l, dict) and "module" not in l
+                                           for l in layers[:3])
+    name = config.get("name")
+    name = name if isinstance(name, str) and name else ("sequential" if cls == "Sequential"
+                                                        else "functional")
+    if cls == "Sequential":
+        out = _sequential(layers, config, where, name)
+    else:
+        out = _functional(layers, config, where, name)
+    out.keras2 = keras2
+    seen: set[str] = set()
+    for l in out.layers:
+        if l.name in seen:
+            raise _bad(where, f"two layers are named {l.name!r}")
+        seen.add(l.name)
+        out.refusals.extend(_refusals(l))
+    return out
+
+
+def _entry(raw: Any, where: str, index: int) -> KLayer:
+    if not isinstance(raw, dict) or not isinstance(raw.get("class_name"), str):
+        raise _bad(where, f"layer #{index} is not an object with a class_name")
+    config = raw.get("config")
+    if not isinstance(config, dict):
+        config = {}
+    name = raw.get("name") or config.get("name")
+    if not isinstance(name, str) or not name:
+        raise _bad(where, f"layer #{index} ({raw['class_name']}) has no name")
+    return KLayer(name=name, cls=raw["class_name"], config=config,
+                  module=str(raw.get("module") or ""),
+                  registered=str(raw.get("registered_name") or ""))
+
+
+def _sequential(layers: list, config: dict, where: str, name: str) -> KModel:
+    entries = [_entry(raw, where, i) for i, raw in enumerate(layers)]
+    out: list[KLayer] = []
+    shape = None
+    if entries and entries[0].is_input:
+        first = entries.pop(0)
+        shape = _batch_shape(first.config)
+        input_name = first.name
+    else:
+        input_name = "input_layer"
+        if entries:
+            shape = _batch_shape(entries[0].config)
+        if shape is None and isinstance(config.get("build_input_shape"), list):
+            shape = config["build_input_shape"]
+    inp = KLayer(input_name, "InputLayer", {"batch_shape": shape})
+    previous = inp.name
+    for e in entries:
+        e.inputs = [previous]
+        previous = e.name
+        out.append(e)
+    return KModel(name, True, [inp] + out, [inp.name], [previous] if out else [inp.name])
+
+
+def _batch_shape(config: dict) -> list | None:
+    for key in ("batch_shape", "batch_input_shape"):
+        v = config.get(key)
+        if isinstance(v, list) and v:
+            return v
+    return None
+
+
+def _functional(layers: list, config: dict, where: str, name: str) -> KModel:
+    out: list[KLayer] = []
+    for i, raw in enumerate(layers):
+        layer = _entry(raw, where, i)
+        nodes = raw.get("inbound_nodes") or []
+        if not isinstance(nodes, list):
+            raise _bad(where, f"layer {layer.name!r}: inbound_nodes is not a list")
+        if len(nodes) > 1:
+            layer.config = dict(layer.config, __calls__=len(nodes))
+        if nodes:
+            _read_call(layer, nodes[0], where)
+        out.append(layer)
+    names = {l.name for l in out}
+    for l in out:
+        for src in l.inputs:
+            if src not in names:
+                raise _bad(where, f"layer {l.name!r} reads {src!r}, which is not a layer of the model")
+    inputs = _endpoints(config.get("input_layers"), where, "input_layers")
+    outputs = _endpoints(config.get("output_layers"), where, "output_layers")
+    for n in inputs + outputs:
+        if n not in names:
+            raise _bad(where, f"{n!r} is listed as a model input or output but is not a layer")
+    return KModel(name, False, out, inputs, outputs)
+
+
+def _endpoints(spec: Any, where: str, key: str) -> list[str]:
+    if isinstance(spec, dict):                       # {"name": [layer, 0, 0], ...}
+        spec = list(spec.values())
+    if not isinstance(spec, list) or not spec:
+        raise _bad(where, f"'{key}' is missing")
+    if isinstance(spec[0], str):                     # a single [layer, 0, 0]
+        spec = [spec]
+    out = []
+    for item in spec:
+        if not isinstance(item, list) or not item or not isinstance(item[0], str):
+            raise _bad(where, f"'{key}' entry {item!r} is not [layer, node, index]")
+        out.append(item[0])
+    return out
+
+
+def _read_call(layer: KLayer, node: Any, where: str) -> None:
+    if isinstance(node, dict):                       # Keras 3: {"args": [...], "kwargs": {...}}
+        args = node.get("args") or []
+        kwargs = node.get("kwargs") or {}
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise _bad(where, f"layer {layer.name!r}: a call's args/kwargs are malformed")
+        if len(args) == 1 and isinstance(args[0], list):
+            layer.listed = True
+        refs: list[str] = []
+        _tensor_refs([args, kwargs], refs, where, layer.name)
+        layer.inputs = refs
+        if layer.is_op:
+            layer.operands = [_operand(a, where, layer.name) for a in args]
+        extra = {k: v for k, v in kwargs.items() if not (k in ("mask", "training") and v in (None, False))
+                 and not _is_tensor(v)}
+        if extra:
+            layer.config = dict(layer.config, __call_kwargs__=extra)
+        return
+    if isinstance(node, list):                       # Keras 2: [[name, node, index, kwargs], ...]
+        refs = []
+        extra: dict = {}
+        for item in node:
+            if not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str):
+                raise _bad(where, f"layer {layer.name!r}: inbound node entry {item!r} is malformed")
+            if item[1] != 0 or item[2] != 0:
+                layer.config = dict(layer.config, __output_index__=(item[1], item[2], item[0]))
+            refs.append(item[0])
+            if len(item) > 3 and isinstance(item[3], dict):
+                extra.update({k: v for k, v in item[3].items()
+                              if not (k in ("mask", "training") and v in (None, False))})
+        layer.inputs = refs
+        layer.listed = len(refs) > 1 or _is_merge(layer.cls)
+        if extra:
+            layer.config = dict(layer.config, __call_kwargs__=extra)
+        return
+    raise _bad(where, f"layer {layer.name!r}: an inbound node is neither a list nor an object")
+
+
+def _is_merge(cls: str) -> bool:
+    kind = kinds.lookup(cls)
+    return bool(kind and kind.multi_input)
+
+
+def _is_tensor(v: Any) -> bool:
+    return isinstance(v, dict) and v.get("class_name") == "__keras_tensor__"
+
+
+def _tensor_refs(obj: Any, out: list, where: str, layer: str) -> None:
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if _is_tensor(v):
+            hist = (v.get("config") or {}).get("keras_history")
+            if not isinstance(hist, list) or not hist or not isinstance(hist[0], str):
+                raise _bad(where, f"layer {layer!r}: a tensor reference has no keras_history")
+            out.append(hist[0])
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
+        elif isinstance(v, list):
+            stack.extend(reversed(v))
+
+
+def _operand(v: Any, where: str, layer: str) -> Operand:
+    if _is_tensor(v):
+        return Operand(tensor=v["config"]["keras_history"][0])
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return Operand(number=float(v))
+    return Operand()          # something else (a list, a string): refused later
+
+
+# --- what cnnc cannot build ----------------------------------------------------------------------
+
+def _refusals(l: KLayer) -> list[Refusal]:
+    out = []
+    calls = l.config.get("__calls__")
+    if calls:
+        out.append(Refusal(l.name, l.cls, f"the layer is called {calls} times (shared weights)",
+                           ("cnnc does not share a layer between calls: each call needs its "
+                            "own layer",)))
+    idx = l.config.get("__output_index__")
+    if idx:
+        out.append(Refusal(l.name, l.cls, f"reads output {idx[2]!r}[{idx[0]}][{idx[1]}], the "
+                           "output of a second call or a second output",
+                           ("cnnc layers have one call and one output",)))
+    if l.is_input:
+        return out
+    if l.is_op:
+        op = OPS.get(l.cls)
+        if op is None:
+            out.append(Refusal(l.name, l.cls, f"the operation {l.module}.{l.cls} has no .cnn "
+                               "equivalent", ("cnnc has +, -, *, / and unary - on tensors",)))
+        elif any(o.tensor is None and o.number is None for o in l.operands) or not l.operands \
+                or len(l.operands) > 2 or not any(o.tensor for o in l.operands):
+            out.append(Refusal(l.name, l.cls, "the operation's arguments are not tensors and "
+                               "numbers", ()))
+        return out
+    if l.cls == "Lambda":
+        out.append(Refusal(l.name, l.cls, "a Lambda layer is Python code (marshalled bytecode); "
+                           "cnnc never runs code from a file",
+                           ("rewrite it with Keras layers (Rescaling, Activation, ...) or "
+                            "tensor arithmetic",)))
+    elif l.cls in MODEL_CLASSES:
+        out.append(Refusal(l.name, l.cls, "nested models are not supported",
+                           ("flatten the inner model's layers into the outer one",)))
+    elif l.cls in kinds.APPLICATION_LAYERS:
+        out.append(Refusal(l.name, l.cls, f"{l.cls} is not a Keras layer cnnc has",
+                           (kinds.APPLICATION_LAYERS[l.cls],)))
+    elif l.cls in kinds.KERAS_OTHER_LAYERS or l.cls == "TFOpLambda":
+        out.append(Refusal(l.name, l.cls, f"cnnc does not support the Keras layer {l.cls}", ()))
+    elif kinds.lookup(l.cls) is None:
+        origin = l.registered or (f"{l.module}.{l.cls}" if l.module else l.cls)
+        out.append(Refusal(l.name, l.cls, f"unknown layer class {l.cls!r} ({origin})",
+                           ("a custom class is Python code, which cnnc never runs from a file; "
+                            "cnnc builds Keras's own layers only",)))
+    if "__call_kwargs__" in l.config:
+        kw = ", ".join(f"{k}={v!r}" for k, v in l.config["__call_kwargs__"].items())
+        out.append(Refusal(l.name, l.cls, f"the layer is called with {kw}",
+                           ("cnnc's layers take their tensors only",)))
+    return out

@@ -1,0 +1,240 @@
+"""The Keras-script front end (cnnc/python_frontend): scripts and notebooks read with
+`ast`, never run, checked against what Keras itself builds from them.
+
+Truth: tests/data/scripts/*.truth.json, recorded by tools/script_truth.py from real
+Keras 3 (dev only); CI compares without Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnc.frontend import check_script_file
+from cnnc.python_frontend import check_script
+
+SCRIPTS = Path(__file__).parent / "data" / "scripts"
+TRUTHS = sorted(SCRIPTS.glob("*.truth.json"))
+
+
+def _statement_lines(script: Path, line: int) -> range:
+    """The lines of the statement Keras's traceback names (a call may span lines)."""
+    import ast
+    if script.suffix == ".py":
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.stmt) and node.lineno == line:
+                return range(line, node.end_lineno + 1)
+    return range(line, line + 1)
+
+
+def _params(info) -> int:
+    n = 0
+    for w in info.weights:
+        k = 1
+        for d in w.shape:
+            k *= d
+        n += k
+    return n
+
+
+def _layers(checked) -> list[dict]:
+    out = []
+    for info in checked.analysis.infos:
+        if info.layer.is_op:
+            continue
+        shape = [None] + list(info.output.shape) if info.output is not None else None
+        out.append({"name": info.layer.name, "class": info.layer.kind, "output_shape": shape,
+                    "params": _params(info)})
+    return out
+
+
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=lambda p: p.name.replace(".truth.json", ""))
+def test_corpus_matches_keras(truth_path):
+    truth = json.loads(truth_path.read_text())
+    script = truth_path.with_name(truth["source"])
+    sc = check_script(str(script), script.read_text(encoding="utf-8"))
+    if "error" in truth:
+        # Keras 3 refuses the script: cnnc must refuse it too, with an error at that line
+        errors = [d for d in sc.diagnostics if d.is_error]
+        assert errors, f"Keras 3 fails ({truth['error']['message']}) but cnnc reports no error"
+        lines = _statement_lines(script, truth["error"]["line"])
+        assert any(d.span and d.span.line in lines for d in errors), \
+            [(d.span.line if d.span else None, d.message) for d in errors]
+        return
+    found = {m.var: m for m in sc.models}
+    for model in truth["models"]:
+        assert model["variable"] in found, (model["variable"], list(found))
+        m = found[model["variable"]]
+        assert m.checked.ok or m.settings_only, [d.message for d in m.checked.diagnostics]
+        got = _layers(m.checked)
+        want = model["layers"]
+        assert [(l["class"], l["output_shape"], l["params"]) for l in got] == \
+            [(l["class"], l["output_shape"], l["params"]) for l in want]
+        # Names: cnnc numbers layers per model; Keras numbers them per session, so they
+        # agree when the model is the script's first (not yet in the DLwP notebook).
+        if not truth["source"].endswith(".ipynb"):
+            assert [l["name"] for l in got] == [l["name"] for l in want]
+        assert sum(l["params"] for l in got) == model["total_params"]
+
+
+def _check(text: str, path: str = "script.py", **kw):
+    return check_script(path, text, **kw)
+
+
+def _errors(sc) -> list[str]:
+    return [d.message for d in sc.diagnostics if d.is_error]
+
+
+HEADER = "import keras\nfrom keras import layers\n"
+
+
+def test_sequential_any_name_add_and_name():
+    sc = _check(HEADER + "cnn = keras.Sequential(name='tiny')\n"
+                "cnn.add(layers.Dense(8, input_shape=(4,)))\ncnn.add(layers.Dense(2))\n")
+    (m,) = sc.models
+    assert m.var == "cnn" and m.line == 3
+    assert m.checked.ir.name == "tiny"
+    assert m.checked.analysis.infos[-1].output.shape == (2,)
+
+
+def test_helpers_loops_partial_fstrings():
+    sc = _check(HEADER + "import functools\n"
+                "Conv = functools.partial(layers.Conv2D, kernel_size=3, padding='same')\n"
+                "def block(x, filters, n=2, *, pool=True):\n"
+                "    for i in range(n):\n"
+                "        x = Conv(filters, name=f'conv_{filters}_{i}')(x)\n"
+                "    if pool:\n"
+                "        x = layers.MaxPooling2D()(x)\n"
+                "    return x\n"
+                "def build(shape=(32, 32, 3)):\n"
+                "    inp = keras.Input(shape)\n"
+                "    x = inp\n"
+                "    for f in [16, 32]:\n"
+                "        x = block(x, f)\n"
+                "    x = block(x, 64, n=1, pool=False)\n"
+                "    return keras.Model(inp, layers.Dense(10)(layers.Flatten()(x)))\n"
+                "net = build()\n")
+    (m,) = sc.models
+    assert m.var == "net" and m.checked.ok, _errors(sc)
+    names = [i.layer.name for i in m.checked.analysis.infos]
+    assert names[:2] == ["conv_16_0", "conv_16_1"]
+    assert m.checked.analysis.infos[-1].output.shape == (10,)
+
+
+def test_dataset_shapes_followed_and_unknown_asks_for_input_shape():
+    text = ("from keras.datasets import cifar10\nfrom keras.models import Sequential\n"
+            "from keras.layers import *\n"
+            "(x, y), _ = cifar10.load_data()\nx = x[:, :, :, :1] / 255.0\n"
+            "m = Sequential([Conv2D(4, 3, input_shape=x.shape[1:]), Flatten(), Dense(3)])\n")
+    sc = _check(text)
+    assert sc.models[0].checked.analysis.model.input_shape == (32, 32, 1)
+    unknown = ("import numpy as np\nfrom keras.models import Sequential\nfrom keras.layers import *\n"
+               "x = np.load('data.npy')\n"
+               "m = Sequential([Conv2D(4, 3, input_shape=x.shape[1:]), Flatten(), Dense(3)])\n")
+    sc = _check(unknown)
+    (err,) = [d for d in sc.diagnostics if d.is_error]
+    assert err.span.line == 5 and "input shape" in err.message
+    assert any("--input-shape" in n for n in err.notes)
+    sc = _check(unknown, input_shape=(8, 8, 2))
+    assert sc.models[0].checked.ok and sc.models[0].checked.analysis.model.input_shape == (8, 8, 2)
+
+
+def test_every_model_found_and_unsupported_layer_named():
+    sc = _check(HEADER + "a = keras.Sequential([layers.Input((10,)), layers.Dense(2)])\n"
+                "b = keras.Sequential([layers.Input((10,)), layers.LSTM(4)])\n")
+    assert [m.var for m in sc.models] == ["a", "b"]
+    assert sc.models[0].checked.ok
+    assert not sc.models[1].checked.ok
+    assert any("LSTM" in d.message and d.span.line == 4 for d in sc.diagnostics if d.is_error)
+
+
+def test_keras1_spellings():
+    sc = _check("from keras.models import Sequential\nfrom keras.layers import Convolution2D\n"
+                "m = Sequential()\nm.add(Convolution2D(8, 3, 3, border_mode='same', input_shape=(28, 28, 1)))\n"
+                "m.compile(loss='mse', optimizer='sgd')\nm.fit(None, None, nb_epoch=3)\n")
+    msgs = [d.message for d in sc.diagnostics]
+    assert any("strides=3" in x for x in msgs)          # Keras 3's reading, loudly
+    assert any("border_mode" in x for x in msgs)
+    assert any("nb_epoch" in x for x in msgs)
+    # Keras 3 reads strides=3: (28 -> 10)
+    assert sc.models[0].checked.analysis.infos[0].output.shape == (10, 10, 8)
+
+
+def test_model_input_output_keras2():
+    sc = _check(HEADER + "i = keras.Input((4,))\nm = keras.Model(input=i, output=layers.Dense(2)(i))\n")
+    assert any("Model(input=...)" in e for e in _errors(sc))
+    assert sc.models[0].checked.analysis.infos[-1].output.shape == (2,)
+
+
+def test_settings_error_keeps_shapes():
+    sc = _check(HEADER + "m = keras.Sequential([layers.Input((4,)), layers.Dense(2)])\n"
+                "m.compile(optimizer='adadelta', loss='mse')\n")
+    (m,) = sc.models
+    assert not m.checked.ok and m.settings_only
+
+
+def test_syntax_error_and_no_model():
+    sc = _check("def f(:\n")
+    (d,) = sc.diagnostics
+    assert d.is_error and "not valid Python" in d.message and d.span.line == 1
+    sc = _check("print('hello')\n")
+    assert "found no Keras model" in sc.diagnostics[0].message
+
+
+@pytest.mark.parametrize("text", [
+    "x = 0\nwhile True:\n    x += 1\n",
+    "def f(n):\n    return f(n + 1)\nf(0)\n",
+    "x = [0] * 10 ** 9\n",
+    "s = 'a'\nfor i in range(100):\n    s = s + s\n",
+    "x = " + "(" * 200 + "1" + ")" * 200 + "\n",
+    "x = 1" + " + 1" * 5000 + "\n",
+    "import keras\nm = keras.Sequential()\nfor i in range(10 ** 6):\n    m.add(keras.layers.Dense(2))\n",
+])
+def test_hostile_input_is_bounded(text):
+    sc = _check(text)            # returns (with diagnostics); never hangs or raises
+    assert isinstance(sc.diagnostics, list)
+
+
+def test_notebook_positions(tmp_path):
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": ["# title"]},
+        {"cell_type": "code", "source": ["%matplotlib inline\n", "import keras\n"]},
+        {"cell_type": "code", "source": ["m = keras.Sequential([keras.Input((4, 4, 1)),\n",
+                                         "    keras.layers.Conv2D(2, 5)])\n"]}],
+          "nbformat": 4, "nbformat_minor": 0, "metadata": {}}
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb))
+    checked = check_script_file(path, whole=True)
+    (err,) = [d for d in checked.diagnostics if d.is_error]
+    assert err.cell == (3, 2)
+    from cnnc.diagnostics import render
+    text = render(err, checked.source)
+    assert text.startswith(f"{path}:cell 3:line 2:")
+    assert "\n 2 |     keras.layers.Conv2D(2, 5)])" in text
+
+
+def test_cli_summary_json_and_model_choice(tmp_path):
+    path = tmp_path / "two.py"
+    path.write_text(HEADER + "a = keras.Sequential([layers.Input((10,)), layers.Dense(2)])\n"
+                    "b = keras.Sequential([layers.Input((10,)), layers.Dense(3)])\n")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "cnnc", *a], capture_output=True,  # noqa: E731
+                                    text=True)
+    r = run("summary", str(path), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    models = json.loads(r.stdout)["models"]
+    assert [(m["variable"], m["line"]) for m in models] == [("a", 3), ("b", 4)]
+    r = run("plot", str(path), "-o", str(tmp_path / "x.dot"))
+    assert r.returncode == 2 and "--model" in r.stderr
+    r = run("plot", str(path), "--model", "b", "-o", str(tmp_path / "x.dot"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_imports_neither_numpy_nor_onnx():
+    code = ("import sys; from cnnc.cli import main; main(['check', %r]); "
+            "print('numpy' in sys.modules, 'onnx' in sys.modules)" % str(SCRIPTS / "keras_io_mnist_convnet.py"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().endswith("False False"), r.stdout + r.stderr
