@@ -454,7 +454,11 @@ def _merge_kinds() -> list[LayerKind]:
                    for cls in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")]
     concat = LayerKind("Concatenate", "concatenate", None, (Param("axis", any_int, -1),),
                        multi_input=True)
-    return elementwise + [concat]
+    # InceptionResNetV2's scaled residual (keras.applications.inception_resnet_v2):
+    # CustomScaleLayer(scale)([x, up]) = x + up * scale
+    scaled = LayerKind("CustomScaleLayer", "custom_scale", None, (Param("scale", number()),),
+                       multi_input=True)
+    return elementwise + [concat, scaled]
 
 
 # --- transposed convolutions, resampling, cropping (Keras 3) ----------------------
@@ -582,10 +586,7 @@ CategoryEncoding Hashing StringLookup IntegerLookup TextVectorization
 
 # Layers Keras defines inside its applications rather than in keras.layers, and how to
 # write them in .cnn instead.
-APPLICATION_LAYERS = {
-    "CustomScaleLayer": "InceptionResNetV2's scaled residual, CustomScaleLayer(scale)([x, up]), "
-                        "is arithmetic on tensors: write x = x + up * scale",
-}
+APPLICATION_LAYERS: dict[str, str] = {}
 
 
 def lookup(name: str) -> LayerKind | None:

@@ -289,6 +289,7 @@ mx = Maximum()([v, b, a])
 mn = Minimum()([mx, s])
 g = GlobalAveragePooling2D(keepdims=True)(mn)
 gate = Multiply()([mn, g])
+gate = CustomScaleLayer(0.17)([gate, b])
 c = Concatenate(axis=2)([gate, a])
 c2 = concatenate([c, c])
 Flatten()
@@ -472,7 +473,7 @@ def test_tensor_arithmetic_values_gradients_and_onnx():
     ("a = Input(shape=(4,))\ny = a % 2", "'%' is not supported on tensors"),
     ("a = Input(shape=(4,))\ny = a * 'x'", "works on numbers only"),
     ("a = Input(shape=(4,))\ny = Dense(2)(a + b)", "'b' is not defined"),
-    ("a = Input(shape=(4,))\ny = CustomScaleLayer(0.17)([a, a])", "part of a Keras application"),
+    ("a = Input(shape=(4,))\ny = CustomScaleLayer(0.17)([a, a, a])", "takes exactly 2 tensors"),
 ])
 def test_tensor_arithmetic_refusals(text, message):
     _refused(text, message)

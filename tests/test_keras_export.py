@@ -108,6 +108,7 @@ GRAPH_SAMPLES: dict[str, list[str]] = {
     **{k: [f"y = {k}()([a, b])"] for k in ("Add", "Subtract", "Multiply", "Average", "Maximum",
                                            "Minimum")},
     "Concatenate": ["y = Concatenate(axis=1)([a, b])", "y = Concatenate()([a, b, a])"],
+    "CustomScaleLayer": ["y = CustomScaleLayer(0.17)([a, b])"],
     "op:Add": ["y = a + 3.0", "y = a + b"],
     "op:Subtract": ["y = 1.0 - a", "y = a - b"],
     "op:Multiply": ["y = a * b", "y = 0.5 * a"],

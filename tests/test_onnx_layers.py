@@ -146,6 +146,8 @@ GRAPH_CASES = [
                            "y = Concatenate()([a, inputs])\nConv2D(2, 1)"),
     ("concat-spatial-axis", "inputs = Input(shape=(6, 5, 2))\na = Conv2D(3, 1)(inputs)\n"
                             "b = Conv2D(3, 1)(inputs)\ny = concatenate([a, b], axis=1)"),
+    ("custom-scale", "inputs = Input(shape=(5, 5, 3))\na = Conv2D(3, 1)(inputs)\n"
+                     "y = CustomScaleLayer(0.17)([inputs, a])"),
     ("concat-flat", "inputs = Input(shape=(4, 4, 2))\na = Conv2D(2, 1)(inputs)\nf = Flatten()(a)\n"
                     "g = GlobalAveragePooling2D()(a)\ny = Concatenate(axis=-1)([f, g])\nDense(2)"),
 ]

@@ -20,7 +20,7 @@ from .elementwise import (NormalizationShapes, dropout, dropout_noise_shape,  # 
                           elementwise, layer_norm, layer_norm_axes, layer_scale, normalization,
                           normalization_shapes, prelu, prelu_alpha_shape, rescaling, softmax,
                           softmax_axes)
-from .merge import _Provenance, concatenate, merge, tensor_op
+from .merge import _Provenance, concatenate, custom_scale, merge, tensor_op
 from .resample import conv_transpose, cropping, resizing, up_sampling
 from .windows import (avg_pool, conv, depthwise_conv, global_avg_pool, global_max_pool, max_pool,
                       separable_conv)
@@ -59,6 +59,7 @@ RULES: dict[str, Rule] = {
     "merge": merge,                 # several inputs: (layer, flows, provenance)
     "concatenate": concatenate,
     "tensor_op": tensor_op,
+    "custom_scale": custom_scale,
 }
 
 

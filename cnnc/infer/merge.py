@@ -140,6 +140,14 @@ def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo
                      (), 0, inputs=tuple(xs))
 
 
+def custom_scale(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
+    """InceptionResNetV2's CustomScaleLayer: x + up * scale, whole tensors broadcast."""
+    if len(xs) != 2:
+        raise ShapeError(f"CustomScaleLayer takes exactly 2 tensors [x, up], got {len(xs)}",
+                         layer.span)
+    return tensor_op(layer, xs, why)
+
+
 def tensor_op(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
     """Arithmetic on tensors (`x + 3.0`, `x * y`): NumPy broadcasting of whole tensors,
     batch axis included, so two tensors must have one rank (Keras would line a lower

@@ -43,6 +43,7 @@ NODE_KWARGS_BY_KIND: dict[str, Json] = {"GlobalAveragePooling1D": {"mask": None}
 # Where a class lives, when not keras.layers, and its registered name.
 MODULES: dict[str, tuple[str, str | None]] = {
     "LayerScale": ("keras.src.applications.convnext", "LayerScale"),
+    "CustomScaleLayer": ("keras.src.applications.inception_resnet_v2", "CustomScaleLayer"),
 }
 OP_MODULE = "keras.src.ops.numpy"
 
@@ -244,6 +245,7 @@ LAYER_CONFIGS: dict[str, Callable[[Layer], Json]] = {
     "layer_norm": _layer_norm,
     "layer_scale": _keys("init_values", "projection_dim"),
     "merge": lambda l: {},
+    "custom_scale": _keys("scale"),
     "concatenate": _keys("axis"),
     "tensor_op": lambda l: {},              # operations: only their name
 }

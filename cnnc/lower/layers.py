@@ -311,4 +311,5 @@ RULES: dict[str, Rule] = {
     "merge": merge.merge,       # several Values in: a list
     "concatenate": merge.concatenate,
     "tensor_op": merge.tensor_op,
+    "custom_scale": merge.custom_scale,
 }

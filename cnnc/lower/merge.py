@@ -95,3 +95,12 @@ def tensor_op(step: "Step", xs: Sequence[Value]) -> Value:
     image = xs[0].image if layout == FLAT_CF else None
     y = step.node(_OPS[kind], names, kind.lower())
     return Value(y, step.info.output_shape, layout, image)
+
+
+def custom_scale(step: "Step", xs: Sequence[Value]) -> Value:
+    """x + up * scale (InceptionResNetV2's CustomScaleLayer)."""
+    xs, layout = _common_layout(step, xs)
+    scale = step.const("scale", np.asarray(step.layer["scale"], np.float32))
+    up = step.node("Mul", [xs[1].name, scale], "scale")
+    y = step.node("Add", [xs[0].name, up], "add")
+    return Value(y, step.info.output_shape, layout, xs[0].image if layout == FLAT_CF else None)

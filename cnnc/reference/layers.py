@@ -545,7 +545,7 @@ def _resample_layers() -> dict[str, type[Layer]]:
 def _merge_layers() -> dict:
     from . import merge         # several tensors in: its classes take a list
     return {"merge": merge.elementwise, "concatenate": merge.Concatenate,
-            "tensor_op": merge.TensorOp}
+            "tensor_op": merge.TensorOp, "custom_scale": merge.CustomScale}
 
 
 def _elementwise_layers() -> dict[str, type[Layer]]:

@@ -175,6 +175,16 @@ class Concatenate(Merge):
         return [np.ascontiguousarray(g) for g in np.split(dy, cuts, axis=self.cache["axis"])]
 
 
+class CustomScale(Merge):
+    """InceptionResNetV2's CustomScaleLayer: x + up * scale."""
+
+    def combine(self, xs, training):
+        return xs[0] + xs[1] * np.asarray(self.layer["scale"], xs[1].dtype)
+
+    def split(self, dy):
+        return [dy, dy * np.asarray(self.layer["scale"], dy.dtype)]
+
+
 class TensorOp(Merge):
     """Arithmetic on tensors: `x + c`, `c - x` (reverse), `x * y`, `x / c`, `-x`."""
 
