@@ -25,20 +25,26 @@ FOLDABLE = ("conv", "depthwise_conv", "separable_conv")
 _KERNEL = {"conv": "kernel", "depthwise_conv": "kernel", "separable_conv": "pointwise_kernel"}
 
 
+def _only_reader(analysis: Analysis, tensor: str) -> str | None:
+    """The one layer that reads a layer's tensor, if it is exactly one and no model output."""
+    model = analysis.model
+    if model.input_node(tensor) is not None or tensor in model.outputs:
+        return None
+    reading = model.consumers.get(tensor, ())
+    return reading[0] if len(reading) == 1 else None
+
+
 def plan(analysis: Analysis) -> dict[str, str]:
     """BatchNormalization name -> the convolution it folds into."""
-    model = analysis.model
-    readers = model.consumers
-    outputs = set(model.outputs)
     out: dict[str, str] = {}
     for info in analysis.infos:
         layer = info.layer
         if layer.family != "batch_norm" or layer["axis"] % (len(info.input_shape) + 1) != len(info.input_shape):
             continue
         src = layer.inputs[0]
-        if model.input_node(src) is not None or src in outputs or readers.get(src) != (layer.name,):
+        if _only_reader(analysis, src) != layer.name:
             continue
-        conv = model.layer(src)
+        conv = analysis.model.layer(src)
         if conv.family in FOLDABLE and conv.args.get("activation", "linear") == "linear":
             out[layer.name] = src
     return out
@@ -70,18 +76,13 @@ def fold(conv: LayerInfo, conv_w: Mapping[str, np.ndarray], bn: LayerInfo,
 
 def pad_plan(analysis: Analysis) -> dict[str, str]:
     """ZeroPadding name -> the convolution whose pads take its zeros."""
-    model = analysis.model
-    readers = model.consumers
-    outputs = set(model.outputs)
     out: dict[str, str] = {}
     for info in analysis.infos:
         layer = info.layer
-        if layer.family != "zero_padding" or layer.name in outputs:
+        reader = _only_reader(analysis, layer.name) if layer.family == "zero_padding" else None
+        if reader is None:
             continue
-        reading = readers.get(layer.name, ())
-        if len(reading) != 1:
-            continue
-        conv = analysis.info(reading[0])
+        conv = analysis.info(reader)
         if (conv.layer.family in FOLDABLE and conv.layer.rank == layer.rank
                 and None not in conv.input_shape):
             out[layer.name] = conv.name
