@@ -8,7 +8,6 @@ each statement on its own so that one bad line does not hide the next.
 
 from __future__ import annotations
 
-import ast
 import functools
 import os
 import warnings
@@ -397,6 +396,7 @@ def _string(text: str) -> str:
     """Python's string escapes; an unknown escape stays as written (as in Python)."""
     if "\\" not in text:  # the common case ('relu'): no need to compile anything
         return text[1:-1]
+    import ast  # only for escapes: keeps `cnnc check` from loading the ast module
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Python warns about unknown escapes such as '\m'
         try:
