@@ -48,7 +48,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stdout:
+    """sys.stdout, but a failed write (a full disk, a closed descriptor) is a UsageError
+    (exit 2) that says so, instead of an OSError deep inside a print()."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _fail(self, e: OSError | None) -> UsageError:
+        why = "it is closed" if e is None else _why(e)
+        return UsageError(f"cannot write to standard output: {why}",
+                          ["the output was lost; write it to a file with -o where the command has it"])
+
+    def write(self, text: str) -> int:
+        if self._stream is None:
+            raise self._fail(None)
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._fail(e) from None
+
+    def flush(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._fail(e) from None
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def __getattr__(self, name):
+        if self._stream is None:
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
+def _why(e: OSError) -> str:
+    from .atomic import _why as why
+    return why(e)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe or a failed write: nothing more goes to stdout (not even
+    Python's flush at exit, which would print 'Exception ignored')."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    real = sys.stdout
+    sys.stdout = _Stdout(real)
+    try:
+        code = _main(argv)
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+        except UsageError as e:
+            print_usage_error(e)
+            _silence_stdout()
+            return 2
+        return code
+    finally:
+        sys.stdout = real
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "_run", None):
@@ -60,12 +138,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except UsageError as e:
         print_usage_error(e)
+        if "standard output" in e.message:
+            _silence_stdout()
         return 2
     except KeyboardInterrupt:
         print("cnnc: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _silence_stdout()   # `cnnc summary net.cnn | head -1`: the reader has what it wanted
         return 0
+    except MemoryError:
+        # the resource guard (cnnc.resources) refuses sizes it can see before allocating;
+        # this is the last resort for the rest
+        print("cnnc: error: out of memory", file=sys.stderr)
+        print("  note: use a smaller --batch-size or --limit, or a smaller model or input",
+              file=sys.stderr)
+        return 2
+    except OSError as e:
+        # an OS error no reader or writer turned into a message: still the user's
+        # situation (a file, a disk), not a bug
+        where = f" '{e.filename}'" if getattr(e, "filename", None) else ""
+        print(f"cnnc: error: cannot access{where}: {_why(e)}", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug in cnnc: say so without a traceback
         if os.environ.get("CNNC_DEBUG"):
             raise

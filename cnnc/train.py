@@ -60,16 +60,23 @@ _UNSUPPORTED = {
 
 
 class TrainingStopped(Exception):
-    """The loss or a gradient became NaN or inf; no update was applied for that batch."""
+    """The loss, a gradient, an updated weight or the model's outputs became NaN or inf.
+    `updated` is False when the bad batch was not applied (the loss or a gradient), True
+    when an update already made the weights unusable (they are never written)."""
 
-    def __init__(self, epoch: int, batch: int, steps: int, what: str, checkpoint: Path | None):
+    def __init__(self, epoch: int, batch: int, steps: int, what: str, checkpoint: Path | None,
+                 updated: bool = False):
         self.epoch, self.batch, self.steps, self.what, self.checkpoint = epoch, batch, steps, what, checkpoint
+        self.updated = updated
         where = f"epoch {epoch + 1}, batch {batch + 1}/{steps}"
-        super().__init__(f"training stopped: {what} at {where}")
+        super().__init__(f"training stopped: {what} {'after' if updated else 'at'} {where}")
 
     @property
     def notes(self) -> list[str]:
-        notes = ["the weights are those from before this batch; nothing was updated with it"]
+        if self.updated:
+            notes = ["the weights after this update give NaN or inf; they are not usable"]
+        else:
+            notes = ["the weights are those from before this batch; nothing was updated with it"]
         if self.checkpoint is not None:
             notes.append(f"the last good checkpoint is kept in '{self.checkpoint}'")
         notes.append("a smaller learning rate (--lr), gradient clipping (clipnorm=1.0) or "
@@ -317,6 +324,12 @@ class _Run:
                 weights[k][...] = v
             raise TrainingStopped(self.epoch, self.batch, steps, problem, None)
         self.optimizer.apply(grads, self.net.weights)
+        # the update itself can overflow (a huge learning rate): such weights must never
+        # reach a checkpoint or the output
+        bad = next((k for k, w in weights.items() if not np.isfinite(w).all()), None)
+        if bad is not None:
+            raise TrainingStopped(self.epoch, self.batch, steps,
+                                  f"the update made '{bad}' NaN or inf", None, updated=True)
         n = len(xb)
         self.sums["loss"].update(value * n, n)
         for name, fn in self.metric_fns.items():
@@ -404,6 +417,8 @@ def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None
                                 initial_epoch=initial_epoch, seed=seed,
                                 validation_batch_size=validation_batch_size)
     compiled = resolve_compile(model, loss, optimizer, metrics, learning_rate)
+    from . import resources   # before the data are converted or any weight drawn
+    resources.check_model(model, settings.batch_size, "fit", training=True)
     x, y, val = _training_data(model, x, y, validation_data, settings.validation_split,
                                compiled.loss.name, scale, divisor)
     folder = Path(checkpoint) if checkpoint is not None else None
@@ -525,15 +540,32 @@ class _Loop:
         run = self.run
         logs = run.logs()
         if self.val is not None:
-            vlogs = _evaluate_arrays(partial(run.net.forward, training=False), run.loss,
-                                     run.metric_fns, *self.val,
-                                     self.settings.validation_batch_size or self.settings.batch_size,
-                                     penalty=R.penalty(run.net.weights, run.regularizers))
+            with np.errstate(all="ignore"):   # NaN or inf is reported by _check_outputs
+                vlogs = _evaluate_arrays(partial(run.net.forward, training=False), run.loss,
+                                         run.metric_fns, *self.val,
+                                         self.settings.validation_batch_size or self.settings.batch_size,
+                                         penalty=R.penalty(run.net.weights, run.regularizers))
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
+        self._check_outputs(logs)
         self.progress.epoch_end(self.steps, logs)
         run.end_epoch(logs)
         if self.folder is not None:
             self.save()
+
+
+    def _check_outputs(self, logs: Mapping[str, float]) -> None:
+        """Weights that are finite can still give NaN or inf (the last update of an
+        exploding run): checked on the validation loss, or on one batch of the training
+        data, before the epoch's checkpoint (and the output) can keep them."""
+        run = self.run
+        if "val_loss" in logs:
+            problem = None if math.isfinite(logs["val_loss"]) else f"the validation loss is {logs['val_loss']}"
+        else:
+            with np.errstate(all="ignore"):
+                p = run.net.forward(self.x[:self.settings.batch_size], training=False)
+            problem = None if np.isfinite(p).all() else "the model's outputs hold NaN or inf"
+        if problem is not None:
+            raise TrainingStopped(run.epoch, self.steps - 1, self.steps, problem, None, updated=True)
 
 
 def _check_resumable(folder: Path, meta: Mapping[str, Any], fixed: Mapping[str, Any]) -> None:
@@ -593,8 +625,10 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
     from .reference.network import Network
     require_single_io(model, "evaluate")
     compiled = resolve_compile(model, loss, None, metrics)
-    x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")
     batch_size = _whole("batch_size", 32 if batch_size is None else batch_size, 1)
+    from . import resources
+    resources.check_model(model, batch_size, "evaluate")
+    x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")
     net = Network(model.analysis, model.weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
     p_shape = (len(y), *model.analysis.output_shape)

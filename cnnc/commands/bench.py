@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch and --threads must be at least 1, --seconds positive")
     lower.check_opset(args.opset)
     model = load_model(args.file, **source_options(args))
+    from .. import resources     # before any weight exists: the ONNX lowering, then batches
+    resources.check_model(model, 2, "cnnc bench", work="compile")
+    resources.check_model(model, args.batch, "cnnc bench")
     if args.weights:
         model.load_weights(args.weights)
     elif model.has_weights:            # a Keras file's own weights

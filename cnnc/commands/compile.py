@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..diagnostics import UsageError
 from ._common import load_model, source_options
 
 HELP = "check a .cnn file, print its summary and write a verified ONNX model"
@@ -30,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seed of the fresh initial weights when --weights is not given (default 0)")
     p.add_argument("--opset", type=int, metavar="N",
                    help="ONNX opset (default 17; see docs/ONNX.md for the supported range)")
+    p.add_argument("--external-data-threshold", type=int, metavar="BYTES",
+                   help="weights over this many bytes go to NAME.onnx.data beside the model "
+                        "(ONNX external data; default: just under protobuf's 2 GB limit)")
     p.add_argument("--no-summary", action="store_true", help="do not print the model summary")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print neither warnings nor the summary; only errors and the written path")
@@ -49,8 +53,17 @@ def run(args: argparse.Namespace) -> int:
     from .. import lower
     from ..summary import render
 
+    from .. import resources
+    from ..atomic import check_outputs
     lower.check_opset(args.opset)
+    path = output_path(args.file, args.output)
+    protect = [args.file] + ([args.weights] if args.weights else [])
+    if args.external_data_threshold is not None and args.external_data_threshold < 0:
+        raise UsageError(f"--external-data-threshold must be >= 0, got {args.external_data_threshold}")
+    check_outputs([(path, "-o"), (lower.data_path(path), "its external data (NAME.onnx.data)")],
+                  protect)      # before any work
     model = load_model(args.file, quiet=args.quiet, **source_options(args))
+    resources.check_model(model, 2, "cnnc compile", work="compile")   # before any weight exists
     if args.weights:
         model.load_weights(args.weights)
         origin = f"file {args.weights}"
@@ -63,14 +76,13 @@ def run(args: argparse.Namespace) -> int:
     if not (args.quiet or args.no_summary):
         print(render(model.analysis, "text", diagnostics=model.diagnostics))
     try:
-        lowered = lower.lower(model, args.opset, metadata={"weights": origin})
+        lowered = lower.lower(model, args.opset, metadata={"weights": origin}, path=path,
+                              external_threshold=args.external_data_threshold)
     except lower.VerificationError as e:
         print(f"cnnc: error: the ONNX graph failed verification: {e}", file=sys.stderr)
         print("  note: this is a bug in cnnc; please report it with the .cnn file", file=sys.stderr)
         return 70
-    path = output_path(args.file, args.output)
-    protect = [args.file] + ([args.weights] if args.weights else [])
-    size = lower.write(lowered.proto, path, protect=protect, data=lowered.data)
+    size = lower.write(lowered.proto, path, protect=protect, data=lowered.data, staged=lowered.staged)
     print(_report(lowered, path, size, origin, args.quiet))
     return 0
 
@@ -79,6 +91,9 @@ def _report(lowered, path: Path, size: int, origin: str, quiet: bool) -> str:
     from ..lower import INPUT_NAME, OUTPUT_NAME
     from ..summary import readable_memory_size
     head = f"wrote {path} ({readable_memory_size(size)})"
+    if lowered.staged is not None:
+        from ..lower import data_path
+        head += f", its weights in {data_path(path)} (ONNX external data)"
     if quiet:
         return head
     g = lowered.proto.graph

@@ -46,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     check_data_arguments(args)
     model = load_model(args.file, **source_options(args))
     train.require_single_io(model, "cnnc evaluate")  # before any data is read
+    from .. import resources
+    from ..diagnostics import UsageError
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    resources.check_model(model, args.batch_size, "cnnc evaluate")   # before any weight exists
     if args.weights:
         model.load_weights(args.weights)
     elif not model.has_weights:

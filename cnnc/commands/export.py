@@ -56,10 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"the output must end in .keras, got '{path}'",
                          ["Keras 3's load_model reads a .keras file by its extension"])
     protect = [args.file] + ([args.weights] if args.weights else [])
-    for p in protect:       # refuse before any work (atomic_write checks again)
-        if _same_file(path, Path(p)):
-            raise UsageError(f"refusing to overwrite the input file '{p}'",
-                             ["choose another output path with -o"])
+    from ..atomic import check_outputs
+    check_outputs([(path, "-o")], protect)   # before any work (atomic_write checks again)
     try:
         import h5py  # noqa: F401
     except ImportError:
@@ -69,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from ..summary import readable_memory_size
 
     model = load_model(args.file, quiet=args.quiet)
+    from .. import resources
+    resources.check_model(model, 1, "cnnc export", work="compile")
     if args.weights:
         model.load_weights(args.weights)
         origin = f"file {Path(args.weights).name}"

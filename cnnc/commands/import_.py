@@ -55,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if cnn_path.suffix != ".cnn":
         raise UsageError(f"the output '{cnn_path}' should end in .cnn")
     inputs = [args.file] + ([args.weights] if args.weights else [])
-    for out in (cnn_path, npz_path):
-        for inp in inputs:
-            if _same(out, Path(inp)):
-                raise UsageError(f"refusing to overwrite the input file '{inp}'",
-                                 ["choose another output path with -o"])
+    from ..atomic import check_outputs
+    outputs = [(cnn_path, "the .cnn")] + ([] if args.no_weights else [(npz_path, "the weights")])
+    check_outputs(outputs, inputs)
     # The .cnn text, checked: its diagnostics in the Keras file's terms.
     checked = check_file(args.file)
     if not checked.ok:

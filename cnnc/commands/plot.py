@@ -52,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = output_path(args.file, args.output)
     fmt = plot.format_of(path)
-    if _same_file(path, Path(args.file)):
-        raise UsageError(f"refusing to overwrite the input file '{args.file}'",
-                         ["choose another output path with -o"])
+    from ..atomic import check_outputs
+    check_outputs([(path, "-o")], [args.file])
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
     dot = plot.require_dot(path) if fmt in plot.NEEDS_GRAPHVIZ else None

@@ -39,14 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _inputs(args):
-    import numpy as np
     from .. import data as D
     if args.data.lower().endswith(".npy"):
-        try:
-            x = np.load(args.data, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise D.DataError(f"cannot read inputs '{args.data}': {e}") from None
-        return x, None, None, None
+        return D.load_npy(args.data), None, None, None
     ds = D.load(args.data)
     x, y = ds.split(args.split)
     return x, y, ds.scale, ds.class_names
@@ -63,16 +58,21 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.file, **source_options(args))
     from ..train import require_single_io
     require_single_io(model, "cnnc predict")  # one --data array in, one array out
+    if args.output and Path(args.output).suffix not in (".npy", ".csv"):
+        raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if args.output:    # before any work
+        from ..atomic import check_outputs
+        check_outputs([(args.output, "-o")], [args.file, args.data, args.weights])
+    from .. import resources
+    resources.check_model(model, args.batch_size, "cnnc predict")   # before any weight exists
     if args.weights:
         model.load_weights(args.weights)
     elif not model.has_weights:
         from ..diagnostics import UsageError as _UsageError
         raise _UsageError("the weights are missing: give them with --weights",
                           ["a .cnn or a Keras JSON carries no weights"])
-    if args.output and Path(args.output).suffix not in (".npy", ".csv"):
-        raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     x, y, divisor, names = _inputs(args)

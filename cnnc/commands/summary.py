@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..summary import render
+    if args.output:
+        from ..atomic import check_outputs
+        check_outputs([(args.output, "-o")], [args.file])
     if str(args.file).lower().endswith((".py", ".ipynb")):
         return _script_summaries(args)
     checked = load_checked(args.file)

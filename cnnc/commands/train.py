@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import checkpoint as ckpt
     from .. import data as D
     from .. import train
-    from ..atomic import write_text
+    from ..atomic import check_outputs, write_text
     from ._common import load_model, source_options
 
     check_data_arguments(args)
@@ -92,14 +92,38 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"the output '{output}' should end in .npz")
     hist_path = Path(args.history) if args.history else history_path(output)
     folder = None if args.no_checkpoint else Path(args.checkpoint_dir or ckpt.default_dir(output))
-    protect = [args.file, args.data]
     if args.resume and folder is None:
         raise UsageError("--resume needs checkpoints; drop --no-checkpoint")
+    # Every output against every input and each other, and every output folder
+    # writable, before any data is read or any step taken.
+    protect = [args.file, args.data, args.initial_weights]
+    outputs = [(output, "the weights (-o)"), (hist_path, "the history (--history)")]
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"the checkpoint directory '{folder}' is a file",
+                             ["give --checkpoint-dir a folder (it is created if missing)"])
+        outputs.append((ckpt.path_in(folder), "the checkpoint (--checkpoint-dir)"))
+        for p in protect:   # a checkpoint folder that is an input
+            if p and Path(p).exists() and Path(p).resolve() == folder.resolve():
+                raise UsageError(f"the checkpoint directory '{folder}' is the input '{p}'",
+                                 ["choose another --checkpoint-dir"])
+    check_outputs(outputs, protect)
+    protect = [p for p in protect if p]
+    from .. import resources   # before any weight or data array is allocated
+    batch = train.resolve_settings(model, batch_size=args.batch_size).batch_size
+    resources.check_model(model, batch, "cnnc train", training=True)
 
     ds = D.load(args.data).limit(args.limit)
     if args.initial_weights:
         model.load_weights(args.initial_weights)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    # All the data is checked before the first step: the test split too (a bad one
+    # would otherwise fail only after training).
+    test = None
+    if args.test and ds.x_test is not None:
+        compiled = train.resolve_compile(model, args.loss, args.optimizer, metrics, args.lr)
+        test = train.prepare(model, ds.x_test, ds.y_test, compiled.loss.name, scale=args.scale,
+                             divisor=ds.scale, what="test data")
     if folder is not None:
         _announce_checkpoint(folder, args.resume, ckpt)
 
@@ -126,12 +150,12 @@ def run(args: argparse.Namespace) -> int:
         return 130
     _save(model, output, protect)
     summary = {"model": model.name, **history.to_json()}
-    if args.test and ds.x_test is not None:
-        test = train.evaluate(model, ds.x_test, ds.y_test, batch_size=max(32, history.params["batch_size"]),
-                              return_dict=True, verbose=0, scale=args.scale, divisor=ds.scale,
-                              loss=args.loss, metrics=metrics)
-        summary["test"] = test
-        print(f"test ({len(ds.x_test):,} samples)" + "".join(f" - {k}: {v:.4f}" for k, v in test.items()))
+    if test is not None:
+        result = train.evaluate(model, *test, batch_size=max(32, history.params["batch_size"]),
+                                return_dict=True, verbose=0, scale=False,
+                                loss=args.loss, metrics=metrics)
+        summary["test"] = result
+        print(f"test ({len(test[0]):,} samples)" + "".join(f" - {k}: {v:.4f}" for k, v in result.items()))
     write_text(hist_path, json.dumps(summary, indent=2) + "\n", protect)
     where = f"; checkpoint in {folder}/" if folder is not None else ""
     print(f"wrote {output} ({model.total_params:,} parameters) and {hist_path}{where}")

@@ -24,10 +24,11 @@ from onnx import helper
 
 from .. import __version__
 from ..diagnostics import UsageError
-from .graph import CF, FLOAT, Graph, Value, channels_last
+from .graph import CF, FLOAT, Graph, Value, channels_last  # noqa: F401
 from . import fold
 from .layers import RULES, Step
-from .verify import VerificationError, check_and_infer, check_and_infer_serialized, smoke_run
+from .verify import (VerificationError, check_and_infer, check_and_infer_path,  # noqa: F401
+                     check_and_infer_serialized, smoke_run)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import Model
@@ -58,6 +59,10 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 INPUT_DOC = "float32, channels_last as in Keras: (batch, *spatial, channels)"
 
+# Protobuf cannot serialize a message over 2 GiB: above this many bytes of weights the
+# model is written as NAME.onnx plus its weights in NAME.onnx.data (ONNX external data).
+EXTERNAL_THRESHOLD = 2**31 - 64 * 2**20
+
 _AXIS_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
@@ -71,6 +76,7 @@ class Lowered:
     finite: bool = True                                 # smoke run gave finite outputs
     checks: tuple[str, ...] = field(default=())
     data: bytes | None = field(default=None, repr=False)   # proto serialized, as verified
+    staged: Path | None = None    # external data: the verified files, in a temp folder
 
     @property
     def nodes(self) -> int:
@@ -202,15 +208,84 @@ def build(model: "Model", opset: int | None = None,
 
 def lower(model: "Model", opset: int | None = None,
           weights: Mapping[str, np.ndarray] | None = None,
-          metadata: Mapping[str, str] | None = None) -> Lowered:
-    """Build and verify; raises VerificationError (a cnnc bug) if a check fails."""
+          metadata: Mapping[str, str] | None = None, *, path: str | Path | None = None,
+          external_threshold: int | None = None) -> Lowered:
+    """Build and verify; raises VerificationError (a cnnc bug) if a check fails.
+    Weights over `external_threshold` bytes (default EXTERNAL_THRESHOLD, protobuf's
+    limit) go to external data: that needs the `path` the model will be written to;
+    the files are staged and verified beside it, and `write` moves them in place."""
     proto, expected = build(model, opset, weights, metadata)
+    opset = check_opset(opset)
+    checks = ("onnx.checker full_check", "strict shape inference matches cnnc's shapes",
+              "onnxruntime smoke run")
+    threshold = EXTERNAL_THRESHOLD if external_threshold is None else external_threshold
+    size = weight_bytes(proto)
+    if size > threshold:
+        if path is None:
+            raise UsageError(f"model '{model.name}' has {size:,} bytes of weights, too many for one "
+                             "ONNX message (protobuf's 2 GB limit)",
+                             ["write it to a file (cnnc compile -o NAME.onnx, Model.to_onnx(path)): "
+                              "its weights go to NAME.onnx.data beside it"])
+        staged, inferred = _stage_external(proto, expected, Path(path), threshold)
+        try:
+            finite = smoke_run(str(staged / Path(path).name), model.analysis)
+        except BaseException:
+            _remove_tree(staged)
+            raise
+        return Lowered(inferred, opset, sum(n.op_type == "Transpose" for n in inferred.graph.node),
+                       finite, checks + ("weights in external data",), None, staged)
     proto, data = check_and_infer_serialized(proto, expected)
     finite = smoke_run(data, model.analysis)
-    opset = check_opset(opset)
     return Lowered(proto, opset, sum(n.op_type == "Transpose" for n in proto.graph.node), finite,
-                   ("onnx.checker full_check", "strict shape inference matches cnnc's shapes",
-                    "onnxruntime smoke run"), data)
+                   checks, data)
+
+
+def weight_bytes(proto: onnx.ModelProto) -> int:
+    return sum(len(t.raw_data) or t.ByteSize() for t in proto.graph.initializer)
+
+
+def data_path(path: str | Path) -> Path:
+    """Where the external weights of the model at `path` go: NAME.onnx.data beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".data")
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage_external(proto: onnx.ModelProto, expected, path: Path,
+                    threshold: int) -> tuple[Path, onnx.ModelProto]:
+    """Write the model with external data into a temp folder beside `path` (same file
+    system, so `write` renames), verify it there; (folder, inferred model without data)."""
+    import os
+    import secrets
+
+    from ..atomic import TMP_SUFFIX, clean_stale, output_error
+    from onnx.external_data_helper import convert_model_to_external_data
+    folder = path.parent if str(path.parent) else Path(".")
+    staged = folder / f".{path.name}.cnnc-{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale(folder, path.name)
+        staged.mkdir()
+        convert_model_to_external_data(proto, all_tensors_to_one_file=True,
+                                       location=data_path(path).name,
+                                       size_threshold=min(1024, max(0, threshold)))
+        onnx.save_model(proto, str(staged / "model.onnx"))
+    except OSError as e:
+        _remove_tree(staged)
+        raise output_error(path, e) from None
+    except BaseException:
+        _remove_tree(staged)
+        raise
+    try:
+        inferred = check_and_infer_path(staged / "model.onnx", staged / path.name, expected)
+    except BaseException:
+        _remove_tree(staged)
+        raise
+    return staged, inferred
 
 
 def to_onnx(model: "Model", opset: int | None = None,
@@ -224,19 +299,54 @@ def default_path(source: str | Path) -> Path:
     return Path(source).with_suffix(".onnx")
 
 
-def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | None = None) -> int:
+def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | None = None,
+          staged: Path | None = None) -> int:
     """Write atomically, refusing to overwrite any `protect` file; returns the size in bytes.
-    `data`: the proto already serialized (Lowered.data), to skip serializing it again."""
-    from ..atomic import write_bytes
-    if data is None:
-        data = proto.SerializeToString()
-    write_bytes(path, data, protect)
-    return len(data)
+    `data`: the proto already serialized (Lowered.data), to skip serializing it again.
+    `staged`: Lowered.staged, a model with external data verified beside `path`: the
+    weights file (NAME.onnx.data) is renamed in place first, then the model, so each
+    file is whole at every moment."""
+    from ..atomic import check_outputs, output_error, write_bytes
+    path = Path(path)
+    if staged is None and data is None and weight_bytes(proto) > EXTERNAL_THRESHOLD:
+        raise UsageError(f"the ONNX model for '{path}' is over protobuf's 2 GB limit",
+                         ["lower it with lower(model, path=...) so its weights go to external data"])
+    if staged is None:
+        if data is None:
+            data = proto.SerializeToString()
+        write_bytes(path, data, protect)
+        return len(data)
+    import os
+    try:
+        ext = data_path(path)
+        check_outputs([(path, "the ONNX model"), (ext, "its external data")], protect, probe=False)
+        sizes = 0
+        for src, dst in ((staged / ext.name, ext), (staged / path.name, path)):
+            if not src.exists():     # no tensor was large enough to go to external data
+                continue
+            fd = os.open(src, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            sizes += os.path.getsize(src)
+            try:
+                os.replace(src, dst)
+            except OSError as e:
+                raise output_error(dst, e) from None
+        return sizes
+    finally:
+        _remove_tree(staged)
 
 
-def export(model: "Model", path: str | Path | None = None, opset: int | None = None) -> onnx.ModelProto:
-    """Verify, then write to `path` (atomically) when given; returns the model."""
-    proto = to_onnx(model, opset)
+def export(model: "Model", path: str | Path | None = None, opset: int | None = None,
+           external_threshold: int | None = None) -> onnx.ModelProto:
+    """Verify, then write to `path` (atomically) when given; returns the model (without
+    its weights when they went to external data, NAME.onnx.data beside `path`)."""
     if path is not None:
-        write(proto, path, protect=[model.ir.path])
-    return proto
+        from ..atomic import check_outputs
+        check_outputs([(path, "the ONNX model")], [model.ir.path])
+    lowered = lower(model, opset, path=path, external_threshold=external_threshold)
+    if path is not None:
+        write(lowered.proto, path, protect=[model.ir.path], data=lowered.data, staged=lowered.staged)
+    return lowered.proto

@@ -69,6 +69,27 @@ def check_and_infer_serialized(proto: onnx.ModelProto,
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise VerificationError(f"the ONNX checker rejected the graph: {e}") from None
     inferred = onnx.load_from_string(inferred_data)
+    _compare(inferred, expected)
+    return inferred, inferred_data
+
+
+def check_and_infer_path(path, inferred_path, expected: Mapping[str, Shape]) -> onnx.ModelProto:
+    """check_and_infer for a model on disk whose weights live in an external data file
+    (over protobuf's 2 GB, no single message can hold it): the checker and strict shape
+    inference read the files; the inferred model is written to `inferred_path` (its
+    external data references unchanged) and returned without its weights."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        onnx.shape_inference.infer_shapes_path(str(path), str(inferred_path), check_type=True,
+                                               strict_mode=True, data_prop=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise VerificationError(f"the ONNX checker rejected the graph: {e}") from None
+    inferred = onnx.load(str(inferred_path), load_external_data=False)
+    _compare(inferred, expected)
+    return inferred
+
+
+def _compare(inferred: onnx.ModelProto, expected: Mapping[str, Shape]) -> None:
     g = inferred.graph
     types = {v.name: v.type for v in (*g.value_info, *g.output, *g.input)}
     for name, want in expected.items():
@@ -76,7 +97,6 @@ def check_and_infer_serialized(proto: onnx.ModelProto,
         if not _agrees(got, want):
             raise VerificationError(f"ONNX shape inference gives {name!r} the shape {got}, "
                                     f"cnnc expects {want}")
-    return inferred, inferred_data
 
 
 def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
@@ -95,7 +115,7 @@ def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[
     raise VerificationError(f"found no input size that fits the model's inputs {shapes}")
 
 
-def smoke_run(proto: onnx.ModelProto | bytes, analysis: Analysis, batch: int = 2) -> bool:
+def smoke_run(proto: "onnx.ModelProto | bytes | str", analysis: Analysis, batch: int = 2) -> bool:
     """Run a random batch; False when an output has NaN or inf (possible with real
     weights and, say, an exponential activation: worth a warning, not a failure)."""
     import onnxruntime as ort
@@ -103,7 +123,8 @@ def smoke_run(proto: onnx.ModelProto | bytes, analysis: Analysis, batch: int = 2
     samples, out_samples = smoke_shapes(analysis)
     rng = np.random.default_rng(0)
     try:
-        data = proto if isinstance(proto, bytes) else proto.SerializeToString()
+        # a path (str) for a model with external data: onnxruntime finds the weights beside it
+        data = proto if isinstance(proto, (bytes, str)) else proto.SerializeToString()
         sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         feeds = {i.name: rng.standard_normal((batch, *s)).astype(np.float32)
                  for i, s in zip(sess.get_inputs(), samples)}
