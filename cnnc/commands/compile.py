@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cnnc: error: the ONNX graph failed verification: {e}", file=sys.stderr)
         print("  note: this is a bug in cnnc; please report it with the .cnn file", file=sys.stderr)
         return 70
-    size = lower.write(lowered.proto, path, protect=protect, data=lowered.data, staged=lowered.staged)
+    size = lower.write(lowered.proto, path, protect=protect, data=lowered.data, staged=lowered.staged,
+                       inline=lowered.inline)
     print(_report(lowered, path, size, origin, args.quiet))
     return 0
 
@@ -91,7 +92,7 @@ def _report(lowered, path: Path, size: int, origin: str, quiet: bool) -> str:
     from ..lower import INPUT_NAME, OUTPUT_NAME
     from ..summary import readable_memory_size
     head = f"wrote {path} ({readable_memory_size(size)})"
-    if lowered.staged is not None:
+    if lowered.staged is not None and not lowered.inline:
         from ..lower import data_path
         head += f", its weights in {data_path(path)} (ONNX external data)"
     if quiet:

@@ -24,7 +24,7 @@ from onnx import helper
 
 from .. import __version__
 from ..diagnostics import UsageError
-from .graph import CF, FLOAT, Graph, Value, channels_last  # noqa: F401
+from .graph import FLOAT, ExternalSink, Graph, Value, channels_last  # noqa: F401
 from . import fold
 from .layers import RULES, Step
 from .verify import (VerificationError, check_and_infer, check_and_infer_path,  # noqa: F401
@@ -62,6 +62,7 @@ INPUT_DOC = "float32, channels_last as in Keras: (batch, *spatial, channels)"
 # Protobuf cannot serialize a message over 2 GiB: above this many bytes of weights the
 # model is written as NAME.onnx plus its weights in NAME.onnx.data (ONNX external data).
 EXTERNAL_THRESHOLD = 2**31 - 64 * 2**20
+STREAM_THRESHOLD = 64 * 2**20     # weights above it are verified from a file, not from memory
 
 _AXIS_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
@@ -77,6 +78,7 @@ class Lowered:
     checks: tuple[str, ...] = field(default=())
     data: bytes | None = field(default=None, repr=False)   # proto serialized, as verified
     staged: Path | None = None    # external data: the verified files, in a temp folder
+    inline: bool = False          # staged only to save memory: written back as one file
 
     @property
     def nodes(self) -> int:
@@ -128,7 +130,7 @@ def _io_names(g: Graph, names: list[str], single: str) -> list[str]:
 def build(model: "Model", opset: int | None = None,
           weights: Mapping[str, np.ndarray] | None = None,
           metadata: Mapping[str, str] | None = None,
-          fold_bn: bool = True) -> tuple[onnx.ModelProto, dict[str, tuple]]:
+          fold_bn: bool = True, sink: ExternalSink | None = None) -> tuple[onnx.ModelProto, dict[str, tuple]]:
     """The unverified graph, and the shape (batch included) every layer's output must have.
     fold_bn: BatchNormalization after a convolution and ZeroPadding before one are folded
     into it (lower.fold)."""
@@ -145,7 +147,7 @@ def build(model: "Model", opset: int | None = None,
     else:
         from ..weights import check
         weights = check(dict(weights), analysis, "weights")
-    g = Graph(opset)
+    g = Graph(opset, sink)
     in_names = _io_names(g, [n.name for n in ir.inputs], INPUT_NAME)
     out_names = _io_names(g, list(ir.outputs), OUTPUT_NAME)
     values: dict[str, Value] = {n.name: Value(onnx_name, tuple(n.shape))
@@ -213,31 +215,39 @@ def lower(model: "Model", opset: int | None = None,
     """Build and verify; raises VerificationError (a cnnc bug) if a check fails.
     Weights over `external_threshold` bytes (default EXTERNAL_THRESHOLD, protobuf's
     limit) go to external data: that needs the `path` the model will be written to;
-    the files are staged and verified beside it, and `write` moves them in place."""
-    proto, expected = build(model, opset, weights, metadata)
+    the files are staged and verified beside it, and `write` moves them in place.
+    Weights over STREAM_THRESHOLD are staged the same way, to hold one copy of them in
+    memory, and `write` streams them back into one .onnx (lower.inline)."""
     opset = check_opset(opset)
     checks = ("onnx.checker full_check", "strict shape inference matches cnnc's shapes",
               "onnxruntime smoke run")
     threshold = EXTERNAL_THRESHOLD if external_threshold is None else external_threshold
-    size = weight_bytes(proto)
-    if size > threshold:
+    size = BYTES_PER_WEIGHT * model.analysis.total_params
+    inline = threshold >= size > STREAM_THRESHOLD and path is not None
+    if size > threshold or inline:
         if path is None:
             raise UsageError(f"model '{model.name}' has {size:,} bytes of weights, too many for one "
                              "ONNX message (protobuf's 2 GB limit)",
                              ["write it to a file (cnnc compile -o NAME.onnx, Model.to_onnx(path)): "
                               "its weights go to NAME.onnx.data beside it"])
-        staged, inferred = _stage_external(proto, expected, Path(path), threshold)
+        staged, inferred = _build_staged(model, opset, weights, metadata, Path(path),
+                                         min(1024, max(0, threshold)))
         try:
             finite = smoke_run(str(staged / Path(path).name), model.analysis)
         except BaseException:
             _remove_tree(staged)
             raise
         return Lowered(inferred, opset, sum(n.op_type == "Transpose" for n in inferred.graph.node),
-                       finite, checks + ("weights in external data",), None, staged)
+                       finite, checks + (() if inline else ("weights in external data",)), None,
+                       staged, inline)
+    proto, expected = build(model, opset, weights, metadata)
     proto, data = check_and_infer_serialized(proto, expected)
     finite = smoke_run(data, model.analysis)
     return Lowered(proto, opset, sum(n.op_type == "Transpose" for n in proto.graph.node), finite,
                    checks, data)
+
+
+BYTES_PER_WEIGHT = 4    # float32
 
 
 def weight_bytes(proto: onnx.ModelProto) -> int:
@@ -255,32 +265,30 @@ def _remove_tree(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _stage_external(proto: onnx.ModelProto, expected, path: Path,
-                    threshold: int) -> tuple[Path, onnx.ModelProto]:
-    """Write the model with external data into a temp folder beside `path` (same file
-    system, so `write` renames), verify it there; (folder, inferred model without data)."""
+def _build_staged(model: "Model", opset: int, weights, metadata, path: Path,
+                  min_bytes: int) -> tuple[Path, onnx.ModelProto]:
+    """Build the model into a temp folder beside `path` (same file system, so `write`
+    renames), its initializers written to NAME.onnx.data as they are made, and verify
+    it there; (folder, inferred model without its weights)."""
     import os
     import secrets
 
     from ..atomic import TMP_SUFFIX, clean_stale, output_error
-    from onnx.external_data_helper import convert_model_to_external_data
     folder = path.parent if str(path.parent) else Path(".")
     staged = folder / f".{path.name}.cnnc-{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        clean_stale(folder, path.name)
-        staged.mkdir()
-        convert_model_to_external_data(proto, all_tensors_to_one_file=True,
-                                       location=data_path(path).name,
-                                       size_threshold=min(1024, max(0, threshold)))
-        onnx.save_model(proto, str(staged / "model.onnx"))
-    except OSError as e:
-        _remove_tree(staged)
-        raise output_error(path, e) from None
-    except BaseException:
-        _remove_tree(staged)
-        raise
-    try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            clean_stale(folder, path.name)
+            staged.mkdir()
+            sink = ExternalSink(staged / data_path(path).name, min_bytes)
+            try:
+                proto, expected = build(model, opset, weights, metadata, sink=sink)
+            finally:
+                sink.close()
+            onnx.save_model(proto, str(staged / "model.onnx"))
+        except OSError as e:
+            raise output_error(path, e) from None
         inferred = check_and_infer_path(staged / "model.onnx", staged / path.name, expected)
     except BaseException:
         _remove_tree(staged)
@@ -300,7 +308,7 @@ def default_path(source: str | Path) -> Path:
 
 
 def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | None = None,
-          staged: Path | None = None) -> int:
+          staged: Path | None = None, inline: bool = False) -> int:
     """Write atomically, refusing to overwrite any `protect` file; returns the size in bytes.
     `data`: the proto already serialized (Lowered.data), to skip serializing it again.
     `staged`: Lowered.staged, a model with external data verified beside `path`: the
@@ -317,6 +325,8 @@ def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | No
         write_bytes(path, data, protect)
         return len(data)
     import os
+    if inline:
+        return _write_inline(staged, path, protect)
     try:
         ext = data_path(path)
         check_outputs([(path, "the ONNX model"), (ext, "its external data")], protect, probe=False)
@@ -339,6 +349,17 @@ def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | No
         _remove_tree(staged)
 
 
+def _write_inline(staged: Path, path: Path, protect) -> int:
+    """One .onnx from the staged model and its data, streamed (lower.inline), atomically."""
+    from ..atomic import atomic_write
+    from .inline import inline
+    try:
+        with atomic_write(path, "wb", protect) as out:
+            return inline(staged / path.name, out)
+    finally:
+        _remove_tree(staged)
+
+
 def export(model: "Model", path: str | Path | None = None, opset: int | None = None,
            external_threshold: int | None = None) -> onnx.ModelProto:
     """Verify, then write to `path` (atomically) when given; returns the model (without
@@ -348,5 +369,6 @@ def export(model: "Model", path: str | Path | None = None, opset: int | None = N
         check_outputs([(path, "the ONNX model")], [model.ir.path])
     lowered = lower(model, opset, path=path, external_threshold=external_threshold)
     if path is not None:
-        write(lowered.proto, path, protect=[model.ir.path], data=lowered.data, staged=lowered.staged)
+        write(lowered.proto, path, protect=[model.ir.path], data=lowered.data, staged=lowered.staged,
+              inline=lowered.inline)
     return lowered.proto

@@ -54,8 +54,9 @@ def flatten_permutation(shape: Sequence[int]) -> np.ndarray:
 class Graph:
     """Nodes and initializers being built, with unique names."""
 
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, sink: "ExternalSink | None" = None):
         self.opset = opset
+        self.sink = sink            # big initializers go to a data file, not into the proto
         self.nodes: list = []
         self.initializers: list = []
         self._used: set[str] = set()
@@ -74,7 +75,11 @@ class Graph:
 
     def const(self, base: str, array: Any, dtype=np.float32, doc: str = "") -> str:
         name = self.fresh(base)
-        tensor = numpy_helper.from_array(np.ascontiguousarray(np.asarray(array, dtype=dtype)), name)
+        arr = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+        if self.sink is not None and arr.nbytes >= self.sink.min_bytes:
+            tensor = self.sink.tensor(name, arr)
+        else:
+            tensor = numpy_helper.from_array(arr, name)
         if doc:
             tensor.doc_string = doc
         self.initializers.append(tensor)
@@ -109,6 +114,35 @@ class Graph:
 
 
 FLOAT = TensorProto.FLOAT
+
+
+class ExternalSink:
+    """Initializers written to an ONNX external data file as the graph is built, so the
+    proto never holds the weights (a second copy of them in memory)."""
+
+    def __init__(self, path, min_bytes: int = 1024):
+        self.path = path
+        self.min_bytes = min_bytes
+        self.file = open(path, "wb")
+        self.offset = 0
+
+    def tensor(self, name: str, arr: np.ndarray) -> TensorProto:
+        from onnx import helper
+        self.file.write(memoryview(arr).cast("B"))
+        t = TensorProto()
+        t.name = name
+        t.dims.extend(arr.shape)
+        t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", self.path.name), ("offset", str(self.offset)),
+                           ("length", str(arr.nbytes))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        self.offset += arr.nbytes
+        return t
+
+    def close(self) -> None:
+        self.file.close()
 
 
 # --- layout changes ---------------------------------------------------------------
