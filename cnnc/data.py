@@ -25,7 +25,7 @@ import gzip
 import math
 import os
 import struct
-import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from .diagnostics import UsageError, did_you_mean
-from .files import read_bytes, reading
+from .files import read_npz, regular_size
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -86,6 +86,8 @@ def load(spec: str) -> Dataset:
     key = spec.lower().replace("_", "-")
     if key in BUILTIN:
         return BUILTIN[key]()
+    if path.exists():   # neither a folder nor a regular file: a FIFO, socket or device
+        regular_size(path, "data", DataError)
     if spec.endswith(".npz") or os.sep in spec:
         raise DataError(f"cannot read data '{spec}': no such file or directory")
     raise DataError(f"unknown dataset '{spec}'",
@@ -120,14 +122,7 @@ BUILTIN = {"fashion-mnist": load_fashion_mnist, "digits": load_digits}
 
 
 def load_npz(path: str | Path) -> Dataset:
-    with reading(path, "data", DataError):
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            raise
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            raise DataError(f"cannot read data '{path}': not a valid .npz file ({e})") from None
+    arrays = read_npz(path, "data", DataError)
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
         raise DataError(f"data '{path}' has no {' or '.join(missing)}",
@@ -137,6 +132,9 @@ def load_npz(path: str | Path) -> Dataset:
         x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
         if (x is None) != (y is None):
             raise DataError(f"data '{path}' has only one of x_{split} and y_{split}")
+        for name, a in ((f"x_{split}", x), (f"y_{split}", y)):
+            if a is not None and a.ndim == 0:
+                raise DataError(f"data '{path}': {name} is a single number, not an array of samples")
         if x is not None and len(x) != len(y):
             raise DataError(f"data '{path}': x_{split} has {len(x)} samples, y_{split} has {len(y)}")
     return Dataset(str(path), arrays["x_train"], arrays["y_train"], arrays.get("x_test"),
@@ -147,27 +145,71 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """One IDX file (gzipped or not) as a native-endian array."""
+    """One IDX file (gzipped or not) as a native-endian array. Bounded: a regular file,
+    the header's dimensions checked against the bytes there and the memory available
+    before anything is allocated, and a gzip stream read only as far as the header says
+    (a gzip bomb is refused at its first extra byte)."""
     path = Path(path)
-    raw = read_bytes(path)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise DataError(f"cannot read '{path}': a damaged gzip file ({e})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
+    size = regular_size(path, "data", DataError)
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            stream = gzip.GzipFile(fileobj=f, mode="rb") if gz else f
+            return _read_idx_stream(stream, path, None if gz else size)
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise DataError(f"cannot read '{path}': {e.strerror}") from None
+        raise DataError(f"cannot read '{path}': a damaged gzip file ({e})") from None
+
+
+def _read_exact(stream, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_idx_stream(stream, path: Path, size: int | None) -> np.ndarray:
+    magic = _read_exact(stream, 4)
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES:
         raise DataError(f"'{path}' is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    ndim = magic[3]
+    if ndim == 0 or ndim > 8:
+        raise DataError(f"'{path}' is not an IDX file cnnc reads: it declares {ndim} dimensions")
+    raw_dims = _read_exact(stream, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
         raise DataError(f"'{path}' is truncated: the IDX header is incomplete")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    dims = struct.unpack(f">{ndim}I", raw_dims)
+    header = 4 + 4 * ndim
+    dtype = np.dtype(_IDX_DTYPES[magic[2]])
     need = math.prod(dims) * dtype.itemsize
-    if len(raw) - header != need:
-        raise DataError(f"'{path}' is truncated or padded: dimensions {dims} need {need} bytes "
-                        f"of data, the file has {len(raw) - header}")
-    arr = np.frombuffer(raw, dtype, offset=header).reshape(dims)
+    if size is not None and size - header != need:
+        raise DataError(f"'{path}' is truncated or padded: dimensions {dims} need {need:,} bytes "
+                        f"of data, the file has {size - header:,}")
+    from .resources import available, human
+    limit, source = available()
+    if limit is not None and need > limit:
+        raise DataError(f"cannot read '{path}': dimensions {dims} need {human(need)} "
+                        f"({need:,} bytes) of memory, more than the {human(limit)} available",
+                        [f"{source}: {human(limit)} ({limit:,} bytes)"])
+    arr = np.empty(dims, dtype)
+    view = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])
+        if not n:
+            raise DataError(f"'{path}' is truncated: dimensions {dims} need {need:,} bytes of "
+                            f"data, the file has {got:,}")
+        got += n
+    if size is None and stream.read(1):
+        raise DataError(f"'{path}' is padded: dimensions {dims} need {need:,} bytes of data, "
+                        "the file has more")
     return arr.astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -307,3 +349,10 @@ def check_same_length(x: np.ndarray, y: np.ndarray, what: str = "") -> None:
     if len(x) != len(y):
         where = f" in {what}" if what else ""
         raise DataError(f"x has {len(x)} samples but y has {len(y)}{where}")
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """The array of a .npy file of inputs (`cnnc predict --data x.npy`): a regular file,
+    its header checked against its size and the memory available, never unpickled."""
+    from .files import read_npy
+    return read_npy(path, "inputs", DataError)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .diagnostics import UsageError
-from .files import read_bytes, reading
+from .files import is_npz, read_bytes, read_npy, read_npz, regular_size
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime as ort
@@ -37,7 +37,11 @@ GPU_HINT = ("for CUDA install the GPU build of onnxruntime: pip install 'cnnc[gp
 # ONNX element types onnxruntime reports -> NumPy dtypes.
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
            "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-           "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+           "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+           "tensor(int16)": np.int16, "tensor(uint16)": np.uint16, "tensor(uint32)": np.uint32,
+           "tensor(uint64)": np.uint64}
+# other tensor types onnxruntime hands back as NumPy arrays that cnnc run can write
+_OTHER_NUMERIC = {"tensor(complex64)", "tensor(complex128)"}
 
 
 def cpu_cores() -> int:
@@ -103,35 +107,134 @@ def _ort_message(e: Exception) -> str:
     return text.split(" : ")[-1] if text.startswith("[ONNXRuntimeError]") else text
 
 
+MAX_ONNX_BYTES = 2 * 2**30   # protobuf's own limit; bigger models keep their weights outside
+
+
 def read_onnx(path: str | Path) -> bytes:
-    """The bytes of an .onnx file, with a clear error when it is missing or not ONNX."""
+    """The bytes of an .onnx file, with a clear error when it is missing, not a regular
+    file, too big, or not ONNX; its external data references are checked too."""
+    data = _read_onnx_bytes(path)
+    proto = _check_protobuf(data, path)
+    check_external_data(proto, path)
+    return data
+
+
+def _read_onnx_bytes(path: str | Path) -> bytes:
     p = Path(path)
-    data = read_bytes(path)
+    size = regular_size(path, "model")
+    if size > MAX_ONNX_BYTES:
+        raise UsageError(f"cannot load '{path}': {size:,} bytes, over ONNX's limit of "
+                         f"{MAX_ONNX_BYTES:,} for one .onnx file",
+                         ["models over 2 GB keep their weights in an external data file"])
+    from .resources import available, human
+    limit, source = available()
+    if limit is not None and 2 * size > limit:
+        raise UsageError(f"cannot load '{path}': {human(size)} of ONNX model needs more memory "
+                         f"than the {human(limit)} available", [f"{source}"])
+    data = read_bytes(path, "model", limit=MAX_ONNX_BYTES)
     if not data:
         raise UsageError(f"cannot load '{path}': the file is empty")
     if p.suffix == ".cnn" or data.lstrip().startswith((b"model", b"input", b"#")):
         raise UsageError(f"'{path}' looks like a .cnn source, not an ONNX model",
                          [f"compile it first: cnnc compile {path}"])
-    _check_protobuf(data, path)
     return data
 
 
-def _check_protobuf(data: bytes, path: str | Path) -> None:
+def _check_protobuf(data: bytes, path: str | Path):
     import onnx
     from google.protobuf.message import DecodeError
     try:
         proto = onnx.load_model_from_string(data)
-    except (DecodeError, ValueError, RuntimeError) as e:
+    except (DecodeError, ValueError, RuntimeError, TypeError, OverflowError) as e:
         raise UsageError(f"cannot load '{path}': not a valid ONNX model ({e or 'protobuf parse error'})",
                          ["the file may be truncated or corrupt; export it again"]) from None
     if not proto.graph.node and not proto.graph.output:
         raise UsageError(f"cannot load '{path}': not a valid ONNX model (it has no graph)",
                          ["the file may be truncated or corrupt; export it again"])
+    return proto
+
+
+def _external_tensors(proto):
+    """Every tensor of the model (initializers, Constant attributes, subgraphs) that keeps
+    its data in an external file."""
+    from onnx import TensorProto
+    stack = [proto.graph]
+    while stack:
+        g = stack.pop()
+        tensors = list(g.initializer) + [s.values for s in g.sparse_initializer]
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    tensors.append(a.t)
+                tensors.extend(a.tensors)
+                if a.HasField("g"):
+                    stack.append(a.g)
+                stack.extend(a.graphs)
+        for t in tensors:
+            if t.data_location == TensorProto.EXTERNAL:
+                yield t
+
+
+def check_external_data(proto, path: str | Path) -> int:
+    """Check that every external data reference of an ONNX model names a regular file in
+    the model's folder (no absolute path, no '..'), and that its offset and length lie
+    inside that file; the bytes they add up to, or UsageError (exit 2)."""
+    folder = Path(path).resolve().parent
+    total = 0
+    for t in _external_tensors(proto):
+        entries = {e.key: e.value for e in t.external_data}
+        where = f"tensor '{t.name}' of '{path}'"
+        location = entries.get("location", "")
+        parts = Path(location).parts
+        if (not location or "\0" in location or Path(location).is_absolute() or ".." in parts):
+            raise UsageError(f"cannot load {where}: its external data location {location!r} is "
+                             "not a file name inside the model's folder",
+                             ["ONNX external data lives beside the .onnx file"])
+        try:
+            offset = int(entries.get("offset", "0"))
+            length = int(entries["length"]) if "length" in entries else None
+        except ValueError:
+            raise UsageError(f"cannot load {where}: its external data offset or length is not "
+                             "a number") from None
+        target = folder / location
+        size = regular_size(target, f"external data of {where}")
+        if offset < 0 or (length is not None and length < 0) or \
+                offset + (length if length is not None else 0) > size:
+            raise UsageError(f"cannot load {where}: its external data (offset {offset:,}, length "
+                             f"{length if length is not None else 'to the end'}) is not inside "
+                             f"'{target}' ({size:,} bytes)",
+                             ["the data file is truncated or belongs to another model"])
+        total += (size - offset) if length is None else length
+    if total:
+        from .resources import available, human
+        limit, source = available()
+        if limit is not None and total > limit:
+            raise UsageError(f"cannot load '{path}': its external data is {human(total)}, more "
+                             f"than the {human(limit)} of memory available", [source])
+    return total
 
 
 def load_session(path: str | Path, provider: str = "auto",
                  threads: int | None = None) -> "ort.InferenceSession":
-    return make_session(read_onnx(path), provider, threads, what=f"'{path}'")
+    """A session for the .onnx file at `path`. onnxruntime loads it by path, so weights in
+    an external data file beside it are found."""
+    data = _read_onnx_bytes(path)
+    proto = _check_protobuf(data, path)
+    external = check_external_data(proto, path)
+    del proto
+    source: Any = str(Path(path).resolve()) if external else data
+    sess = make_session(source, provider, threads, what=f"'{path}'")
+    check_outputs(sess, path)
+    return sess
+
+
+def check_outputs(sess: "ort.InferenceSession", path: str | Path) -> None:
+    """cnnc run writes numeric tensors: refuse a model whose outputs are strings,
+    sequences or maps before anything runs."""
+    for o in sess.get_outputs():
+        if o.type not in _DTYPES and o.type not in _OTHER_NUMERIC:
+            raise UsageError(f"the output {o.name!r} of '{path}' has type {o.type}, which cnnc run "
+                             "cannot write (numeric tensors only)")
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -193,6 +296,12 @@ def prepare_input(x: Any, spec: InputSpec, what: str = "the input", cast: bool =
         arr = np.asarray(x)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{what} cannot be read as an array ({e})") from None
+    if len(spec.shape) == 0:
+        raise UsageError(f"the model's input {spec.name!r} is a single value (rank 0); cnnc run "
+                         "feeds batches, the first axis being the batch")
+    if arr.ndim == 0:
+        raise UsageError(f"{what} is a single number; the model's input {spec.name!r} takes "
+                         f"{spec.describe()}")
     want = np.dtype(spec.dtype)
     if arr.dtype != want:
         arr, note = _convert(arr, want, what, cast)
@@ -210,17 +319,45 @@ def prepare_input(x: Any, spec: InputSpec, what: str = "the input", cast: bool =
 
 
 def _convert(arr: np.ndarray, want: np.dtype, what: str, cast: bool) -> tuple[np.ndarray, str]:
+    """arr as the model's dtype, never silently: floats narrow only when every value fits,
+    integers only when every value is representable, anything else only with --cast (and
+    then still only when the values survive); otherwise a UsageError saying why."""
     kind = arr.dtype.kind
-    if want.kind == "f" and kind == "f":
-        return arr.astype(want), f"{what}: {arr.dtype} converted to {want}"
-    if want.kind == "f" and kind in "iub" and not cast:
+    refuse = UsageError(f"{what} has dtype {arr.dtype}, the model takes {want}")
+    if kind not in "fiub" or want.kind not in "fiub":
+        raise refuse
+    if want.kind == "f":
+        if kind in "iub" and not cast:
+            raise UsageError(f"{what} has dtype {arr.dtype}, the model takes {want}",
+                             ["scale it as the training data was, e.g. for 8-bit images: "
+                              "x = (x / 255).astype('float32'); np.save('x.npy', x)",
+                              "or pass --cast to convert the values unchanged"])
+        if kind == "f" and np.finfo(want).max < np.finfo(arr.dtype).max and arr.size:
+            finite = arr[np.isfinite(arr)]
+            if finite.size and float(np.max(np.abs(finite))) > float(np.finfo(want).max):
+                raise UsageError(f"{what} has dtype {arr.dtype} with values up to "
+                                 f"{float(np.max(np.abs(finite))):.4g}, beyond the range of the "
+                                 f"model's {want} (at most {float(np.finfo(want).max):.4g})")
+        how = "converted to" if kind == "f" else "values cast to"
+        return arr.astype(want), f"{what}: {arr.dtype} {how} {want}" + ("" if kind == "f" else
+                                                                          " unchanged (--cast)")
+    # the model takes integers or booleans
+    if kind == "f" and not cast:
         raise UsageError(f"{what} has dtype {arr.dtype}, the model takes {want}",
-                         ["scale it as the training data was, e.g. for 8-bit images: "
-                          "x = (x / 255).astype('float32'); np.save('x.npy', x)",
-                          "or pass --cast to convert the values unchanged"])
-    if kind not in "fiub":
-        raise UsageError(f"{what} has dtype {arr.dtype}, the model takes {want}")
-    return arr.astype(want), f"{what}: {arr.dtype} values cast to {want} unchanged (--cast)"
+                         ["pass --cast to convert whole-number values"])
+    if want.kind == "b" and kind != "b" and not cast:
+        raise UsageError(f"{what} has dtype {arr.dtype}, the model takes {want}",
+                         ["pass --cast to convert 0/1 values"])
+    if arr.size:
+        if kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise UsageError(f"{what} has fractional or non-finite values; the model takes {want}")
+        low, high = (0, 1) if want.kind == "b" else (int(np.iinfo(want).min), int(np.iinfo(want).max))
+        lo, hi = arr.min(), arr.max()
+        lo, hi = (int(lo), int(hi)) if kind != "f" else (float(lo), float(hi))
+        if lo < low or hi > high:
+            raise UsageError(f"{what} holds values from {lo} to {hi}, outside the range of the "
+                             f"model's {want} ({low}..{high})")
+    return arr.astype(want), f"{what}: {arr.dtype} values {'cast' if cast else 'converted'} to {want} unchanged"
 
 
 def _shape_hints(shape: tuple[int, ...], spec: InputSpec) -> list[str]:
@@ -241,24 +378,23 @@ def _shape_hints(shape: tuple[int, ...], spec: InputSpec) -> list[str]:
 
 
 def read_input(path: str | Path, key: str | None = None) -> tuple[np.ndarray, str]:
-    """The array in a .npy file or one array of a .npz file, and a description of it."""
-    try:
-        with reading(path):
-            loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise UsageError(f"cannot read '{path}': not a .npy or .npz file ({e})",
-                         ["object arrays (pickles) are never loaded"]) from None
-    if isinstance(loaded, np.ndarray):
-        if key is not None:
-            raise UsageError(f"--key {key!r} is for .npz files; '{path}' holds a single array")
-        return loaded, f"'{path}'"
-    with loaded as z:
-        names = list(z.files)
+    """The array in a .npy file or one array of a .npz file, and a description of it
+    (read bounded: a regular file, sizes checked before allocating, never unpickled)."""
+    regular_size(path, "input")
+    if is_npz(path):
+        read_npz(path, "input", keys=[])   # checks the archive and its members, reads none
+        names = _npz_names(path)
         pick = _pick_key(names, key, path)
-        try:
-            return z[pick], f"'{path}' [{pick}]"
-        except ValueError as e:
-            raise UsageError(f"cannot read '{pick}' from '{path}': {e}") from None
+        return read_npz(path, "input", keys=[pick])[pick], f"'{path}' [{pick}]"
+    if key is not None:
+        raise UsageError(f"--key {key!r} is for .npz files; '{path}' holds a single array")
+    return read_npy(path, "input"), f"'{path}'"
+
+
+def _npz_names(path: str | Path) -> list[str]:
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        return [i.filename[:-4] for i in zf.infolist()]
 
 
 def _pick_key(names: list[str], key: str | None, path) -> str:

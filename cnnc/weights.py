@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from .atomic import write_bytes
 from .diagnostics import UsageError
-from .files import reading
+from . import files
 from .infer import Analysis
 
 
@@ -31,11 +30,8 @@ def expected(analysis: Analysis) -> dict[str, tuple[int, ...]]:
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    try:
-        with reading(path, "weights", WeightsError), np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise WeightsError(f"cannot read weights '{path}': not a valid .npz file ({e})") from None
+    """The arrays of a weights .npz: bounded, numbers only, never unpickled."""
+    return files.read_npz(path, "weights", WeightsError)
 
 
 def _strip_model_prefix(arrays: dict[str, np.ndarray], wanted: Mapping[str, tuple]) -> dict[str, np.ndarray]:

@@ -72,7 +72,12 @@ def _encode(names: list[str], outputs: list, path: str) -> bytes:
     from ..diagnostics import UsageError
     buf = io.BytesIO()
     if path.endswith(".npz"):
-        np.savez(buf, **dict(zip(names, outputs)))
+        # by hand, not np.savez(**outputs): an output may be named 'file' or 'allow_pickle'
+        import zipfile
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, y in zip(names, outputs):
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asarray(y), allow_pickle=False)
     elif len(outputs) == 1:
         np.save(buf, outputs[0])
     else:

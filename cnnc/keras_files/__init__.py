@@ -76,6 +76,9 @@ def check_file(path: str | Path):
     imp = import_file(path)
     checked = check_text(imp.text, str(path))
     diags = tuple(remap(d, imp) for d in checked.diagnostics)
+    if checked.ir is not None and (imp.model.nested or imp.model.depthwise):
+        from .weights import remember
+        remember(checked.ir, imp.model)        # where a --weights file keeps their weights
     loader = None
     if imp.container.open_weights is not None:
         loader = lambda analysis: read_weights(imp, analysis)  # noqa: E731
@@ -85,10 +88,9 @@ def check_file(path: str | Path):
 
 def read_weights(imp: Imported, analysis) -> dict:
     from . import weights
-    entries = [(l.name, l.cls) for l in imp.model.layers
-               if not l.is_op and not (imp.model.sequential and l.is_input)]
     with imp.container.open_weights() as root:
-        return weights.read(root, analysis, entries, f"'{imp.path}'")
+        return weights.read(root, analysis, imp.model.tree, f"'{imp.path}'", imp.model.depthwise,
+                            imp.model.origins())
 
 
 def remap(d: Diagnostic, imp: Imported) -> Diagnostic:

@@ -3,9 +3,14 @@ graph: layers with their class, config and input tensors, in the file's order.
 
 Keras 3 writes a call as {"args": [...], "kwargs": {...}} with `__keras_tensor__`
 references; Keras 2 / tf.keras as [[layer, node_index, tensor_index, kwargs], ...].
-What cnnc cannot build (a Lambda, which is Python bytecode; a custom class; a layer
-Keras has and cnnc not; a nested model; a layer called twice) is collected, every
-one of the file, as a `Refusal`.
+A nested model (a Sequential or functional model called as a layer, as ConvNeXt's
+stem and downsampling blocks are) is flattened: its layers take its place in the outer
+graph under their own names, its inputs are the call's tensors and its output is read
+where the nested model's was; `KModel.tree` keeps the nesting, which is where the
+weights file keeps their weights. What cnnc cannot build (a Lambda, which is Python
+bytecode; a custom class; a layer Keras has and cnnc not; a nested model called twice
+or with several outputs; a layer called twice) is collected, every one of the file,
+as a `Refusal`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class KLayer:
     inputs: list[str] = field(default_factory=list)
     listed: bool = False                # called on a list of tensors: Add()([a, b])
     operands: list[Operand] = field(default_factory=list)  # ops: the call's arguments
+    built: list | None = None           # build_config's input_shape, when the file has it
+    keras_cls: str = ""                 # the file's class when cnnc builds another (below)
+    origin: str = ""                    # the file's name of a nested model's layer renamed here
+    parent: str = ""                    # the nested model it comes from: "outer/inner (Sequential)"
 
     @property
     def is_input(self) -> bool:
@@ -66,16 +75,31 @@ class KModel:
     outputs: list[str]
     refusals: list[Refusal] = field(default_factory=list)
     keras2: bool = False               # written by Keras 2 / tf.keras
+    # the layers as Keras saves their weights, in model.layers order: (name, class, None),
+    # or (name, class, tree of the nested model) for a nested model; ops and a Sequential
+    # model's InputLayer are not there (weights.keras3_paths numbers them)
+    tree: list[tuple] = field(default_factory=list)
+    nested: int = 0                    # how many nested models were flattened into it
+    # Conv(filters=C, groups=C) on C channels, built as DepthwiseConv (see _as_depthwise):
+    # layer name -> the file's kernel shape (kh, kw, 1, C), read as (kh, kw, C, 1)
+    depthwise: dict[str, tuple] = field(default_factory=dict)
 
     def layer(self, name: str) -> KLayer:
         return next(l for l in self.layers if l.name == name)
+
+    def origins(self) -> dict[str, str]:
+        """Renamed layers of nested models: cnnc's name -> the file's (Keras 2 weights)."""
+        return {l.name: l.origin for l in self.layers if l.origin}
 
 
 def _bad(where: str, what: str) -> KerasFileError:
     return KerasFileError(f"cannot read {where}: {what}", ["the model config is malformed"])
 
 
-def parse(model: dict, where: str) -> KModel:
+MAX_DEPTH = 32                         # nested models inside nested models
+
+
+def parse(model: dict, where: str, depth: int = 0) -> KModel:
     cls = model.get("class_name")
     config = model.get("config")
     if cls not in MODEL_CLASSES:
@@ -104,7 +128,14 @@ def parse(model: dict, where: str) -> KModel:
         if l.name in seen:
             raise _bad(where, f"two layers are named {l.name!r}")
         seen.add(l.name)
-        out.refusals.extend(_refusals(l))
+    out.tree = [(l.name, l.cls, None) for l in out.layers
+                if not l.is_op and not (out.sequential and l.is_input)]
+    _flatten(out, where, depth)
+    if depth == 0:
+        _as_depthwise(out)
+    if len(out.layers) > MAX_LAYERS:
+        raise KerasFileError(f"cannot read {where}: {len(out.layers):,} layers with the nested "
+                             f"models' layers, over cnnc's limit of {MAX_LAYERS:,}")
     return out
 
 
@@ -117,9 +148,12 @@ def _entry(raw: Any, where: str, index: int) -> KLayer:
     name = raw.get("name") or config.get("name")
     if not isinstance(name, str) or not name:
         raise _bad(where, f"layer #{index} ({raw['class_name']}) has no name")
+    built = (raw.get("build_config") or {}).get("input_shape") \
+        if isinstance(raw.get("build_config"), dict) else None
     return KLayer(name=name, cls=raw["class_name"], config=config,
                   module=str(raw.get("module") or ""),
-                  registered=str(raw.get("registered_name") or ""))
+                  registered=str(raw.get("registered_name") or ""),
+                  built=built if isinstance(built, list) else None)
 
 
 def _sequential(layers: list, config: dict, where: str, name: str) -> KModel:
@@ -133,7 +167,7 @@ def _sequential(layers: list, config: dict, where: str, name: str) -> KModel:
     else:
         input_name = "input_layer"
         if entries:
-            shape = _batch_shape(entries[0].config)
+            shape = _batch_shape(entries[0].config) or _nested_input_shape(entries[0])
         if shape is None and isinstance(config.get("build_input_shape"), list):
             shape = config["build_input_shape"]
     inp = KLayer(input_name, "InputLayer", {"batch_shape": shape})
@@ -143,6 +177,20 @@ def _sequential(layers: list, config: dict, where: str, name: str) -> KModel:
         previous = e.name
         out.append(e)
     return KModel(name, True, [inp] + out, [inp.name], [previous] if out else [inp.name])
+
+
+def _nested_input_shape(first: KLayer) -> list | None:
+    """The input shape of a Sequential model whose first layer is a nested model."""
+    if first.cls not in MODEL_CLASSES:
+        return None
+    inner = first.config.get("layers")
+    if isinstance(inner, list) and inner and isinstance(inner[0], dict) and \
+            isinstance(inner[0].get("config"), dict):
+        shape = _batch_shape(inner[0]["config"])
+        if shape is not None:
+            return shape
+    v = first.config.get("build_input_shape")
+    return v if isinstance(v, list) and v else None
 
 
 def _batch_shape(config: dict) -> list | None:
@@ -155,6 +203,13 @@ def _batch_shape(config: dict) -> list | None:
 
 def _functional(layers: list, config: dict, where: str, name: str) -> KModel:
     out: list[KLayer] = []
+    # Keras 2 numbers the nodes of a model built on its own Input from 1 (node 0 is the
+    # model's own graph): [block, 1, 0] is the output of its one call in the outer model
+    once = frozenset(
+        raw.get("name") or (raw.get("config") or {}).get("name") for raw in layers
+        if isinstance(raw, dict) and raw.get("class_name") in MODEL_CLASSES
+        and isinstance(raw.get("inbound_nodes"), list) and len(raw["inbound_nodes"]) == 1
+        and isinstance(raw.get("config"), dict) and isinstance(raw["config"].get("layers"), list))
     for i, raw in enumerate(layers):
         layer = _entry(raw, where, i)
         nodes = raw.get("inbound_nodes") or []
@@ -163,7 +218,7 @@ def _functional(layers: list, config: dict, where: str, name: str) -> KModel:
         if len(nodes) > 1:
             layer.config = dict(layer.config, __calls__=len(nodes))
         if nodes:
-            _read_call(layer, nodes[0], where)
+            _read_call(layer, nodes[0], where, once)
         out.append(layer)
     names = {l.name for l in out}
     for l in out:
@@ -193,7 +248,7 @@ def _endpoints(spec: Any, where: str, key: str) -> list[str]:
     return out
 
 
-def _read_call(layer: KLayer, node: Any, where: str) -> None:
+def _read_call(layer: KLayer, node: Any, where: str, once: frozenset = frozenset()) -> None:
     if isinstance(node, dict):                       # Keras 3: {"args": [...], "kwargs": {...}}
         args = node.get("args") or []
         kwargs = node.get("kwargs") or {}
@@ -217,7 +272,8 @@ def _read_call(layer: KLayer, node: Any, where: str) -> None:
         for item in node:
             if not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str):
                 raise _bad(where, f"layer {layer.name!r}: inbound node entry {item!r} is malformed")
-            if item[1] != 0 or item[2] != 0:
+            if (item[1] != 0 or item[2] != 0) and "__output_index__" not in layer.config \
+                    and not (item[1] == 1 and item[2] == 0 and item[0] in once):
                 layer.config = dict(layer.config, __output_index__=(item[1], item[2], item[0]))
             refs.append(item[0])
             if len(item) > 3 and isinstance(item[3], dict):
@@ -263,6 +319,169 @@ def _operand(v: Any, where: str, layer: str) -> Operand:
     return Operand()          # something else (a list, a string): refused later
 
 
+# --- nested models ------------------------------------------------------------------------------
+
+def _nestable(l: KLayer) -> bool:
+    return l.cls in MODEL_CLASSES and isinstance(l.config.get("layers"), list)
+
+
+def _flatten(m: KModel, where: str, depth: int) -> None:
+    """Replace each nested model of `m` by its layers (refusals of every layer collected)."""
+    if not any(_nestable(l) for l in m.layers):
+        for l in m.layers:
+            m.refusals.extend(_refusals(l))
+        return
+    if depth >= MAX_DEPTH:
+        raise KerasFileError(f"cannot read {where}: models nested more than {MAX_DEPTH} deep")
+    taken = {l.name for l in m.layers if not _nestable(l)}
+    alias: dict[str, str] = {}       # nested model -> its output tensor; inner input -> outer
+    layers: list[KLayer] = []
+    trees = {}
+    for l in m.layers:
+        if not _nestable(l):
+            m.refusals.extend(_refusals(l))
+            layers.append(l)
+            continue
+        own = _refusals(l)
+        if own:                      # called twice, reading a second output, with arguments
+            m.refusals.extend(own)
+            layers.append(l)
+            continue
+        raw = {"class_name": l.cls, "config": {k: v for k, v in l.config.items()
+                                               if not k.startswith("__")}}
+        if l.module:
+            raw["module"] = l.module
+        inner = parse(raw, where, depth + 1)
+        m.refusals.extend(inner.refusals)
+        m.nested += 1 + inner.nested
+        problem = None
+        if len(inner.outputs) != 1:
+            problem = f"the nested model has {len(inner.outputs)} outputs"
+        elif len(inner.inputs) != len(l.inputs):
+            problem = (f"the nested model takes {len(inner.inputs)} input(s) and is called on "
+                       f"{len(l.inputs)}")
+        if problem:
+            m.refusals.append(Refusal(l.name, l.cls, problem,
+                                      ("cnnc flattens a nested model with one output, called "
+                                       "once on as many tensors as it has inputs",)))
+            layers.append(l)
+            continue
+        rename = _unique_names(inner, taken, l.name)
+        inputs = dict(zip(inner.inputs, l.inputs))
+        frozen = l.config.get("trainable") is False
+        for il in inner.layers:
+            if il.is_input:
+                continue
+            if il.name in rename:
+                il.origin = il.origin or il.name
+                il.name = rename[il.name]
+            il.inputs = [inputs.get(r) or rename.get(r, r) for r in il.inputs]
+            for o in il.operands:
+                if o.tensor is not None:
+                    o.tensor = inputs.get(o.tensor) or rename.get(o.tensor, o.tensor)
+            if frozen:
+                il.config = dict(il.config, trainable=False)
+            il.parent = f"{l.name}/{il.parent}" if il.parent else f"{l.name} ({l.cls})"
+            layers.append(il)
+        out = inner.outputs[0]
+        alias[l.name] = inputs.get(out) or rename.get(out, out)
+        trees[l.name] = _renamed_tree(inner.tree, rename)
+    def follow(n: str) -> str:       # a nested model passing its input through: a chain
+        for _ in range(len(alias) + 1):
+            if n not in alias:
+                break
+            n = alias[n]
+        return n
+
+    for l in layers:
+        l.inputs = [follow(r) for r in l.inputs]
+        for o in l.operands:
+            if o.tensor is not None:
+                o.tensor = follow(o.tensor)
+    m.layers = layers
+    m.outputs = [follow(o) for o in m.outputs]
+    m.tree = [(n, c, trees.get(n)) if sub is None else (n, c, sub) for n, c, sub in m.tree]
+    if m.sequential and any(l.inputs != [p.name] or l.is_op or l.listed
+                            for p, l in zip(layers, layers[1:])):
+        m.sequential = False         # a nested functional model branches: the functional form
+
+
+def _unique_names(inner: KModel, taken: set[str], prefix: str) -> dict[str, str]:
+    """New names for the inner layers whose names the outer model already has."""
+    rename = {}
+    for il in inner.layers:
+        if il.is_input:
+            continue
+        name = il.name
+        if name in taken:
+            name = f"{prefix}_{il.name}"
+            n = 1
+            while name in taken:
+                name = f"{prefix}_{il.name}_{n}"
+                n += 1
+            rename[il.name] = name
+        taken.add(name)
+    return rename
+
+
+def _renamed_tree(tree: list[tuple], rename: dict[str, str]) -> list[tuple]:
+    return [(n if sub is not None else rename.get(n, n), c,
+             None if sub is None else _renamed_tree(sub, rename)) for n, c, sub in tree]
+
+
+# --- grouped convolutions that are depthwise ------------------------------------------------------
+
+_DEPTHWISE_KEYS = {"kernel_initializer": "depthwise_initializer",
+                   "kernel_regularizer": "depthwise_regularizer",
+                   "kernel_constraint": "depthwise_constraint"}
+
+
+def _cnnc_has_groups(cls: str, groups: int) -> bool:
+    """Whether cnnc's own kind accepts this `groups` (then no rewrite is needed)."""
+    from ..arguments import ArgError
+    from .. import syntax as S
+    from ..diagnostics import Span
+    kind = kinds.lookup(cls)
+    param = next((p for p in kind.params if p.name == "groups"), None) if kind else None
+    if param is None:
+        return False
+    span = Span(1, 1, 1, 1)
+    try:
+        param.convert(S.Number(groups, str(groups), span), "groups")
+    except (ArgError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _as_depthwise(m: KModel) -> None:
+    """Conv1D/2D/3D(filters=C, groups=C) on an input of C channels (ConvNeXt's
+    depthwise_conv) is DepthwiseConv1D/2D/3D(depth_multiplier=1): the same arithmetic,
+    the same parameters, the kernel (kh, kw, 1, C) read as (kh, kw, C, 1) (the same
+    numbers in the same order). Only while cnnc has no grouped convolutions, and only
+    when the file says the input's channels (build_config)."""
+    for l in m.layers:
+        if l.cls not in ("Conv1D", "Conv2D", "Conv3D"):
+            continue
+        c = l.config
+        groups, filters = c.get("groups"), c.get("filters")
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 1 or \
+                filters != groups or c.get("data_format") not in (None, "channels_last"):
+            continue
+        if not l.built or l.built[-1] != groups or _cnnc_has_groups(l.cls, groups):
+            continue
+        rank = int(l.cls[-2])
+        ks = c.get("kernel_size")
+        ks = ks.get("config", {}).get("value") if isinstance(ks, dict) else ks
+        ks = [ks] * rank if isinstance(ks, int) else ks
+        if not isinstance(ks, list) or len(ks) != rank or not all(isinstance(k, int) for k in ks):
+            continue
+        config = {_DEPTHWISE_KEYS.get(k, k): v for k, v in c.items() if k not in ("filters", "groups")}
+        config["depth_multiplier"] = 1
+        l.keras_cls, l.cls = l.cls, f"DepthwiseConv{rank}D"
+        l.config = config
+        m.depthwise[l.name] = (*ks, 1, groups)
+
+
 # --- what cnnc cannot build ----------------------------------------------------------------------
 
 def _refusals(l: KLayer) -> list[Refusal]:
@@ -295,8 +514,11 @@ def _refusals(l: KLayer) -> list[Refusal]:
                            ("rewrite it with Keras layers (Rescaling, Activation, ...) or "
                             "tensor arithmetic",)))
     elif l.cls in MODEL_CLASSES:
-        out.append(Refusal(l.name, l.cls, "nested models are not supported",
-                           ("flatten the inner model's layers into the outer one",)))
+        if not _nestable(l):
+            out.append(Refusal(l.name, l.cls, "nested models are not supported without the "
+                               "list of their layers in the config",
+                               ("cnnc flattens a nested Sequential or functional model given "
+                                "by its config",)))
     elif l.cls in kinds.APPLICATION_LAYERS:
         out.append(Refusal(l.name, l.cls, f"{l.cls} is not a Keras layer cnnc has",
                            (kinds.APPLICATION_LAYERS[l.cls],)))

@@ -98,16 +98,24 @@ def string_list_attr(obj: Any, name: str, what: str, limit: int = 1 << 20) -> li
 
 
 def child(group: Any, name: str, what: str) -> Any | None:
-    """group[name] when it is a hard link inside the file; None if absent."""
+    """group[name] when it is a hard link inside the file; None if absent. A name h5py
+    cannot encode back or an object whose header is damaged is a KerasFileError."""
     h5py = _h5py()
-    if name not in group:
-        return None
-    link = group.get(name, getlink=True)
-    if not isinstance(link, h5py.HardLink):
-        raise KerasFileError(f"cannot read {what}: '{group.name}/{name}' is a "
-                             f"{type(link).__name__}, not data inside the file",
-                             ["cnnc follows no links out of a weights file"])
-    return group[name]
+    try:
+        if name not in group:
+            return None
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            raise KerasFileError(f"cannot read {what}: '{group.name}/{name}' is a "
+                                 f"{type(link).__name__}, not data inside the file",
+                                 ["cnnc follows no links out of a weights file"])
+        return group[name]
+    except KerasFileError:
+        raise
+    except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
+        shown = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise KerasFileError(f"cannot read {what}: the object '{shown}' is damaged ({_short(e)})",
+                             ["the file may be truncated or corrupt"]) from None
 
 
 def is_dataset(obj: Any) -> bool:

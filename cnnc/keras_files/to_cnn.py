@@ -215,9 +215,24 @@ def write(model: KModel, source: str, compile_line: str | None = None) -> Writte
 
 def _header(model: KModel, source: str) -> list[str]:
     version = "Keras 2 (tf.keras)" if model.keras2 else "Keras"
-    return [f"# {model.name}: imported from {source} ({version} config) by cnnc import",
-            "# layer names are Keras's (weights are keyed by them); arguments left out are "
-            "Keras 3's defaults"]
+    out = [f"# {model.name}: imported from {source} ({version} config) by cnnc import",
+           "# layer names are Keras's (weights are keyed by them); arguments left out are "
+           "Keras 3's defaults"]
+    if model.nested:
+        out.append("# nested models (a model called as a layer) are flattened: their layers "
+                   "stand in their place")
+    if model.depthwise:
+        out.append("# Conv2D(filters=C, groups=C) on C channels is written DepthwiseConv2D "
+                   "(the same arithmetic and parameters; cnnc has no grouped convolutions)")
+    return out
+
+
+def _nested_comment(layer: KLayer, last: str) -> list[str]:
+    if layer.parent == last:
+        return []
+    if not layer.parent:
+        return [f"# end of the nested model {last.split('/')[0].split(' (')[0]}"]
+    return [f"# from the nested model {layer.parent}"]
 
 
 class _Namer:
@@ -263,7 +278,10 @@ def _write_sequential(model: KModel, source: str, compile_line: str | None) -> W
     else:
         lines.append("# the file gives no input shape: add one, e.g. input (224, 224, 3)")
     namer = _Namer()
+    parent = ""
     for layer in model.layers[1:]:
+        lines += _nested_comment(layer, parent)
+        parent = layer.parent
         text = _layer_text(layer, namer)
         out.lines[len(lines) + 1] = layer
         lines.append(text)
@@ -300,6 +318,7 @@ def _write_functional(model: KModel, source: str, compile_line: str | None) -> W
     lines.append("")
     namer = _Namer()
     current = None if len(set(group.values())) > 1 else group.get(order[-1]) if order else None
+    parent = ""
     for name in order:
         layer = by_name[name]
         if layer.is_input:
@@ -312,6 +331,9 @@ def _write_functional(model: KModel, source: str, compile_line: str | None) -> W
         if group[name] != current:
             current = group[name]
             lines += ["", f"# {current}"]
+            parent = ""
+        lines += _nested_comment(layer, parent)
+        parent = layer.parent
         if layer.is_op:
             namer.next(_OP_KIND_NAME.get(layer.cls, snake_case(layer.cls)))
             text = _op_text(layer, var)

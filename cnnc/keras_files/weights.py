@@ -16,6 +16,7 @@ weight for is an error, as a missing one is.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Iterable, Sequence
 
 from ..arguments import snake_case
@@ -40,28 +41,39 @@ def entries_of(ir) -> list[tuple[str, str]]:
     return out
 
 
-def keras3_paths(entries: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Layer name -> its group in a Keras 3 weights file (saving_lib's container naming)."""
+def keras3_paths(entries: Iterable[tuple], prefix: str = "layers/") -> dict[str, str]:
+    """Layer name -> its group in a Keras 3 weights file (saving_lib's container naming).
+    An entry is (name, class) or (name, class, entries of a nested model or None)."""
     used: dict[str, int] = {}
     out = {}
-    for name, cls in entries:
+    for name, cls, *sub in entries:
         base = snake_case(cls)
         if base in used:
             used[base] += 1
             base = f"{base}_{used[base]}"
         else:
             used[base] = 0
-        out[name] = f"layers/{base}"
+        if sub and sub[0] is not None:
+            out.update(keras3_paths(sub[0], f"{prefix}{base}/layers/"))
+        else:
+            out[name] = f"{prefix}{base}"
     return out
 
 
-def read(root: Any, analysis, entries: Sequence[tuple[str, str]], what: str) -> dict:
-    """The weights of `analysis`'s model from an open HDF5 group, or WeightsError."""
+def read(root: Any, analysis, entries: Sequence[tuple], what: str,
+         depthwise: dict[str, tuple] | None = None, origins: dict[str, str] | None = None) -> dict:
+    """The weights of `analysis`'s model from an open HDF5 group, or WeightsError.
+    `entries`: the saved layers (config.KModel.tree, nested models included);
+    `depthwise`: layers built as DepthwiseConv from a Conv(groups=filters), with the
+    file's kernel shape (config.KModel.depthwise); `origins`: nested models' layers that
+    cnnc renamed, with the file's names (config.KModel.origins())."""
     from ..weights import WeightsError
+    depthwise = depthwise or {}
     if "layer_names" in root.attrs:
-        arrays, problems = _read_keras2(root, analysis, what)
+        nested = {n: _leaves(sub[0]) for n, _, *sub in entries if sub and sub[0] is not None}
+        arrays, problems = _read_keras2(root, analysis, what, depthwise, nested, origins or {})
     elif "layers" in root:
-        arrays, problems = _read_keras3(root, analysis, entries, what)
+        arrays, problems = _read_keras3(root, analysis, entries, what, depthwise)
     else:
         raise WeightsError(f"'{what}' holds no Keras weights",
                            ["expected Keras 3's layers/<layer>/vars/<i> or Keras 2's "
@@ -77,7 +89,17 @@ def _weighted(analysis):
     return [i for i in analysis.infos if i.weights]
 
 
-def _read_keras3(root, analysis, entries, what):
+def _array(ds, info, w, what: str, depthwise: dict[str, tuple]):
+    """The dataset as the weight `w` of layer `info`; a depthwise kernel saved by a
+    grouped Conv as (kh, kw, 1, C) is read as cnnc's (kh, kw, C, 1)."""
+    stored = depthwise.get(info.name)
+    if stored is not None and tuple(ds.shape) == stored and \
+            tuple(w.shape) == (*stored[:-2], stored[-1], 1):
+        return hdf5.read_array(ds, stored, what).reshape(w.shape)
+    return hdf5.read_array(ds, w.shape, what)
+
+
+def _read_keras3(root, analysis, entries, what, depthwise):
     paths = keras3_paths(entries)
     found = hdf5.datasets(root, what)
     arrays, problems, used = {}, [], set()
@@ -95,7 +117,7 @@ def _read_keras3(root, analysis, entries, what):
                 continue
             used.add(key)
             try:
-                arrays[f"{info.name}/{w.name}"] = hdf5.read_array(ds, w.shape, what)
+                arrays[f"{info.name}/{w.name}"] = _array(ds, info, w, what, depthwise)
             except ValueError as e:
                 problems.append(f"{label} {e}")
     by_path = {v: k for k, v in paths.items()}
@@ -109,7 +131,41 @@ def _read_keras3(root, analysis, entries, what):
     return arrays, problems
 
 
-def _read_keras2(root, analysis, what):
+def _leaves(tree) -> list[str]:
+    out = []
+    for name, _, *sub in tree:
+        out += _leaves(sub[0]) if sub and sub[0] is not None else [name]
+    return out
+
+
+def _split_nested(name, items, leaves, analysis, origins, problems):
+    """A Keras 2 nested model's group (its weights listed as .../<layer>/<weight>) as the
+    weights of each of its layers, matched by the layer's and the weight's names."""
+    infos = {i.name: i for i in _weighted(analysis)}
+    left = list(items)
+    out = []
+    for leaf in leaves:
+        info = infos.get(leaf)
+        if info is None:
+            continue
+        keras_name = origins.get(leaf, leaf)
+        mine = []
+        for w in info.weights:
+            hit = next((it for it in left
+                        if it[0].split(":")[0].split("/")[-2:] == [keras_name, w.name]), None)
+            if hit is None:
+                problems.append(f"nested model '{name}': no weight '{keras_name}/{w.name}' for "
+                                f"layer '{leaf}'")
+                continue
+            left.remove(hit)
+            mine.append(hit)
+        out.append((leaf, mine))
+    for wn, _ in left:
+        problems.append(f"nested model '{name}': weight '{wn}' belongs to no layer of the model")
+    return out
+
+
+def _read_keras2(root, analysis, what, depthwise, nested, origins):
     names = hdf5.string_list_attr(root, "layer_names", what)
     saved = []          # (layer name, [(weight name, dataset)])
     referenced: set[str] = set()
@@ -130,7 +186,10 @@ def _read_keras2(root, analysis, what):
                 continue
             referenced.add(f"{name}/{wn}")
             items.append((wn, ds))
-        saved.append((name, items))
+        if name in nested:
+            saved += _split_nested(name, items, nested[name], analysis, origins, problems)
+        else:
+            saved.append((name, items))
     weighted = _weighted(analysis)
     by_name = {i.name: i for i in weighted}
     if {n for n, _ in saved} == set(by_name):
@@ -155,7 +214,7 @@ def _read_keras2(root, analysis, what):
             continue
         for w, (wn, ds) in zip(info.weights, items):
             try:
-                arrays[f"{info.name}/{w.name}"] = hdf5.read_array(ds, w.shape, what)
+                arrays[f"{info.name}/{w.name}"] = _array(ds, info, w, what, depthwise)
             except ValueError as e:
                 problems.append(f"'{info.name}/{w.name}' ({wn}) {e}")
     for key in sorted(hdf5.datasets(root, what)):
@@ -191,16 +250,48 @@ def open_weights_file(path: str):
     return opened()
 
 
+# The nesting of models read from Keras files (config.KModel), by their IR: a flattened
+# nested model's weights are under its group in a weights file, which the IR cannot say.
+_MODELS: dict[int, tuple[Any, Any]] = {}
+
+
+def remember(ir, model) -> None:
+    import weakref
+    key = id(ir)
+    try:
+        ref = weakref.ref(ir, lambda _: _MODELS.pop(key, None))
+    except TypeError:
+        return
+    _MODELS[key] = (ref, model)
+
+
+def _layout(path: str, analysis):
+    """(entries, depthwise, origins) for reading `path` into `analysis`'s model: the
+    nesting of the Keras file the model came from, else that of the full-model file
+    `path` itself when it has nested models, else the IR's flat layers."""
+    from . import config, container
+    from .container import suffix_of
+    hit = _MODELS.get(id(analysis.model))
+    model = hit[1] if hit is not None and hit[0]() is analysis.model else None
+    if model is None and suffix_of(path) in (".keras", ".h5", ".hdf5") and \
+            suffix_of(path) != ".weights.h5":
+        with contextlib.suppress(KerasFileError):
+            model = config.parse(container.read(path).config, f"'{path}'")
+    if model is not None and (model.nested or model.depthwise):
+        return model.tree, model.depthwise, model.origins()
+    return entries_of(analysis.model), {}, {}
+
+
 def load_file(path: str, analysis) -> dict:
     """--weights w.weights.h5 (or a Keras .h5/.keras) for a model cnnc checked."""
     from .container import suffix_of
-    entries = entries_of(analysis.model)
+    entries, depthwise, origins = _layout(path, analysis)
     if suffix_of(path) == ".keras":
         from . import container
         c = container.read(path)
         if c.open_weights is None:
             raise KerasFileError(f"'{path}' has no model.weights.h5")
         with c.open_weights() as root:
-            return read(root, analysis, entries, f"'{path}'")
+            return read(root, analysis, entries, f"'{path}'", depthwise, origins)
     with open_weights_file(path) as root:
-        return read(root, analysis, entries, f"'{path}'")
+        return read(root, analysis, entries, f"'{path}'", depthwise, origins)
