@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch and --threads must be at least 1, --seconds positive")
     lower.check_opset(args.opset)
     model = load_model(args.file, **source_options(args))
+    from ..train import require_single_io
+    require_single_io(model, "cnnc bench")   # it times one input batch against one output
     from .. import resources     # before any weight exists: the ONNX lowering, then batches
     resources.check_model(model, 2, "cnnc bench", work="compile")
     resources.check_model(model, args.batch, "cnnc bench")

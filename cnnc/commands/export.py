@@ -15,6 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..diagnostics import UsageError
 from ._common import load_model
 
 HELP = "write a Keras 3 .keras file (model, compile settings, weights) from a .cnn file"
@@ -32,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def output_path(source: str, output: str | None) -> Path:
+    if not Path(source).name:
+        raise UsageError(f"'{source}' is not a file name")
     name = Path(source).with_suffix(".keras")
     if output is None:
         return name
