@@ -374,3 +374,22 @@ def test_weights_not_hdf5(tmp_path, capsys):
     p.write_bytes(b"not hdf5 at all")
     err = _compile_with(tmp_path, p, capsys)
     assert "not a readable HDF5 file" in err
+
+
+@pytest.mark.parametrize("where,value", [
+    (("config", "layers", 1, "config", "dtype", "config"), "float32"),
+    (("config", "layers", 1, "inbound_nodes", 0, "args", 0, "config"), 7),
+    (("config", "layers", 2, "config"), []),
+])
+def test_malformed_config_values_are_a_clear_error(tmp_path, where, value):
+    """Any value of an untrusted config may have any type: exit 2, never a crash."""
+    import json
+    from cnnc.cli import main
+    config = json.loads((DATA / "residual.json").read_text())
+    node = config
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(config))
+    assert main(["check", str(path)]) in (0, 1, 2)      # never 70

@@ -55,12 +55,18 @@ def import_file(path: str | Path) -> Imported:
     the file cannot be read; CnncError (exit 1) listing every layer cnnc cannot build."""
     from . import config, to_cnn, training
     c = container_read(path)
-    model = config.parse(c.config, str(path))
-    if model.refusals:
-        diags = [Diagnostic("error", f"layer '{r.layer}' ({r.cls}): {r.message}", None,
-                            list(r.notes), str(path)) for r in model.refusals]
-        raise CnncError(diags, None, exit_code=1)
-    written = to_cnn.write(model, Path(path).name, training.compile_line(c.training))
+    try:
+        model = config.parse(c.config, str(path))
+        if model.refusals:
+            diags = [Diagnostic("error", f"layer '{r.layer}' ({r.cls}): {r.message}", None,
+                                list(r.notes), str(path)) for r in model.refusals]
+            raise CnncError(diags, None, exit_code=1)
+        written = to_cnn.write(model, Path(path).name, training.compile_line(c.training))
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as e:
+        # A config is untrusted JSON: any value may have any type. The readers check what
+        # they use; a shape they did not foresee is still the file's fault, never a crash.
+        raise KerasFileError(f"cannot read '{path}': the model config is malformed "
+                             f"({type(e).__name__}: {e})") from None
     return Imported(str(path), c, model, written)
 
 
