@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .diagnostics import CnncError, Diagnostic, UsageError  # noqa: E402
+from .diagnostics import CnncError, Diagnostic, NumericWarning, UsageError  # noqa: E402
 from .model import Model, load, loads  # noqa: E402
 
-__all__ = ["CnncError", "Diagnostic", "Model", "UsageError", "load", "loads", "__version__"]
+__all__ = ["CnncError", "Diagnostic", "Model", "NumericWarning", "UsageError", "load", "loads",
+           "__version__"]

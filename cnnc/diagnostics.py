@@ -9,7 +9,9 @@ independent error of a file; `render` prints them in the familiar
 from __future__ import annotations
 
 import os
+import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Sequence
@@ -37,6 +39,12 @@ class Diagnostic:
     notes: list[str] = field(default_factory=list)
     path: str = "<string>"
     cell: tuple[int, int] | None = None   # a notebook's (cell number, line in that cell)
+
+    def __post_init__(self):
+        if self.severity not in ("error", "warning"):
+            raise UsageError(f"a Diagnostic's severity is 'error' or 'warning', got {self.severity!r}")
+        if not isinstance(self.message, str):
+            raise UsageError(f"a Diagnostic's message is a str, got {type(self.message).__name__}")
 
     @property
     def is_error(self) -> bool:
@@ -76,12 +84,64 @@ class CnncError(Exception):
 
 
 class UsageError(Exception):
-    """Bad command-line usage or an unreadable file: exit status 2."""
+    """Bad command-line usage or an unreadable file: exit status 2.
+
+    The message and notes are kept terminal-safe: a control character or a bidi
+    override from a user string (a path, a name) shows as its escape (`visible`)."""
 
     def __init__(self, message: str, notes: Sequence[str] = ()):
-        self.message = message
-        self.notes = list(notes)
-        super().__init__(message)
+        self.message = visible(str(message))
+        self.notes = [visible(str(n)) for n in notes]
+        super().__init__(self.message)
+
+
+class NumericWarning(RuntimeWarning):
+    """Overflow in cnnc's arithmetic (outputs or a loss that are NaN or inf): one
+    warning per call, instead of NumPy's RuntimeWarnings from deep inside."""
+
+
+# --- terminal safety -----------------------------------------------------------
+#
+# User strings (layer and model names, paths, source lines, notebook cells) reach the
+# terminal in diagnostics, tables and progress lines. Control characters (ESC
+# sequences, \r, \b, BEL, NUL, C1 codes) and the invisible Unicode formatting
+# characters that reorder or hide text (bidi overrides and isolates, marks, line
+# separators, BOM) are shown as their Python escapes; every other character (é, 日本)
+# stays as it is.
+
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]")
+_UNSAFE_OR_TAB = re.compile(_UNSAFE.pattern[:-1] + "\t]")
+
+
+def _escape(ch: str) -> str:
+    return ch.encode("unicode_escape").decode("ascii")
+
+
+def visible(text: str, tabs: bool = False) -> str:
+    """`text` safe to print: control and invisible formatting characters as escapes
+    (ESC as \\x1b, a newline as \\n, U+202E as \\u202e). `tabs`: keep tabs."""
+    if text.isascii() and text.isprintable():
+        return text
+    return (_UNSAFE if tabs else _UNSAFE_OR_TAB).sub(lambda m: _escape(m.group(0)), text)
+
+
+def cell_width(text: str) -> int:
+    """Terminal columns of `text` as printed by `visible`: wide (East Asian) characters
+    take two, combining marks none, escapes their length."""
+    if text.isascii() and text.isprintable():
+        return len(text)
+    return sum(_char_width(c) for c in text)
+
+
+def _char_width(c: str) -> int:
+    if _UNSAFE_OR_TAB.match(c):
+        return len(_escape(c))
+    if c.isascii():
+        return 1
+    if unicodedata.combining(c):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
 
 
 @dataclass(frozen=True)
@@ -136,11 +196,15 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """
     import difflib  # only when there is something to suggest: keeps `cnnc check` fast
 
-    candidates = list(candidates)
-    folded = {c.lower(): c for c in candidates}
+    folded: dict[str, str] = {}
+    for c in candidates:       # the first spelling wins: a layer class before a function
+        folded.setdefault(c.lower(), c)
     if word.lower() in folded and folded[word.lower()] != word:
         return f"did you mean '{folded[word.lower()]}'?"
-    close = difflib.get_close_matches(word.lower(), list(folded), n=1, cutoff=0.6)
+    # A close match of a very different length is a different word ('sigmoid' is not a
+    # typo of 'SGD'): suggesting it would send the user the wrong way.
+    close = [c for c in difflib.get_close_matches(word.lower(), list(folded), n=3, cutoff=0.6)
+             if abs(len(c) - len(word)) <= max(len(c), len(word)) // 2]
     if close:
         return f"did you mean '{folded[close[0]]}'?"
     return ""
@@ -159,29 +223,55 @@ def use_color(stream=None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+# A source line longer than this is shown as a window around the caret.
+LINE_WINDOW = 160
+_BEFORE_CARET = 60
+_ELLIPSIS = "..."
+
+
+def _source_window(text: str, start: int, end: int) -> tuple[str, str, int]:
+    """(the line as printed, the caret line's lead, the caret's width in columns) for
+    the 0-based character span [start, end) of `text`: escaped, tabs kept so the caret
+    lines up in any tab width, wide characters counted twice; a long line cut to a
+    window around the span, `...` marking what is left out."""
+    start = min(start, len(text))
+    end = max(min(end, len(text)), start)
+    a, b = 0, len(text)
+    if len(text) > LINE_WINDOW:
+        a = max(0, start - _BEFORE_CARET)
+        b = min(len(text), a + LINE_WINDOW)
+        if b == len(text):
+            a = max(0, b - LINE_WINDOW)
+    shown = ((_ELLIPSIS if a > 0 else "") + visible(text[a:b], tabs=True)
+             + (_ELLIPSIS if b < len(text) else ""))
+    lead = (" " * len(_ELLIPSIS) if a > 0 else "") + "".join(
+        "\t" if ch == "\t" else " " * _char_width(ch) for ch in text[a:start])
+    width = sum(1 if ch == "\t" else _char_width(ch) for ch in text[start:min(end, b)])
+    return shown, lead, max(width, 1)
+
+
 def render(d: Diagnostic, source: Source | None = None, color: bool = False) -> str:
     c = _COLORS if color else {k: "" for k in _COLORS}
     s = d.span
-    where = f"{d.path}:{s.line}:{s.column}" if s else d.path
+    path = visible(d.path)
+    where = f"{path}:{s.line}:{s.column}" if s else path
     if s and d.cell:        # a notebook: `notebook.ipynb:cell 4:line 2:5`
-        where = f"{d.path}:cell {d.cell[0]}:line {d.cell[1]}:{s.column}"
+        where = f"{path}:cell {d.cell[0]}:line {d.cell[1]}:{s.column}"
     out = [f"{c['bold']}{where}:{c['reset']} {c[d.severity]}{d.severity}:{c['reset']} "
-           f"{c['bold']}{d.message}{c['reset']}"]
+           f"{c['bold']}{visible(d.message)}{c['reset']}"]
     if s and source is not None:
         text = source.line_text(s.line)
-        if text or s.line <= source.text.count("\n") + 1:
+        if text or s.line <= len(source.lines):
             gutter = str(d.cell[1] if d.cell else s.line)
             pad = " " * len(gutter)
             start = max(s.column - 1, 0)
             end = s.end_column - 1 if s.end_line == s.line else len(text)
-            width = max(end - start, 1)
-            out.append(f" {gutter} | {text}")
-            # Keep the source's tabs so the caret lines up in any tab width.
-            lead = "".join("\t" if ch == "\t" else " " for ch in text[:start])
+            shown, lead, width = _source_window(text, start, end)
+            out.append(f" {gutter} | {shown}")
             out.append(f" {pad} | {lead}{c['caret']}^{'~' * (width - 1)}{c['reset']}")
     for n in d.notes:
         label = "help" if n.startswith(("did you mean", "use ", "add ", "remove ", "try ")) else "note"
-        out.append(f"  {c['note']}{label}:{c['reset']} {n}")
+        out.append(f"  {c['note']}{label}:{c['reset']} {visible(n)}")
     return "\n".join(out)
 
 

@@ -53,6 +53,19 @@ class LayerKind:
 
 # --- converters specific to layers -------------------------------------------
 
+def _quote_hint(v: S.Value, name: str) -> str:
+    """`activation=relu`: quote it, with the name that works (`Relu` -> 'relu')."""
+    if not isinstance(v, S.Name):
+        return ""
+    found = activations.canonical(v.last)
+    if found is None:
+        hint = did_you_mean(v.last, activations.all_names())
+        found = hint.split("'")[1] if hint else None
+    if found is None:
+        return "quote an activation's name; supported: " + ", ".join(activations.all_names())
+    return f"quote it: {name}='{found}'"
+
+
 def activation(v: S.Value, name: str) -> str:
     """'relu', None, keras.activations.relu, tf.nn.relu -> canonical name."""
     if isinstance(v, S.Name) and v.dotted == "None":
@@ -63,7 +76,7 @@ def activation(v: S.Value, name: str) -> str:
         key, span = v.last, v.span
     else:
         raise ArgError(f"`{name}` must be an activation name such as 'relu', got {S.describe(v)}",
-                       v.span, f"quote it: {name}='{v.last}'" if isinstance(v, S.Name) else "")
+                       v.span, _quote_hint(v, name))
     found = activations.canonical(key)
     if found is not None:
         return found

@@ -106,7 +106,11 @@ def _loss_vs_output(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
             rep.warning(f"from_logits=True but '{layer.name}' already applies {act}", loss.span,
                         f"remove activation='{act}' or set from_logits=False")
         elif not loss.from_logits and act not in _PROBABILITIES:
+            # Only layers with an `activation` argument take activation='softmax';
+            # after any other (Add, BatchNormalization, pooling) an Activation layer does it.
+            fix = ("use activation='softmax' (or 'sigmoid' for binary)"
+                   if layer.spec.param("activation") is not None else
+                   f"add Activation('softmax') (or 'sigmoid' for binary) after '{layer.name}'")
             rep.warning(f"{loss.name} expects probabilities, but the output layer '{layer.name}' "
                         f"has activation '{act}'", loss.span,
-                        "use activation='softmax' (or 'sigmoid' for binary), or from_logits=True "
-                        "in the loss")
+                        f"{fix}, or from_logits=True in the loss")

@@ -6,10 +6,13 @@ Training, prediction and ONNX export import NumPy/onnx only when called.
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .diagnostics import Diagnostic, UsageError
+from .diagnostics import Diagnostic, NumericWarning, UsageError, did_you_mean
 from .frontend import Checked, check_file, check_text
 from .infer import Analysis, LayerInfo
 
@@ -21,6 +24,9 @@ class Model:
     """A checked model. Raises CnncError at construction if the source has errors."""
 
     def __init__(self, checked: Checked):
+        if not isinstance(checked, Checked):
+            raise UsageError(f"Model() takes a checked model, got {_type(checked)}",
+                             ["use cnnc.load(path) or cnnc.loads(text)"])
         self._checked = checked.raise_on_error()
         self._weights: dict[str, "np.ndarray"] | None = None
         self.history = None
@@ -53,6 +59,13 @@ class Model:
         return list(self.analysis.infos)
 
     def layer(self, name: str) -> LayerInfo:
+        if not isinstance(name, str):
+            raise UsageError(f"layer() takes a layer's name (a str), got {_type(name)}")
+        names = [i.name for i in self.analysis.infos]
+        if name not in names:
+            hint = did_you_mean(name, names)
+            raise UsageError(f"model '{self.name}' has no layer named {name!r}",
+                             [hint] if hint else [f"its layers: {_listing(names)}"])
         return self.analysis.info(name)
 
     @property
@@ -92,6 +105,14 @@ class Model:
 
     def summary(self, format: str = "text", **options: Any) -> str:
         from . import summary
+        if not isinstance(format, str) or format not in summary.FORMATS:
+            hint = did_you_mean(format, summary.FORMATS) if isinstance(format, str) else ""
+            raise UsageError(f"unknown summary format {format!r}; choose from "
+                             f"{', '.join(summary.FORMATS)}", [hint] if hint else [])
+        _known_keywords("summary", options, ("keras_only", "ascii"))
+        _flag("keras_only", options.get("keras_only", False))
+        if options.get("ascii") is not None:
+            _flag("ascii", options["ascii"])
         return summary.render(self.analysis, format, diagnostics=self.diagnostics, **options)
 
     # --- weights --------------------------------------------------------------------
@@ -116,6 +137,8 @@ class Model:
         return self._weights
 
     def init_weights(self, seed: int | None = None) -> None:
+        if seed is not None:
+            seed = _whole("seed", seed, 0)
         from .reference.initializers import initial_weights
         self._weights = initial_weights(self.analysis, seed)
 
@@ -123,16 +146,17 @@ class Model:
         return {k: v.copy() for k, v in self.weights.items()}
 
     def set_weights(self, weights: Mapping[str, "np.ndarray"]) -> None:
+        """Weights keyed "layer/weight" (as get_weights and save_weights give them)."""
         from . import weights as W
-        self._weights = W.check(dict(weights), self.analysis, "set_weights")
+        self._weights = W.check(_weight_arrays(weights), self.analysis, "set_weights")
 
     def load_weights(self, path: str | Path) -> None:
         from . import weights as W
-        self._weights = W.load(path, self.analysis)
+        self._weights = W.load(_path(path, "load_weights"), self.analysis)
 
     def save_weights(self, path: str | Path) -> None:
         from . import weights as W
-        W.save(path, self.weights, protect=[self.ir.path])
+        W.save(_path(path, "save_weights"), self.weights, protect=[self.ir.path])
 
     # --- running --------------------------------------------------------------------
 
@@ -141,41 +165,309 @@ class Model:
         evaluate, uint8 images are scaled by 1/255 (scale=False: not) and a missing
         channel axis is added (cnnc.data.prepare_x). A model with several inputs takes a
         list of arrays (model input order); several outputs come back as a list."""
+        import numpy as np
+
         from .data import prepare_x
-        from .diagnostics import UsageError
         from .reference.network import Network, check_input
+        batch_size = _whole("batch_size", batch_size, 1)
+        _flag("scale", scale)
         nodes = self.ir.inputs
         many = len(nodes) > 1
         if many and (not isinstance(x, (list, tuple)) or len(x) != len(nodes)):
             raise UsageError(f"model '{self.name}' has {len(nodes)} inputs "
                              f"({', '.join(n.name for n in nodes)}): pass a list of {len(nodes)} arrays")
         xs = list(x) if many else [x]
-        ready = [check_input(prepare_x(a, n.shape, scale=scale, model=f"model '{self.name}'"),
-                             self.analysis, i) for i, (a, n) in enumerate(zip(xs, nodes))]
+        names = [f"x[{i}] (input '{n.name}')" if many else "x" for i, n in enumerate(nodes)]
+        ready = [check_input(prepare_x(_array(a, what), n.shape, scale=scale, what=what,
+                                       model=f"model '{self.name}'"), self.analysis, i)
+                 for i, (a, n, what) in enumerate(zip(xs, nodes, names))]
         net = Network(self.analysis, self.weights)
-        return net.predict(ready if many else ready[0], batch_size=batch_size)
+        # Overflow inside the network is reported once, below, not as NumPy's warnings.
+        with np.errstate(all="ignore"):
+            out = net.predict(ready if many else ready[0], batch_size=batch_size)
+        _warn_non_finite("predict", out if isinstance(out, list) else [out])
+        return out
 
     def fit(self, x, y, **kwargs: Any):
         """Keras's fit: keyword arguments override the file's fit(...) settings."""
+        import numpy as np
+
         from . import train
-        self.history = train.fit(self, x, y, **kwargs)
+        _known_keywords("fit", kwargs, _parameters(train.fit) | set(train._UNSUPPORTED))
+        _check_run_options(kwargs)
+        if kwargs.get("checkpoint") is not None:
+            kwargs["checkpoint"] = _path(kwargs["checkpoint"], "fit(checkpoint=...)")
+        x, y = _array(x, "x", kwargs.get("divisor")), _array(y, "y")
+        val = kwargs.get("validation_data")
+        if isinstance(val, (tuple, list)) and len(val) == 2:
+            kwargs["validation_data"] = (_array(val[0], "validation_data x", kwargs.get("divisor")),
+                                         _array(val[1], "validation_data y"))
+        # The training step reports NaN and inf itself (TrainingStopped); validation
+        # losses that overflow are one NumericWarning, never NumPy's warnings.
+        with np.errstate(all="ignore"):
+            self.history = train.fit(self, x, y, **kwargs)
+        last = {k: v[-1] for k, v in self.history.history.items() if v}
+        _warn_non_finite_logs("fit", last)
         return self.history
 
     def evaluate(self, x, y, batch_size: int | None = None, return_dict: bool = False, **kwargs: Any):
+        import numpy as np
+
         from . import train
-        return train.evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict, **kwargs)
+        _known_keywords("evaluate", kwargs, _parameters(train.evaluate) - {"batch_size", "return_dict"}
+                        | {"sample_weight", "steps", "callbacks"})
+        if batch_size is not None:
+            batch_size = _whole("batch_size", batch_size, 1)
+        _flag("return_dict", return_dict)
+        _check_run_options(kwargs)
+        for key in ("runtime", "provider"):
+            if key in kwargs and not isinstance(kwargs[key], str):
+                raise UsageError(f"{key} must be a str, got {_type(kwargs[key])}")
+        x, y = _array(x, "x", kwargs.get("divisor")), _array(y, "y")
+        with np.errstate(all="ignore"):
+            logs = train.evaluate(self, x, y, batch_size=batch_size, return_dict=True, **kwargs)
+        _warn_non_finite_logs("evaluate", logs)
+        if return_dict:
+            return logs
+        values = list(logs.values())     # Keras: the loss alone, or [loss, *metrics]
+        return values[0] if len(values) == 1 else values
 
     def to_onnx(self, path: str | Path | None = None, opset: int | None = None):
         """The ONNX model (verified); written atomically to `path` if given."""
         from . import lower
+        if path is not None:
+            path = _path(path, "to_onnx")
+        if opset is not None:
+            opset = _whole("opset", opset, 1)
         return lower.export(self, path, opset=opset)
 
 
 def load(path: str | Path) -> Model:
     """Read, parse and check a .cnn file. Raises CnncError (with every
     diagnostic) if it has errors, UsageError if it cannot be read."""
-    return Model(check_file(path))
+    return Model(check_file(_path(path, "load")))
 
 
 def loads(text: str, path: str = "<string>") -> Model:
+    """Check the text of a .cnn file (a str; bytes are read as UTF-8). `path` names it
+    in diagnostics."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"loads() got bytes that are not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})", ["pass the text as a str"]) from None
+    if not isinstance(text, str):
+        raise UsageError(f"loads() takes the model's text (a str), got {_type(text)}",
+                         ["to read a file, use cnnc.load(path)"])
+    if "\x00" in text:
+        raise UsageError("loads() got text with a NUL character: binary data, not a .cnn text")
+    if not isinstance(path, str):
+        raise UsageError(f"loads(path=...) names the text in messages: a str, got {_type(path)}")
     return Model(check_text(text, path))
+
+
+# --- checking what the API is given -----------------------------------------------------------
+#
+# Every public entry point checks its arguments here, so that a wrong type or value is a
+# UsageError naming the argument, never a TypeError or AttributeError from deep inside.
+
+def _type(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _listing(names, limit: int = 10) -> str:
+    names = list(names)
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _whole(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise UsageError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if not (isinstance(value, bool) or numpy_bool):
+        raise UsageError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _positive(name: str, value: Any, zero: bool = False) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value < 0 or (value == 0 and not zero)):
+        raise UsageError(f"{name} must be a finite number {'>=' if zero else '>'} 0, got {value!r}")
+    return float(value)
+
+
+def _path(value: Any, what: str) -> str | Path:
+    """A file path argument: a str or os.PathLike (bytes are decoded as the OS does)."""
+    if isinstance(value, (bytes, bytearray)):
+        value = os.fsdecode(bytes(value))
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+        if isinstance(value, bytes):
+            value = os.fsdecode(value)
+    if not isinstance(value, str):
+        raise UsageError(f"{what}() takes a file path (a str or pathlib.Path), got {_type(value)}")
+    if not value:
+        raise UsageError(f"{what}() got an empty path")
+    if "\x00" in value:
+        raise UsageError(f"{what}() got a path with a NUL character: {value!r}")
+    return value
+
+
+def _parameters(fn) -> set[str]:
+    import inspect
+    return {p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"model", "x", "y"}
+
+
+class KeywordError(UsageError, TypeError):
+    """An unexpected keyword argument: cnnc's UsageError, and a TypeError as Python's
+    own for a wrong keyword (code that catches TypeError keeps working)."""
+
+
+def _known_keywords(what: str, given: Mapping[str, Any], known) -> None:
+    for key in given:
+        if key not in known:
+            hint = did_you_mean(key, known)
+            raise KeywordError(f"{what}() got an unexpected keyword argument {key!r}",
+                             [hint] if hint else [f"{what}() takes: {', '.join(sorted(known))}"])
+
+
+def _check_run_options(kw: Mapping[str, Any]) -> None:
+    """fit() and evaluate() keywords that train.py takes without checking their types."""
+    from .compile_spec import LossSpec, OptimizerSpec
+    if kw.get("loss") is not None and not isinstance(kw["loss"], (str, LossSpec)):
+        raise UsageError(f"loss must be a loss's name (a str), got {_type(kw['loss'])}")
+    if kw.get("optimizer") is not None and not isinstance(kw["optimizer"], (str, OptimizerSpec)):
+        raise UsageError(f"optimizer must be an optimizer's name (a str), got {_type(kw['optimizer'])}",
+                         ["supported: SGD, RMSprop, Adam"])
+    metrics = kw.get("metrics")
+    if metrics is not None:
+        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+            raise UsageError(f"metrics must be a list of names, got {metrics!r}",
+                             ["e.g. metrics=['accuracy']"])
+        for m in metrics:
+            if not isinstance(m, str):
+                raise UsageError(f"metrics must be a list of names (str), got {_type(m)} in it")
+    for key in ("learning_rate", "divisor"):
+        if kw.get(key) is not None:
+            _positive(key, kw[key])
+    if "checkpoint_every" in kw:
+        _positive("checkpoint_every", kw["checkpoint_every"], zero=True)   # 0: every batch
+    for key in ("scale", "resume"):
+        if key in kw:
+            _flag(key, kw[key])
+    if kw.get("on_epoch_end") is not None and not callable(kw["on_epoch_end"]):
+        raise UsageError(f"on_epoch_end must be a function, got {_type(kw['on_epoch_end'])}")
+    if kw.get("stream") is not None and not callable(getattr(kw["stream"], "write", None)):
+        raise UsageError(f"stream must be a text stream (with a write method), got {_type(kw['stream'])}")
+    if "verbose" in kw and kw["verbose"] is not None:
+        from .progress import resolve_verbose
+        import io
+        resolve_verbose(kw["verbose"], io.StringIO())
+
+
+_NOT_ARRAYS = (str, bytes, bytearray, dict, set, frozenset, type(None))
+
+
+def _array(value: Any, what: str, divisor: Any = None) -> "np.ndarray":
+    """An array argument (x, y) as a NumPy array of numbers, checked: not a str, dict or
+    None; not ragged; numbers (not objects, strings or complex); finite and within
+    float32's range (cnnc computes in float32)."""
+    import numpy as np
+    if isinstance(value, _NOT_ARRAYS) or isinstance(value, Mapping):
+        raise UsageError(f"{what} must be an array (a NumPy array or nested lists of numbers), "
+                         f"got {_type(value)}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{what} cannot be read as an array: its samples have different shapes "
+                         "(a ragged nested list)" if "inhomogeneous" in str(e) or "sequence" in str(e)
+                         else f"{what} cannot be read as an array ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        kind = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes",
+                "M": "dates", "m": "time spans", "V": "records"}.get(arr.dtype.kind, str(arr.dtype))
+        raise UsageError(f"{what} holds {kind} (dtype {arr.dtype}); expected real numbers",
+                         ["convert it, e.g. np.asarray(x, dtype='float32')"])
+    if arr.dtype.kind == "f":
+        _check_finite(arr, what, divisor)
+    return arr
+
+
+def _check_finite(arr, what: str, divisor: Any) -> None:
+    """NaN, inf, or (for float64) values beyond float32's range: a UsageError saying so.
+    Checked in slices of the first axis, so no second copy of a large array is made."""
+    import numpy as np
+    limit = float(np.finfo(np.float32).max)
+    if isinstance(divisor, numbers.Real) and not isinstance(divisor, bool) and divisor > 0 \
+            and math.isfinite(divisor):
+        limit *= float(divisor)
+    wide = arr.dtype.itemsize > 4
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    step = max(1, (1 << 22) // max(1, arr[0].size if len(arr) else 1))
+    for i in range(0, len(arr), step):
+        block = arr[i:i + step]
+        with np.errstate(all="ignore"):
+            bad = ~np.isfinite(block)
+            if bad.any():
+                first = i + int(np.argmax(bad.reshape(len(block), -1).any(axis=1)))
+                raise UsageError(f"{what} holds NaN or infinite values (sample {first} is the "
+                                 "first with one); cnnc cannot compute with them",
+                                 ["replace them (np.nan_to_num) or drop those samples"])
+            if wide and (np.abs(block) > limit).any():
+                raise UsageError(f"{what} holds values too large for float32 (the largest is "
+                                 f"{float(np.abs(arr).max()):g}); cnnc computes in float32",
+                                 ["scale the data down (divide by its maximum)"])
+
+
+def _weight_arrays(weights: Any) -> dict:
+    """set_weights' argument as {str: ndarray}: a mapping with str keys and arrays of
+    real numbers (the shapes, NaN and missing keys are weights.check's)."""
+    import numpy as np
+    if not isinstance(weights, Mapping):
+        raise UsageError(f"set_weights() takes a dict of arrays keyed 'layer/weight', got {_type(weights)}",
+                         ["get_weights() gives one in that form"])
+    out = {}
+    for key, value in weights.items():
+        if not isinstance(key, str):
+            raise UsageError(f"set_weights(): the keys are 'layer/weight' names (str), got "
+                             f"{key!r:.60}")
+        if isinstance(value, _NOT_ARRAYS) or isinstance(value, Mapping):
+            raise UsageError(f"set_weights(): '{key}' must be an array, got {_type(value)}")
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError):
+            raise UsageError(f"set_weights(): '{key}' cannot be read as an array "
+                             "(a ragged nested list)") from None
+        if arr.dtype.kind not in "biuf":
+            raise UsageError(f"set_weights(): '{key}' has dtype {arr.dtype}; expected real numbers")
+        out[key] = arr
+    return out
+
+
+def _warn_non_finite(what: str, outputs) -> None:
+    import numpy as np
+    import warnings
+    for out in outputs:
+        if out.dtype.kind == "f" and out.size and not np.isfinite(out).all():
+            rows = out.reshape(len(out), -1) if len(out) else out
+            n = int(np.count_nonzero(~np.isfinite(rows).all(axis=1)))
+            warnings.warn(f"{what}: the outputs of {n} of {len(out)} samples are NaN or inf "
+                          "(overflow in float32: inputs or weights too large)",
+                          NumericWarning, stacklevel=3)
+            return
+
+
+def _warn_non_finite_logs(what: str, logs: Mapping) -> None:
+    import warnings
+    bad = [str(k) for k, v in logs.items()
+           if isinstance(v, numbers.Real) and not math.isfinite(v)]
+    if bad:
+        warnings.warn(f"{what}: {', '.join(bad)} came out NaN or inf (overflow in float32: "
+                      "inputs or weights too large)", NumericWarning, stacklevel=3)

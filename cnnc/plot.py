@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import shapes as sh
-from .diagnostics import UsageError
+from .diagnostics import UsageError, visible as _visible
 from .infer import Analysis
 
 FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mmd",
@@ -71,12 +71,10 @@ def nodes_and_edges(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int
 
 # --- escaping ----------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def visible(text: str) -> str:
-    """Control characters (a newline in a layer name) as their escapes: one line, nothing hidden."""
-    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+    """Control characters (a newline in a layer name) and bidi overrides as their
+    escapes: one line, nothing hidden (diagnostics.visible, shared with the terminal)."""
+    return _visible(text)
 
 
 def html_escape(text: str) -> str:

@@ -8,17 +8,22 @@ drawn with tqdm on a terminal (verbose 1), or one plain line per epoch
 
 from __future__ import annotations
 
+import numbers
 import shutil
 import sys
 import time
 from typing import IO, Mapping
 
+from .diagnostics import UsageError, visible
+
 _REFRESH_S = 0.1
 
 
 def resolve_verbose(verbose, stream: IO) -> int:
-    if verbose in (None, "auto"):
+    if verbose is None or (isinstance(verbose, str) and verbose == "auto"):
         return 1 if getattr(stream, "isatty", lambda: False)() else 2
+    if not isinstance(verbose, numbers.Integral) or int(verbose) not in (0, 1, 2):
+        raise UsageError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
     return int(verbose)
 
 
@@ -26,6 +31,7 @@ def format_logs(logs: Mapping[str, float]) -> str:
     parts = []
     for k, v in logs.items():
         v = float(v)
+        k = visible(str(k))      # a metric's name: never a raw control character
         parts.append(f" - {k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f" - {k}: {v:.4e}")
     return "".join(parts)
 

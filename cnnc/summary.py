@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 from . import __version__
 from . import shapes as sh
 from .arguments import Initializer, Regularizer
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
 from .infer import BYTES_PER_VALUE, Analysis, LayerInfo, input_flow
 
 SCHEMA = "cnnc.summary/1"
@@ -159,7 +159,7 @@ _ALIGN = ("<", "<", ">", ">", ">", ">", ">")
 def _rows(analysis: Analysis, keras_only: bool) -> list[tuple[str, ...]]:
     rows = []
     for info in analysis.infos:
-        row = (f"{info.name} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
+        row = (f"{_one_line(info.name)} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
         if not keras_only:
             act = info.activation_bytes
             row += ("?" if info.macs is None else f"{info.macs:,}",
@@ -170,8 +170,15 @@ def _rows(analysis: Analysis, keras_only: bool) -> list[tuple[str, ...]]:
 
 
 def _one_line(text: str) -> str:
-    """A name on one line: control characters (a newline) as their escapes."""
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: m.group(0).encode("unicode_escape").decode(), text)
+    """A user string (a name) safe for the terminal, on one line: control characters
+    and bidi overrides as their escapes (diagnostics.visible)."""
+    return visible(text)
+
+
+def _pad(text: str, align: str, width: int) -> str:
+    """`text` padded to `width` terminal columns (wide characters count twice)."""
+    fill = " " * max(width - cell_width(text), 0)
+    return fill + text if align == ">" else text + fill
 
 
 def _totals_lines(analysis: Analysis, keras_only: bool) -> list[str]:
@@ -211,7 +218,7 @@ def _can_draw_boxes(stream=None) -> bool:
 def render_text(analysis: Analysis, keras_only: bool = False, ascii: bool | None = None) -> str:
     header = _KERAS_HEADER + (() if keras_only else _EXTRA_HEADER)
     rows = _rows(analysis, keras_only)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    widths = [max(cell_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
     box = _ASCII if (ascii if ascii is not None else not _can_draw_boxes()) else _BOX
 
     def rule(kind: str) -> str:
@@ -220,10 +227,10 @@ def render_text(analysis: Analysis, keras_only: bool = False, ascii: bool | None
 
     def line(cells: Sequence[str], kind: str, aligns: Sequence[str]) -> str:
         edge, inner = box[kind][0], box[kind][1]
-        body = f" {inner} ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, aligns, widths))
+        body = f" {inner} ".join(_pad(c, a, w) for c, a, w in zip(cells, aligns, widths))
         return f"{edge} {body} {edge}"
 
-    out = [f'Model: "{analysis.model.name}"', rule("top"),
+    out = [f'Model: "{_one_line(analysis.model.name)}"', rule("top"),
            line(header, "head", ["<", "<"] + [">"] * (len(header) - 2)), rule("sep")]
     for k, row in enumerate(rows):
         out.append(line(row, "row", _ALIGN))
@@ -346,7 +353,7 @@ def wrap_cell(text: str, width: int, align: str = "<", ellipsis: str = "…") ->
 
 
 def _connections(layer_inputs: Sequence[str]) -> str:
-    return ", ".join(f"{name}[0][0]" for name in layer_inputs) or "-"
+    return ", ".join(f"{_one_line(name)}[0][0]" for name in layer_inputs) or "-"
 
 
 def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple[str, ...]]:
@@ -357,7 +364,7 @@ def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple
     for name in model.layer_order:
         node = inputs.get(name)
         if node is not None:
-            row: tuple[str, ...] = (f"{name} ({node.kind})", sh.fmt_shape(node.shape), "0")
+            row: tuple[str, ...] = (f"{_one_line(name)} ({node.kind})", sh.fmt_shape(node.shape), "0")
             if graph:
                 row += ("-",)
             if not keras_only:
@@ -368,7 +375,7 @@ def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple
             rows.append(row)
             continue
         info = analysis.info(name)
-        row = (f"{name} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
+        row = (f"{_one_line(name)} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
         if graph:
             row += (_connections(info.layer.inputs),)
         if not keras_only:
@@ -393,7 +400,7 @@ def render_functional_text(analysis: Analysis, keras_only: bool = False,
     header = keras_header + (() if keras_only else _EXTRA_HEADER)
     rows = _graph_rows(analysis, graph, keras_only)
     k = len(keras_header)
-    extra_widths = [max(len(r[i]) for r in [header, *rows]) for i in range(k, len(header))]
+    extra_widths = [max(cell_width(r[i]) for r in [header, *rows]) for i in range(k, len(header))]
     widths = keras_widths + extra_widths
     aligns = keras_aligns + (">",) * len(extra_widths)
     box = _ASCII if (ascii if ascii is not None else not _can_draw_boxes()) else _BOX
@@ -413,7 +420,7 @@ def render_functional_text(analysis: Analysis, keras_only: bool = False,
             out.append(f"{edge} " + f" {inner} ".join(parts) + f" {edge}")
         return out
 
-    out = [f'Model: "{analysis.model.name}"', rule("top"),
+    out = [f'Model: "{_one_line(analysis.model.name)}"', rule("top"),
            *lines(header, "head", aligns), rule("sep")]
     for i, row in enumerate(rows):
         out += lines(row, "row", aligns)
@@ -426,7 +433,7 @@ def render_functional_text(analysis: Analysis, keras_only: bool = False,
 
 def _md_code(text: str) -> str:
     """`text` as a Markdown code span that survives a table cell."""
-    text = text.replace("\n", "\\n").replace("|", "\\|")
+    text = visible(text).replace("|", "\\|")
     fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -458,11 +465,11 @@ def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> 
 def render_markdown(analysis: Analysis, keras_only: bool = False) -> str:
     header = _KERAS_HEADER + (() if keras_only else _EXTRA_HEADER)
     rows = _rows(analysis, keras_only)
-    out = [f"**Model: `{analysis.model.name}`**", "",
+    out = [f"**Model: {_md_code(analysis.model.name)}**", "",
            "| " + " | ".join(header) + " |",
            "|" + "|".join(":---" if a == "<" else "---:" for a in _ALIGN[:len(header)]) + "|"]
-    for row in rows:
-        cells = [f"`{row[0].split(' ')[0]}` ({row[0].split('(')[-1]}", f"`{row[1]}`", *row[2:]]
+    for info, row in zip(analysis.infos, rows):
+        cells = [f"{_md_code(info.name)} ({info.layer.kind})", f"`{row[1]}`", *row[2:]]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out += [f"- {line.strip()}" for line in _totals_lines(analysis, keras_only)]
@@ -478,4 +485,6 @@ def render(analysis: Analysis, format: str = "text", diagnostics: Iterable[Diagn
         return (render_functional_markdown if functional else render_markdown)(analysis, keras_only)
     if format == "text":
         return (render_functional_text if functional else render_text)(analysis, keras_only, ascii)
-    raise ValueError(f"unknown summary format {format!r}; choose from {', '.join(FORMATS)}")
+    hint = did_you_mean(format, FORMATS) if isinstance(format, str) else ""
+    raise UsageError(f"unknown summary format {format!r}; choose from {', '.join(FORMATS)}",
+                     [hint] if hint else [])

@@ -3,10 +3,13 @@ receptive fields, weights with their initializer and regularizer, MACs."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Sequence
 
 from .. import shapes as sh
 from ..ir import Layer
+from ..kinds import KINDS
 from .core import ShapeError, Weight, Flow, LayerInfo
 
 
@@ -21,21 +24,32 @@ def _need_rank(layer: Layer, x: Flow, rank: int) -> None:
     """Keras's InputSpec(ndim=rank+2): the sample must be (*spatial, channels)."""
     if len(x.shape) != rank + 1:
         got = sh.fmt_shape(x.shape)
-        hint = _rank_hint(x, rank)
+        hint = _rank_hint(x, rank, layer.kind)
         raise ShapeError(f"{layer.kind} expects a {rank + 2}-D input {_LAYOUT[rank]}, "
                          f"got {len(x.shape) + 1}-D {got}", layer.span, hint)
 
 
-def _rank_hint(x: Flow, rank: int) -> str:
+def _rank_hint(x: Flow, rank: int, layer_kind: str = "") -> str:
     n = sh.numel(x.shape)
     if len(x.shape) < rank + 1 and n is not None:
         guess = _guess_reshape(n, rank)
         if guess:
             return f"add a Reshape before it, e.g. Reshape({guess})"
         return (f"add a Reshape to {rank} spatial axes and channels before it (the sizes must "
-                f"multiply to {n}), or remove the Flatten/Dense that made it {len(x.shape) + 1}-D")
+                f"multiply to {n}), or, if a Flatten or Dense made it {len(x.shape) + 1}-D, "
+                "remove it")
     if len(x.shape) > rank + 1:
-        return f"use the {len(x.shape) - 1}D variant of this layer, or Flatten/Reshape first"
+        # Flatten would make it 2-D, which no layer that needs spatial axes takes: only a
+        # variant of the right rank (when Keras has one) or a Reshape that merges axes helps.
+        hints = []
+        variant = re.sub(r"[123]D", f"{len(x.shape) - 1}D", layer_kind) if layer_kind else ""
+        if variant != layer_kind and variant in KINDS:
+            hints.append(f"use {variant} instead")
+        keep = len(x.shape) - rank            # leading axes merged into the first one
+        if None not in x.shape[:keep]:
+            merged = (math.prod(x.shape[:keep]), *x.shape[keep:])
+            hints.append(f"add a Reshape before it that merges axes, e.g. Reshape({sh.fmt_shape(merged, batch=False)})")
+        return "; or ".join(hints)
     return ""
 
 

@@ -111,6 +111,16 @@ def _merged_rf(xs: Sequence[Flow]) -> tuple:
             tuple(max(j) for j in zip(*(x.jump for x in xs))))
 
 
+def _rank_fix(layer: Layer, a: tuple, b: tuple, j: int) -> str:
+    """How to give two tensors one rank: Flatten makes a tensor 2-D, so it helps only
+    when the other one is 2-D already (else both must be flattened)."""
+    if len(a) == 1:
+        return f"Flatten '{layer.inputs[j]}' first"
+    if len(b) == 1:
+        return f"Flatten '{layer.inputs[0]}' first"
+    return "Flatten both first, or Reshape one to the other's rank"
+
+
 def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
     """Keras's Concatenate: equal ranks, equal sizes except on `axis` (None matches)."""
     rank = len(xs[0].shape) + 1
@@ -120,7 +130,7 @@ def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo
             raise ShapeError(f"Concatenate needs inputs of one rank, got {sh.fmt_shape(xs[0].shape)} "
                              f"(from '{layer.inputs[0]}') and {sh.fmt_shape(x.shape)} "
                              f"(from '{layer.inputs[j]}')", layer.input_span(j),
-                             "Flatten or Reshape one of them first")
+                             _rank_fix(layer, xs[0].shape, x.shape, j))
     a = _feature_axis(layer, xs[0].shape, "concatenate along",
                       "concatenate channels with axis=-1")
     out = list(xs[0].shape)

@@ -29,6 +29,9 @@ def _input_decl(st: _State, stmt: S.InputDecl) -> None:
         value = shape(stmt.value, "input")
     except ArgError as e:
         st.rep.error(e.message, e.span, *e.notes)
+        # The layers below have no input shape because of this error: "the model has no
+        # input shape ... add `input (...)`" would tell the user to add what is there.
+        st.no_input_reported = True
         return
     node = _declare_input(st, value, stmt.span)
     if stmt.alias is not None:
