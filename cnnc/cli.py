@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .diagnostics import CnncError, UsageError, did_you_mean, use_color
+from .diagnostics import CnncError, UsageError, did_you_mean, use_color, visible
 
 COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
             "predict", "bench")
@@ -157,13 +157,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         # an OS error no reader or writer turned into a message: still the user's
         # situation (a file, a disk), not a bug
-        where = f" '{e.filename}'" if getattr(e, "filename", None) else ""
+        where = f" '{visible(str(e.filename))}'" if getattr(e, "filename", None) else ""
         print(f"cnnc: error: cannot access{where}: {_why(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # a bug in cnnc: say so without a traceback
         if os.environ.get("CNNC_DEBUG"):
             raise
-        print(f"cnnc: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"cnnc: internal error: {type(e).__name__}: {visible(str(e))}", file=sys.stderr)
         print("  note: this is a bug in cnnc; set CNNC_DEBUG=1 for the traceback and report it",
               file=sys.stderr)
         return 70

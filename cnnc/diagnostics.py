@@ -126,6 +126,11 @@ def visible(text: str, tabs: bool = False) -> str:
     return (_UNSAFE if tabs else _UNSAFE_OR_TAB).sub(lambda m: _escape(m.group(0)), text)
 
 
+def visible_lines(text: str) -> str:
+    """`visible` line by line: the text's own line breaks kept."""
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
 def cell_width(text: str) -> int:
     """Terminal columns of `text` as printed by `visible`: wide (East Asian) characters
     take two, combining marks none, escapes their length."""

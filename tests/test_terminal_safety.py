@@ -237,3 +237,14 @@ def test_progress_escapes_metric_names():
     from cnnc.progress import format_logs
     out = format_logs({f"loss{ESC}\r": 1.0, "acc\u202e": 0.5})
     assert not raw_controls(out, allow="")
+
+
+def test_command_outputs_escape_user_paths(tmp_path, capsys):
+    """A path with an escape sequence in it, echoed by a command, stays inert."""
+    from cnnc.cli import main
+    src = tmp_path / "net.cnn"
+    src.write_text("input (4,)\nDense(2)\n")
+    out = tmp_path / "evil\x1b[2Jname.dot"
+    assert main(["plot", str(src), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\\x1b[2J" in printed

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from ..diagnostics import UsageError, render_all, use_color
+from ..diagnostics import UsageError, render_all, use_color, visible
 from ..frontend import check_file, check_script_file
 
 HELP = "check .cnn files and report errors and warnings"
@@ -79,4 +79,4 @@ def _script_note(path: str, sc, verbose: bool) -> None:
               + ("" if verbose else "; -v lists them"), file=sys.stderr)
         if verbose:
             for line, code in sc.skipped:
-                print(f"  {sc.script.where(line) if sc.script else line}: {code}", file=sys.stderr)
+                print(visible(f"  {sc.script.where(line) if sc.script else line}: {code}"), file=sys.stderr)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..diagnostics import UsageError
+from ..diagnostics import UsageError, visible
 from ._common import load_model, source_options
 
 HELP = "check a .cnn file, print its summary and write a verified ONNX model"
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         lowered = lower.lower(model, args.opset, metadata={"weights": origin}, path=path,
                               external_threshold=args.external_data_threshold)
     except lower.VerificationError as e:
-        print(f"cnnc: error: the ONNX graph failed verification: {e}", file=sys.stderr)
+        print(f"cnnc: error: the ONNX graph failed verification: {visible(str(e))}", file=sys.stderr)
         print("  note: this is a bug in cnnc; please report it with the .cnn file", file=sys.stderr)
         return 70
     size = lower.write(lowered.proto, path, protect=protect, data=lowered.data, staged=lowered.staged,

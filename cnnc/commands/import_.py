@@ -13,6 +13,8 @@ atomically and never over an input.
 
 from __future__ import annotations
 
+from ..diagnostics import visible
+
 import argparse
 from pathlib import Path
 
@@ -85,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
         W.save(npz_path, weights, protect=inputs + [str(cnn_path)])
     if not args.quiet:
         layers = len(checked.ir.layers)
-        print(f"wrote {cnn_path} ({layers} layer{'s' if layers != 1 else ''}, "
+        print(f"wrote {visible(str(cnn_path))} ({layers} layer{'s' if layers != 1 else ''}, "
               f"{checked.analysis.total_params:,} parameters)")
         if weights is not None:
-            print(f"wrote {npz_path} ({len(weights)} arrays)")
+            print(f"wrote {visible(str(npz_path))} ({len(weights)} arrays)")
     return 0
 
 

@@ -13,7 +13,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..diagnostics import UsageError
+from ..diagnostics import UsageError, visible
 from ._common import add_source_arguments, load_checked, source_options
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
                        timeout=args.timeout)
     write_bytes(path, data, protect=[args.file])
     boxes = len(checked.analysis.model.layer_order)
-    print(f"wrote {path} ({fmt}, {boxes} layer{'s' if boxes != 1 else ''})")
+    print(f"wrote {visible(str(path))} ({fmt}, {boxes} layer{'s' if boxes != 1 else ''})")
     return 0

@@ -12,7 +12,7 @@ import argparse
 import io
 from pathlib import Path
 
-from ..diagnostics import UsageError
+from ..diagnostics import UsageError, visible
 
 from ._common import add_threads_argument
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if y is not None and np.ndim(y[i]) == 0:
             t = int(y[i])
             truth = f" (label {t}{f' {names[t]!r}' if names and 0 <= t < len(names) else ''})"
-        print(f"{i}: class {c}{label}, output {conf:.4f}{truth}")
+        print(visible(f"{i}: class {c}{label}, output {conf:.4f}{truth}"))
     if args.output:
         protect = [p for p in (args.file, args.data, args.weights) if p]
         if args.output.endswith(".npy"):
@@ -104,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
             lines += [f"{i},{int(np.ravel(classes[i])[0])}," + ",".join(f"{v:.7g}" for v in row)
                       for i, row in enumerate(flat)]
             write_text(args.output, "\n".join(lines) + "\n", protect)
-        print(f"wrote {args.output} ({len(out):,} outputs of shape {tuple(out.shape[1:])})")
+        print(f"wrote {visible(str(args.output))} ({len(out):,} outputs of shape {tuple(out.shape[1:])})")
     return 0

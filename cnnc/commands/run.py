@@ -9,6 +9,8 @@ data looks channels-first). Big inputs run --batch-size samples at a time.
 
 from __future__ import annotations
 
+from ..diagnostics import visible_lines
+
 import argparse
 import sys
 import time
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in prepared.notes:
             print(f"note: {note}", file=sys.stderr)
-        print(_report(args, sess, spec, x, names, outputs, seconds))
+        print(visible_lines(_report(args, sess, spec, x, names, outputs, seconds)))
     return 0
 
 

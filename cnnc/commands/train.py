@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..diagnostics import UsageError
+from ..diagnostics import UsageError, visible, visible_lines
 from ._common import add_threads_argument
 
 HELP = "train a model on a dataset (Keras fit) and write its weights"
@@ -139,14 +139,14 @@ def run(args: argparse.Namespace) -> int:
                             loss=args.loss, optimizer=args.optimizer, learning_rate=args.lr,
                             metrics=metrics, on_epoch_end=write_history)
     except train.TrainingStopped as e:
-        print(f"cnnc: error: {e}", file=sys.stderr)
+        print(f"cnnc: error: {visible_lines(str(e))}", file=sys.stderr)
         for note in e.notes:
             print(f"  note: {note}", file=sys.stderr)
         print(f"  note: '{output}' was not written", file=sys.stderr)
         return 1
     except train.TrainingInterrupted as e:
         where = f"; checkpoint saved in '{e.checkpoint}', continue with --resume" if e.checkpoint else ""
-        print(f"cnnc: {e}{where}", file=sys.stderr)
+        print(visible_lines(f"cnnc: {e}{where}"), file=sys.stderr)
         return 130
     _save(model, output, protect)
     summary = {"model": model.name, **history.to_json()}
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"test ({len(test[0]):,} samples)" + "".join(f" - {k}: {v:.4f}" for k, v in result.items()))
     write_text(hist_path, json.dumps(summary, indent=2) + "\n", protect)
     where = f"; checkpoint in {folder}/" if folder is not None else ""
-    print(f"wrote {output} ({model.total_params:,} parameters) and {hist_path}{where}")
+    print(visible(f"wrote {output} ({model.total_params:,} parameters) and {hist_path}{where}"))
     return 0
 
 
@@ -170,7 +170,7 @@ def _save(model, output: Path, protect) -> None:
 def _announce_checkpoint(folder: Path, resume: bool, ckpt) -> None:
     if ckpt.exists(folder):
         if resume:
-            print(f"resuming from {ckpt.path_in(folder)}", file=sys.stderr)
+            print(f"resuming from {visible(str(ckpt.path_in(folder)))}", file=sys.stderr)
         else:
             print(f"note: starting a new run; the checkpoint in '{folder}' will be replaced "
                   "(use --resume to continue it)", file=sys.stderr)
