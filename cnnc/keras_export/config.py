@@ -30,7 +30,8 @@ POLICY: Json = {"module": "keras", "class_name": "DTypePolicy", "config": {"name
 BUILT = frozenset({
     "conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "flatten",
     "batch_norm", "zero_padding", "cropping", "up_sampling", "resizing", "prelu",
-    "rescaling", "normalization", "layer_norm", "layer_scale", "merge", "concatenate"})
+    "rescaling", "normalization", "layer_norm", "layer_scale", "merge", "concatenate",
+    "custom_scale"})
 
 # The keyword arguments Keras 3.15 records in a Functional's inbound node, by family
 # (what its call() signature fills in when the layer is called on a symbolic tensor).
