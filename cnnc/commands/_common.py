@@ -56,6 +56,21 @@ def load_model(path: str, quiet: bool = False, **source):
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def output_path(source: str, output: str | None, suffix: str):
+    """-o as given, a folder's NAME{suffix}, or the source's name with `suffix` beside it."""
+    from pathlib import Path
+    from ..diagnostics import UsageError
+    if not Path(source).name:
+        raise UsageError(f"'{source}' is not a file name")
+    name = Path(source).with_suffix(suffix)
+    if output is None:
+        return name
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", "\\")):
+        return out / name.name
+    return out
+
+
 def add_threads_argument(p) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="BLAS threads for the NumPy work (default: all cores; 1 is faster "

@@ -12,11 +12,9 @@ input. Needs h5py (a dependency of cnnc); Keras is not needed to write the file.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from ..diagnostics import UsageError
-from ._common import load_model
+from ._common import load_model, output_path
 
 HELP = "write a Keras 3 .keras file (model, compile settings, weights) from a .cnn file"
 
@@ -32,29 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the written path")
 
 
-def output_path(source: str, output: str | None) -> Path:
-    if not Path(source).name:
-        raise UsageError(f"'{source}' is not a file name")
-    name = Path(source).with_suffix(".keras")
-    if output is None:
-        return name
-    out = Path(output)
-    if out.is_dir() or output.endswith(("/", "\\")):
-        return out / name.name
-    return out
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     from ..diagnostics import UsageError
 
-    path = output_path(args.file, args.output)
+    path = output_path(args.file, args.output, ".keras")
     if path.suffix != ".keras":
         raise UsageError(f"the output must end in .keras, got '{path}'",
                          ["Keras 3's load_model reads a .keras file by its extension"])

@@ -10,11 +10,9 @@ never over the source.
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from ..diagnostics import UsageError, visible
-from ._common import add_source_arguments, load_checked, source_options
+from ._common import add_source_arguments, load_checked, output_path, source_options
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
 
@@ -30,27 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop Graphviz after S seconds (default 120)")
 
 
-def output_path(source: str, output: str | None) -> Path:
-    if output is None:
-        return Path(source).with_suffix(".svg")
-    out = Path(output)
-    if out.is_dir() or output.endswith(("/", "\\")):
-        return out / Path(source).with_suffix(".svg").name
-    return out
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import plot
     from ..atomic import write_bytes
 
-    path = output_path(args.file, args.output)
+    path = output_path(args.file, args.output, ".svg")
     fmt = plot.format_of(path)
     from ..atomic import check_outputs
     check_outputs([(path, "-o")], [args.file])
