@@ -110,6 +110,9 @@ def _keras_class(keras, kind: str):
     if kind == "LayerScale":     # defined by Keras's ConvNeXt, not in keras.layers
         from keras.src.applications.convnext import LayerScale
         return LayerScale
+    if kind == "CustomScaleLayer":   # defined by Keras's InceptionResNetV2
+        from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+        return CustomScaleLayer
     return getattr(keras.layers, kind)
 
 
