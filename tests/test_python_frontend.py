@@ -74,10 +74,9 @@ def test_corpus_matches_keras(truth_path):
         want = model["layers"]
         assert [(l["class"], l["output_shape"], l["params"]) for l in got] == \
             [(l["class"], l["output_shape"], l["params"]) for l in want]
-        # Names: cnnc numbers layers per model; Keras numbers them per session, so they
-        # agree when the model is the script's first (not yet in the DLwP notebook).
-        if not truth["source"].endswith(".ipynb"):
-            assert [l["name"] for l in got] == [l["name"] for l in want]
+        # Names: Keras numbers layers per session, so a script's later models continue the
+        # numbering (conv2d_3, ...); cnnc follows the script's creation order the same way.
+        assert [l["name"] for l in got] == [l["name"] for l in want]
         assert sum(l["params"] for l in got) == model["total_params"]
 
 
@@ -238,3 +237,22 @@ def test_check_imports_neither_numpy_nor_onnx():
             "print('numpy' in sys.modules, 'onnx' in sys.modules)" % str(SCRIPTS / "keras_io_mnist_convnet.py"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().endswith("False False"), r.stdout + r.stderr
+
+
+def test_layer_names_count_across_the_script_as_keras_does():
+    """Keras numbers layers per session: a script's second model continues the count,
+    and an explicit name= takes no number."""
+    text = ("from keras import layers, models\n"
+            "a = models.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(4, 3), layers.Flatten(),"
+            " layers.Dense(2)])\n"
+            "inp = layers.Input((8, 8, 1))\n"
+            "x = layers.Conv2D(4, 3, name='mine')(inp)\n"
+            "x = layers.Conv2D(4, 3)(x)\n"
+            "y = layers.Dense(2)(layers.Flatten()(x))\n"
+            "b = models.Model(inp, y)\n")
+    sc = check_script("two.py", text)
+    found = {m.var: m for m in sc.models}
+    assert [i.name for i in found["a"].checked.analysis.infos] == ["conv2d", "flatten", "dense"]
+    assert [i.name for i in found["b"].checked.analysis.infos] == ["mine", "conv2d_1", "flatten_1",
+                                                                   "dense_1"]
+    assert [n.name for n in found["b"].checked.ir.inputs] == ["input_layer_1"]

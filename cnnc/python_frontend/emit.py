@@ -88,7 +88,16 @@ def layer_call(layer: LayerVal) -> S.Call:
     from .. import kinds
     if layer.cls in kinds.KERAS_OTHER_LAYERS:       # resolve names it: its arguments do not matter
         return S.Call(S.Name((layer.cls,), layer.name_span), (), layer.span)
-    return S.Call(S.Name((layer.cls,), layer.name_span), _args(layer.args, layer.cls), layer.span)
+    args = _args(layer.args, layer.cls) + _keras_name(layer.args, layer.keras_name, layer.span)
+    return S.Call(S.Name((layer.cls,), layer.name_span), args, layer.span)
+
+
+def _keras_name(args: list[ArgVal], name: str | None, span: Span) -> tuple[S.Arg, ...]:
+    """name= as Keras would give it, unless the script names the layer itself: Keras
+    numbers layers per session, so a script's second model has conv2d_3, not conv2d."""
+    if name is None or any(a.keyword == "name" for a in args):
+        return ()
+    return (S.Arg("name", S.String(name, span), span, span),)
 
 
 def _input_arg_shape(args: list[ArgVal], input_shape: tuple | None) -> list[ArgVal]:
@@ -250,7 +259,9 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
         target = names[k]
         if node.kind == "input":
             args = _input_arg_shape(node.input_args, input_shape)
-            value = S.Call(S.Name(("Input",), node.span), _args(args, "Input"), node.span)
+            value = S.Call(S.Name(("Input",), node.span),
+                           _args(args, "Input") + _keras_name(args, node.keras_name, node.span),
+                           node.span)
         elif node.kind == "op":
             items = []
             tensors = iter(zip(node.inputs, node.operand_spans))

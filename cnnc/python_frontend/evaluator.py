@@ -109,6 +109,7 @@ class Evaluator:
         self.src = src
         self.rep = rep
         self.nodes: list[TNode] = []
+        self.name_counts: dict[str, int] = {}    # Keras's per-session layer numbering
         self.models: list[ModelVal] = []
         self.skipped: list[tuple[int, str]] = []
         self.steps = 0
@@ -1204,10 +1205,23 @@ class Evaluator:
                            "can follow", span)
         return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
 
+    def keras_name(self, cls: str) -> str:
+        """Keras names layers per session (process), not per model: the snake_case class
+        name, numbered in the order the script creates them, whatever model they join."""
+        from .. import kinds
+        from ..arguments import snake_case
+        spec = kinds.lookup(cls)
+        base = spec.default_name if spec is not None else snake_case(cls)
+        n = self.name_counts.get(base, 0)
+        self.name_counts[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
     def new_layer(self, cls: str, args: list[ArgVal], node) -> LayerVal:
         span = self.span(node)
         layer = LayerVal(cls, args, span, self.span(node.func), written=(cls,))
         keras2.translate_layer(layer, self.rep)
+        if not any(a.keyword == "name" for a in layer.args):   # a given name takes no number
+            layer.keras_name = self.keras_name(layer.cls)
         if cls in KERAS1_REMOVED:
             layer.unsupported = KERAS1_REMOVED[cls]
         elif cls == "Lambda":
@@ -1218,7 +1232,9 @@ class Evaluator:
     def new_input(self, cls: str, args: list[ArgVal], node):
         span = self.span(node)
         args = keras2.translate_input(cls, args, self.rep)
-        self.nodes.append(TNode("input", span, input_args=args, input_cls="Input"))
+        named = any(a.keyword == "name" for a in args)
+        self.nodes.append(TNode("input", span, input_args=args, input_cls="Input",
+                                keras_name=None if named else self.keras_name("InputLayer")))
         return TensorVal(len(self.nodes) - 1)
 
     def merge_function(self, fn: str, args: list[ArgVal], node):
@@ -1226,7 +1242,8 @@ class Evaluator:
             (a for a in args if a.keyword == "inputs"), None)
         rest = [a for a in args if a is not tensors]
         layer = LayerVal(MERGE_FUNCTIONS[fn], rest, self.span(node), self.span(node.func),
-                         written=(fn,))
+                         written=(fn,), keras_name=None if any(a.keyword == "name" for a in rest)
+                         else self.keras_name(MERGE_FUNCTIONS[fn]))
         if tensors is None:
             return Unknown(f"{fn}() needs a list of tensors", self.span(node))
         return self.apply_layer(layer, [tensors], node)

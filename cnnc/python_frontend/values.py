@@ -72,6 +72,7 @@ class LayerVal:
     unsupported: str | None = None       # why cnnc cannot follow it (custom layer, Lambda)
     uses: int = 0
     var: str | None = None               # the variable it was first assigned to
+    keras_name: str | None = None        # the name Keras gives it (numbered per session)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class TNode:
     reverse: bool = False                # the number came first: `1 - x`
     operand_spans: list[Span] = field(default_factory=list)
     extra: list = field(default_factory=list)    # other arguments of the layer call
+    keras_name: str | None = None        # an Input's name, numbered per session as Keras does
 
 
 @dataclass
