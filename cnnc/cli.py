@@ -128,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        bad = next((a for a in argv if "\x00" in a), None)
+        if bad is not None:         # no file name or option value can hold one
+            raise UsageError(f"the argument {visible(bad)!r} contains a NUL byte")
         args = build_parser().parse_args(argv)
         if not getattr(args, "_run", None):
             build_parser().print_help(sys.stderr)

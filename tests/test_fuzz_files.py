@@ -97,8 +97,10 @@ def _worker(cases_path: str, results_path: str) -> None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             seconds = time.monotonic() - t0
             changed = [p for p, d in before.items() if _digest(p) != d]
+            # with --format json the model's diagnostics are the JSON on stdout
+            message = se.getvalue() + (so.getvalue() if "json" in c["argv"] else "")
             out.write(json.dumps({"id": c["id"], "rc": rc, "seconds": round(seconds, 3),
-                                  "stderr": se.getvalue()[-2000:], "changed": changed}) + "\n")
+                                  "stderr": message[-2000:], "changed": changed}) + "\n")
             out.flush()
 
 

@@ -372,3 +372,21 @@ def test_onnx_export_over_2gb(tmp_path):      # pragma: no cover - needs ~10 GB 
 
 def test_atomic_module_constants():
     assert atomic.TMP_SUFFIX == ".tmp"
+
+
+def test_external_data_keeps_shape_constants_inside(tmp_path):
+    """--external-data-threshold 0 moves the weights out, never the shape and axes
+    constants shape inference must read (found by the dev-only CLI fuzz)."""
+    from cnnc.cli import main
+    out = tmp_path / "m.onnx"
+    assert main(["compile", str(ROOT / "examples" / "mnist.cnn"), "-o", str(out), "--quiet",
+                 "--external-data-threshold", "0"]) == 0
+    assert (tmp_path / "m.onnx.data").exists()
+
+
+@pytest.mark.parametrize("argv", [["plot", "\x00"], ["export", "\x00", "-o", "x"],
+                                  ["check", "a\x00b.cnn"]])
+def test_nul_bytes_in_arguments_are_usage_errors(argv, capsys):
+    from cnnc.cli import main
+    assert main(argv) == 2
+    assert "NUL byte" in capsys.readouterr().err

@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     fmt = plot.format_of(path)
     from ..atomic import check_outputs
     check_outputs([(path, "-o")], [args.file])
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
+    if not 0 < args.timeout <= 86400:      # NaN fails this too
+        raise UsageError(f"--timeout must be a number of seconds from 0 to 86400, got {args.timeout:g}")
     dot = plot.require_dot(path) if fmt in plot.NEEDS_GRAPHVIZ else None
     checked = load_checked(args.file, **source_options(args))
     data = plot.render(checked.analysis, fmt, show_params=not args.no_params, dot=dot,

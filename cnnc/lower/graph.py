@@ -76,7 +76,8 @@ class Graph:
     def const(self, base: str, array: Any, dtype=np.float32, doc: str = "") -> str:
         name = self.fresh(base)
         arr = np.ascontiguousarray(np.asarray(array, dtype=dtype))
-        if self.sink is not None and arr.nbytes >= self.sink.min_bytes:
+        # weights only: shape and axes constants stay inside, where shape inference reads them
+        if self.sink is not None and arr.dtype == np.float32 and arr.nbytes >= self.sink.min_bytes:
             tensor = self.sink.tensor(name, arr)
         else:
             tensor = numpy_helper.from_array(arr, name)
