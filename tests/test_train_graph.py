@@ -7,11 +7,6 @@ several inputs or outputs are refused with a message (exit 2), not a traceback."
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -23,9 +18,9 @@ from cnnc.diagnostics import UsageError
 from cnnc.reference import losses as L
 from cnnc.reference.network import Network
 
-from .conftest import ROOT
 from .test_reference_gradients import _compare, _weights, check_gradients
 from .test_train import tiny_data
+from .test_train_cli import kill_and_resume
 
 # `stem` is read three times (a fan-out): by both branches and by the residual Add.
 GRAPH_NET = """
@@ -193,54 +188,11 @@ fit(epochs=3, batch_size=8, validation_split=0.1)
 """
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cnnc", "train", *args]
-
-
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_is_bit_identical_on_a_graph(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 1440  # 162 batches an epoch: a wide window to kill in
-    x = rng.uniform(0, 1, (n, 8, 8)).astype(np.float32)
-    y = rng.integers(0, 4, n)
-    x[np.arange(n), 2 * y, :] += 1.0
-    np.savez(tmp_path / "d.npz", x_train=x, y_train=y)
-    (tmp_path / "k.cnn").write_text(KILL_GRAPH)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    common = ["k.cnn", "--data", "d.npz", "--seed", "4", "-v", "0", "--no-test"]
-    proc = subprocess.Popen(_cli(*common, "-o", "run.npz", "--checkpoint-every", "0"), cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    folder = tmp_path / "run.ckpt"
-    deadline = time.monotonic() + 180
-    killed_at = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        if ckpt.exists(folder):
-            try:
-                meta, _ = ckpt.load(folder)
-            except ckpt.CheckpointError:
-                meta = None
-            if meta and meta["epoch"] >= 1 and meta["batch"] >= 5:   # inside epoch 2 or 3
-                proc.send_signal(signal.SIGKILL)
-                killed_at = (meta["epoch"], meta["batch"])
-                break
-        time.sleep(0.005)
-    _, err = proc.communicate(timeout=60)
-    assert killed_at is not None and proc.returncode == -signal.SIGKILL, err.decode()
-    assert not (tmp_path / "run.npz").exists()
-    resumed = subprocess.run(_cli(*common[:-3], "-v", "0", "--no-test", "-o", "run.npz", "--resume"),
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from" in resumed.stderr
-    whole = subprocess.run(_cli(*common, "-o", "ref.npz", "--no-checkpoint"), cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
-    assert whole.returncode == 0, whole.stderr
-    a, b = np.load(tmp_path / "ref.npz"), np.load(tmp_path / "run.npz")
-    assert sorted(a.files) == sorted(b.files)
-    assert any(k.endswith("moving_variance") for k in a.files)
-    assert all(np.array_equal(a[k], b[k]) for k in a.files)
-    ha = json.loads((tmp_path / "ref.history.json").read_text())["history"]
-    hb = json.loads((tmp_path / "run.history.json").read_text())["history"]
-    assert ha == hb
+    whole, _ = kill_and_resume(tmp_path, KILL_GRAPH, seed=4, wait=180,
+                               env_extra={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    assert any(k.endswith("moving_variance") for k in whole.files)
 
 
 # --- evaluate and predict on a graph ------------------------------------------------------------
