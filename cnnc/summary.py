@@ -156,17 +156,23 @@ _EXTRA_HEADER = ("MACs", "Activations", "Receptive field", "Jump")
 _ALIGN = ("<", "<", ">", ">", ">", ">", ">")
 
 
+def _keras_cells(info: LayerInfo) -> tuple[str, ...]:
+    """Layer (type), Output Shape, Param #: Keras's own columns."""
+    return (f"{_one_line(info.name)} ({info.layer.kind})", sh.fmt_shape(info.output_shape),
+            f"{info.params:,}")
+
+
+def _extra_cells(info: LayerInfo) -> tuple[str, ...]:
+    """MACs, activation memory, receptive field, jump: what cnnc adds."""
+    act = info.activation_bytes
+    return ("?" if info.macs is None else f"{info.macs:,}",
+            "?" if act is None else readable_memory_size(act),
+            _axes(info.output.rf), _axes(info.output.jump))
+
+
 def _rows(analysis: Analysis, keras_only: bool) -> list[tuple[str, ...]]:
-    rows = []
-    for info in analysis.infos:
-        row = (f"{_one_line(info.name)} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
-        if not keras_only:
-            act = info.activation_bytes
-            row += ("?" if info.macs is None else f"{info.macs:,}",
-                    "?" if act is None else readable_memory_size(act),
-                    _axes(info.output.rf), _axes(info.output.jump))
-        rows.append(row)
-    return rows
+    return [_keras_cells(info) + (() if keras_only else _extra_cells(info))
+            for info in analysis.infos]
 
 
 def _one_line(text: str) -> str:
@@ -375,14 +381,11 @@ def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple
             rows.append(row)
             continue
         info = analysis.info(name)
-        row = (f"{_one_line(name)} ({info.layer.kind})", sh.fmt_shape(info.output_shape), f"{info.params:,}")
+        row = _keras_cells(info)
         if graph:
             row += (_connections(info.layer.inputs),)
         if not keras_only:
-            act = info.activation_bytes
-            row += ("?" if info.macs is None else f"{info.macs:,}",
-                    "?" if act is None else readable_memory_size(act),
-                    _axes(info.output.rf), _axes(info.output.jump))
+            row += _extra_cells(info)
         rows.append(row)
     return rows
 
