@@ -137,6 +137,7 @@ def cnnc_step(args, x, y):
     from cnnc.reference import optimizers as O
     from cnnc.reference.network import Network
     model = cnnc.load(args.model)
+    model.init_weights(0)      # the same weights every run (and as the graph benchmark's twin)
     net = Network(model.analysis, model.weights)
     loss = L.from_spec(model.ir.compile.loss, net.output_activation)
     opt = O.from_spec(model.ir.compile.optimizer)

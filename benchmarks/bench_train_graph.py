@@ -73,6 +73,7 @@ import numpy as np  # noqa: E402
 
 import cnnc  # noqa: E402
 from cnnc import data as D  # noqa: E402
+from bench_train import cnnc_step  # noqa: E402  (one cnnc training step, as timed there)
 
 
 # --- 1. accuracy: cnnc and Keras, seed by seed ---------------------------------------------------
@@ -157,29 +158,6 @@ def keras_run(args, seed: int, epochs: int) -> dict | None:
 
 
 # --- 2. throughput -------------------------------------------------------------------------------
-
-def cnnc_step(args, x, y):
-    from cnnc.reference import losses as L
-    from cnnc.reference import optimizers as O
-    from cnnc.reference.network import Network
-    model = cnnc.load(args.model)
-    model.init_weights(0)
-    net = Network(model.analysis, model.weights)
-    loss = L.from_spec(model.ir.compile.loss, net.output_activation)
-    opt = O.from_spec(model.ir.compile.optimizer)
-    rng = np.random.default_rng(0)
-    xs = D.prepare_x(x, model.ir.input_shape)
-    ys = D.prepare_y(y, model.analysis.output_shape, loss.name)
-    state = {"i": 0}
-
-    def step():
-        i = state["i"] = (state["i"] + args.batch) % (len(xs) - args.batch)
-        xb, yb = xs[i:i + args.batch], ys[i:i + args.batch]
-        p = net.forward(xb, training=True, rng=rng)
-        _, dy = loss.value_and_gradient(yb, p)
-        opt.apply(net.backward(dy, skip_output_activation=loss.fused), net.weights)
-    return step
-
 
 def torch_step(args, x, y, channels_last: bool):
     """PyTorch eager on the twin of the same model (same initial weights), logits into
