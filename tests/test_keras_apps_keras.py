@@ -22,7 +22,6 @@ CNNC_KERAS_APPS=Name,Name picks some of them.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.keras
 
+from tests.test_keras_files_keras import _layers, _onnx, _relative  # noqa: E402
 from tests.test_zoo_keras import images, randomize  # noqa: E402
 
 APPS = {
@@ -110,21 +110,6 @@ def saved(request, tmp_path_factory):
               _sizes(model.non_trainable_weights))
     nested = [l.name for l in model.layers if isinstance(l, keras.Model)]
     return name, folder, path, x, y, table, totals, nested
-
-
-def _relative(a, b) -> float:
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
-def _onnx(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return s.run(None, {s.get_inputs()[0].name: x})[0]
-
-
-def _layers(m: cnnc.Model):
-    return [(i.name, i.layer.kind, [None, *i.output_shape], i.params)
-            for i in m.analysis.infos if not i.layer.is_op]
 
 
 def _totals(m: cnnc.Model):
