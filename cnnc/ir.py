@@ -130,6 +130,14 @@ class ModelIR:
         except KeyError:
             raise KeyError(name) from None
 
+    @cached_property
+    def _all_by_name(self) -> dict[str, Layer]:
+        return {l.name: l for l in (*self.layers, *self.detached)}
+
+    def find(self, name: str) -> Layer | None:
+        """The layer named `name`, also among the detached ones; None if there is none."""
+        return self._all_by_name.get(name)
+
     def inputs_of(self, layer: Layer) -> tuple[str, ...]:
         return layer.inputs
 

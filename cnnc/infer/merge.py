@@ -25,7 +25,7 @@ class _Provenance:
             shape = self.flows[name].shape
             if node is not None:
                 return f"'{tensor}' is {sh.fmt_shape(shape)}: the input '{name}' (line {node.span.line if node.span else '?'}) has {shape[axis]} there"
-            layer = self.model.layer(name) if name in self.model._by_name else _detached(self.model, name)
+            layer = self.model.find(name)
             if layer is None:
                 break
             src = layer.inputs[0]
@@ -37,10 +37,6 @@ class _Provenance:
                         f"{layer.span.line} turned {what}{_cause(layer)}")
             name = src
         return f"'{tensor}' is {sh.fmt_shape(self.flows[tensor].shape)}"
-
-
-def _detached(model: ModelIR, name: str) -> Layer | None:
-    return next((l for l in model.detached if l.name == name), None)
 
 
 def _cause(layer: Layer) -> str:
