@@ -31,6 +31,7 @@ class Layer:
     index: int = 0                      # creation order (statement order)
     input_spans: tuple[Span, ...] = ()  # where each input tensor was named in the call
     is_op: bool = False                 # arithmetic on tensors (Keras: an operation, not a layer)
+    group: str | None = None            # the summary row it is shown under (a custom layer)
 
     @property
     def spec(self) -> LayerKind:
@@ -81,6 +82,11 @@ class ModelIR:
     functional: bool = False        # written with tensors (Keras's functional API)
     layer_order: tuple[str, ...] = ()   # Keras's model.layers order, InputLayers included
     detached: tuple[Layer, ...] = ()    # called on tensors but reaching no output: checked only
+    # Summary rows that stand for several layers (a script's custom Layer subclass, shown
+    # as Keras shows it: one row): row name -> the class shown. row_order is Keras's
+    # model.layers with those rows in place of their layers (empty: layer_order).
+    groups: Mapping[str, str] = field(default_factory=dict)
+    row_order: tuple[str, ...] = ()
 
     # --- the single-input, single-output view most commands use ------------------
 

@@ -16,6 +16,7 @@ from . import __version__
 from . import shapes as sh
 from .arguments import Initializer, Regularizer
 from .diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
+from .groups import shown_as, summary_rows
 from .infer import BYTES_PER_VALUE, Analysis, LayerInfo, input_flow
 
 SCHEMA = "cnnc.summary/1"
@@ -84,6 +85,13 @@ def _layer_record(info: LayerInfo) -> dict:
     }
 
 
+def _row_record(row) -> dict:
+    """A row of Keras's table (a custom layer's row stands for its `members`)."""
+    members = [m.name for m in getattr(row, "members", ())]
+    return {"name": row.name, "type": row.layer.kind, "output_shape": [None, *row.output_shape],
+            "params": row.params, **({"members": members} if members else {})}
+
+
 def _activation_totals(analysis: Analysis) -> tuple[int | None, int | None, str | None]:
     sizes = [(i.activation_bytes, i.name) for i in analysis.infos]
     if not sizes or any(s is None for s, _ in sizes):
@@ -121,6 +129,7 @@ def to_dict(analysis: Analysis, diagnostics: Iterable[Diagnostic] = ()) -> dict:
         "output_shape": [None, *analysis.output_shape] if analysis.output_shape else None,
         **(_graph_record(analysis) if model.functional else {}),
         "layers": [_layer_record(i) for i in analysis.infos],
+        **({"rows": [_row_record(r) for r in summary_rows(analysis)]} if model.groups else {}),
         "totals": {
             "params": analysis.total_params,
             "trainable_params": analysis.trainable_params,
@@ -172,7 +181,7 @@ def _extra_cells(info: LayerInfo) -> tuple[str, ...]:
 
 def _rows(analysis: Analysis, keras_only: bool) -> list[tuple[str, ...]]:
     return [_keras_cells(info) + (() if keras_only else _extra_cells(info))
-            for info in analysis.infos]
+            for info in summary_rows(analysis)]
 
 
 def _one_line(text: str) -> str:
@@ -358,19 +367,27 @@ def wrap_cell(text: str, width: int, align: str = "<", ellipsis: str = "…") ->
     return out
 
 
-def _connections(layer_inputs: Sequence[str]) -> str:
-    return ", ".join(f"{_one_line(name)}[0][0]" for name in layer_inputs) or "-"
+def _is_graph(analysis: Analysis) -> bool:
+    """Whether Keras adds "Connected to": the model is more than a chain of its rows."""
+    model = analysis.model
+    if not model.groups:
+        return model.is_graph
+    return (len(model.inputs) > 1 or len(model.outputs) > 1
+            or any(len(r.layer.inputs) != 1 for r in summary_rows(analysis)))
+
+
+def _connections(model, layer_inputs: Sequence[str]) -> str:
+    return ", ".join(f"{_one_line(shown_as(model, name))}[0][0]" for name in layer_inputs) or "-"
 
 
 def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple[str, ...]]:
     """One row per entry of Keras's model.layers (InputLayers included), in its order."""
     model = analysis.model
-    inputs = {n.name: n for n in model.inputs}
     rows = []
-    for name in model.layer_order:
-        node = inputs.get(name)
-        if node is not None:
-            row: tuple[str, ...] = (f"{_one_line(name)} ({node.kind})", sh.fmt_shape(node.shape), "0")
+    for entry in summary_rows(analysis, inputs=True):
+        if entry in model.inputs:
+            node = entry
+            row: tuple[str, ...] = (f"{_one_line(node.name)} ({node.kind})", sh.fmt_shape(node.shape), "0")
             if graph:
                 row += ("-",)
             if not keras_only:
@@ -380,12 +397,11 @@ def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple
                         _axes(flow.rf), _axes(flow.jump))
             rows.append(row)
             continue
-        info = analysis.info(name)
-        row = _keras_cells(info)
+        row = _keras_cells(entry)
         if graph:
-            row += (_connections(info.layer.inputs),)
+            row += (_connections(model, entry.layer.inputs),)
         if not keras_only:
-            row += _extra_cells(info)
+            row += _extra_cells(entry)
         rows.append(row)
     return rows
 
@@ -395,7 +411,7 @@ def render_functional_text(analysis: Analysis, keras_only: bool = False,
     """Keras's functional summary: its columns exactly as `model.summary()` draws them
     (wrapped cells, InputLayer rows, "Connected to" when the model is more than a
     chain), then, unless keras_only, cnnc's columns (one line each, fitted)."""
-    graph = analysis.model.is_graph
+    graph = _is_graph(analysis)
     line_length, positions = KERAS_GRAPH_LAYOUT if graph else KERAS_CHAIN_LAYOUT
     keras_header = _GRAPH_HEADER if graph else _KERAS_HEADER
     keras_widths = keras_column_widths(line_length, positions)
@@ -443,7 +459,7 @@ def _md_code(text: str) -> str:
 
 
 def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> str:
-    graph = analysis.model.is_graph
+    graph = _is_graph(analysis)
     keras_header = _GRAPH_HEADER if graph else _KERAS_HEADER
     header = keras_header + (() if keras_only else _EXTRA_HEADER)
     aligns = ("<", "<", ">", "<")[:len(keras_header)] + (">",) * (len(header) - len(keras_header))
@@ -451,13 +467,13 @@ def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> 
     out = [f"**Model: {_md_code(model.name)}**", "",
            "| " + " | ".join(header) + " |",
            "|" + "|".join(":---" if a == "<" else "---:" for a in aligns) + "|"]
-    inputs = {n.name: n for n in model.inputs}
-    for name, row in zip(model.layer_order, _graph_rows(analysis, graph, keras_only)):
-        kind = inputs[name].kind if name in inputs else analysis.info(name).layer.kind
-        cells = [f"{_md_code(name)} ({kind})", _md_code(row[1]), row[2]]
+    for entry, row in zip(summary_rows(analysis, inputs=True), _graph_rows(analysis, graph, keras_only)):
+        is_input = entry in model.inputs
+        cells = [f"{_md_code(entry.name)} ({entry.kind if is_input else entry.layer.kind})",
+                 _md_code(row[1]), row[2]]
         if graph:
-            srcs = () if name in inputs else analysis.info(name).layer.inputs
-            cells.append("<br>".join(_md_code(f"{s}[0][0]") for s in srcs) or "-")
+            srcs = () if is_input else entry.layer.inputs
+            cells.append("<br>".join(_md_code(f"{shown_as(model, s)}[0][0]") for s in srcs) or "-")
         cells += row[len(keras_header):]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
@@ -471,7 +487,7 @@ def render_markdown(analysis: Analysis, keras_only: bool = False) -> str:
     out = [f"**Model: {_md_code(analysis.model.name)}**", "",
            "| " + " | ".join(header) + " |",
            "|" + "|".join(":---" if a == "<" else "---:" for a in _ALIGN[:len(header)]) + "|"]
-    for info, row in zip(analysis.infos, rows):
+    for info, row in zip(summary_rows(analysis), rows):
         cells = [f"{_md_code(info.name)} ({info.layer.kind})", f"`{row[1]}`", *row[2:]]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")

@@ -91,6 +91,7 @@ class BinOp:
     op: str                       # "add", "mul", "neg", ... (cnnc.arith.SYMBOL)
     items: tuple["Value", ...]
     span: Span
+    name: str | None = None       # on tensors: the operation's name (front ends give Keras's)
 
 
 Value = Union[Number, String, Name, Tuple, List, Call, Applied, BinOp]

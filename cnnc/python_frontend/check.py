@@ -97,7 +97,7 @@ def check_script(path: str, text: str, model: str | None = None,
     else:
         src = read_python(path, text, rep)
     source = Source(path, src.text)
-    ev = Evaluator(src, rep)
+    ev = Evaluator(src, rep, input_shape)
     ev.run()
     found: list[FoundModel] = []
     seen: set = set()
@@ -116,7 +116,7 @@ def check_script(path: str, text: str, model: str | None = None,
         for msg, span, notes in out.problems:
             mrep.error(msg, span, *notes)
         stmts = out.statements if not out.problems else []
-        ir = resolve(stmts, mrep, path)
+        ir = out.regroup(resolve(stmts, mrep, path))
         analysis = infer(ir, mrep)
         if not mrep.has_errors:
             lint(ir, analysis, mrep)

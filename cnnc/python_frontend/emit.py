@@ -36,6 +36,16 @@ class Emitted:
     statements: list = field(default_factory=list)
     problems: list = field(default_factory=list)     # (message, span, notes)
     settings_spans: list = field(default_factory=list)   # compile/fit calls: errors there keep shapes
+    groups: dict = field(default_factory=dict)     # layer name -> (summary row, class shown)
+    rank: dict | None = None                       # row -> position (a subclassed model's order)
+    functional: bool | None = None                 # the summary's table style, when traced
+
+    def regroup(self, ir):
+        """The resolved model with its summary rows (custom layers, subclassed models)."""
+        if not self.groups and self.functional is None:
+            return ir
+        from ..groups import regroup
+        return regroup(ir, self.groups, self.rank, self.functional)
 
 
 def _number(v, span: Span) -> S.Number:
@@ -235,7 +245,31 @@ def _tensor_list(v, what: str, span: Span) -> tuple[list[int], bool]:
     raise EmitError(f"the model's {what} must be tensors", span)
 
 
+def _given_name(layer: LayerVal) -> str | None:
+    given = next((a.value for a in layer.args if a.keyword == "name"), None)
+    return given if isinstance(given, str) else layer.keras_name
+
+
+def _row(m: ModelVal, node: TNode, out: Emitted) -> None:
+    """The summary row a traced node belongs to: its custom layer's, or (in a
+    subclassed model) its layer's own, the copies of a weightless layer with it."""
+    if node.kind == "input" or m.style is None:
+        return
+    name = node.keras_name if node.kind == "op" else _given_name(node.layer)
+    if node.group is not None:
+        out.groups[name] = node.group[:2]
+        if out.rank is not None:
+            out.rank.setdefault(node.group[0], node.group[2])
+    elif m.style == "subclassed" and node.layer is not None:
+        own = node.layer.copy_of or node.layer
+        out.groups[name] = (_given_name(own), own.cls)
+        out.rank[_given_name(own)] = own.seq
+
+
 def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> None:
+    if m.style is not None:
+        out.functional = False          # Keras shows Sequential and subclassed models so
+        out.rank = {} if m.style == "subclassed" else None
     if m.outputs is None:
         raise EmitError("Model() needs its outputs, e.g. Model(inputs, outputs)", m.span)
     outs, outs_listed = _tensor_list(m.outputs, "outputs", m.span)
@@ -273,7 +307,7 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
                     items.append(S.Name((names[i],), sp))
                 else:
                     items.append(_number(node.constant, node.span))
-            value = S.BinOp(node.op, tuple(items), node.span)
+            value = S.BinOp(node.op, tuple(items), node.span, node.keras_name)
         else:
             layer = node.layer
             refs = [S.Name((names[i],), sp) for i, sp in zip(node.inputs, node.operand_spans)]
@@ -293,6 +327,7 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
                 value = S.Applied(layer_call(layer), (S.Arg(None, tensors, tensors.span),) + extra,
                                   node.span)
         out.statements.append(S.Assign(target, node.span, value, node.span))
+        _row(m, node, out)
     args = []
     if ins:
         refs = tuple(S.Name((names[i],), nodes[i].span) for i in ins)

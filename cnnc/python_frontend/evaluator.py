@@ -17,12 +17,13 @@ from typing import Any
 
 from ..diagnostics import Reporter, Span
 from . import datasets, keras2
+from .classes import ClassesMixin
 from .keras_api import (KERAS1_REMOVED, LAYER_NAMES, MERGE_FUNCTIONS, OBJECT_MODULES, canonical,
                         exported)
 from .source import ScriptSource
 from .values import (ArgVal, ArrayVal, BoundMethod, CallRecord, ClassVal, DatasetRef, FuncVal,
                      InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal, ModuleRef, PartialVal,
-                     TensorVal, TNode, Unknown)
+                     SuperRef, TensorVal, TNode, Unknown)
 
 MAX_STEPS = 400_000          # expressions evaluated in one script
 MAX_LOOP = 10_000            # iterations of one loop
@@ -104,8 +105,8 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-class Evaluator:
-    def __init__(self, src: ScriptSource, rep: Reporter):
+class Evaluator(ClassesMixin):
+    def __init__(self, src: ScriptSource, rep: Reporter, input_shape: tuple | None = None):
         self.src = src
         self.rep = rep
         self.nodes: list[TNode] = []
@@ -119,6 +120,12 @@ class Evaluator:
         self.class_stack: list = []
         self._noted: set = set()
         self.lines = src.text.split("\n")
+        self.input_shape = input_shape
+        self.groups: list[tuple[str, str]] = []   # the custom layers whose call() runs now
+        self.hidden_counts: dict = {}
+        self.tracing = False                  # a subclassed model's call() runs now
+        self.self_stack: list = []            # `self` of the methods running now (super())
+        self.layer_seq = 0
 
     # --- the module ---------------------------------------------------------------
 
@@ -134,6 +141,11 @@ class Evaluator:
                                    "cnnc follows the code that builds a model, not long computations; "
                                    "models found before this point are still checked")
                     return
+        self.trace_models(self.input_shape)
+
+    def next_seq(self) -> int:
+        self.layer_seq += 1
+        return self.layer_seq
 
     def top(self, stmt: ast.stmt, scope: Scope) -> None:
         self.touched = False
@@ -331,18 +343,6 @@ class Evaluator:
         defaults = [self.eval(d, scope) for d in args.defaults]
         kw_defaults = [self.eval(d, scope) if d is not None else _MISSING for d in args.kw_defaults]
         return FuncVal(node, scope, defaults, kw_defaults, getattr(node, "name", "<lambda>"))
-
-    def define_class(self, node: ast.ClassDef, scope: Scope) -> None:
-        kind = "other"
-        for b in node.bases:
-            v = self.eval(b, scope)
-            if isinstance(v, KerasRef) and v.last in ("Model", "Functional", "Sequential"):
-                kind = "model"
-            elif isinstance(v, KerasRef) and (v.last == "Layer" or v.last in LAYER_NAMES):
-                kind = "layer"
-            elif isinstance(v, ClassVal) and v.kind != "other":
-                kind = v.kind
-        scope.vars[node.name] = ClassVal(node.name, kind, node, self.span(node), scope)
 
     def do_if(self, stmt: ast.If, scope: Scope) -> None:
         cond = self.truth(self.eval(stmt.test, scope))
@@ -782,7 +782,7 @@ class Evaluator:
             if obj.path == ("functools",) and attr == "partial":
                 return ("builtin", "partial")
             return ModuleRef(obj.path + (attr,))
-        if isinstance(obj, DatasetRef):
+        if isinstance(obj, (DatasetRef, SuperRef)):
             return BoundMethod(obj, attr, span)
         if isinstance(obj, ArrayVal):
             if attr == "shape":
@@ -862,6 +862,10 @@ class Evaluator:
 
     def call(self, func, args: list[ArgVal], node: ast.Call, scope):
         span = self.span(node)
+        if self.groups:
+            applied = self.activation_call(func, args, node)
+            if applied is not None:
+                return applied
         if isinstance(func, FuncVal):
             return self.call_function(func, args, node)
         if isinstance(func, PartialVal):
@@ -878,6 +882,11 @@ class Evaluator:
             return self.method_call(func, args, node, scope)
         if isinstance(func, ClassVal):
             return self.instantiate(func, args, node)
+        if isinstance(func, ModelVal) and args and isinstance(args[0].value, ArrayVal):
+            self.touched = True        # model(x_train[:1]): Keras builds it on this shape
+            if func.data_shape is None and len(args[0].value.shape) >= 2:
+                func.data_shape, func.data_span = tuple(args[0].value.shape[1:]), args[0].span
+            return Unknown("the model's output on data", span)
         if isinstance(func, ModelVal):
             self.touched = True
             func.used_as_layer = True
@@ -935,6 +944,8 @@ class Evaluator:
             named = set(params) | {p.arg for p in a.kwonlyargs}
             scope.vars[a.kwarg.arg] = {k.keyword: k.value for k in keywords if k.keyword not in named}
         self.depth += 1
+        if self_obj is not None:
+            self.self_stack.append(self_obj)
         try:
             if isinstance(f.node, ast.Lambda):
                 return self.eval(f.node.body, scope)
@@ -948,6 +959,8 @@ class Evaluator:
             return None
         finally:
             self.depth -= 1
+            if self_obj is not None:
+                self.self_stack.pop()
 
     def builtin(self, name: str, args: list[ArgVal], node, scope):
         span = self.span(node)
@@ -960,7 +973,7 @@ class Evaluator:
                 return Unknown("partial() without a function", span)
             return PartialVal(vals[0], args[1:])
         if name == "super":
-            return Unknown("super()", span)
+            return SuperRef(self.self_stack[-1]) if self.self_stack else Unknown("super()", span)
         if any(isinstance(v, Unknown) for v in vals):
             return next(v for v in vals if isinstance(v, Unknown))
         try:
@@ -1039,8 +1052,9 @@ class Evaluator:
         if isinstance(obj, ArrayVal):
             return self.array_method(obj, name, vals, kws, node)
         if isinstance(obj, InstanceVal):
-            f = self.class_method(obj.cls, name)
-            return self.call_function(f, args, node, self_obj=obj)
+            return self.instance_method(obj, name, args, node)
+        if isinstance(obj, SuperRef):
+            return self.super_call(obj, name, args, node)
         if isinstance(obj, list):
             if name == "append" and len(vals) == 1:
                 obj.append(vals[0])
@@ -1218,7 +1232,7 @@ class Evaluator:
 
     def new_layer(self, cls: str, args: list[ArgVal], node) -> LayerVal:
         span = self.span(node)
-        layer = LayerVal(cls, args, span, self.span(node.func), written=(cls,))
+        layer = LayerVal(cls, args, span, self.span(node.func), written=(cls,), seq=self.next_seq())
         keras2.translate_layer(layer, self.rep)
         if not any(a.keyword == "name" for a in layer.args):   # a given name takes no number
             layer.keras_name = self.keras_name(layer.cls)
@@ -1256,6 +1270,10 @@ class Evaluator:
         extra = [a for a in args if a is not given]
         if given is None:
             return Unknown(f"{layer.cls} is called without an input tensor", span)
+        if layer.custom is not None:
+            return self.apply_custom(layer, given, extra, node)
+        if layer.uses:
+            layer = self.weightless_copy(layer) or layer
         v = given.value
         elts = getattr(node.args[0], "elts", None) if node.args and given is args[0] and given.keyword is None else None
         if isinstance(v, TensorVal):
@@ -1281,7 +1299,9 @@ class Evaluator:
         tensors = [v.node for v, _ in operands if isinstance(v, TensorVal)]
         numbers = [v for v, _ in operands if not isinstance(v, TensorVal)]
         spans = [self.span(n) for v, n in operands if isinstance(v, TensorVal)]
-        t = TNode("op", self.span(node), op=op, inputs=tensors, operand_spans=spans,
+        from ..kinds import OP_CLASSES
+        name = self.hidden_name(op) if self.groups else self.keras_name(OP_CLASSES.get(op, op))
+        t = TNode("op", self.span(node), op=op, inputs=tensors, operand_spans=spans, keras_name=name,
                   constant=numbers[0] if numbers else None,
                   reverse=len(operands) == 2 and not isinstance(operands[0][0], TensorVal))
         self.nodes.append(t)
@@ -1369,35 +1389,6 @@ class Evaluator:
             return None
         return Unknown(f"`{self.snippet(node)}`: the result of model.{name}() is not known without "
                        "running the model", span)
-
-    # --- classes ---------------------------------------------------------------------------
-
-    def class_method(self, cls: ClassVal, name: str):
-        for stmt in cls.node.body:
-            if isinstance(stmt, ast.FunctionDef) and stmt.name == name:
-                return self.make_function(stmt, cls.closure)
-        return None
-
-    def instantiate(self, cls: ClassVal, args: list[ArgVal], node):
-        span = self.span(node)
-        if cls.kind == "layer":
-            self.touched = True
-            return LayerVal(cls.name, args, span, self.span(node.func), written=(cls.name,),
-                            unsupported=f"'{cls.name}' is a custom layer (class at "
-                            f"{self.src.where(cls.span.line)}); cnnc cannot follow its call()")
-        if cls.kind == "model":
-            self.touched = True
-            m = ModelVal("subclassed", span, name=cls.name)
-            m.problems.append((f"'{cls.name}' subclasses keras.Model; cnnc does not follow a "
-                               "subclassed model's call() yet", span,
-                               ("write the model with the functional API or Sequential",)))
-            self.models.append(m)
-            return m
-        inst = InstanceVal(cls)
-        init = self.class_method(cls, "__init__")
-        if init is not None:
-            self.call_function(init, args, node, self_obj=inst)
-        return inst
 
     def tensor_shape(self, t: TensorVal, node) -> tuple | Unknown:
         """`x.shape` of a tensor: the layers before it checked as cnnc checks a model

@@ -73,6 +73,9 @@ class LayerVal:
     uses: int = 0
     var: str | None = None               # the variable it was first assigned to
     keras_name: str | None = None        # the name Keras gives it (numbered per session)
+    custom: Any = None                   # the script's Layer subclass instance (InstanceVal)
+    seq: int = 0                         # creation order (a subclassed model lists layers so)
+    copy_of: Any = None                  # a weightless layer called again: the one it copies
 
 
 @dataclass
@@ -103,7 +106,8 @@ class TNode:
     reverse: bool = False                # the number came first: `1 - x`
     operand_spans: list[Span] = field(default_factory=list)
     extra: list = field(default_factory=list)    # other arguments of the layer call
-    keras_name: str | None = None        # an Input's name, numbered per session as Keras does
+    keras_name: str | None = None        # an Input's or operation's name (numbered as Keras does)
+    group: tuple | None = None           # (row, class, seq): made inside a custom layer's call()
 
 
 @dataclass
@@ -135,6 +139,8 @@ class ModelVal:
     data_span: Span | None = None
     problems: list[tuple[str, Span | None, tuple[str, ...]]] = field(default_factory=list)
     used_as_layer: bool = False
+    instance: Any = None                 # subclassed: the InstanceVal its methods see as self
+    style: str | None = None             # traced into a graph: 'sequential' | 'subclassed'
 
 
 @dataclass
@@ -159,6 +165,7 @@ class ClassVal:
     node: ast.ClassDef
     span: Span
     closure: Any = None
+    bases: tuple = ()                    # the script's classes it derives from
 
 
 @dataclass
@@ -167,6 +174,15 @@ class InstanceVal:
 
     cls: ClassVal
     attrs: dict = field(default_factory=dict)
+    layer: Any = None                    # a custom Layer: the LayerVal standing for it
+    model: Any = None                    # a subclassed Model: its ModelVal
+
+
+@dataclass(frozen=True)
+class SuperRef:
+    """`super()` inside a method of a script's class."""
+
+    obj: Any
 
 
 @dataclass(frozen=True)

@@ -269,10 +269,10 @@ def _tensor_op(st: _State, v: S.BinOp) -> int | None:
     tensors = [o[1] for o in operands if o[0] == "tensor"]
     numbers = [o[1] for o in operands if o[0] == "number"]
     reverse = len(operands) == 2 and operands[0][0] == "number"
-    args = {"constant": numbers[0] if numbers else None, "reverse": reverse, "name": None}
-    layer = Layer(kind=cls, name="", args=MappingProxyType(args), span=v.span, inputs=(),
+    args = {"constant": numbers[0] if numbers else None, "reverse": reverse, "name": v.name}
+    layer = Layer(kind=cls, name=v.name or "", args=MappingProxyType(args), span=v.span, inputs=(),
                   index=len(st.nodes), is_op=True)
-    node = st.add_node(_Node(len(st.nodes), v.span, layer=layer, applied=True))
+    node = st.add_node(_Node(len(st.nodes), v.span, layer=layer, applied=True, name=v.name or ""))
     node.inputs = tensors
     node.input_spans = [i.span for i, o in zip(v.items, operands) if o[0] == "tensor"]
     st.produce(node)

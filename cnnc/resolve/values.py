@@ -58,7 +58,7 @@ def _subst(st: _State, v):
             except arith.FoldError as e:
                 st.rep.error(e.message, e.span, *e.notes)
                 return S.Name(("None",), v.span)     # reported here: the argument is dropped
-        return S.BinOp(v.op, tuple(items), v.span)
+        return S.BinOp(v.op, tuple(items), v.span, v.name)
     return v
 
 

@@ -1,0 +1,340 @@
+"""The script's own classes: subclassed `keras.layers.Layer`s and `keras.Model`s.
+
+Keras builds such a class by running its `__init__` (which creates Keras layers and
+names them, in order, with the session's counters) and, when it first meets a
+tensor, its `build` and `call`. The evaluator does the same with its values:
+`__init__` runs with an `InstanceVal` as `self`; `call` runs on tensors, and the
+nodes it makes are marked with the custom layer's row, so that the summary shows
+one row per custom layer, as Keras does, while every phase runs its inner layers.
+
+A subclassed model is traced once the whole script is read, on the input shape
+that `build()`, its first `fit()` or `--input-shape` gives; so is a Sequential
+that holds a custom layer (its chain goes through a graph).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .. import kinds
+from ..arguments import snake_case
+from ..diagnostics import Span
+from .keras_api import LAYER_NAMES
+from .values import (ArgVal, ClassVal, InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal,
+                     SuperRef, TensorVal, TNode, Unknown)
+
+# Layers without weights: a subclassed model may call one several times (`self.pool`),
+# which Keras allows; cnnc runs a copy per call under the same summary row.
+WEIGHTLESS = frozenset({
+    "activation", "avg_pool", "cropping", "dropout", "elu", "flatten", "global_avg_pool",
+    "global_max_pool", "identity", "leaky_relu", "max_pool", "merge", "concatenate", "relu",
+    "rescaling", "reshape", "resizing", "softmax", "spatial_dropout", "up_sampling",
+    "zero_padding"})
+
+# Activation functions a call() may apply to a tensor: keras.activations.X, tf.nn.X
+ACTIVATION_FUNCTIONS = frozenset({
+    "relu", "relu6", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu", "swish", "silu",
+    "softplus", "softsign", "exponential", "hard_sigmoid", "hard_silu", "hard_swish",
+    "leaky_relu", "linear", "mish", "log_softmax"})
+
+_SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_shape")
+
+
+class ClassesMixin:
+    """Evaluator methods for the script's classes (mixed into Evaluator)."""
+
+    # --- definitions --------------------------------------------------------------
+
+    def define_class(self, node: ast.ClassDef, scope) -> None:
+        kind, bases = "other", []
+        for b in node.bases:
+            v = self.eval(b, scope)
+            if isinstance(v, KerasRef) and v.last in ("Model", "Functional", "Sequential"):
+                kind = "model" if v.last != "Sequential" else "sequential_subclass"
+            elif isinstance(v, KerasRef) and v.last == "Layer":
+                kind = "layer"
+            elif isinstance(v, KerasRef) and v.last in LAYER_NAMES:
+                kind = "keras_layer_subclass"
+            elif isinstance(v, ClassVal):
+                bases.append(v)
+                if v.kind != "other":
+                    kind = v.kind
+        scope.vars[node.name] = ClassVal(node.name, kind, node, self.span(node), scope, tuple(bases))
+
+    def class_method(self, cls: ClassVal, name: str):
+        for stmt in cls.node.body:
+            if isinstance(stmt, ast.FunctionDef) and stmt.name == name:
+                return self.make_function(stmt, cls.closure)
+        for base in cls.bases:
+            found = self.class_method(base, name)
+            if found is not None:
+                return found
+        return None
+
+    # --- instances ----------------------------------------------------------------
+
+    def instantiate(self, cls: ClassVal, args: list[ArgVal], node):
+        span = self.span(node)
+        if cls.kind in ("keras_layer_subclass", "sequential_subclass"):
+            self.touched = True
+            what = "a Keras layer class" if cls.kind == "keras_layer_subclass" else "Sequential"
+            return LayerVal(cls.name, args, span, self.span(node.func), written=(cls.name,),
+                            unsupported=f"'{cls.name}' subclasses {what} (class at "
+                            f"{self.src.where(cls.span.line)}); cnnc follows subclasses of "
+                            "keras.layers.Layer and keras.Model built from Keras layers")
+        inst = InstanceVal(cls)
+        if cls.kind == "layer":
+            self.touched = True
+            given = next((a.value for a in args if a.keyword == "name"), None)
+            layer = LayerVal(cls.name, [], span, self.span(node.func), written=(cls.name,),
+                             custom=inst, seq=self.next_seq(),
+                             keras_name=given if isinstance(given, str) else self.keras_name(cls.name))
+            inst.layer = layer
+            self.run_init(inst, args, node)
+            if self.class_method(cls, "call") is None and layer.unsupported is None:
+                layer.unsupported = (f"'{cls.name}' (class at {self.src.where(cls.span.line)}) "
+                                     "has no call() cnnc can follow")
+            return layer
+        if cls.kind == "model":
+            self.touched = True
+            given = next((a.value for a in args if a.keyword == "name"), None)
+            m = ModelVal("subclassed", span, name=given if isinstance(given, str) else
+                         self.keras_name(cls.name), instance=inst)
+            inst.model = m
+            self.models.append(m)
+            self.run_init(inst, args, node)
+            return m
+        self.run_init(inst, args, node)
+        return inst
+
+    def run_init(self, inst: InstanceVal, args: list[ArgVal], node) -> None:
+        init = self.class_method(inst.cls, "__init__")
+        if init is not None:
+            self.call_function(init, args, node, self_obj=inst)
+
+    def instance_method(self, inst: InstanceVal, name: str, args: list[ArgVal], node):
+        """`self.method(...)`: the class's own, or what Keras's Layer gives it."""
+        f = self.class_method(inst.cls, name)
+        if f is not None:
+            return self.call_function(f, args, node, self_obj=inst)
+        span = self.span(node)
+        if name in ("add_weight", "add_variable", "add_loss") and inst.cls.kind in ("layer", "model"):
+            owner = inst.layer or inst.model
+            why = (f"'{inst.cls.name}' creates its own weights with {name}() (line {span.line}); "
+                   "cnnc follows custom layers built from Keras layers only")
+            if isinstance(owner, LayerVal) and owner.unsupported is None:
+                owner.unsupported = why
+            elif isinstance(owner, ModelVal) and not owner.problems:
+                owner.problems.append((why, span, ()))
+            return Unknown(why, span)
+        return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
+
+    def super_call(self, ref: SuperRef, name: str, args: list[ArgVal], node):
+        """`super().__init__(**kwargs)` and friends: a base class of the script, or Keras's."""
+        inst = ref.obj
+        for base in inst.cls.bases:
+            f = self.class_method(base, name)
+            if f is not None:
+                return self.call_function(f, args, node, self_obj=inst)
+        if name == "__init__":
+            given = next((a.value for a in args if a.keyword == "name"), None)
+            if isinstance(given, str) and inst.layer is not None:
+                inst.layer.keras_name = given
+            elif isinstance(given, str) and inst.model is not None:
+                inst.model.name = given
+        return None
+
+    # --- calling a custom layer ---------------------------------------------------
+
+    def apply_custom(self, layer: LayerVal, given: ArgVal, extra: list[ArgVal], node):
+        """A custom layer called on a tensor: build() then call(), their nodes one row."""
+        inst, span = layer.custom, self.span(node)
+        if layer.uses:
+            return self.refused_node(layer, node, f"'{layer.keras_name}' ({layer.cls}) is called a "
+                                     "second time: its weights would be shared, which cnnc does not "
+                                     "support", given)
+        layer.uses += 1
+        build = self.class_method(inst.cls, "build")
+        if build is not None:
+            shape = self.tensor_shape(given.value, node) if isinstance(given.value, TensorVal) else None
+            if isinstance(shape, tuple):
+                self.call_function(build, [ArgVal(None, shape, given.span)], node, self_obj=inst)
+        if layer.unsupported:
+            return self.refused_node(layer, node, None, given)
+        call = self.class_method(inst.cls, "call")
+        start = len(self.nodes)
+        self.groups.append((layer.keras_name, layer.cls))
+        try:
+            out = self.call_function(call, [ArgVal(None, given.value, given.span)] + extra, node,
+                                     self_obj=inst)
+        finally:
+            self.groups.pop()
+        if layer.unsupported:
+            return self.refused_node(layer, node, None, given)
+        if not isinstance(out, TensorVal) or out.node < start:
+            why = (out.why if isinstance(out, Unknown) else
+                   "it returns no new tensor" if not isinstance(out, (list, tuple)) else
+                   "it returns several tensors")
+            return self.refused_node(layer, node, f"{layer.cls}.call() cannot be followed: {why}",
+                                     given)
+        for k in range(start, len(self.nodes)):
+            self.nodes[k].group = (layer.keras_name, layer.cls, layer.seq)
+        return out
+
+    def refused_node(self, layer: LayerVal, node, why: str | None, given: ArgVal):
+        """A node that makes its model an error at this call (emit reports `why`)."""
+        stand_in = LayerVal(layer.cls, [], self.span(node), layer.name_span, written=layer.written,
+                            unsupported=why or layer.unsupported, keras_name=layer.keras_name)
+        inputs = [given.value.node] if isinstance(given.value, TensorVal) else []
+        self.nodes.append(TNode("apply", self.span(node), layer=stand_in, inputs=inputs,
+                                operand_spans=[given.span]))
+        return TensorVal(len(self.nodes) - 1)
+
+    def hidden_name(self, base: str) -> str:
+        """A name for what Keras does not name (an operation inside call()): it never
+        shows, since its row is the custom layer's; '.' keeps it apart from Keras's."""
+        row = self.groups[-1][0] if self.groups else "op"
+        n = self.hidden_counts.get((row, base), 0)
+        self.hidden_counts[(row, base)] = n + 1
+        return f"{row}.{base}" + (f"_{n}" if n else "")
+
+    def activation_call(self, func, args: list[ArgVal], node):
+        """`keras.activations.relu(x)`, `tf.nn.relu(x)`, `self.activation(x)` inside a
+        custom layer's call(): an Activation layer inside its row. None: not one."""
+        if not self.groups:
+            return None
+        name = None
+        if isinstance(func, KerasRef) and len(func.path) >= 2 and func.path[-2] in ("activations", "nn", "ops"):
+            name = func.last
+        elif isinstance(func, KerasObj) and func.path[-2:] == ("activations", "get") and func.args:
+            name = func.args[0].value
+        elif isinstance(func, LayerVal):
+            return None
+        if not isinstance(name, str) or name not in ACTIVATION_FUNCTIONS:
+            return None
+        tensors = [a for a in args if isinstance(a.value, TensorVal)]
+        if len(tensors) != 1:
+            return None
+        act = "silu" if name == "swish" else name
+        layer = LayerVal("Activation", [ArgVal(None, act, self.span(node))], self.span(node),
+                         self.span(node.func), written=("Activation",),
+                         keras_name=self.hidden_name(act), seq=self.next_seq())
+        return self.apply_layer(layer, [tensors[0]], node)
+
+    def weightless_copy(self, layer: LayerVal) -> LayerVal | None:
+        """A weightless layer called again inside a subclassed model or a custom layer:
+        a copy (Keras keeps one object; nothing is shared since it has no weights)."""
+        spec = kinds.lookup(layer.cls)
+        if not (self.groups or self.tracing) or spec is None or spec.family not in WEIGHTLESS:
+            return None
+        return LayerVal(layer.cls, layer.args, layer.span, layer.name_span, written=layer.written,
+                        seq=layer.seq, var=layer.var, keras_name=f"{layer.keras_name}.{layer.uses}",
+                        copy_of=layer)
+
+    # --- tracing models whose graph only call() (or a custom layer) gives ----------
+
+    def trace_models(self, input_shape: tuple | None) -> None:
+        for m in list(self.models):
+            if m.kind == "subclassed" and not m.problems:
+                self.trace_subclassed(m, input_shape)
+            elif m.kind == "sequential" and any(isinstance(i, LayerVal) and i.custom is not None
+                                                for i in m.items):
+                self.trace_sequential(m, input_shape)
+
+    def traced_input(self, m: ModelVal, shape: tuple, span: Span) -> TensorVal:
+        self.nodes.append(TNode("input", span, input_args=[ArgVal("shape", tuple(shape), span)]))
+        return TensorVal(len(self.nodes) - 1)
+
+    def model_shape(self, m: ModelVal, input_shape) -> tuple[tuple, Span] | None:
+        from .emit import EmitError, _declared_shape
+        try:
+            return _declared_shape(m, input_shape)
+        except EmitError as e:
+            m.problems.append((e.message, e.span, e.notes))
+            return None
+
+    def trace_sequential(self, m: ModelVal, input_shape) -> None:
+        items = list(zip(m.items, m.item_spans))
+        first = items[0][0]
+        if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
+            t, items = first, items[1:]
+        else:
+            shape = self.first_layer_shape(first)
+            if shape is None:
+                found = self.model_shape(m, input_shape)
+                if found is None:
+                    return
+                shape = found
+            t = self.traced_input(m, shape[0], shape[1])
+        self.tracing = True
+        try:
+            for item, span in items:
+                if not isinstance(item, LayerVal):
+                    m.problems.append(("this Sequential holds a custom layer and something cnnc "
+                                       "cannot trace through it", span, ()))
+                    return
+                out = self.call_layer_on(item, t, span)
+                if not isinstance(out, TensorVal):
+                    m.problems.append((getattr(out, "why", "this layer cannot be followed"), span, ()))
+                    return
+                t = out
+        finally:
+            self.tracing = False
+        m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", TensorVal(
+            self.first_input(t)), t
+
+    def first_layer_shape(self, layer) -> tuple[tuple, Span] | None:
+        """The first layer's input_shape= (or input_dim=), taken off the layer."""
+        if not isinstance(layer, LayerVal):
+            return None
+        for a in layer.args:
+            if a.keyword in _SHAPE_ARGS and isinstance(a.value, (tuple, list)):
+                layer.args = [x for x in layer.args if x.keyword not in _SHAPE_ARGS]
+                shape = tuple(a.value)
+                return (shape[1:] if a.keyword.startswith("batch") else shape), a.span
+            if a.keyword == "input_dim" and isinstance(a.value, int):
+                layer.args = [x for x in layer.args if x.keyword not in _SHAPE_ARGS]
+                return (a.value,), a.span
+        return None
+
+    def first_input(self, t: TensorVal) -> int:
+        k = t.node
+        while self.nodes[k].inputs:
+            k = self.nodes[k].inputs[0]
+        return k
+
+    def call_layer_on(self, layer: LayerVal, t: TensorVal, span: Span):
+        fake = ast.Call(func=ast.Name("_", ast.Load()), args=[], keywords=[])
+        fake.lineno, fake.col_offset = span.line, span.column - 1
+        fake.end_lineno, fake.end_col_offset = span.end_line, span.end_column - 1
+        fake.func.lineno, fake.func.col_offset = fake.lineno, fake.col_offset
+        fake.func.end_lineno, fake.func.end_col_offset = fake.end_lineno, fake.end_col_offset
+        return self.apply_layer(layer, [ArgVal(None, t, span)], fake)
+
+    def trace_subclassed(self, m: ModelVal, input_shape) -> None:
+        found = self.model_shape(m, input_shape)
+        if found is None:
+            return
+        shape, span = found
+        inst = m.instance
+        call = self.class_method(inst.cls, "call")
+        if call is None:
+            m.problems.append((f"'{inst.cls.name}' has no call() cnnc can follow", m.span, ()))
+            return
+        t = self.traced_input(m, shape, span)
+        start = len(self.nodes)
+        self.tracing = True
+        try:
+            fake = ast.Call(func=ast.Name("_", ast.Load()), args=[], keywords=[])
+            for n in (fake, fake.func):
+                n.lineno, n.col_offset = call.node.lineno, call.node.col_offset
+                n.end_lineno, n.end_col_offset = call.node.lineno, call.node.col_offset + 1
+            out = self.call_function(call, [ArgVal(None, t, span)], fake, self_obj=inst)
+        finally:
+            self.tracing = False
+        if not isinstance(out, TensorVal) or out.node < start:
+            why = out.why if isinstance(out, Unknown) else "it returns no new tensor"
+            m.problems.append((f"{inst.cls.name}.call() cannot be followed: {why}",
+                               getattr(out, "span", None) or m.span, ()))
+            return
+        m.kind, m.style, m.inputs, m.outputs = "functional", "subclassed", t, out
