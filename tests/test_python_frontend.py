@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cnnc.frontend import check_script_file
+from cnnc.groups import summary_rows
 from cnnc.python_frontend import check_script
 
 SCRIPTS = Path(__file__).parent / "data" / "scripts"
@@ -42,13 +43,15 @@ def _params(info) -> int:
 
 
 def _layers(checked) -> list[dict]:
+    """The model's summary rows (a custom layer is one row, as in Keras's model.layers)."""
     out = []
-    for info in checked.analysis.infos:
-        if info.layer.is_op:
+    for row in summary_rows(checked.analysis):
+        if getattr(row.layer, "is_op", False):
             continue
-        shape = [None] + list(info.output.shape) if info.output is not None else None
-        out.append({"name": info.layer.name, "class": info.layer.kind, "output_shape": shape,
-                    "params": _params(info)})
+        shape = [None] + list(row.output.shape) if row.output is not None else None
+        params = sum(_params(m) for m in row.members) if hasattr(row, "members") else _params(row)
+        out.append({"name": row.name, "class": row.layer.kind, "output_shape": shape,
+                    "params": params})
     return out
 
 

@@ -98,8 +98,8 @@ class ClassesMixin:
         if cls.kind == "model":
             self.touched = True
             given = next((a.value for a in args if a.keyword == "name"), None)
-            m = ModelVal("subclassed", span, name=given if isinstance(given, str) else
-                         self.keras_name(cls.name), instance=inst)
+            m = ModelVal("subclassed", span, name=given if isinstance(given, str) else None,
+                         instance=inst, keras_name=self.keras_name(cls.name))
             inst.model = m
             self.models.append(m)
             self.run_init(inst, args, node)
@@ -231,14 +231,120 @@ class ClassesMixin:
                         seq=layer.seq, var=layer.var, keras_name=f"{layer.keras_name}.{layer.uses}",
                         copy_of=layer)
 
+    # --- a model called as a layer (nested) --------------------------------------
+
+    def apply_model(self, inner: ModelVal, args: list[ArgVal], node):
+        """`data_augmentation(inputs)`, `Sequential([base, Softmax()])`: the inner model's
+        layers run here, shown as one row (the inner model's name and class), as Keras
+        shows a nested model."""
+        from .emit import model_name
+        given = next((a for a in args if a.keyword in (None, "inputs")), None)
+        span = self.span(node)
+        if given is None or not isinstance(given.value, TensorVal):
+            if given is not None and isinstance(given.value, Unknown):
+                return given.value
+            return Unknown(f"`{self.snippet(node)}`: the model is not called on a tensor cnnc knows", span)
+        name = model_name(inner)
+        stand_in = LayerVal(inner.kind.title(), [], span, self.span(node.func), keras_name=name)
+        if inner.uses or inner.problems or inner.kind == "subclassed" and inner.style is None \
+                and not self.trace_now(inner, given.value, node):
+            why = (f"the model '{name}' is called a second time: its weights would be shared, "
+                   "which cnnc does not support" if inner.uses else
+                   inner.problems[0][0] if inner.problems else f"the model '{name}' cannot be followed")
+            return self.refused_node(stand_in, node, why, given)
+        inner.uses += 1
+        if inner.data_shape is None and inner.build_shape is None:
+            shape = self.tensor_shape(given.value, node)
+            if isinstance(shape, tuple):
+                inner.data_shape, inner.data_span = shape[1:], given.span
+        start = len(self.nodes)
+        if inner.kind == "sequential":
+            out = self.replay_sequential(inner, given.value, span)
+        else:
+            out = self.replay_graph(inner, given.value)
+        if not isinstance(out, TensorVal):
+            return self.refused_node(stand_in, node, getattr(out, "why", "the model cannot be followed"),
+                                     given)
+        shown = inner.instance.cls.name if inner.kind == "subclassed" or inner.style == "subclassed" \
+            else "Sequential" if inner.kind == "sequential" or inner.style == "sequential" else "Functional"
+        for k in range(start, len(self.nodes)):
+            self.nodes[k].group = (name, shown, inner.seq if hasattr(inner, "seq") else 0)
+        return out
+
+    def trace_now(self, inner: ModelVal, t: TensorVal, node) -> bool:
+        shape = self.tensor_shape(t, node)
+        if not isinstance(shape, tuple):
+            return False
+        inner.data_shape = shape[1:]
+        self.trace_subclassed(inner, None)
+        return inner.style is not None
+
+    def replay_sequential(self, inner: ModelVal, t: TensorVal, span: Span):
+        items = list(zip(inner.items, inner.item_spans))
+        if items and isinstance(items[0][0], TensorVal):
+            items = items[1:]
+        for i, (item, item_span) in enumerate(items):
+            if isinstance(item, LayerVal) and i == 0 and any(a.keyword in _SHAPE_ARGS for a in item.args):
+                item = LayerVal(item.cls, [a for a in item.args if a.keyword not in _SHAPE_ARGS],
+                                item.span, item.name_span, written=item.written,
+                                keras_name=item.keras_name, seq=item.seq)
+            if isinstance(item, ModelVal):
+                out = self.apply_model(item, [ArgVal(None, t, item_span)], self.fake_call(item_span))
+            elif isinstance(item, LayerVal):
+                out = self.call_layer_on(item, t, item_span)
+            else:
+                return Unknown("the nested Sequential holds something cnnc cannot follow", item_span)
+            if not isinstance(out, TensorVal):
+                return out
+            t = out
+        return t
+
+    def replay_graph(self, inner: ModelVal, t: TensorVal):
+        """The inner functional model's nodes again, its input replaced by `t`."""
+        from .emit import EmitError, _tensor_list
+        try:
+            outs, _ = _tensor_list(inner.outputs, "outputs", inner.span)
+            ins, _ = _tensor_list(inner.inputs, "inputs", inner.span) if inner.inputs is not None else ([], False)
+        except EmitError as e:
+            return Unknown(e.message, e.span)
+        if len(ins) != 1 or len(outs) != 1:
+            return Unknown("a nested model with several inputs or outputs is not supported", inner.span)
+        needed, stack = set(), list(outs)
+        while stack:
+            k = stack.pop()
+            if k not in needed:
+                needed.add(k)
+                stack.extend(self.nodes[k].inputs)
+        mapping = {ins[0]: t.node}
+        for k in sorted(needed):
+            old = self.nodes[k]
+            if k in mapping:
+                continue
+            if old.kind == "input":
+                return Unknown("the nested model has an input it is not called on", old.span)
+            new = TNode(old.kind, old.span, layer=old.layer, inputs=[mapping[i] for i in old.inputs],
+                        listed=old.listed, op=old.op, constant=old.constant, reverse=old.reverse,
+                        operand_spans=old.operand_spans, extra=old.extra, keras_name=old.keras_name)
+            self.nodes.append(new)
+            mapping[k] = len(self.nodes) - 1
+        return TensorVal(mapping[outs[0]])
+
+    def fake_call(self, span: Span) -> ast.Call:
+        """An ast.Call at `span`, for calls the script makes implicitly (a Sequential's layers)."""
+        fake = ast.Call(func=ast.Name("_", ast.Load()), args=[], keywords=[])
+        for n in (fake, fake.func):
+            n.lineno, n.col_offset = span.line, max(span.column - 1, 0)
+            n.end_lineno, n.end_col_offset = span.end_line, max(span.end_column - 1, 0)
+        return fake
+
     # --- tracing models whose graph only call() (or a custom layer) gives ----------
 
     def trace_models(self, input_shape: tuple | None) -> None:
         for m in list(self.models):
             if m.kind == "subclassed" and not m.problems:
                 self.trace_subclassed(m, input_shape)
-            elif m.kind == "sequential" and any(isinstance(i, LayerVal) and i.custom is not None
-                                                for i in m.items):
+            elif m.kind == "sequential" and any(isinstance(i, ModelVal) or (
+                    isinstance(i, LayerVal) and i.custom is not None) for i in m.items):
                 self.trace_sequential(m, input_shape)
 
     def traced_input(self, m: ModelVal, shape: tuple, span: Span) -> TensorVal:
@@ -259,7 +365,8 @@ class ClassesMixin:
         if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
             t, items = first, items[1:]
         else:
-            shape = self.first_layer_shape(first)
+            shape = self.first_layer_shape(first) if isinstance(first, LayerVal) else \
+                self.model_input_shape(first, items[0][1])
             if shape is None:
                 found = self.model_shape(m, input_shape)
                 if found is None:
@@ -269,11 +376,13 @@ class ClassesMixin:
         self.tracing = True
         try:
             for item, span in items:
-                if not isinstance(item, LayerVal):
-                    m.problems.append(("this Sequential holds a custom layer and something cnnc "
-                                       "cannot trace through it", span, ()))
+                if isinstance(item, ModelVal):
+                    out = self.apply_model(item, [ArgVal(None, t, span)], self.fake_call(span))
+                elif isinstance(item, LayerVal):
+                    out = self.call_layer_on(item, t, span)
+                else:
+                    m.problems.append(("cnnc cannot follow this item of the Sequential", span, ()))
                     return
-                out = self.call_layer_on(item, t, span)
                 if not isinstance(out, TensorVal):
                     m.problems.append((getattr(out, "why", "this layer cannot be followed"), span, ()))
                     return
@@ -282,6 +391,34 @@ class ClassesMixin:
             self.tracing = False
         m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", TensorVal(
             self.first_input(t)), t
+
+    def model_input_shape(self, inner, span: Span) -> tuple[tuple, Span] | None:
+        """The input shape of a model that starts a Sequential: its Input's or first layer's."""
+        if not isinstance(inner, ModelVal):
+            return None
+        if inner.kind == "sequential" and inner.items:
+            first = inner.items[0]
+            if isinstance(first, TensorVal):
+                return self.input_node_shape(first.node, span)
+            if isinstance(first, LayerVal):
+                for a in first.args:
+                    if a.keyword in _SHAPE_ARGS and isinstance(a.value, (tuple, list)):
+                        shape = tuple(a.value)
+                        return (shape[1:] if a.keyword.startswith("batch") else shape), a.span
+            if isinstance(first, ModelVal):
+                return self.model_input_shape(first, span)
+        elif isinstance(inner.inputs, TensorVal):
+            return self.input_node_shape(inner.inputs.node, span)
+        return None
+
+    def input_node_shape(self, k: int, span: Span) -> tuple[tuple, Span] | None:
+        node = self.nodes[k]
+        if node.kind != "input":
+            return None
+        for a in node.input_args or ():
+            if a.keyword in ("shape", None) and isinstance(a.value, (tuple, list)):
+                return tuple(a.value), span
+        return None
 
     def first_layer_shape(self, layer) -> tuple[tuple, Span] | None:
         """The first layer's input_shape= (or input_dim=), taken off the layer."""
@@ -304,12 +441,7 @@ class ClassesMixin:
         return k
 
     def call_layer_on(self, layer: LayerVal, t: TensorVal, span: Span):
-        fake = ast.Call(func=ast.Name("_", ast.Load()), args=[], keywords=[])
-        fake.lineno, fake.col_offset = span.line, span.column - 1
-        fake.end_lineno, fake.end_col_offset = span.end_line, span.end_column - 1
-        fake.func.lineno, fake.func.col_offset = fake.lineno, fake.col_offset
-        fake.func.end_lineno, fake.func.end_col_offset = fake.end_lineno, fake.end_col_offset
-        return self.apply_layer(layer, [ArgVal(None, t, span)], fake)
+        return self.apply_layer(layer, [ArgVal(None, t, span)], self.fake_call(span))
 
     def trace_subclassed(self, m: ModelVal, input_shape) -> None:
         found = self.model_shape(m, input_shape)
@@ -325,11 +457,7 @@ class ClassesMixin:
         start = len(self.nodes)
         self.tracing = True
         try:
-            fake = ast.Call(func=ast.Name("_", ast.Load()), args=[], keywords=[])
-            for n in (fake, fake.func):
-                n.lineno, n.col_offset = call.node.lineno, call.node.col_offset
-                n.end_lineno, n.end_col_offset = call.node.lineno, call.node.col_offset + 1
-            out = self.call_function(call, [ArgVal(None, t, span)], fake, self_obj=inst)
+            out = self.call_function(call, [ArgVal(None, t, span)], self.fake_call(span), self_obj=inst)
         finally:
             self.tracing = False
         if not isinstance(out, TensorVal) or out.node < start:

@@ -137,8 +137,9 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
     if out.problems:
         return out
     try:
-        if isinstance(m.name, str) and m.name:
-            out.statements.append(S.ModelDecl(m.name, m.name_span or m.span, m.name_span or m.span))
+        name = model_name(m)
+        if isinstance(name, str) and name:
+            out.statements.append(S.ModelDecl(name, m.name_span or m.span, m.name_span or m.span))
         elif m.name is not None and not isinstance(m.name, str):
             to_syntax(m.name, m.name_span or m.span, "the model's name")
         if m.kind == "sequential":
@@ -156,6 +157,11 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
             except EmitError as e:
                 out.problems.append((e.message, e.span, e.notes))
     return out
+
+
+def model_name(m: ModelVal):
+    """The name Keras shows: name= as given, else the per-session one."""
+    return m.name if m.name is not None else m.keras_name
 
 
 def _settings_call(rec: CallRecord, what: str) -> S.Call:

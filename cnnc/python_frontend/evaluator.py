@@ -16,12 +16,12 @@ import operator
 from typing import Any
 
 from ..diagnostics import Reporter, Span
-from . import datasets, keras2
+from . import datasets, keras2, tfdata
 from .classes import ClassesMixin
 from .keras_api import (KERAS1_REMOVED, LAYER_NAMES, MERGE_FUNCTIONS, OBJECT_MODULES, canonical,
                         exported)
 from .source import ScriptSource
-from .values import (ArgVal, ArrayVal, BoundMethod, CallRecord, ClassVal, DatasetRef, FuncVal,
+from .values import (ArgVal, ArrayVal, BoundMethod, CallRecord, ClassVal, DataStream, DatasetRef, FuncVal,
                      InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal, ModuleRef, PartialVal,
                      SuperRef, TensorVal, TNode, Unknown)
 
@@ -445,6 +445,8 @@ class Evaluator(ClassesMixin):
             return v
         if isinstance(v, ArrayVal):
             return Unknown("iterating over an array's values", self.span(node), data=True)
+        if isinstance(v, DataStream):
+            return tfdata.batches(v)
         return Unknown(f"`{self.snippet(node)}` is not a sequence cnnc can follow", self.span(node))
 
     # --- expressions ------------------------------------------------------------------
@@ -767,6 +769,8 @@ class Evaluator(ClassesMixin):
             return obj
         span = self.span(node)
         if isinstance(obj, KerasRef):
+            if attr == "newaxis" and obj.path[0] == "tensorflow":
+                return None
             path, note = canonical(obj.path + (attr,))
             if note:
                 self.note_once(("path", span.line, path[:2]), note, span,
@@ -782,7 +786,7 @@ class Evaluator(ClassesMixin):
             if obj.path == ("functools",) and attr == "partial":
                 return ("builtin", "partial")
             return ModuleRef(obj.path + (attr,))
-        if isinstance(obj, (DatasetRef, SuperRef)):
+        if isinstance(obj, (DatasetRef, SuperRef, DataStream)):
             return BoundMethod(obj, attr, span)
         if isinstance(obj, ArrayVal):
             if attr == "shape":
@@ -816,7 +820,7 @@ class Evaluator(ClassesMixin):
             if attr in obj.attrs:
                 return obj.attrs[attr]
             method = self.class_method(obj.cls, attr)
-            if method is not None:
+            if method is not None or (obj.cls.kind in ("layer", "model") and attr.startswith("add_")):
                 return BoundMethod(obj, attr, span)
             return Unknown(f"`{self.snippet(node)}` is not set", span)
         if isinstance(obj, (list, dict, str, tuple)):
@@ -890,11 +894,7 @@ class Evaluator(ClassesMixin):
         if isinstance(func, ModelVal):
             self.touched = True
             func.used_as_layer = True
-            layer = LayerVal("Model" if func.kind != "sequential" else "Sequential", [], span,
-                             self.span(node.func), unsupported=(
-                                 "calling a model on a tensor (a nested model) is not supported; "
-                                 "write its layers in this model"))
-            return self.apply_layer(layer, args, node)
+            return self.apply_model(func, args, node)
         if isinstance(func, tuple) and len(func) == 2 and func[0] == "builtin":
             return self.builtin(func[1], args, node, scope)
         if isinstance(func, ModuleRef):
@@ -1055,6 +1055,8 @@ class Evaluator(ClassesMixin):
             return self.instance_method(obj, name, args, node)
         if isinstance(obj, SuperRef):
             return self.super_call(obj, name, args, node)
+        if isinstance(obj, DataStream):
+            return tfdata.method(obj, name, args, span)
         if isinstance(obj, list):
             if name == "append" and len(vals) == 1:
                 obj.append(vals[0])
@@ -1167,6 +1169,12 @@ class Evaluator(ClassesMixin):
     def keras_call(self, ref: KerasRef, args: list[ArgVal], node):
         path, last, span = ref.path, ref.last, self.span(node)
         parent = path[-2] if len(path) > 1 else ""
+        if last == "from_tensor_slices" and "data" in path:
+            self.touched = True
+            return tfdata.from_tensor_slices(args, span)
+        if last in ("image_dataset_from_directory",):
+            self.touched = True
+            return tfdata.image_dataset_from_directory(args, span)
         if path[0] != "keras":
             if parent == "nn" and any(isinstance(a.value, TensorVal) for a in args):
                 return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer "
@@ -1213,6 +1221,8 @@ class Evaluator(ClassesMixin):
         if last in ("clear_session", "set_random_seed", "set_floatx", "set_learning_phase", "seed"):
             return None
         if parent in OBJECT_MODULES or last in ("l1", "l2", "l1_l2", "L1", "L2", "L1L2"):
+            if parent == "optimizers":
+                keras2.translate_optimizer(last, args, self.rep)
             return KerasObj(path, args, span)
         if parent in ("ops", "backend") and any(isinstance(a.value, TensorVal) for a in args):
             return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer cnnc "
@@ -1324,6 +1334,7 @@ class Evaluator(ClassesMixin):
                                        f"{getattr(items, 'why', 'not a list')}", a.span, ()))
             elif key == "name":
                 m.name, m.name_span = a.value, a.span
+        m.keras_name = self.keras_name("Sequential")
         return m
 
     def seq_add(self, m: ModelVal, item, span: Span) -> None:
@@ -1347,6 +1358,7 @@ class Evaluator(ClassesMixin):
                 setattr(m, a.keyword + "s", a.value)
             elif a.keyword == "name":
                 m.name, m.name_span = a.value, a.span
+        m.keras_name = self.keras_name("Functional")
         return m
 
     def model_method(self, m: ModelVal, name: str, args: list[ArgVal], node):
@@ -1380,6 +1392,8 @@ class Evaluator(ClassesMixin):
                     (a.value for a in args if a.keyword == "x"), None)
                 if isinstance(x, ArrayVal) and len(x.shape) >= 2:
                     m.data_shape, m.data_span = tuple(x.shape[1:]), args[0].span
+                elif isinstance(x, DataStream) and tfdata.sample_shape(x):
+                    m.data_shape, m.data_span = tfdata.sample_shape(x), args[0].span
             return None
         if name == "build":
             shape = args[0].value if args else None

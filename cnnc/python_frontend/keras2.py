@@ -102,3 +102,13 @@ def path_fix(path: tuple[str, ...]) -> tuple[str, ...]:
 
 
 FIT_RENAMED = {"nb_epoch": "epochs", "nb_val_samples": None, "samples_per_epoch": None}
+
+
+def translate_optimizer(cls: str, args: list[ArgVal], rep: Reporter) -> None:
+    """`Adam(lr=0.001)`: Keras 3 refuses `lr` ("Argument(s) not recognized"); an error
+    with the fix, read as learning_rate so that the rest is checked."""
+    for i, a in enumerate(args):
+        if a.keyword == "lr":
+            rep.error(f"{cls}(lr=...) is Keras 2's spelling, which Keras 3 refuses",
+                      a.keyword_span or a.span, "write learning_rate=")
+            args[i] = ArgVal("learning_rate", a.value, a.span, a.keyword_span)

@@ -52,6 +52,14 @@ class ArrayVal:
     dtype: str = "float32"
 
 
+@dataclass(frozen=True)
+class DataStream:
+    """A tf.data pipeline (or a Keras directory loader): its elements' sample shapes."""
+
+    element: Any                 # an ArrayVal per sample, or a tuple of them (x, y)
+    batch: int | None = None
+
+
 @dataclass
 class ArgVal:
     keyword: str | None
@@ -140,6 +148,8 @@ class ModelVal:
     problems: list[tuple[str, Span | None, tuple[str, ...]]] = field(default_factory=list)
     used_as_layer: bool = False
     instance: Any = None                 # subclassed: the InstanceVal its methods see as self
+    keras_name: str | None = None        # the name Keras gives it unnamed (numbered per session)
+    uses: int = 0                        # times called as a layer (a nested model)
     style: str | None = None             # traced into a graph: 'sequential' | 'subclassed'
 
 
