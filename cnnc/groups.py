@@ -102,7 +102,9 @@ def group_info(analysis, row: str) -> GroupInfo:
             outside.update(i.layer.inputs)
     # Keras's row shows what call() returned: the member read from outside (or an output)
     exits = [m for m in members if m.name in outside]
-    out = exits[-1] if exits else members[-1]
+    # a weightless layer a subclassed model calls twice: Keras shows its first call
+    own = next((m for m in members if m.name == row), None)
+    out = own if own is not None else exits[-1] if exits else members[-1]
     ins = tuple(dict.fromkeys(s for m in members for s in m.layer.inputs if s not in inside))
     rows = {l.name: l.group or l.name for l in model.layers}
     return GroupInfo(row, model.groups[row], tuple(members), out,

@@ -259,3 +259,225 @@ def test_layer_names_count_across_the_script_as_keras_does():
     assert [i.name for i in found["b"].checked.analysis.infos] == ["mine", "conv2d_1", "flatten_1",
                                                                    "dense_1"]
     assert [n.name for n in found["b"].checked.ir.inputs] == ["input_layer_1"]
+
+
+# --- the script's own classes: custom layers, subclassed and nested models ------------
+# Truth recorded from Keras 3.15.1 (tools/script_truth.py on these texts): each row is
+# (name, class, output shape, params), as model.layers lists them.
+
+CUSTOM = HEADER + '''
+class ConvBlock(layers.Layer):
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+    def build(self, input_shape):
+        self.conv = layers.Conv2D(self.filters, 3, padding="same")
+        self.bn = layers.BatchNormalization()
+        if input_shape[-1] != self.filters:
+            self.proj = layers.Conv2D(self.filters, 1)
+        else:
+            self.proj = None
+    def call(self, x, training=None):
+        y = keras.activations.relu(self.bn(self.conv(x), training=training))
+        s = self.proj(x) if self.proj is not None else x
+        return y + s
+
+class Net(keras.Model):
+    def __init__(self, num_classes=10):
+        super().__init__(name="net")
+        self.conv1 = layers.Conv2D(16, 3, activation="relu")
+        self.pool = layers.MaxPooling2D()
+        self.conv2 = layers.Conv2D(32, 3, activation="relu")
+        self.flatten = layers.Flatten()
+        self.out = layers.Dense(num_classes)
+    def call(self, x):
+        x = self.pool(self.conv1(x))
+        x = self.pool(self.conv2(x))
+        return self.out(self.flatten(x))
+
+inputs = keras.Input(shape=(32, 32, 3))
+x = ConvBlock(16)(inputs)
+x = ConvBlock(16, name="second")(x)
+x = layers.GlobalAveragePooling2D()(x)
+feature = keras.Model(inputs, x)
+inp2 = keras.Input(shape=(32, 32, 3))
+y = feature(inp2)
+y = layers.Dense(3)(y)
+outer = keras.Model(inp2, y)
+net = Net(5)
+net.build((None, 28, 28, 1))
+'''
+CUSTOM_TRUTH = {
+    "feature": ("functional", 2960, [
+        ("conv_block", "ConvBlock", [None, 32, 32, 16], 576),
+        ("second", "ConvBlock", [None, 32, 32, 16], 2384),
+        ("global_average_pooling2d", "GlobalAveragePooling2D", [None, 16], 0)]),
+    "outer": ("functional_1", 3011, [
+        ("functional", "Functional", [None, 16], 2960), ("dense", "Dense", [None, 3], 51)]),
+    "net": ("net", 8805, [
+        ("conv2d_3", "Conv2D", [None, 26, 26, 16], 160),
+        ("max_pooling2d", "MaxPooling2D", [None, 13, 13, 16], 0),
+        ("conv2d_4", "Conv2D", [None, 11, 11, 32], 4640),
+        ("flatten", "Flatten", [None, 800], 0), ("dense_1", "Dense", [None, 5], 4005)]),
+}
+
+
+def test_custom_layers_subclassed_and_nested_models_match_keras():
+    sc = _check(CUSTOM)
+    assert not _errors(sc)
+    found = {m.var: m for m in sc.models}
+    for var, (name, total, rows) in CUSTOM_TRUTH.items():
+        checked = found[var].checked
+        assert checked.ir.name == name
+        got = [(l["name"], l["class"], l["output_shape"], l["params"]) for l in _layers(checked)]
+        assert got == rows, var
+        assert checked.analysis.total_params == total
+
+
+def test_custom_layer_summary_is_one_row_and_json_lists_its_members():
+    from cnnc.summary import render, to_dict
+    sc = _check(CUSTOM)
+    checked = next(m for m in sc.models if m.var == "feature").checked
+    text = render(checked.analysis, keras_only=True)
+    assert "conv_block (ConvBlock)" in text and "second (ConvBlock)" in text
+    assert "conv2d (Conv2D)" not in text and "Connected to" not in text     # still a chain
+    rows = to_dict(checked.analysis)["rows"]
+    assert rows[0]["members"] == ["conv2d", "batch_normalization", "conv_block.relu",
+                                  "conv2d_1", "conv_block.add"]
+    assert sum(r["params"] for r in rows) == 2960
+
+
+def test_geron_residual_unit_sequential_matches_keras():
+    """Géron's ResidualUnit (Hands-On ML, ch. 14) in a Sequential: Keras 3.15's summary
+    rows and totals (1,352,394 params, 3,200 non-trainable)."""
+    text = HEADER + '''
+from functools import partial
+DefaultConv2D = partial(keras.layers.Conv2D, kernel_size=3, strides=1, padding="same",
+                        kernel_initializer="he_normal", use_bias=False)
+class ResidualUnit(keras.layers.Layer):
+    def __init__(self, filters, strides=1, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.main_layers = [
+            DefaultConv2D(filters, strides=strides), keras.layers.BatchNormalization(),
+            self.activation, DefaultConv2D(filters), keras.layers.BatchNormalization()]
+        self.skip_layers = []
+        if strides > 1:
+            self.skip_layers = [DefaultConv2D(filters, kernel_size=1, strides=strides),
+                                keras.layers.BatchNormalization()]
+    def call(self, inputs):
+        Z = inputs
+        for layer in self.main_layers:
+            Z = layer(Z)
+        skip_Z = inputs
+        for layer in self.skip_layers:
+            skip_Z = layer(skip_Z)
+        return self.activation(Z + skip_Z)
+model = keras.Sequential([
+    DefaultConv2D(64, kernel_size=7, strides=2, input_shape=[224, 224, 3]),
+    keras.layers.BatchNormalization(), keras.layers.Activation("relu"),
+    keras.layers.MaxPool2D(pool_size=3, strides=2, padding="same")])
+prev_filters = 64
+for filters in [64] * 3 + [128] * 4:
+    strides = 1 if filters == prev_filters else 2
+    model.add(ResidualUnit(filters, strides=strides))
+    prev_filters = filters
+model.add(keras.layers.GlobalAvgPool2D())
+model.add(keras.layers.Flatten())
+model.add(keras.layers.Dense(10, activation="softmax"))
+'''
+    sc = _check(text)
+    assert not _errors(sc)
+    (m,) = sc.models
+    a = m.checked.analysis
+    rows = _layers(m.checked)
+    assert m.checked.ir.name == "sequential" and not m.checked.ir.functional
+    assert [r["name"] for r in rows][4:11] == ["residual_unit"] + [f"residual_unit_{i}" for i in range(1, 7)]
+    assert [(r["output_shape"], r["params"]) for r in rows[4:11]] == [
+        ([None, 56, 56, 64], 74240)] * 3 + [([None, 28, 28, 128], 230912)] + [
+        ([None, 28, 28, 128], 295936)] * 3
+    assert (a.total_params, a.non_trainable_params) == (1352394, 3200)
+
+
+def test_custom_layer_with_its_own_weights_is_refused_at_add_weight():
+    sc = _check(HEADER + '''
+class Scale(layers.Layer):
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],))
+    def call(self, x):
+        return x * self.w
+inputs = keras.Input(shape=(4,))
+model = keras.Model(inputs, Scale()(layers.Dense(3)(inputs)))
+other = keras.Sequential([keras.Input(shape=(2,)), layers.Dense(1)])
+''')
+    msgs = _errors(sc)
+    assert any("creates its own weights with add_weight() (line 6)" in e for e in msgs), msgs
+    assert next(m for m in sc.models if m.var == "other").checked.ok
+
+
+def test_subclassed_model_built_by_a_tf_data_training_loop():
+    """TensorFlow's "advanced quickstart": the model meets data only in a custom loop."""
+    sc = _check('''import tensorflow as tf
+from tensorflow.keras.layers import Dense, Flatten, Conv2D
+from tensorflow.keras import Model
+(x_train, y_train), _ = tf.keras.datasets.mnist.load_data()
+x_train = x_train[..., tf.newaxis].astype("float32")
+train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(10000).batch(32)
+class MyModel(Model):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = Conv2D(32, 3, activation='relu')
+        self.flatten = Flatten()
+        self.d1 = Dense(10)
+    def call(self, x):
+        return self.d1(self.flatten(self.conv1(x)))
+model = MyModel()
+@tf.function
+def train_step(images, labels):
+    with tf.GradientTape() as tape:
+        predictions = model(images, training=True)
+for epoch in range(5):
+    for images, labels in train_ds:
+        train_step(images, labels)
+''')
+    (m,) = sc.models
+    assert m.checked.ok and m.checked.ir.name == "my_model"
+    assert [(r["name"], r["output_shape"], r["params"]) for r in _layers(m.checked)] == [
+        ("conv2d", [None, 26, 26, 32], 320), ("flatten", [None, 21632], 0),
+        ("dense", [None, 10], 216330)]
+
+
+def test_image_dataset_from_directory_gives_the_input_shape():
+    sc = _check(HEADER + '''
+train_ds = keras.utils.image_dataset_from_directory("photos", image_size=(64, 48),
+                                                     color_mode="grayscale", batch_size=8)
+model = keras.Sequential([layers.Conv2D(4, 3), layers.GlobalAveragePooling2D(), layers.Dense(2)])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(train_ds.cache().prefetch(2), epochs=1)
+''')
+    (m,) = sc.models
+    assert m.checked.ir.input_shape == (64, 48, 1)
+
+
+def test_script_optimizer_lr_is_an_error_as_in_keras3():
+    sc = _check(HEADER + "model = keras.Sequential([keras.Input(shape=(3,)), layers.Dense(1)])\n"
+                "model.compile(optimizer=keras.optimizers.Adam(lr=0.01), loss='mse')\n")
+    assert any("Adam(lr=...) is Keras 2's spelling, which Keras 3 refuses" in e for e in _errors(sc))
+    assert sc.models[0].checked.analysis.total_params == 4      # the model is still checked
+
+
+def test_custom_layer_model_runs_the_same_in_numpy_and_onnxruntime(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from cnnc.model import Model
+    sc = _check(CUSTOM)
+    model = Model(next(m for m in sc.models if m.var == "outer").checked)
+    model.init_weights(seed=3)
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    want = model.predict(x, scale=False)
+    path = tmp_path / "outer.onnx"
+    model.to_onnx(path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -259,7 +259,7 @@ def _given_name(layer: LayerVal) -> str | None:
 def _row(m: ModelVal, node: TNode, out: Emitted) -> None:
     """The summary row a traced node belongs to: its custom layer's, or (in a
     subclassed model) its layer's own, the copies of a weightless layer with it."""
-    if node.kind == "input" or m.style is None:
+    if node.kind == "input" or (m.style is None and node.group is None):
         return
     name = node.keras_name if node.kind == "op" else _given_name(node.layer)
     if node.group is not None:

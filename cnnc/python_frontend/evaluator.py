@@ -1277,7 +1277,9 @@ class Evaluator(ClassesMixin):
         span = self.span(node)
         given = next((a for a in args if a.keyword is None), None) or next(
             (a for a in args if a.keyword == "inputs"), None)
-        extra = [a for a in args if a is not given]
+        # training= picks Dropout's and BatchNormalization's mode, never a shape: cnnc's
+        # inference and training modes follow from the command, as in Keras's fit/predict
+        extra = [a for a in args if a is not given and a.keyword != "training"]
         if given is None:
             return Unknown(f"{layer.cls} is called without an input tensor", span)
         if layer.custom is not None:
