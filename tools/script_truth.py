@@ -1,14 +1,26 @@
 """Record what Keras itself builds from each excerpt in tests/data/scripts/ (dev only).
 
 Runs each .py / .ipynb (code cells in order, magics left out) under real Keras 3
-with its data stubbed: the keras.datasets loaders return zeros of the datasets'
-known shapes (a few samples), and fit/evaluate/predict/plot_model do nothing. Keras 2
-module paths that Keras 3 dropped but whose names it kept (`layers.experimental.
-preprocessing`) are shimmed so the model is built as Keras 3 would build it. Every
-keras.Model left in the script's namespace is recorded: its variable, each layer's
+with its data stubbed: the keras.datasets loaders return zeros of the datasets' known
+shapes (a few samples, labels 0..9 in turn; imdb: a few short word-index lists; the real
+sample counts for the excerpts in FULL_SIZE), fit builds an unbuilt model from its x (as
+Keras does) and trains nothing, and evaluate/save/plot_model do nothing. Keras 2 module
+paths that Keras 3 dropped but whose names it kept (`layers.experimental.preprocessing`)
+are shimmed so the model is built as Keras 3 would build it. Every keras.Model left in
+the script's namespace, or bound to a local variable of one of its functions when that
+function returns (then with "function"), is recorded: its variable, each layer's
 class, name, output shape and parameter count, and the totals. A script that Keras 3
 refuses is recorded with the error. The result goes to <script>.truth.json next to it;
 tests/test_python_frontend.py compares cnnc with it (no Keras needed there).
+
+Files and downloads are stubbed too, never the model-building code: `get_file` returns a
+path that is not there, `image_dataset_from_directory` a tf.data dataset of zeros with the
+element shape the call asks for and the class names of the known image sets (IMAGE_DIRS,
+matched on the directory's path), `ImageDataGenerator.flow_from_directory` an iterator of
+such batches, Keras applications are built with `weights=None` (same layers and shapes, no
+download), and display-only modules missing here (matplotlib, PIL, IPython) are inert.
+Subclassed models whose layers were only called eagerly have their call() run once more
+on a symbolic Input of the shape they were built with, so that each layer has an output.
 
     TF_CPP_MIN_LOG_LEVEL=3 /tmp/kvenv/bin/python tools/script_truth.py [FILES...]
 """
@@ -22,12 +34,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "tests" / "data" / "scripts"
-SAMPLES = 4
+SAMPLES = 20  # labels cycle through 0..9: two samples of each class
 SHAPES = {
     "mnist": ((28, 28), (), "uint8"), "fashion_mnist": ((28, 28), (), "uint8"),
     "cifar10": ((32, 32, 3), (1,), "uint8"), "cifar100": ((32, 32, 3), (1,), "uint8"),
     "boston_housing": ((13,), (), "float64"),
 }
+# the datasets' real sizes (train, test), for the excerpts that reshape to a literal count
+# (`reshape((60000, 28, 28, 1))`): those alone get full-size arrays of zeros
+SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
+         "cifar100": (50000, 10000), "boston_housing": (404, 102)}
+FULL_SIZE = {"dlwp3_ch08_mnist_convnet.ipynb"}
+# image folders the excerpts download, by a name in their path: their class names
+IMAGE_DIRS = {
+    "flower_photos": ["daisy", "dandelion", "roses", "sunflowers", "tulips"],
+    "cats_and_dogs_filtered": ["cats", "dogs"],
+    "cats_vs_dogs": ["cat", "dog"],
+    "dogs_vs_cats": ["cat", "dog"],
+    "PetImages": ["Cat", "Dog"],
+    "dataset/training_set": ["cats", "dogs"],
+    "dataset/test_set": ["cats", "dogs"],
+    "data/train": ["cats", "dogs"],
+    "data/validation": ["cats", "dogs"],
+}
+DISPLAY_MODULES = ("matplotlib", "matplotlib.pyplot", "PIL", "PIL.Image", "PIL.ImageOps",
+                   "IPython", "IPython.display", "seaborn")
 
 
 def code_of(path: Path) -> str:
@@ -46,28 +77,62 @@ def code_of(path: Path) -> str:
     return "\n\n".join(out)
 
 
-def stub_keras():
+def stub_keras(full_size: bool = False):
     import numpy as np
     import keras
 
     def loader(name):
         x, y, dtype = SHAPES[name]
 
+        n_train, n_test = SIZES[name] if full_size else (SAMPLES, SAMPLES)
+
+        def labels(n):
+            return (np.arange(n) % 10).astype("uint8").reshape((n,) + (1,) * len(y))
+
         def load_data(*a, **k):
-            return ((np.zeros((SAMPLES,) + x, dtype), np.zeros((SAMPLES,) + y, "uint8")),
-                    (np.zeros((SAMPLES,) + x, dtype), np.zeros((SAMPLES,) + y, "uint8")))
+            return ((np.zeros((n_train,) + x, dtype), labels(n_train)),
+                    (np.zeros((n_test,) + x, dtype), labels(n_test)))
         return load_data
 
     import types
 
     import tensorflow as tf
     nothing = lambda *a, **k: None  # noqa: E731
+
+    def fit(self, x=None, *a, **k):
+        """No training; but an unbuilt model is built from x's shape, as Keras's fit does."""
+        if self.built or x is None:
+            return None
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            shape = tuple(spec.shape[1:])
+        elif hasattr(x, "shape"):
+            shape = tuple(x.shape[1:])
+        else:
+            return None
+        try:
+            self.build((None,) + shape)
+        except Exception:  # noqa: BLE001 - left unbuilt, recorded without shapes
+            pass
+        return None
+
     for method in ("fit", "fit_generator"):
+        setattr(keras.Model, method, fit)
+    for method in ("save", "save_weights"):
         setattr(keras.Model, method, nothing)
     keras.Model.evaluate = lambda *a, **k: [0.0, 0.0]
+    def imdb_load_data(*a, **k):
+        x = np.empty(SAMPLES, dtype=object)
+        for i in range(SAMPLES):
+            x[i] = [1, 14, 22, 16, 43]
+        y = np.zeros(SAMPLES, "int64")
+        return (x, y), (x.copy(), y.copy())
+
     for api in (keras, tf.keras):
         for name in SHAPES:
             getattr(api.datasets, name).load_data = loader(name)
+        api.datasets.imdb.load_data = imdb_load_data
         api.utils.plot_model = nothing
         # Keras 2 paths whose names Keras 3 keeps one level up (cnnc warns about them)
         api.layers.experimental = types.SimpleNamespace(preprocessing=api.layers)
@@ -75,9 +140,147 @@ def stub_keras():
         # model-building part runs (cnnc reports these spellings itself)
         api.utils.np_utils = types.SimpleNamespace(to_categorical=api.utils.to_categorical)
         sys.modules.setdefault("keras.utils.np_utils", api.utils.np_utils)
-        if not hasattr(api.preprocessing.image, "ImageDataGenerator"):
-            api.preprocessing.image.ImageDataGenerator = nothing
+    stub_files(keras, tf)
     return keras
+
+
+class _Inert:
+    """Stands for a display-only module missing here: every use does nothing."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __getattr__(self, name):
+        return _Inert()
+
+    def __call__(self, *a, **k):
+        return _Inert()
+
+    def __iter__(self):
+        return iter((_Inert(), _Inert()))
+
+    def __getitem__(self, key):
+        return _Inert()
+
+
+def class_names_of(directory) -> list:
+    path = str(directory).replace("\\", "/")
+    for key, names in IMAGE_DIRS.items():
+        if key in path:
+            return names
+    raise SystemExit(f"script_truth: unknown image directory {path!r}: add it to IMAGE_DIRS")
+
+
+def stub_files(keras, tf):
+    import importlib
+    import types
+
+    import numpy as np
+
+    for name in DISPLAY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            module = types.ModuleType(name)
+            module.__getattr__ = lambda attr: _Inert()  # type: ignore[method-assign]
+            sys.modules[name] = module
+
+    def get_file(fname=None, origin=None, *a, **k):
+        return "/nonexistent/keras_datasets/" + str(fname or origin.rsplit("/", 1)[-1])
+
+    def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
+                                     class_names=None, color_mode="rgb", batch_size=32,
+                                     image_size=(256, 256), *a, **k):
+        names = class_names or class_names_of(directory)
+        channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
+        x = np.zeros((SAMPLES,) + tuple(image_size) + (channels,), "float32")
+        if label_mode == "categorical":
+            y = np.zeros((SAMPLES, len(names)), "float32")
+        elif label_mode == "binary":
+            y = np.zeros((SAMPLES, 1), "float32")
+        else:
+            y = np.zeros((SAMPLES,), "int32")
+        data = (x,) if label_mode is None or labels is None else (x, y)
+        ds = tf.data.Dataset.from_tensor_slices(data if len(data) > 1 else x)
+        ds = ds.batch(batch_size or SAMPLES)
+        ds.class_names = names
+        ds.file_paths = []
+        return ds
+
+    def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
+                            classes=None, class_mode="categorical", batch_size=32,
+                            *a, **k):
+        names = classes or class_names_of(directory)
+        channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
+        x = np.zeros((SAMPLES,) + tuple(target_size) + (channels,), "float32")
+        y = (np.zeros((SAMPLES, len(names)), "float32") if class_mode == "categorical"
+             else np.zeros((SAMPLES,), "float32"))
+        flow = self.flow(x, y, batch_size=batch_size)
+        flow.class_indices = {n: i for i, n in enumerate(names)}
+        flow.num_classes = len(names)
+        flow.samples = SAMPLES
+        return flow
+
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+    ImageDataGenerator.flow_from_directory = flow_from_directory
+
+    def no_download(build):
+        def application(*a, **k):
+            if k.get("weights", "imagenet") == "imagenet":
+                k["weights"] = None
+            return build(*a, **k)
+        return application
+
+    for name in ("tensorflow.keras.utils", "tensorflow.keras.preprocessing",
+                 "tensorflow.keras.preprocessing.image", "tensorflow.keras.applications",
+                 "keras.utils", "keras.preprocessing", "keras.preprocessing.image",
+                 "keras.applications"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    from keras.src.utils.model_visualization import plot_model
+    stubs = {plot_model: lambda *a, **k: None, keras.utils.get_file: get_file,
+             keras.utils.image_dataset_from_directory: image_dataset_from_directory}
+    for name in dir(keras.applications):
+        build = getattr(keras.applications, name)
+        if name[:1].isupper() and callable(build) and not hasattr(build, "_stubbed"):
+            stubs[build] = no_download(build)
+            stubs[build]._stubbed = True
+    # the same functions are reachable through several module objects (keras.utils,
+    # tf.keras.utils, keras._tf_keras.keras.utils, ...): replace them in every one
+    for module in list(sys.modules.values()):
+        if module is None or not (getattr(module, "__name__", "") or "").startswith(
+                ("keras", "tensorflow")):
+            continue
+        for attr, value in list(vars(module).items()):
+            try:
+                stub = stubs.get(value)
+            except TypeError:  # unhashable
+                continue
+            if stub is not None:
+                setattr(module, attr, stub)
+    for api in (keras, tf.keras):
+        api.preprocessing.image_dataset_from_directory = image_dataset_from_directory
+        if not hasattr(api.preprocessing.image, "ImageDataGenerator") or \
+                api.preprocessing.image.ImageDataGenerator is None:
+            api.preprocessing.image.ImageDataGenerator = ImageDataGenerator
+
+
+def trace_subclassed(keras, model) -> None:
+    """Give a subclassed model's eagerly called layers a symbolic output (no weights change)."""
+    if type(model) in (keras.Sequential, keras.Model) or not model.built:
+        return
+    try:
+        if all(l.output is not None for l in model.layers):
+            return
+    except Exception:  # noqa: BLE001 - no symbolic output yet
+        pass
+    shape = getattr(model, "_build_shapes_dict", None) or {}
+    shape = next(iter(shape.values()), None)
+    if shape is None:
+        return
+    model.call(keras.Input(shape=tuple(shape)[1:]))  # call(), not __call__: layers get nodes
 
 
 def describe(model) -> dict:
@@ -105,26 +308,44 @@ def np_prod(shape) -> int:
 
 
 def truth_of(path: Path) -> dict:
-    keras = stub_keras()
+    keras = stub_keras(full_size=path.name in FULL_SIZE)
     keras.backend.clear_session()
     code = code_of(path)
     namespace: dict = {"__name__": "__main__"}
     record: dict = {"source": path.name, "keras": keras.__version__, "models": []}
+    local_models: list = []  # (function, variable, model) bound only inside the script's functions
+
+    def profiler(frame, event, arg):
+        if event == "return" and frame.f_code.co_filename == str(path) and \
+                frame.f_code.co_name != "<module>":
+            for var, value in frame.f_locals.items():
+                if isinstance(value, keras.Model):
+                    local_models.append((frame.f_code.co_name, var, value))
     try:
+        sys.setprofile(profiler)
         exec(compile(code, str(path), "exec"), namespace)
     except BaseException as e:  # noqa: BLE001 - the script's own failure is the truth
         tb = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(tb) if f.filename == str(path)), None)
         record["error"] = {"type": type(e).__name__, "message": str(e)[:500], "line": line}
+    finally:
+        sys.setprofile(None)
     seen = set()
-    for var, value in list(namespace.items()):
+    bound = [(None, var, value) for var, value in namespace.items()] + local_models
+    for function, var, value in bound:
         if isinstance(value, keras.Model) and id(value) not in seen:
             seen.add(id(value))
+            try:
+                trace_subclassed(keras, value)
+            except Exception:  # noqa: BLE001 - recorded without shapes then
+                pass
             try:
                 entry = describe(value)
             except Exception as e:  # noqa: BLE001
                 entry = {"error": f"{type(e).__name__}: {e}"}
             entry["variable"] = var
+            if function is not None:
+                entry["function"] = function  # a local variable of that function
             record["models"].append(entry)
     return record
 

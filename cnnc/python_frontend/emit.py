@@ -185,6 +185,13 @@ def _settings_call(rec: CallRecord, what: str) -> S.Call:
 
 def _sequential(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> None:
     items = list(zip(m.items, m.item_spans))
+    from .. import kinds
+    for item, _ in items:              # a layer cnnc cannot follow says so before any shape
+        if isinstance(item, LayerVal) and item.unsupported:
+            layer_call(item)
+        if isinstance(item, LayerVal) and item.cls in kinds.KERAS_OTHER_LAYERS:
+            raise EmitError(f"cnnc does not support the Keras layer '{item.cls}' yet",
+                            item.name_span, "supported layers: " + ", ".join(sorted(kinds.KINDS)))
     has_input = False
     if items:
         first = items[0][0]
