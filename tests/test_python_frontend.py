@@ -89,6 +89,8 @@ def test_corpus_matches_keras(truth_path):
         # numbering (conv2d_3, ...); cnnc follows the script's creation order the same way.
         assert [l["name"] for l in got] == [l["name"] for l in want]
         assert sum(l["params"] for l in got) == model["total_params"]
+        # Models too take per-session names (a Sequential's builds take "functional" ones)
+        assert m.checked.ir.name == model["name"]
 
 
 def _check(text: str, path: str = "script.py", **kw):
@@ -489,3 +491,76 @@ def test_custom_layer_model_runs_the_same_in_numpy_and_onnxruntime(tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+# --- keras.applications (from examples/zoo) -------------------------------------------
+# Keras 3.15.1, include_top=False, weights=None, 160x160 (Xception, InceptionV3: 150x150):
+# the model's name, total params and, with pooling="avg", its pooling layer's name.
+APPLICATIONS = [
+    ("VGG16", "vgg16", 14714688, "global_average_pooling2d"),
+    ("ResNet50", "resnet50", 23587712, "avg_pool"),
+    ("ResNet50V2", "resnet50v2", 23564800, "avg_pool"),
+    ("MobileNet", "mobilenet_1.00_160", 3228864, "global_average_pooling2d"),
+    ("MobileNetV2", "mobilenetv2_1.00_160", 2257984, "global_average_pooling2d"),
+    ("MobileNetV3Small", "MobileNetV3Small", 939120, "avg_pool"),
+    ("DenseNet121", "densenet121", 7037504, "avg_pool"),
+    ("Xception", "xception", 20861480, "global_average_pooling2d"),
+    ("InceptionV3", "inception_v3", 21802784, "global_average_pooling2d"),
+    ("EfficientNetB0", "efficientnetb0", 4049571, "avg_pool"),
+    ("NASNetMobile", "nasnet_mobile", 4269716, "global_average_pooling2d"),
+]
+
+
+@pytest.mark.parametrize("app,name,total,pool", APPLICATIONS, ids=[a[0] for a in APPLICATIONS])
+def test_applications_without_top_match_keras(app, name, total, pool):
+    size = 150 if app in ("Xception", "InceptionV3") else 160
+    sc = _check(f"import keras\nbase = keras.applications.{app}(include_top=False, weights=None, "
+                f"input_shape=({size}, {size}, 3), pooling='avg')\n")
+    (m,) = sc.models
+    assert m.checked.ok and not sc.diagnostics
+    assert m.checked.ir.name == name and m.checked.analysis.total_params == total
+    last = m.checked.analysis.infos[-1]
+    assert (last.name, last.output.shape[-1:]) == (pool, m.checked.analysis.infos[-2].output.shape[-1:])
+
+
+def test_transfer_learning_base_frozen_and_built_on_the_tensor():
+    """No input_shape: Keras builds the base on (None, None, 3) at once (taking the
+    session's names in that order) and runs it on the tensor; `trainable = False`
+    freezes it. Truth from Keras 3.15.1: outer model 'functional_1' (the Sequential
+    built by its call took 'functional'), 23,591,810 params, 4,098 trainable."""
+    sc = _check(HEADER + '''
+augment = keras.Sequential([layers.RandomFlip("horizontal")])
+base = keras.applications.ResNet50(include_top=False, weights="imagenet")
+base.trainable = False
+inputs = keras.Input(shape=(96, 96, 3))
+x = augment(inputs)
+x = keras.applications.resnet_v2.preprocess_input(x)
+x = base(x, training=False)
+x = layers.GlobalAveragePooling2D()(x)
+model = keras.Model(inputs, layers.Dense(2)(x))
+''')
+    warnings = [d.message for d in sc.diagnostics if not d.is_error]
+    assert not _errors(sc)
+    assert any("no pretrained weights for ResNet50" in w for w in warnings)
+    m = next(m for m in sc.models if m.var == "model")
+    a = m.checked.analysis
+    assert m.checked.ir.name == "functional_1"
+    assert m.checked.ir.inputs[0].name == "input_layer_1"      # the base's Input came first
+    assert [(r["name"], r["class"]) for r in _layers(m.checked)] == [
+        ("sequential", "Sequential"), ("resnet50", "Functional"),
+        ("global_average_pooling2d", "GlobalAveragePooling2D"), ("dense", "Dense")]
+    assert (a.total_params, a.trainable_params) == (23591810, 4098)
+
+
+def test_application_arguments_keras_refuses_are_errors():
+    sc = _check("import keras\n"
+                "a = keras.applications.Xception(input_shape=(32, 32, 3), include_top=False)\n"
+                "b = keras.applications.MobileNetV2(alpha=0.5, weights=None)\n"
+                "c = keras.applications.ResNet50(include_top=False, weights=None)\n"
+                "d = keras.applications.VGG16(weights=None, classes=10, input_shape=(64, 64, 3))\n")
+    errors = {d.span.line: d.message for d in sc.diagnostics if d.is_error}
+    assert "at least 71x71" in errors[2] and "default alpha only" in errors[3]
+    assert "cnnc needs the size" in errors[4]                 # never called on a tensor
+    d = next(m for m in sc.models if m.var == "d").checked.analysis
+    # Flatten of 2x2x512 feeds fc1: 14,714,688 + 2048*4096+4096 + 4096*4096+4096 + 4096*10+10
+    assert d.total_params == 14714688 + 8392704 + 16781312 + 40970

@@ -40,6 +40,7 @@ def test_wheel_contains_the_grammar(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "cnnc/grammar/cnn.lark" in names
     assert "cnnc/cli.py" in names
+    assert "cnnc/zoo/mobilenet_v2.cnn" in names        # scripts' keras.applications
 
 
 def test_installed_wheel_checks_a_model(wheel, tmp_path):
@@ -64,6 +65,12 @@ def test_installed_wheel_checks_a_model(wheel, tmp_path):
     r = _run([str(py), "-m", "cnnc", "summary", "--format", "json", mnist], cwd=work, env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["totals"]["params"] == 93322
+    script = tmp_path / "transfer.py"
+    script.write_text("import keras\nbase = keras.applications.MobileNetV2(input_shape=(96, 96, 3), "
+                      "include_top=False, weights=None)\n")
+    r = _run([str(py), "-m", "cnnc", "summary", "--format", "json", str(script)], cwd=work, env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["models"][0]["totals"]["params"] == 2257984
     bad = str(ROOT / "examples" / "errors" / "kernel_too_big.cnn")
     r = _run([str(py), "-m", "cnnc", "check", bad], cwd=work, env=env)
     assert r.returncode == 1 and "needs at least 7x7, got 5x5" in r.stderr

@@ -244,6 +244,10 @@ class ClassesMixin:
             if given is not None and isinstance(given.value, Unknown):
                 return given.value
             return Unknown(f"`{self.snippet(node)}`: the model is not called on a tensor cnnc knows", span)
+        if inner.pending is not None:
+            shape = self.tensor_shape(given.value, node)
+            if isinstance(shape, tuple):
+                self.build_pending(inner, tuple(shape[1:]))
         name = model_name(inner)
         stand_in = LayerVal(inner.kind.title(), [], span, self.span(node.func), keras_name=name)
         if inner.uses or inner.problems or inner.kind == "subclassed" and inner.style is None \
@@ -253,10 +257,12 @@ class ClassesMixin:
                    inner.problems[0][0] if inner.problems else f"the model '{name}' cannot be followed")
             return self.refused_node(stand_in, node, why, given)
         inner.uses += 1
-        if inner.data_shape is None and inner.build_shape is None:
+        if inner.data_shape is None and inner.build_shape is None and inner.kind == "sequential" \
+                and self.model_input_shape(inner, span) is None:
             shape = self.tensor_shape(given.value, node)
             if isinstance(shape, tuple):
                 inner.data_shape, inner.data_span = shape[1:], given.span
+                self.keras_name("Functional")     # Keras builds it now (see seq_rebuild)
         start = len(self.nodes)
         if inner.kind == "sequential":
             out = self.replay_sequential(inner, given.value, span)
@@ -337,10 +343,48 @@ class ClassesMixin:
             n.end_lineno, n.end_col_offset = span.end_line, max(span.end_column - 1, 0)
         return fake
 
+    def set_trainable(self, obj, value: bool) -> None:
+        """`base_model.trainable = False`: every layer of the model is frozen (Keras
+        reads the flag when the model is compiled; cnnc uses the script's last word)."""
+        obj.frozen = not value
+        if isinstance(obj, LayerVal):
+            return
+        for layer in self.layers_of(obj):
+            layer.frozen = not value
+
+    def layers_of(self, m: ModelVal) -> list:
+        if m.kind == "sequential":
+            out = []
+            for item in m.items:
+                out += [item] if isinstance(item, LayerVal) else self.layers_of(item) if isinstance(
+                    item, ModelVal) else []
+            return out
+        from .emit import EmitError, _tensor_list
+        try:
+            stack, _ = _tensor_list(m.outputs, "outputs", m.span)
+        except EmitError:
+            return []
+        seen, out = set(), []
+        while stack:
+            k = stack.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            if self.nodes[k].layer is not None:
+                out.append(self.nodes[k].layer)
+            stack.extend(self.nodes[k].inputs)
+        return out
+
     # --- tracing models whose graph only call() (or a custom layer) gives ----------
 
     def trace_models(self, input_shape: tuple | None) -> None:
         for m in list(self.models):
+            if m.pending is not None:
+                from .applications import AppError, source_of
+                try:
+                    source_of(m.pending[0], m.pending[1])
+                except AppError as e:        # never called on a tensor: its size is unknown
+                    m.problems.append((e.message, m.span, e.notes))
             if m.kind == "subclassed" and not m.problems:
                 self.trace_subclassed(m, input_shape)
             elif m.kind == "sequential" and any(isinstance(i, ModelVal) or (

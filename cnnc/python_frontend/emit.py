@@ -99,6 +99,8 @@ def layer_call(layer: LayerVal) -> S.Call:
     if layer.cls in kinds.KERAS_OTHER_LAYERS:       # resolve names it: its arguments do not matter
         return S.Call(S.Name((layer.cls,), layer.name_span), (), layer.span)
     args = _args(layer.args, layer.cls) + _keras_name(layer.args, layer.keras_name, layer.span)
+    if layer.frozen and not any(a.keyword == "trainable" for a in layer.args):
+        args += (S.Arg("trainable", S.Name(("False",), layer.span), layer.span, layer.span),)
     return S.Call(S.Name((layer.cls,), layer.name_span), args, layer.span)
 
 

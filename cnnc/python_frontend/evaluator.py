@@ -17,6 +17,7 @@ from typing import Any
 
 from ..diagnostics import Reporter, Span
 from . import datasets, keras2, tfdata
+from .applications import APPS, ApplicationsMixin
 from .classes import ClassesMixin
 from .keras_api import (KERAS1_REMOVED, LAYER_NAMES, MERGE_FUNCTIONS, OBJECT_MODULES, canonical,
                         exported)
@@ -105,7 +106,7 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-class Evaluator(ClassesMixin):
+class Evaluator(ClassesMixin, ApplicationsMixin):
     def __init__(self, src: ScriptSource, rep: Reporter, input_shape: tuple | None = None):
         self.src = src
         self.rep = rep
@@ -266,6 +267,9 @@ class Evaluator(ClassesMixin):
             obj = self.eval(target.value, scope)
             if isinstance(obj, InstanceVal):
                 obj.attrs[target.attr] = value
+                self.touched = True
+            elif isinstance(obj, (ModelVal, LayerVal)) and target.attr == "trainable" and value in (True, False):
+                self.set_trainable(obj, value)
                 self.touched = True
         elif isinstance(target, ast.Subscript):
             obj = self.eval(target.value, scope)
@@ -1195,10 +1199,14 @@ class Evaluator(ClassesMixin):
         if last in LAYER_NAMES or (parent == "layers" and last[:1].isupper()):
             return self.new_layer(last, args, node)
         if parent == "applications" or "applications" in path:
+            if last in APPS:
+                return self.new_application(last, args, node)
+            if last == "preprocess_input" and parent != "applications":
+                return self.preprocess(parent, args, node)
             if last[:1].isupper():
                 return LayerVal(last, [], span, self.span(node.func), written=path,
-                                unsupported=f"'{last}' is a Keras application: cnnc does not follow "
-                                "keras.applications in scripts (examples/zoo/ has them as .cnn files)")
+                                unsupported=f"'{last}' is a Keras application cnnc does not carry; "
+                                f"it follows {', '.join(APPS)}")
             return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
         if last in ("to_categorical",):
             y = args[0].value if args else None
@@ -1330,20 +1338,37 @@ class Evaluator(ClassesMixin):
                 items = a.value
                 if isinstance(items, (list, tuple)):
                     for it in items:
-                        self.seq_add(m, it, a.span)
+                        self.seq_add(m, it, a.span, rebuild=False)
                 elif items is not None:
                     m.problems.append((f"the layers of this Sequential are not known: "
                                        f"{getattr(items, 'why', 'not a list')}", a.span, ()))
             elif key == "name":
                 m.name, m.name_span = a.value, a.span
         m.keras_name = self.keras_name("Sequential")
+        self.seq_rebuild(m)
         return m
 
-    def seq_add(self, m: ModelVal, item, span: Span) -> None:
+    def seq_add(self, m: ModelVal, item, span: Span, rebuild: bool = True) -> None:
         if isinstance(item, ModelVal):
             item.used_as_layer = True
         m.items.append(item)
         m.item_spans.append(getattr(item, "span", None) or span)
+        if rebuild:
+            self.seq_rebuild(m)
+
+    def seq_rebuild(self, m: ModelVal) -> None:
+        """Keras rebuilds a Sequential whose input shape it knows after every change,
+        as a Functional that takes the next "functional" name of the session (so a
+        later keras.Model(...) is functional_3, not functional)."""
+        items = m.items
+        first = items[0] if items else None
+        known = m.build_shape is not None or (
+            isinstance(first, TensorVal) and self.nodes[first.node].kind == "input") or (
+            isinstance(first, LayerVal) and any(a.keyword in ("input_shape", "input_dim", "batch_input_shape",
+                                                              "batch_shape") for a in first.args))
+        layers = len(items) - (1 if isinstance(first, TensorVal) else 0)
+        if known and layers > 0:
+            self.keras_name("Functional")
 
     def new_functional(self, args: list[ArgVal], node) -> ModelVal:
         m = ModelVal("functional", self.span(node))
@@ -1374,6 +1399,7 @@ class Evaluator(ClassesMixin):
             if m.items:
                 m.items.pop()
                 m.item_spans.pop()
+                self.seq_rebuild(m)
             return None
         if name == "compile":
             if m.fit is None:
@@ -1400,6 +1426,8 @@ class Evaluator(ClassesMixin):
         if name == "build":
             shape = args[0].value if args else None
             m.build_shape, m.build_span = shape, args[0].span if args else span
+            if m.kind == "sequential":
+                self.seq_rebuild(m)
             return None
         if name in ("summary", "save", "save_weights", "load_weights"):
             return None

@@ -84,6 +84,7 @@ class LayerVal:
     custom: Any = None                   # the script's Layer subclass instance (InstanceVal)
     seq: int = 0                         # creation order (a subclassed model lists layers so)
     copy_of: Any = None                  # a weightless layer called again: the one it copies
+    frozen: bool = False                 # `layer.trainable = False` (or its model's) was set
 
 
 @dataclass
@@ -150,6 +151,9 @@ class ModelVal:
     instance: Any = None                 # subclassed: the InstanceVal its methods see as self
     keras_name: str | None = None        # the name Keras gives it unnamed (numbered per session)
     uses: int = 0                        # times called as a layer (a nested model)
+    application: str | None = None       # a Keras application (its class)
+    pending: Any = None                  # an application built on the first tensor it meets
+    frozen: bool = False                 # `model.trainable = False` was set
     style: str | None = None             # traced into a graph: 'sequential' | 'subclassed'
 
 
