@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import io
 import shutil
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -300,6 +303,52 @@ def test_h5_without_model_config(tmp_path, capsys):
     with h5py.File(p, "w") as f:
         f["x"] = np.zeros(3)
     _exit2(p, capsys, "without a Keras model config")
+
+
+def _zero_free_space(data: bytes) -> bytes:
+    """`data` (an HDF5 file with variable-length strings) with the size of the free-space
+    object of its first global heap set to 0: libhdf5 then loops forever on reading any
+    string of that heap (found by the file fuzz, case keras-633, there by a grown object
+    size that made the walk land on zero padding)."""
+    b = bytearray(data)
+    at = b.find(b"GCOL\x01")
+    size, p = struct.unpack_from("<Q", b, at + 8)[0], 16
+    while p + 16 <= size:
+        index, stored = struct.unpack_from("<H", b, at + p)[0], struct.unpack_from("<Q", b, at + p + 8)[0]
+        if index == 0:
+            struct.pack_into("<Q", b, at + p + 8, 0)
+            return bytes(b)
+        p += 16 + -(-stored // 8) * 8
+    raise AssertionError("no free space in the heap")
+
+
+def test_corrupt_global_heap_is_refused_not_a_hang(tmp_path):
+    """A string attribute whose heap would hang libhdf5: exit 2 naming the heap, in a
+    subprocess with a timeout so that a regression fails instead of hanging the suite."""
+    p = tmp_path / "k.h5"
+    p.write_bytes(_zero_free_space((DATA / "keras2.h5").read_bytes()))
+    before = p.read_bytes()
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 8, 8, 2), np.float32))
+    for argv in (["check", p], ["predict", p, "--data", x],
+                 ["predict", DATA / "keras2.h5", "--weights", p, "--data", x]):
+        r = subprocess.run([sys.executable, "-m", "cnnc", *map(str, argv)], capture_output=True,
+                           text=True, timeout=120, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert "global heap at byte" in r.stderr and "is corrupt" in r.stderr, r.stderr
+        assert str(p) in r.stderr and "Traceback" not in r.stderr
+    assert p.read_bytes() == before
+
+
+def test_corrupt_global_heap_in_a_file_object():
+    """The same check on a file object (a .keras member), which is left at its start."""
+    from cnnc.keras_files import heaps
+    from cnnc.keras_files.limits import KerasFileError
+    f = io.BytesIO(_zero_free_space((DATA / "keras2.h5").read_bytes()))
+    with pytest.raises(KerasFileError, match="global heap at byte .* is corrupt"):
+        heaps.check(f, "m")
+    assert f.tell() == 0
+    heaps.check(io.BytesIO((DATA / "keras2.h5").read_bytes()), "m")     # the valid file passes
 
 
 def _copy_weights(tmp_path, name="seq_cnn.weights.h5") -> Path:

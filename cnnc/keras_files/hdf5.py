@@ -1,13 +1,15 @@
 """HDF5 through h5py, defensively: only hard links inside the file are followed (an
 external or soft link, or a dataset whose data lives in another file, is refused),
-attributes and datasets are sized before they are read, and h5py's errors on a
-truncated or corrupt file become KerasFileError (exit 2)."""
+attributes and datasets are sized before they are read, global heaps are walked before
+the file is opened (heaps.py), and h5py's errors on a truncated or corrupt file become
+KerasFileError (exit 2)."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Any, Iterator
 
+from . import heaps
 from .limits import MAX_H5_OBJECTS, KerasFileError
 
 
@@ -21,8 +23,10 @@ def _h5py():
 
 @contextlib.contextmanager
 def open_file(source: Any, what: str) -> Iterator[Any]:
-    """h5py.File(source, 'r'); `source` is a path or a seekable binary file object."""
+    """h5py.File(source, 'r'); `source` is a path or a seekable binary file object.
+    Its global heaps are walked first (heaps.py: a corrupt one hangs libhdf5)."""
     h5py = _h5py()
+    heaps.check(source, what)
     try:
         f = h5py.File(source, "r", locking=False) if isinstance(source, str) else \
             h5py.File(source, "r")
