@@ -21,6 +21,7 @@ Data that does not fit the model is a UsageError naming both shapes.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import os
@@ -142,21 +143,48 @@ def load_npz(path: str | Path) -> Dataset:
 
 
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_DEFLATE_RATIO = 1032   # deflate's ceiling: a copy of 258 bytes costs at least 2 bits
+
+
+@dataclass(frozen=True)
+class IdxHeader:
+    dims: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.dims) * self.dtype.itemsize
 
 
 def read_idx(path: str | Path) -> np.ndarray:
     """One IDX file (gzipped or not) as a native-endian array. Bounded: a regular file,
-    the header's dimensions checked against the bytes there and the memory available
-    before anything is allocated, and a gzip stream read only as far as the header says
-    (a gzip bomb is refused at its first extra byte)."""
+    the header's dimensions checked against the bytes there (for gzip, against the most
+    its compressed bytes can inflate to) and the memory available before anything is
+    allocated, and a gzip stream read only as far as the header says (a gzip bomb is
+    refused at its first extra byte)."""
+    with _idx_stream(path) as (stream, size, gz):
+        header = _idx_header(stream, Path(path), size, gz)
+        return _idx_body(stream, Path(path), header, gz)
+
+
+def read_idx_header(path: str | Path) -> IdxHeader:
+    """The dimensions and type an IDX file declares, checked as `read_idx` checks them,
+    without reading its data."""
+    with _idx_stream(path) as (stream, size, gz):
+        return _idx_header(stream, Path(path), size, gz)
+
+
+@contextlib.contextmanager
+def _idx_stream(path: str | Path):
+    """(a binary stream of the IDX bytes, the file's size, whether it is gzipped); the
+    errors of reading a damaged file become DataError."""
     path = Path(path)
     size = regular_size(path, "data", DataError)
     try:
         with open(path, "rb") as f:
             gz = f.read(2) == b"\x1f\x8b"
             f.seek(0)
-            stream = gzip.GzipFile(fileobj=f, mode="rb") if gz else f
-            return _read_idx_stream(stream, path, None if gz else size)
+            yield (gzip.GzipFile(fileobj=f, mode="rb") if gz else f), size, gz
     except DataError:
         raise
     except (OSError, EOFError, zlib.error) as e:
@@ -175,7 +203,7 @@ def _read_exact(stream, n: int) -> bytes:
     return data
 
 
-def _read_idx_stream(stream, path: Path, size: int | None) -> np.ndarray:
+def _idx_header(stream, path: Path, size: int, gz: bool) -> IdxHeader:
     magic = _read_exact(stream, 4)
     if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES:
         raise DataError(f"'{path}' is not an IDX file (bad magic number)")
@@ -185,32 +213,43 @@ def _read_idx_stream(stream, path: Path, size: int | None) -> np.ndarray:
     raw_dims = _read_exact(stream, 4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise DataError(f"'{path}' is truncated: the IDX header is incomplete")
-    dims = struct.unpack(f">{ndim}I", raw_dims)
-    header = 4 + 4 * ndim
-    dtype = np.dtype(_IDX_DTYPES[magic[2]])
-    need = math.prod(dims) * dtype.itemsize
-    if size is not None and size - header != need:
+    header = IdxHeader(struct.unpack(f">{ndim}I", raw_dims), np.dtype(_IDX_DTYPES[magic[2]]))
+    dims, need, data = header.dims, header.nbytes, size - 4 - 4 * ndim
+    if not gz and data != need:
         raise DataError(f"'{path}' is truncated or padded: dimensions {dims} need {need:,} bytes "
-                        f"of data, the file has {size - header:,}")
+                        f"of data, the file has {data:,}")
+    if gz and need > MAX_DEFLATE_RATIO * size:
+        # refused before allocating: no gzip file of this size can hold that much
+        raise DataError(f"'{path}' is truncated: dimensions {dims} need {need:,} bytes of data, "
+                        f"more than the {size:,} bytes of this gzip file can inflate to "
+                        f"({MAX_DEFLATE_RATIO:,} times as many)")
+    _fits_memory(need, f"cannot read '{path}': dimensions {dims}")
+    return header
+
+
+def _fits_memory(need: int, what: str) -> None:
     from .resources import available, human
     limit, source = available()
     if limit is not None and need > limit:
-        raise DataError(f"cannot read '{path}': dimensions {dims} need {human(need)} "
-                        f"({need:,} bytes) of memory, more than the {human(limit)} available",
-                        [f"{source}: {human(limit)} ({limit:,} bytes)"])
-    arr = np.empty(dims, dtype)
+        raise DataError(f"{what} need {human(need)} ({need:,} bytes) of memory, more than the "
+                        f"{human(limit)} available", [f"{source}: {human(limit)} ({limit:,} bytes)"])
+
+
+def _idx_body(stream, path: Path, header: IdxHeader, gz: bool) -> np.ndarray:
+    dims, need = header.dims, header.nbytes
+    arr = np.empty(dims, header.dtype)
     view = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
     got = 0
     while got < len(view):
-        n = stream.readinto(view[got:])
+        n = stream.readinto(view[got:got + (16 << 20)])   # in pieces: gzip buffers each one
         if not n:
             raise DataError(f"'{path}' is truncated: dimensions {dims} need {need:,} bytes of "
                             f"data, the file has {got:,}")
         got += n
-    if size is None and stream.read(1):
+    if gz and stream.read(1):
         raise DataError(f"'{path}' is padded: dimensions {dims} need {need:,} bytes of data, "
                         "the file has more")
-    return arr.astype(dtype.newbyteorder("="), copy=False)
+    return arr.astype(header.dtype.newbyteorder("="), copy=False)
 
 
 def _find(folder: Path, prefixes: Sequence[str]) -> Path | None:
@@ -223,6 +262,8 @@ def _find(folder: Path, prefixes: Sequence[str]) -> Path | None:
 
 
 def load_idx_dir(folder: str | Path) -> Dataset:
+    """The IDX files of a folder. Every header is read and the splits' counts and total
+    size checked before any data is read."""
     folder = Path(folder)
     found = {
         "x_train": _find(folder, ("train-images",)),
@@ -234,14 +275,16 @@ def load_idx_dir(folder: str | Path) -> Dataset:
         raise DataError(f"'{folder}' has no IDX training files",
                         ["expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] "
                          "(and t10k-... for the test split)"])
-    arrays = {k: (read_idx(p) if p is not None else None) for k, p in found.items()}
+    headers = {k: read_idx_header(p) for k, p in found.items() if p is not None}
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        x, y = headers.get(f"x_{split}"), headers.get(f"y_{split}")
         if (x is None) != (y is None):
             raise DataError(f"'{folder}' has only one of the {split} images and labels")
-        if x is not None and len(x) != len(y):
-            raise DataError(f"'{folder}': {found[f'x_{split}'].name} has {len(x)} images but "
-                            f"{found[f'y_{split}'].name} has {len(y)} labels")
+        if x is not None and x.dims[0] != y.dims[0]:
+            raise DataError(f"'{folder}': {found[f'x_{split}'].name} has {x.dims[0]} images but "
+                            f"{found[f'y_{split}'].name} has {y.dims[0]} labels")
+    _fits_memory(sum(h.nbytes for h in headers.values()), f"cannot read '{folder}': its IDX files")
+    arrays = {k: (read_idx(p) if p is not None else None) for k, p in found.items()}
     return Dataset(str(folder), arrays["x_train"], arrays["y_train"], arrays["x_test"],
                    arrays["y_test"])
 

@@ -74,6 +74,63 @@ def test_idx_directory_with_mismatched_counts(tmp_path):
         D.load(str(tmp_path))
 
 
+def _peak_bytes(call) -> tuple[int, str]:
+    """The most memory Python and NumPy held during `call()`, and the DataError it raised."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(D.DataError) as e:
+            call()
+        return tracemalloc.get_traced_memory()[1], str(e.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_gzip_idx_declaring_more_than_it_can_hold_is_refused_before_allocating(tmp_path):
+    """A 60-byte gzip file declaring 10**9 labels (the file fuzz's huge label dims): no
+    gzip file of that size inflates to 1 GB, so it is truncated; nothing is allocated."""
+    raw = bytes([0, 0, 8, 1]) + struct.pack(">I", 10**9) + bytes(40)
+    (tmp_path / "l.gz").write_bytes(gzip.compress(raw))
+    peak, message = _peak_bytes(lambda: D.read_idx(tmp_path / "l.gz"))
+    assert peak < 1 << 20
+    assert "is truncated: dimensions (1000000000,) need 1,000,000,000 bytes" in message
+    assert "can inflate to" in message
+
+
+def test_idx_folder_checks_every_header_before_reading_data(tmp_path, monkeypatch):
+    _idx_dir(tmp_path)
+    # each file fits in 200 bytes, all four (180 + 5 + 108 + 3) do not
+    monkeypatch.setenv("CNNC_MEMORY_LIMIT", "200")
+    with pytest.raises(D.DataError, match="its IDX files need 296 B .* more than the 200 B"):
+        D.load(str(tmp_path))
+    monkeypatch.delenv("CNNC_MEMORY_LIMIT")
+    # labels whose count disagrees are refused from the headers, before any data is read
+    raw = bytes([0, 0, 8, 1]) + struct.pack(">I", 2**20) + bytes(2**20)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw))
+    peak, message = _peak_bytes(lambda: D.load(str(tmp_path)))
+    assert peak < 1 << 20 and "has 5 images but" in message and "1048576 labels" in message
+
+
+def test_cli_refuses_a_huge_gzip_idx_and_writes_nothing(tmp_path, capsys):
+    from cnnc.cli import main
+
+    from .test_train import TINY
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (40, 6, 6), dtype=np.uint8))
+    labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 2**32 - 1) + bytes(40)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (tmp_path / "tiny.cnn").write_text(TINY)
+    out = tmp_path / "w.npz"
+    assert main(["train", str(tmp_path / "tiny.cnn"), "--data", str(folder), "-o", str(out),
+                 "--epochs", "1", "--no-checkpoint", "-v", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "train-labels-idx1-ubyte.gz' is truncated: dimensions (4294967295,)" in err, err
+    assert not out.exists() and {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_npz_layout_and_errors(tmp_path):
     x = np.zeros((4, 2, 2), np.uint8)
     np.savez(tmp_path / "ok.npz", x_train=x, y_train=np.arange(4), x_test=x[:2], y_test=np.arange(2))
