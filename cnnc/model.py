@@ -155,6 +155,11 @@ class Model:
         self._weights = W.load(_path(path, "load_weights"), self.analysis)
 
     def save_weights(self, path: str | Path) -> None:
+        """Write the weights to a .npz (Keras names and layouts), atomically: a failed
+        write keeps the old file and raises UsageError naming the path. Missing parent
+        folders are created, as every output of the CLI (`-o`, `--history`,
+        `--checkpoint-dir`) creates them; a parent that is a file is a UsageError. The
+        model's own file is never overwritten."""
         from . import weights as W
         W.save(_path(path, "save_weights"), self.weights, protect=[self.ir.path])
 
@@ -283,9 +288,8 @@ def _listing(names, limit: int = 10) -> str:
 
 
 def _whole(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise UsageError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return int(value)
+    from .train import whole_number     # one rule for the API, fit and the CLI
+    return whole_number(name, value, low)
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -293,13 +297,6 @@ def _flag(name: str, value: Any) -> bool:
     if not (isinstance(value, bool) or numpy_bool):
         raise UsageError(f"{name} must be True or False, got {value!r}")
     return bool(value)
-
-
-def _positive(name: str, value: Any, zero: bool = False) -> float:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value < 0 or (value == 0 and not zero)):
-        raise UsageError(f"{name} must be a finite number {'>=' if zero else '>'} 0, got {value!r}")
-    return float(value)
 
 
 def _path(value: Any, what: str) -> str | Path:
@@ -339,7 +336,8 @@ def _known_keywords(what: str, given: Mapping[str, Any], known) -> None:
 
 
 def _check_run_options(kw: Mapping[str, Any]) -> None:
-    """fit() and evaluate() keywords that train.py takes without checking their types."""
+    """fit() and evaluate() keywords that train.py takes without checking their types
+    (divisor is used here, by _array, before train.py sees it)."""
     from .compile_spec import LossSpec, OptimizerSpec
     if kw.get("loss") is not None and not isinstance(kw["loss"], (str, LossSpec)):
         raise UsageError(f"loss must be a loss's name (a str), got {_type(kw['loss'])}")
@@ -354,11 +352,9 @@ def _check_run_options(kw: Mapping[str, Any]) -> None:
         for m in metrics:
             if not isinstance(m, str):
                 raise UsageError(f"metrics must be a list of names (str), got {_type(m)} in it")
-    for key in ("learning_rate", "divisor"):
-        if kw.get(key) is not None:
-            _positive(key, kw[key])
-    if "checkpoint_every" in kw:
-        _positive("checkpoint_every", kw["checkpoint_every"], zero=True)   # 0: every batch
+    if kw.get("divisor") is not None:   # (train.fit checks learning_rate and checkpoint_every)
+        from .train import positive_number
+        positive_number("divisor", kw["divisor"])
     for key in ("scale", "resume"):
         if key in kw:
             _flag(key, kw[key])

@@ -28,8 +28,10 @@ from .diagnostics import UsageError
 
 BYTES = 4  # float32
 
-# copies of the weights each kind of work holds at its peak
-_WEIGHT_COPIES = {"train": 6, "compile": 4, "infer": 2}
+# copies of the weights each kind of work holds at its peak; training: the weights, their
+# gradients, two optimizer slots, a copy of those three kept to restore after a NaN
+# (train.TrainingStopped), and a temporary
+_WEIGHT_COPIES = {"train": 8, "compile": 4, "infer": 2}
 
 
 class ResourceError(UsageError):

@@ -21,7 +21,9 @@ RNG states, running sums, history) is written atomically at the end of every epo
 and every `checkpoint_every` seconds between batches; `resume=True` continues from
 it and ends with the same weights as an uninterrupted run. A NaN or inf loss or
 gradient stops training *before* the bad update (`TrainingStopped`), leaving the
-last checkpoint and the model's weights untouched by it.
+last checkpoint and the model's weights untouched by it; an update that made the
+weights or outputs NaN or inf stops it too, and the model gets back the weights from
+the start of that epoch.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import data as D
 from .compile_spec import METRICS, OPTIMIZERS, LossSpec, OptimizerSpec, default_optimizer
-from .diagnostics import UsageError
+from .diagnostics import UsageError, visible
 from .progress import Progress
 from .reference import losses as L
 from .reference import metrics as M
@@ -59,22 +61,36 @@ _UNSUPPORTED = {
 }
 
 
-class TrainingStopped(Exception):
+class TrainingStopped(UsageError):
     """The loss, a gradient, an updated weight or the model's outputs became NaN or inf.
-    `updated` is False when the bad batch was not applied (the loss or a gradient), True
-    when an update already made the weights unusable (they are never written)."""
+
+    A UsageError (the settings or the data made training diverge), so that callers catch
+    it with cnnc's other run-time errors; the CLI exits 1 for it (docs/TRAINING.md), to
+    tell a diverged run from a bad command. Afterwards the model's weights and optimizer
+    state are the last good ones, never NaN:
+    - `updated` False (the loss or a gradient was NaN or inf): those from before the
+      failing batch; nothing was applied from it (BatchNormalization statistics included);
+    - `updated` True (an update or the end-of-epoch check found NaN or inf): those from the
+      start of the failing epoch (`epoch`), restored, as which batch spoiled the weights is
+      not known. `checkpoint` is the folder still holding the last good checkpoint."""
 
     def __init__(self, epoch: int, batch: int, steps: int, what: str, checkpoint: Path | None,
                  updated: bool = False):
         self.epoch, self.batch, self.steps, self.what, self.checkpoint = epoch, batch, steps, what, checkpoint
         self.updated = updated
         where = f"epoch {epoch + 1}, batch {batch + 1}/{steps}"
-        super().__init__(f"training stopped: {what} {'after' if updated else 'at'} {where}")
+        super().__init__(f"training stopped: {what} {'after' if updated else 'at'} {where}",
+                         self._notes())
 
-    @property
-    def notes(self) -> list[str]:
+    def keep(self, checkpoint: Path | None) -> None:
+        """Name the folder of the last good checkpoint (known only to the loop)."""
+        self.checkpoint = checkpoint
+        self.notes = [visible(n) for n in self._notes()]
+
+    def _notes(self) -> list[str]:
         if self.updated:
-            notes = ["the weights after this update give NaN or inf; they are not usable"]
+            notes = [f"the weights are back to those from the start of epoch {self.epoch + 1}, "
+                     "the last that gave finite values"]
         else:
             notes = ["the weights are those from before this batch; nothing was updated with it"]
         if self.checkpoint is not None:
@@ -156,11 +172,11 @@ def resolve_settings(model, **given: Any) -> Settings:
                     initial_epoch=spec.initial_epoch, verbose=spec.verbose)
     base.update({k: v for k, v in given.items() if v is not None})
     for key, low in (("epochs", 1), ("batch_size", 1), ("initial_epoch", 0)):
-        base[key] = _whole(key, base[key], low)
+        base[key] = whole_number(key, base[key], low)
     if base["seed"] is not None:
-        base["seed"] = _whole("seed", base["seed"], 0)
+        base["seed"] = whole_number("seed", base["seed"], 0)
     if base["validation_batch_size"] is not None:
-        base["validation_batch_size"] = _whole("validation_batch_size", base["validation_batch_size"], 1)
+        base["validation_batch_size"] = whole_number("validation_batch_size", base["validation_batch_size"], 1)
     split = base["validation_split"]
     _check(isinstance(split, numbers.Real) and not isinstance(split, bool) and 0.0 <= split < 1.0,
            f"validation_split must be a number in [0, 1), got {split!r}")
@@ -169,10 +185,21 @@ def resolve_settings(model, **given: Any) -> Settings:
     return Settings(**base)
 
 
-def _whole(name: str, value: Any, low: int) -> int:
+def whole_number(name: str, value: Any, low: int) -> int:
+    """`value` as an int >= `low` (NumPy integers too, never a bool); UsageError otherwise.
+    The one rule for fit, evaluate, the Model methods and the CLI's overrides."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise UsageError(f"{name} must be a whole number >= {low}, got {value!r}")
     return int(value)
+
+
+def positive_number(name: str, value: Any, zero: bool = False) -> float:
+    """`value` as a finite float > 0 (>= 0 with `zero`); UsageError otherwise (NaN, inf,
+    a bool, a str). Shared like `whole_number`: the CLI's --lr inf is refused as fit's is."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value < 0 or (value == 0 and not zero)):
+        raise UsageError(f"{name} must be a finite number {'>=' if zero else '>'} 0, got {value!r}")
+    return float(value)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -204,8 +231,8 @@ def resolve_compile(model, loss: str | LossSpec | None = None, optimizer: str | 
             raise UsageError(f"unknown or unsupported metric {m!r}",
                              ["supported: " + ", ".join(sorted(set(METRICS)))])
     metrics = tuple(m if METRICS[m] == "accuracy" else METRICS[m] for m in metrics)
-    if learning_rate is not None and not (learning_rate > 0):
-        raise UsageError(f"the learning rate must be > 0, got {learning_rate}")
+    if learning_rate is not None:
+        learning_rate = positive_number("the learning rate (learning_rate, --lr)", learning_rate)
     return Compiled(loss, optimizer, metrics, learning_rate)
 
 
@@ -285,6 +312,20 @@ class _Run:
         self.forward_state = [k for k in net.weights
                               if k.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
         self.regularizers = R.terms(model.analysis)
+        self.good: tuple[dict, dict, dict] | None = None    # keep_good's copies
+
+    def keep_good(self) -> None:
+        """Copy the weights and optimizer state as the last good ones (at an epoch's start,
+        when the last epoch passed its check): TrainingStopped with `updated` goes back to them."""
+        meta, arrays = self.optimizer.state()
+        self.good = ({k: w.copy() for k, w in self.net.weights.items()}, dict(meta),
+                     {k: a.copy() for k, a in arrays.items()})
+
+    def restore_good(self) -> None:
+        weights, meta, arrays = self.good
+        for k, w in weights.items():
+            self.net.weights[k][...] = w      # in place: the model shares these arrays
+        self.optimizer.load_state(meta, arrays)
 
     def _fresh_sums(self) -> dict[str, M.Mean]:
         return {"loss": M.Mean(), **{name: M.Mean() for name in self.metric_fns}}
@@ -411,6 +452,7 @@ def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None
         **keras_only: Any) -> History:
     """Train `model` on x, y (see the module docstring). Returns a History."""
     _refuse(keras_only)
+    checkpoint_every = positive_number("checkpoint_every", checkpoint_every, zero=True)  # 0: every batch
     require_single_io(model, "fit")
     settings = resolve_settings(model, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                 validation_split=validation_split, shuffle=shuffle,
@@ -517,6 +559,7 @@ class _Loop:
             try:
                 while run.epoch < self.settings.epochs:
                     run.start_epoch(len(self.x))
+                    run.keep_good()
                     self.progress.epoch_start(run.epoch, run.batch)
                     while run.batch < self.steps:
                         idx = run.order[run.batch * bs:(run.batch + 1) * bs]
@@ -531,7 +574,9 @@ class _Loop:
                     if on_epoch_end is not None:
                         on_epoch_end(run.history)
             except TrainingStopped as e:
-                e.checkpoint = self.folder if self.have_checkpoint else None
+                if e.updated:
+                    run.restore_good()
+                e.keep(self.folder if self.have_checkpoint else None)
                 raise
             finally:
                 self.progress.close()
@@ -625,7 +670,7 @@ def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = Fal
     from .reference.network import Network
     require_single_io(model, "evaluate")
     compiled = resolve_compile(model, loss, None, metrics)
-    batch_size = _whole("batch_size", 32 if batch_size is None else batch_size, 1)
+    batch_size = whole_number("batch_size", 32 if batch_size is None else batch_size, 1)
     from . import resources
     resources.check_model(model, batch_size, "evaluate")
     x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")

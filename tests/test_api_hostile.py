@@ -228,6 +228,27 @@ def test_fit_bad_keywords(model, key, value):
     assert not model.has_weights or np.isfinite(next(iter(model.weights.values()))).all()
 
 
+@pytest.mark.parametrize("scale,lr,what", [
+    (1e3, 1e38, "the update made 'conv2d/kernel' NaN or inf"),   # caught after the update
+    (1.0, 1e20, "the model's outputs hold NaN or inf"),          # caught at the epoch's end
+])
+def test_training_stopped_is_a_usage_error_and_restores_the_last_good_weights(scale, lr, what):
+    """A huge learning rate spoils the weights: fit raises TrainingStopped, caught as
+    cnnc's UsageError, and the model is back at the failing epoch's start (here, its
+    initial weights and a fresh optimizer), never at NaN weights."""
+    from cnnc.train import TrainingStopped
+    m = cnnc.loads(TEXT)
+    m.init_weights(0)
+    start = {k: v.copy() for k, v in m.get_weights().items()}
+    refused(lambda: m.fit(X * scale, Y, epochs=2, batch_size=5, learning_rate=lr, optimizer="sgd",
+                          verbose=0, seed=0),
+            "training stopped", what, "back to those from the start of epoch 1")
+    assert issubclass(TrainingStopped, UsageError)
+    after = m.get_weights()
+    assert all(np.array_equal(after[k], start[k]) for k in start)
+    assert m.optimizer_state[0]["iterations"] == 0
+
+
 def test_fit_unknown_keyword_suggests():
     m = cnnc.loads(TEXT)
     assert "did you mean 'epochs'" in refused(lambda: m.fit(X, Y, epoch=2, verbose=0))
@@ -333,6 +354,22 @@ def test_save_weights_bad_paths(model, path, words):
 
 def test_save_weights_onto_a_directory(model, tmp_path):
     refused(lambda: model.save_weights(tmp_path))
+
+
+def test_save_weights_creates_missing_folders_as_the_cli_does(model, tmp_path, capsys):
+    """The CLI's outputs create missing parent folders, and so does save_weights; a
+    parent that is a file is refused by both (exit 2 / UsageError), the file intact."""
+    from cnnc.cli import main
+    (tmp_path / "m.cnn").write_text(TEXT)
+    assert main(["summary", str(tmp_path / "m.cnn"), "-o", str(tmp_path / "a" / "b" / "s.txt")]) == 0
+    model.save_weights(tmp_path / "c" / "d" / "w.npz")
+    assert (tmp_path / "a" / "b" / "s.txt").is_file() and (tmp_path / "c" / "d" / "w.npz").is_file()
+    (tmp_path / "f").write_text("keep")
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "m.cnn"), "-o", str(tmp_path / "f" / "s.txt")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    refused(lambda: model.save_weights(tmp_path / "f" / "w.npz"), "cannot write", "w.npz")
+    assert (tmp_path / "f").read_text() == "keep"
 
 
 def test_save_weights_bytes_path(model, tmp_path):

@@ -124,6 +124,46 @@ def test_resume_checkpoint_is_not_an_output(work):
     assert digest(work / "w.ckpt" / "checkpoint.npz") == before
 
 
+# --- train's option values: fit's own rules, before any data is read ---------------------------
+
+BAD_TRAIN_OPTIONS = [
+    (["--epochs", "0"], "epochs must be a whole number >= 1"),
+    (["--epochs", "-1"], "epochs must be a whole number >= 1"),
+    (["--batch-size", "0"], "batch_size must be a whole number >= 1"),
+    (["--batch-size", "-2"], "batch_size must be a whole number >= 1"),
+    (["--batch-size", "nan"], "invalid int value"),
+    (["--batch-size", "99999999999999"], "a batch size of at most"),      # the resource guard
+    (["--validation-split", "-0.1"], "validation_split must be a number in [0, 1)"),
+    (["--validation-split", "1"], "validation_split must be a number in [0, 1)"),
+    (["--validation-split", "nan"], "validation_split must be a number in [0, 1)"),
+    (["--validation-split", "inf"], "validation_split must be a number in [0, 1)"),
+    (["--lr", "0"], "learning rate (learning_rate, --lr) must be a finite number > 0"),
+    (["--lr", "-1"], "must be a finite number > 0, got -1.0"),
+    (["--lr", "nan"], "must be a finite number > 0, got nan"),
+    (["--lr", "inf"], "must be a finite number > 0, got inf"),
+    (["--lr", "1e400"], "must be a finite number > 0, got inf"),
+    (["--checkpoint-every", "nan"], "--checkpoint-every must be a finite number >= 0"),
+    (["--checkpoint-every", "inf"], "--checkpoint-every must be a finite number >= 0"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every must be a finite number >= 0"),
+    (["--seed", "-1"], "seed must be a whole number >= 0"),
+    (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
+]
+
+
+@pytest.mark.parametrize("extra,words", BAD_TRAIN_OPTIONS, ids=[" ".join(e) for e, _ in BAD_TRAIN_OPTIONS])
+def test_train_refuses_bad_option_values_before_reading_data(work, capsys, monkeypatch, extra, words):
+    """The checks fit applies to its keywords (train.py), on the CLI's overrides: exit 2
+    with the value, before the data is read (a missing data file is not what is reported)
+    and with nothing written."""
+    from cnnc.cli import main
+    monkeypatch.chdir(work)
+    before = snapshot(work)
+    assert main(["train", "tiny.cnn", "--data", "missing.npz", "-o", "out.npz", "-v", "0", *extra]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "missing.npz" not in err and "Traceback" not in err, err
+    assert snapshot(work) == before
+
+
 # --- the NaN guard misses no update ----------------------------------------------------------
 
 @pytest.mark.parametrize("split", ["0", "0.25"])

@@ -83,10 +83,15 @@ def run(args: argparse.Namespace) -> int:
     from ._common import load_model, source_options
 
     check_data_arguments(args)
-    if args.checkpoint_every < 0:
-        raise UsageError("--checkpoint-every must be >= 0 seconds")
+    train.positive_number("--checkpoint-every", args.checkpoint_every, zero=True)
     model = load_model(args.file, **source_options(args))
     train.require_single_io(model, "cnnc train")  # before any data is read
+    # the overrides checked by fit's own rules (train.py), before any data is read
+    settings = train.resolve_settings(model, epochs=args.epochs, batch_size=args.batch_size,
+                                      validation_split=args.validation_split, seed=args.seed,
+                                      shuffle=args.shuffle, verbose=args.verbose)
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    compiled = train.resolve_compile(model, args.loss, args.optimizer, metrics, args.lr)
     output = Path(args.output) if args.output else Path(Path(args.file).stem + ".npz")
     if output.suffix != ".npz":
         raise UsageError(f"the output '{output}' should end in .npz")
@@ -110,18 +115,15 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(outputs, protect)
     protect = [p for p in protect if p]
     from .. import resources   # before any weight or data array is allocated
-    batch = train.resolve_settings(model, batch_size=args.batch_size).batch_size
-    resources.check_model(model, batch, "cnnc train", training=True)
+    resources.check_model(model, settings.batch_size, "cnnc train", training=True)
 
     ds = D.load(args.data).limit(args.limit)
     if args.initial_weights:
         model.load_weights(args.initial_weights)
-    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     # All the data is checked before the first step: the test split too (a bad one
     # would otherwise fail only after training).
     test = None
     if args.test and ds.x_test is not None:
-        compiled = train.resolve_compile(model, args.loss, args.optimizer, metrics, args.lr)
         test = train.prepare(model, ds.x_test, ds.y_test, compiled.loss.name, scale=args.scale,
                              divisor=ds.scale, what="test data")
     if folder is not None:
