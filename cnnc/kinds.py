@@ -453,6 +453,7 @@ def _kinds() -> list[LayerKind]:
     out += _merge_kinds()
     out += _resample_kinds()
     out += _elementwise_kinds()
+    out += _augment_kinds()
     return out
 
 
@@ -573,6 +574,96 @@ def _resample_kinds() -> list[LayerKind]:
     return out
 
 
+# --- data augmentation and noise: the identity at inference ----------------------------
+# Keras transforms (or perturbs) only when training; cnnc's NumPy trainer does neither,
+# so these are the identity everywhere in cnnc (see docs/LANGUAGE.md).
+
+_FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+_AUGMENT_INTERPOLATIONS = ("nearest", "bilinear")
+_FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
+def _real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def augment_factor(lo: float, hi: float, lo_open: bool = False, base: bool = False) -> Converter:
+    """A number or a pair (lower, upper) of numbers, as Keras checks it. `base`: the
+    check of BaseImagePreprocessingLayer._set_factor (RandomRotation, RandomContrast,
+    RandomBrightness): a number in [lo, hi], a pair whose lower <= hi and upper >= lo,
+    None as 0. Otherwise RandomZoom's / RandomTranslation's: every number in the range
+    ((lo, hi] with `lo_open`)."""
+    rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+
+    def convert(v: S.Value, name: str) -> float | tuple[float, float]:
+        x = literal(v, name)
+        if x is None and base:
+            return 0.0                      # Keras: `factor or 0.0`
+        if isinstance(x, list):
+            x = tuple(x)
+        pair = isinstance(x, tuple) and len(x) == 2 and all(_real(i) for i in x)
+        message = (f"`{name}` must be a number or a pair (lower, upper) of numbers in {rng}, "
+                   f"got {S.describe(v)}")
+        if not (_real(x) or pair):
+            raise ArgError(message, v.span)
+        if base and pair:
+            ok = x[0] <= hi and x[1] >= lo
+        else:
+            ok = all((lo < i if lo_open else lo <= i) and i <= hi for i in (x if pair else (x,)))
+        if not ok:
+            raise ArgError(message, v.span, "Keras refuses it too")
+        return (float(x[0]), float(x[1])) if pair else float(x)
+    return convert
+
+
+def number_pair(v: S.Value, name: str) -> tuple[float, float]:
+    """value_range: two numbers (the range of the images' values)."""
+    x = literal(v, name)
+    if isinstance(x, list):
+        x = tuple(x)
+    if not (isinstance(x, tuple) and len(x) == 2 and all(_real(i) for i in x)):
+        raise ArgError(f"`{name}` must be a pair of numbers such as (0, 255), got "
+                       f"{S.describe(v)}", v.span)
+    return (float(x[0]), float(x[1]))
+
+
+_SEED = Param("seed", optional_int, None)
+_FILL = (Param("fill_mode", choice(_FILL_MODES, lower=False), "reflect"),
+         Param("interpolation", choice(_AUGMENT_INTERPOLATIONS, lower=False), "bilinear"),
+         _SEED, Param("fill_value", number(), 0.0), DATA_FORMAT)
+_ZOOM = augment_factor(-1.0, 1.0, lo_open=True)
+_SHIFT = augment_factor(-1.0, 1.0)
+_VALUE_RANGE = Param("value_range", number_pair, (0.0, 255.0))
+# RandomContrast and RandomBrightness take data_format through **kwargs
+_DATA_FORMAT_KW = Param(DATA_FORMAT.name, DATA_FORMAT.convert, None, keyword_only=True)
+
+
+def _augment_kinds() -> list[LayerKind]:
+    """Keras 3.15's signatures (keras/src/layers/preprocessing/image_preprocessing/,
+    keras/src/layers/regularization/)."""
+    image = [
+        ("RandomFlip", (Param("mode", choice(_FLIP_MODES, lower=False), "horizontal_and_vertical"),
+                        _SEED, DATA_FORMAT)),
+        ("RandomRotation", (Param("factor", augment_factor(-1.0, 1.0, base=True)), *_FILL)),
+        ("RandomZoom", (Param("height_factor", _ZOOM), Param("width_factor", optional(_ZOOM), None),
+                        *_FILL)),
+        ("RandomTranslation", (Param("height_factor", _SHIFT), Param("width_factor", _SHIFT),
+                               *_FILL)),
+        ("RandomContrast", (Param("factor", augment_factor(0.0, 1.0, base=True)), _VALUE_RANGE,
+                            _SEED, _DATA_FORMAT_KW)),
+        ("RandomBrightness", (Param("factor", augment_factor(-1.0, 1.0, base=True)), _VALUE_RANGE,
+                              _SEED, _DATA_FORMAT_KW)),
+    ]
+    noise = [
+        ("GaussianNoise", (Param("stddev", fraction(0.0, 1.0)), _SEED)),
+        ("GaussianDropout", (Param("rate", fraction(0.0, 1.0)), _SEED)),
+        ("AlphaDropout", (Param("rate", fraction(0.0, 1.0)), Param("noise_shape", noise_shape, None),
+                          _SEED)),
+    ]
+    return ([LayerKind(n, "augment", None, p) for n, p in image] +
+            [LayerKind(n, "noise", None, p) for n, p in noise])
+
+
 KINDS: dict[str, LayerKind] = {k.name: k for k in _kinds()}
 ALIASES: dict[str, str] = {a: k.name for k in KINDS.values() for a in k.aliases}
 
@@ -589,8 +680,7 @@ FAMILIES: tuple[str, ...] = tuple(sorted({k.family for k in (*KINDS.values(), *O
 # Keras layers cnnc does not implement, for a precise message instead of "unknown".
 KERAS_OTHER_LAYERS = frozenset("""
 LSTM GRU SimpleRNN Bidirectional Embedding Dot Permute RepeatVector GroupNormalization
-UnitNormalization GaussianNoise GaussianDropout AlphaDropout ActivityRegularization RandomFlip
-RandomRotation RandomZoom RandomCrop RandomTranslation RandomContrast CenterCrop Lambda
+UnitNormalization ActivityRegularization RandomCrop CenterCrop Lambda
 TimeDistributed ConvLSTM1D ConvLSTM2D ConvLSTM3D MultiHeadAttention Attention AdditiveAttention
 LocallyConnected1D LocallyConnected2D Masking Wrapper EinsumDense Discretization
 CategoryEncoding Hashing StringLookup IntegerLookup TextVectorization

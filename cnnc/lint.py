@@ -6,7 +6,7 @@ from .diagnostics import Reporter
 from .infer import Analysis
 from .ir import Layer, ModelIR
 
-_PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape", "identity")
+_PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape", "identity", "augment", "noise")
 _PROBABILITIES = ("softmax", "sigmoid")
 
 

@@ -218,7 +218,7 @@ def _layer_ops(info, w: dict[str, np.ndarray], flat_cf: tuple[int, ...] | None
     if fam == "zero_padding":
         flat = _torch_pad(list(L["padding"]))
         return [_Fn(lambda x, flat=flat: F.pad(x, flat))], None
-    if fam in ("activation", "identity"):
+    if fam in ("activation", "identity", "augment", "noise"):     # augment/noise: no-ops at inference
         return [], keep
     if fam == "relu":
         t, m, slope = L["threshold"], L["max_value"], L["negative_slope"]

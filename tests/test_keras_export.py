@@ -101,6 +101,17 @@ SAMPLES: dict[str, list[tuple[int, str]]] = {
     "LayerNormalization": [(2, "LayerNormalization(axis=[1, 2], epsilon=1e-5, center=False)"),
                            (1, "LayerNormalization(rms_scaling=True)")],
     "LayerScale": [(2, "LayerScale(0.1, 3)")],
+    "RandomFlip": [(2, "RandomFlip('horizontal', seed=3)"), (2, "RandomFlip()")],
+    "RandomRotation": [(2, "RandomRotation(0.2, fill_mode='constant', fill_value=1.0)"),
+                       (2, "RandomRotation((0.3, -0.1), interpolation='nearest')")],
+    "RandomZoom": [(2, "RandomZoom(0.1)"), (2, "RandomZoom((-0.3, 0.2), width_factor=0.1, seed=1)")],
+    "RandomTranslation": [(2, "RandomTranslation(0.1, (-0.2, 0.3), fill_mode='wrap')")],
+    "RandomContrast": [(2, "RandomContrast(0.2)"), (2, "RandomContrast((0.1, 0.4), value_range=(0, 1))")],
+    "RandomBrightness": [(2, "RandomBrightness(-0.2, value_range=(1, 0))"),
+                         (2, "RandomBrightness((0.3, -0.1), seed=7)")],
+    "GaussianNoise": [(2, "GaussianNoise(0.1)"), (1, "GaussianNoise(1, seed=4)")],
+    "GaussianDropout": [(2, "GaussianDropout(0.3, seed=2)")],
+    "AlphaDropout": [(2, "AlphaDropout(0.2, noise_shape=(None, 1, 1, 3))"), (3, "AlphaDropout(0.1)")],
 }
 
 # multi-input kinds and tensor arithmetic: graphs over two inputs a, b of one shape

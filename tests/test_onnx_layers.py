@@ -157,6 +157,8 @@ ALL_CASES = [*_conv_cases(), *_depthwise_cases(), *_pool_cases(), *_global_cases
 # transposed convolutions, up-sampling, cropping, resizing (at opsets 13 and 21 there)
 from .test_layers_resample import ONNX_CASES as _RESAMPLE_CASES  # noqa: E402
 ALL_CASES += _RESAMPLE_CASES
+from .test_layers_augment import ONNX_CASES as _AUGMENT_CASES  # noqa: E402
+ALL_CASES += _AUGMENT_CASES
 
 
 @pytest.mark.parametrize("body", [c[1] for c in ALL_CASES], ids=[c[0] for c in ALL_CASES])

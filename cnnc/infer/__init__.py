@@ -16,10 +16,10 @@ from ..ir import Layer, ModelIR
 from .basic import activation, batch_norm, dense, flatten, reshape, spatial_dropout, zero_padding
 from .core import (BYTES_PER_VALUE, Analysis, Flow, LayerInfo, Rule, ShapeError,  # noqa: F401 (API)
                    Weight, input_flow)
-from .elementwise import (NormalizationShapes, dropout, dropout_noise_shape,  # noqa: F401 (API)
-                          elementwise, layer_norm, layer_norm_axes, layer_scale, normalization,
-                          normalization_shapes, prelu, prelu_alpha_shape, rescaling, softmax,
-                          softmax_axes)
+from .elementwise import (NormalizationShapes, augment, dropout,  # noqa: F401 (API)
+                          dropout_noise_shape, elementwise, layer_norm, layer_norm_axes,
+                          layer_scale, noise, normalization, normalization_shapes, prelu,
+                          prelu_alpha_shape, rescaling, softmax, softmax_axes)
 from .merge import _Provenance, concatenate, custom_scale, merge, tensor_op
 from .resample import conv_transpose, cropping, resizing, up_sampling
 from .windows import (avg_pool, conv, depthwise_conv, global_avg_pool, global_max_pool, max_pool,
@@ -56,6 +56,8 @@ RULES: dict[str, Rule] = {
     "normalization": normalization,
     "layer_norm": layer_norm,
     "layer_scale": layer_scale,
+    "augment": augment,             # RandomFlip ... RandomBrightness: the identity
+    "noise": noise,                 # GaussianNoise, GaussianDropout, AlphaDropout: the identity
     "merge": merge,                 # several inputs: (layer, flows, provenance)
     "concatenate": concatenate,
     "tensor_op": tensor_op,

@@ -1,5 +1,6 @@
 """Rules for the elementwise and normalisation layers: ReLU ... ELU, PReLU, Softmax,
-Identity, Rescaling, Normalization, LayerNormalization, LayerScale, Dropout."""
+Identity, Rescaling, Normalization, LayerNormalization, LayerScale, Dropout; and the
+data augmentation and noise layers (RandomFlip ..., GaussianNoise ...)."""
 
 from __future__ import annotations
 
@@ -265,12 +266,19 @@ def dropout_noise_shape(noise: Sequence[int | None], full: Sequence[int | None])
 
 
 def dropout(layer: Layer, x: Flow) -> LayerInfo:
-    noise = layer["noise_shape"]
+    _check_noise_shape(layer, x)
+    return LayerInfo(layer, x, x, (), 0)
+
+
+def _check_noise_shape(layer: Layer, x: Flow) -> None:
+    """Dropout's and AlphaDropout's noise_shape must broadcast to the input (Keras fails
+    on it when training)."""
+    noise = layer.args.get("noise_shape")
     if noise is not None:
         full = _full(x)
         span = layer.span_of("noise_shape")
         if len(noise) > len(full):
-            raise ShapeError(f"Dropout noise_shape {noise} has {len(noise)} entries, more than the "
+            raise ShapeError(f"{layer.kind} noise_shape {noise} has {len(noise)} entries, more than the "
                              f"{len(full)} axes of its input {sh.fmt_shape(x.shape)}", span,
                              "Keras would broadcast the output to a bigger shape when training; "
                              "give one entry per axis, batch first")
@@ -284,18 +292,46 @@ def dropout(layer: Layer, x: Flow) -> LayerInfo:
             if size == 1 or (size is not None and size == target):
                 continue
             if d is None:
-                msg = (f"Dropout noise_shape {noise}: its None at index {i} takes the size of input "
+                msg = (f"{layer.kind} noise_shape {noise}: its None at index {i} takes the size of input "
                        f"axis {i} ({'unknown' if size is None else size}), but with {len(noise)} "
                        f"entries for {len(full)} axes it lines up with axis {axis}")
                 note = "give one entry per axis, batch first, e.g. (None, 1, 1, None)"
             elif target is None:
                 what = "the batch axis" if axis == 0 else f"axis {axis}"
-                msg = (f"Dropout noise_shape {noise}: size {size} meets {what}, whose size is "
+                msg = (f"{layer.kind} noise_shape {noise}: size {size} meets {what}, whose size is "
                        f"known only when training")
                 note = "use None (the input's size) or 1 (shared) there"
             else:
-                msg = (f"Dropout noise_shape {noise}: size {size} does not fit axis {axis} of its "
+                msg = (f"{layer.kind} noise_shape {noise}: size {size} does not fit axis {axis} of its "
                        f"input {sh.fmt_shape(x.shape)} (size {target})")
                 note = "each entry must be None (the input's size), 1 (shared) or the input's size"
             raise ShapeError(msg, span, note, "Keras fails on it when training")
+
+
+# --- data augmentation and noise: the identity at inference (and in cnnc's training) -----
+
+def augment(layer: Layer, x: Flow) -> LayerInfo:
+    """RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
+    RandomBrightness: no weights, the shape unchanged (Keras's compute_output_shape).
+    Keras's image layers take images (height, width, channels): a batch of rank 4, or a
+    rank-3 tensor, which they read as one image."""
+    n = len(x.shape)
+    if n not in (2, 3):
+        raise ShapeError(f"{layer.kind} needs images (height, width, channels), got an input "
+                         f"of shape {sh.fmt_shape(x.shape)}", layer.span,
+                         "Keras's image preprocessing layers take a batch of images (rank 4); "
+                         "Keras builds this model but fails when it runs")
+    warnings = ()
+    if n == 2:
+        warnings = ((f"{layer.kind} on an input of shape {sh.fmt_shape(x.shape)}: Keras reads "
+                     "the whole batch as one image whose height is the batch size",
+                     ("when training, Keras would transform across the samples; give it "
+                      "images (height, width, channels)",)),)
+    return LayerInfo(layer, x, x, (), 0, warnings)
+
+
+def noise(layer: Layer, x: Flow) -> LayerInfo:
+    """GaussianNoise, GaussianDropout, AlphaDropout: no weights, the shape unchanged;
+    AlphaDropout's noise_shape is checked as Dropout's."""
+    _check_noise_shape(layer, x)
     return LayerInfo(layer, x, x, (), 0)

@@ -31,13 +31,14 @@ BUILT = frozenset({
     "conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "flatten",
     "batch_norm", "zero_padding", "cropping", "up_sampling", "resizing", "prelu",
     "rescaling", "normalization", "layer_norm", "layer_scale", "merge", "concatenate",
-    "custom_scale"})
+    "custom_scale", "augment"})
 
 # The keyword arguments Keras 3.15 records in a Functional's inbound node, by family
 # (what its call() signature fills in when the layer is called on a symbolic tensor).
 NODE_KWARGS: dict[str, Json] = {
     "dropout": {"training": False}, "spatial_dropout": {"training": False},
     "batch_norm": {"mask": None}, "softmax": {"mask": None}, "resizing": {"training": True},
+    "augment": {"training": True}, "noise": {"training": False},
 }
 NODE_KWARGS_BY_KIND: dict[str, Json] = {"GlobalAveragePooling1D": {"mask": None}}
 
@@ -211,6 +212,37 @@ def _normalization(l: Layer) -> Json:
     return {"axis": list(l.args["axis"] or ()), **_a(l, "invert", "mean", "variance")}
 
 
+# The augmentation and noise layers' own keys (the image layers' after data_format), in
+# Keras 3.15's order.
+_AUGMENT_KEYS = {
+    "RandomFlip": ("seed", "mode"),
+    "RandomRotation": ("factor", "fill_mode", "fill_value", "interpolation", "seed"),
+    "RandomZoom": ("height_factor", "width_factor", "fill_mode", "interpolation", "seed",
+                   "fill_value"),
+    "RandomTranslation": ("height_factor", "width_factor", "fill_mode", "interpolation", "seed",
+                          "fill_value"),
+    "RandomContrast": ("factor", "value_range", "seed"),
+    "RandomBrightness": ("factor", "value_range", "seed"),
+    "GaussianNoise": ("stddev", "seed"),
+    "GaussianDropout": ("rate", "seed"),
+    "AlphaDropout": ("rate", "seed", "noise_shape"),
+}
+# BaseImagePreprocessingLayer._set_factor keeps (lower, upper): a number f as
+# (max(-|f|, bound), |f|), a pair sorted
+_FACTOR_LOWER_BOUND = {"RandomRotation": -1.0, "RandomContrast": 0.0, "RandomBrightness": -1.0}
+
+
+def _augment(l: Layer) -> Json:
+    out = {**CL, **_a(l, *_AUGMENT_KEYS[l.kind])}
+    if l.kind in _FACTOR_LOWER_BOUND:
+        f = l.args["factor"]
+        out["factor"] = sorted(f) if isinstance(f, tuple) else \
+            [max(-abs(f), _FACTOR_LOWER_BOUND[l.kind]), abs(f)]
+    if l.kind == "RandomBrightness":
+        out["value_range"] = sorted(l.args["value_range"])
+    return out
+
+
 def _keys(*keys: str) -> Callable[[Layer], Json]:
     return lambda l: _a(l, *keys)
 
@@ -245,6 +277,8 @@ LAYER_CONFIGS: dict[str, Callable[[Layer], Json]] = {
     "normalization": _normalization,
     "layer_norm": _layer_norm,
     "layer_scale": _keys("init_values", "projection_dim"),
+    "augment": _augment,
+    "noise": lambda l: _a(l, *_AUGMENT_KEYS[l.kind]),
     "merge": lambda l: {},
     "custom_scale": _keys("scale"),
     "concatenate": _keys("axis"),

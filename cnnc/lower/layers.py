@@ -286,7 +286,8 @@ def activation(step: Step, x: Value) -> Value:
 
 
 def identity(step: Step, x: Value) -> Value:
-    """Dropout and SpatialDropout do nothing at inference time: no node at all."""
+    """Dropout, SpatialDropout, and the data augmentation and noise layers (RandomFlip ...,
+    GaussianNoise ...) do nothing at inference time: no node at all."""
     return x
 
 
@@ -302,6 +303,8 @@ RULES: dict[str, Rule] = {
     "dense": dense,
     "dropout": identity,
     "spatial_dropout": identity,
+    "augment": identity,
+    "noise": identity,
     "batch_norm": batch_norm,
     "activation": activation,
     "zero_padding": zero_padding,

@@ -1,7 +1,8 @@
 """Elementwise, normalisation and scaling layers: forward and backward side by side.
 
 ReLU, LeakyReLU, PReLU, ELU, Softmax, Identity, Rescaling, Normalization,
-LayerNormalization, ConvNeXt's LayerScale, and Dropout with a `noise_shape`.
+LayerNormalization, ConvNeXt's LayerScale, Dropout with a `noise_shape`, and the data
+augmentation and noise layers (the identity: cnnc trains without augmentation).
 Formulas are Keras 3's (keras/src/layers/...), derivatives at kinks follow
 TensorFlow's gradient kernels. Axes count the batch as 0, as Keras's do; the
 infer rules (cnnc/infer.py) already refused every axis Keras would refuse.
@@ -162,6 +163,14 @@ class Identity(Layer):
         return dz, {}
 
 
+class Augmentation(Identity):
+    """RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
+    RandomBrightness, GaussianNoise, GaussianDropout, AlphaDropout: the identity forward
+    and backward, in training too. Keras applies them only when training (at inference
+    they are the identity there as well); cnnc's trainer does not augment the data or
+    add noise, so a model trained by cnnc sees the images as they are."""
+
+
 # --- scaling, normalisation ---------------------------------------------------------------
 
 class Rescaling(Layer):
@@ -300,4 +309,6 @@ LAYERS: dict[str, type[Layer]] = {
     "layer_norm": LayerNorm,
     "layer_scale": LayerScale,
     "dropout": Dropout,
+    "augment": Augmentation,
+    "noise": Augmentation,
 }
