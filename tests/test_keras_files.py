@@ -442,3 +442,22 @@ def test_malformed_config_values_are_a_clear_error(tmp_path, where, value):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(config))
     assert main(["check", str(path)]) in (0, 1, 2)      # never 70
+
+
+def test_augmentation_called_with_keras_default_training_true_is_read(tmp_path, capsys):
+    """Keras saves `training: true` in every call of its image preprocessing layers (their
+    default); a Dropout called with training=True (Monte Carlo dropout) is still refused."""
+    def edit(layers):
+        layers[2].update(class_name="RandomFlip", config={
+            "name": "stem_bn", "trainable": True, "mode": "horizontal", "seed": None,
+            "data_format": "channels_last"})
+        layers[2]["inbound_nodes"][0]["kwargs"]["training"] = True
+    p = _edited_json(tmp_path, "residual.json", edit)
+    assert main(["check", str(p)]) == 0, capsys.readouterr().err
+
+    def edit_dropout(layers):
+        layers[2].update(class_name="Dropout", config={"name": "stem_bn", "rate": 0.5})
+        layers[2]["inbound_nodes"][0]["kwargs"]["training"] = True
+    p = _edited_json(tmp_path, "residual.json", edit_dropout)
+    assert main(["check", str(p)]) == 1
+    assert "training=True" in capsys.readouterr().err

@@ -243,3 +243,16 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     assert "checkpoint saved in 'k.ckpt', continue with --resume" in err and "Traceback" not in err
     meta, _ = ckpt.load(tmp_path / "k.ckpt")
     assert meta["epoch"] < 50
+
+
+def test_train_notes_that_augmentation_is_the_identity(work, capsys):
+    (work / "aug.cnn").write_text(TINY.replace("input (6, 6, 1)\n", "input (6, 6, 1)\nRandomFlip()\n"
+                                               "GaussianNoise(0.1)\n"))
+    assert main(["train", "aug.cnn", "--data", "data.npz", "--seed", "1", "-v", "0",
+                 "-o", "w.npz"]) == 0
+    err = capsys.readouterr().err
+    assert ("note: random_flip (RandomFlip), gaussian_noise (GaussianNoise) are the identity in "
+            "cnnc's training") in err
+    assert main(["train", "tiny.cnn", "--data", "data.npz", "--seed", "1", "-v", "0",
+                 "-o", "w2.npz"]) == 0
+    assert "identity" not in capsys.readouterr().err

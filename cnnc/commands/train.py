@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
                              divisor=ds.scale, what="test data")
     if folder is not None:
         _announce_checkpoint(folder, args.resume, ckpt)
+    _announce_identity_layers(model)
 
     def write_history(history) -> None:
         write_text(hist_path, json.dumps({"model": model.name, **history.to_json()}, indent=2) + "\n",
@@ -167,6 +168,17 @@ def run(args: argparse.Namespace) -> int:
 def _save(model, output: Path, protect) -> None:
     from .. import weights as W
     W.save(output, model.weights, protect=protect)
+
+
+def _announce_identity_layers(model) -> None:
+    """Augmentation and noise layers act only in Keras's training; cnnc's is the identity."""
+    found = [l for l in model.ir.layers if l.family in ("augment", "noise")]
+    if found:
+        names = ", ".join(f"{visible(l.name)} ({l.kind})" for l in found[:4]) + (
+            f" and {len(found) - 4} more" if len(found) > 4 else "")
+        print(f"note: {names} {'is' if len(found) == 1 else 'are'} the identity in cnnc's training: "
+              "cnnc trains without data augmentation or noise (Keras applies them in fit)",
+              file=sys.stderr)
 
 
 def _announce_checkpoint(folder: Path, resume: bool, ckpt) -> None:

@@ -261,7 +261,7 @@ def _read_call(layer: KLayer, node: Any, where: str, once: frozenset = frozenset
         layer.inputs = refs
         if layer.is_op:
             layer.operands = [_operand(a, where, layer.name) for a in args]
-        extra = {k: v for k, v in kwargs.items() if not (k in ("mask", "training") and v in (None, False))
+        extra = {k: v for k, v in kwargs.items() if not _ignored_call_arg(layer.cls, k, v)
                  and not _is_tensor(v)}
         if extra:
             layer.config = dict(layer.config, __call_kwargs__=extra)
@@ -278,13 +278,25 @@ def _read_call(layer: KLayer, node: Any, where: str, once: frozenset = frozenset
             refs.append(item[0])
             if len(item) > 3 and isinstance(item[3], dict):
                 extra.update({k: v for k, v in item[3].items()
-                              if not (k in ("mask", "training") and v in (None, False))})
+                              if not _ignored_call_arg(layer.cls, k, v)})
         layer.inputs = refs
         layer.listed = len(refs) > 1 or _is_merge(layer.cls)
         if extra:
             layer.config = dict(layer.config, __call_kwargs__=extra)
         return
     raise _bad(where, f"layer {layer.name!r}: an inbound node is neither a list nor an object")
+
+
+# Keras saves `training: true` in every call of its image preprocessing layers (their
+# default); it changes nothing at inference, where cnnc's copies act, so it is dropped.
+_TRAINING_DEFAULT = ("augment", "resizing")
+
+
+def _ignored_call_arg(cls: str, key: str, value: Any) -> bool:
+    if key in ("mask", "training") and value in (None, False):
+        return True
+    kind = kinds.lookup(cls)
+    return key == "training" and kind is not None and kind.family in _TRAINING_DEFAULT
 
 
 def _is_merge(cls: str) -> bool:

@@ -29,7 +29,7 @@ WEIGHTLESS = frozenset({
     "activation", "avg_pool", "cropping", "dropout", "elu", "flatten", "global_avg_pool",
     "global_max_pool", "identity", "leaky_relu", "max_pool", "merge", "concatenate", "relu",
     "rescaling", "reshape", "resizing", "softmax", "spatial_dropout", "up_sampling",
-    "zero_padding"})
+    "zero_padding", "augment", "noise"})
 
 # Activation functions a call() may apply to a tensor: keras.activations.X, tf.nn.X
 ACTIVATION_FUNCTIONS = frozenset({
@@ -352,12 +352,14 @@ class ClassesMixin:
         for layer in self.layers_of(obj):
             layer.frozen = not value
 
-    def layers_of(self, m: ModelVal) -> list:
+    def layers_of(self, m: ModelVal, seen: frozenset = frozenset()) -> list:
+        if id(m) in seen:
+            return []
         if m.kind == "sequential":
             out = []
             for item in m.items:
-                out += [item] if isinstance(item, LayerVal) else self.layers_of(item) if isinstance(
-                    item, ModelVal) else []
+                out += [item] if isinstance(item, LayerVal) else self.layers_of(
+                    item, seen | {id(m)}) if isinstance(item, ModelVal) else []
             return out
         from .emit import EmitError, _tensor_list
         try:
@@ -436,10 +438,11 @@ class ClassesMixin:
         m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", TensorVal(
             self.first_input(t)), t
 
-    def model_input_shape(self, inner, span: Span) -> tuple[tuple, Span] | None:
+    def model_input_shape(self, inner, span: Span, seen: frozenset = frozenset()) -> tuple[tuple, Span] | None:
         """The input shape of a model that starts a Sequential: its Input's or first layer's."""
-        if not isinstance(inner, ModelVal):
+        if not isinstance(inner, ModelVal) or id(inner) in seen:
             return None
+        seen = seen | {id(inner)}
         if inner.kind == "sequential" and inner.items:
             first = inner.items[0]
             if isinstance(first, TensorVal):
@@ -450,7 +453,7 @@ class ClassesMixin:
                         shape = tuple(a.value)
                         return (shape[1:] if a.keyword.startswith("batch") else shape), a.span
             if isinstance(first, ModelVal):
-                return self.model_input_shape(first, span)
+                return self.model_input_shape(first, span, seen)
         elif isinstance(inner.inputs, TensorVal):
             return self.input_node_shape(inner.inputs.node, span)
         return None

@@ -142,7 +142,12 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                                    "cnnc follows the code that builds a model, not long computations; "
                                    "models found before this point are still checked")
                     return
-        self.trace_models(self.input_shape)
+        try:
+            self.trace_models(self.input_shape)
+        except (RecursionError, Budget) as e:
+            span = e.span if isinstance(e, Budget) else None
+            self.rep.error(e.message if isinstance(e, Budget) else
+                           "a model here nests too deeply for cnnc to follow", span)
 
     def next_seq(self) -> int:
         self.layer_seq += 1
