@@ -564,3 +564,34 @@ def test_application_arguments_keras_refuses_are_errors():
     d = next(m for m in sc.models if m.var == "d").checked.analysis
     # Flatten of 2x2x512 feeds fc1: 14,714,688 + 2048*4096+4096 + 4096*4096+4096 + 4096*10+10
     assert d.total_params == 14714688 + 8392704 + 16781312 + 40970
+
+
+def test_model_builders_as_static_and_class_methods():
+    """PyImageSearch's `class LeNet: @staticmethod def build(...)`, class attributes and
+    classmethods (Keras 3.15.1: conv 520 + 25,050, dense 1,225,500 + 5,010)."""
+    sc = _check(HEADER + '''
+from keras import backend as K
+class LeNet:
+    FILTERS = (20, 50)
+    @staticmethod
+    def build(width, height, depth, classes):
+        model = keras.Sequential()
+        inputShape = (height, width, depth)
+        if K.image_data_format() == "channels_first":
+            inputShape = (depth, height, width)
+        model.add(layers.Conv2D(LeNet.FILTERS[0], (5, 5), padding="same", input_shape=inputShape))
+        model.add(layers.MaxPooling2D(pool_size=(2, 2), strides=(2, 2)))
+        model.add(layers.Conv2D(LeNet.FILTERS[1], (5, 5), padding="same"))
+        model.add(layers.MaxPooling2D(pool_size=(2, 2), strides=(2, 2)))
+        model.add(layers.Flatten())
+        model.add(layers.Dense(500))
+        model.add(layers.Dense(classes))
+        return model
+    @classmethod
+    def mnist(cls):
+        return cls.build(28, 28, 1, 10)
+model = LeNet.mnist()
+''')
+    (m,) = sc.models
+    assert m.checked.ok
+    assert [r["params"] for r in _layers(m.checked) if r["params"]] == [520, 25050, 1225500, 5010]

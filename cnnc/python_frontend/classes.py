@@ -21,7 +21,7 @@ from ..arguments import snake_case
 from ..diagnostics import Span
 from .keras_api import LAYER_NAMES
 from .values import (ArgVal, ClassVal, InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal,
-                     SuperRef, TensorVal, TNode, Unknown)
+                     PartialVal, SuperRef, TensorVal, TNode, Unknown)
 
 # Layers without weights: a subclassed model may call one several times (`self.pool`),
 # which Keras allows; cnnc runs a copy per call under the same summary row.
@@ -59,7 +59,25 @@ class ClassesMixin:
                 bases.append(v)
                 if v.kind != "other":
                     kind = v.kind
-        scope.vars[node.name] = ClassVal(node.name, kind, node, self.span(node), scope, tuple(bases))
+        cls = ClassVal(node.name, kind, node, self.span(node), scope, tuple(bases))
+        for stmt in node.body:           # class attributes: `INPUT_SHAPE = (28, 28, 1)`
+            if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+                value = self.eval(stmt.value, scope)
+                for t in stmt.targets:
+                    cls.attrs[t.id] = value
+        scope.vars[node.name] = cls
+
+    def class_attribute(self, cls: ClassVal, attr: str, span: Span):
+        """`LeNet.build` (a staticmethod or classmethod), `Config.SIZE`."""
+        for c in (cls, *cls.bases):
+            if attr in c.attrs:
+                return c.attrs[attr]
+        f = self.class_method(cls, attr)
+        if f is None:
+            return Unknown(f"'{cls.name}.{attr}' is not known", span)
+        if any(isinstance(d, ast.Name) and d.id == "classmethod" for d in f.node.decorator_list):
+            return PartialVal(f, [ArgVal(None, cls, span)])
+        return f
 
     def class_method(self, cls: ClassVal, name: str):
         for stmt in cls.node.body:

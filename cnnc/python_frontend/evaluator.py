@@ -825,9 +825,14 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if attr in _SEQUENTIAL_METHODS:
                 return BoundMethod(obj, attr, span)
             return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a model's {attr}", span)
+        if isinstance(obj, ClassVal):
+            return self.class_attribute(obj, attr, span)
         if isinstance(obj, InstanceVal):
             if attr in obj.attrs:
                 return obj.attrs[attr]
+            for c in (obj.cls, *obj.cls.bases):
+                if attr in c.attrs:
+                    return c.attrs[attr]
             method = self.class_method(obj.cls, attr)
             if method is not None or (obj.cls.kind in ("layer", "model") and attr.startswith("add_")):
                 return BoundMethod(obj, attr, span)

@@ -180,6 +180,7 @@ class ClassVal:
     span: Span
     closure: Any = None
     bases: tuple = ()                    # the script's classes it derives from
+    attrs: dict = field(default_factory=dict)    # class-level assignments (`SIZE = 28`)
 
 
 @dataclass
