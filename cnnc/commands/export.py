@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import load_model, output_path
+from ._common import add_source_arguments, load_model, output_path, source_options
 
 HELP = "write a Keras 3 .keras file (model, compile settings, weights) from a .cnn file"
 
@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the fresh initial weights when --weights is not given (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the written path")
+    add_source_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..keras_export.config import is_sequential
     from ..summary import readable_memory_size
 
-    model = load_model(args.file, quiet=args.quiet)
+    model = load_model(args.file, quiet=args.quiet, **source_options(args))
     from .. import resources
     resources.check_model(model, 1, "cnnc export", work="compile")
     if args.weights:
