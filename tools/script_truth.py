@@ -5,13 +5,14 @@ with its data stubbed: the keras.datasets loaders return zeros of the datasets' 
 shapes (a few samples, labels 0..9 in turn; imdb: a few short word-index lists; the real
 sample counts for the excerpts in FULL_SIZE), fit builds an unbuilt model from its x (as
 Keras does) and trains nothing, and evaluate/save/plot_model do nothing. Keras 2 module
-paths that Keras 3 dropped but whose names it kept (`layers.experimental.preprocessing`)
-are shimmed so the model is built as Keras 3 would build it. Every keras.Model left in
-the script's namespace, or bound to a local variable of one of its functions when that
-function returns (then with "function"), is recorded: its variable, each layer's
-class, name, output shape and parameter count, and the totals. A script that Keras 3
-refuses is recorded with the error. The result goes to <script>.truth.json next to it;
-tests/test_python_frontend.py compares cnnc with it (no Keras needed there).
+paths that Keras 3 dropped but whose names it kept (`layers.experimental.preprocessing`,
+`keras.layers.convolutional`, ...) are shimmed so the model is built as Keras 3 would
+build it. Every keras.Model left in the script's namespace, or bound to a local variable
+of one of its functions when that function returns (then with "function"), is recorded:
+its variable, each layer's class, name, output shape and parameter count, and the
+totals. A script that Keras 3 refuses is recorded with the error. The result goes to
+<script>.truth.json next to it; tests/test_python_frontend.py compares cnnc with it (no
+Keras needed there).
 
 Files and downloads are stubbed too, never the model-building code: `get_file` returns a
 path that is not there, `image_dataset_from_directory` a tf.data dataset of zeros with the
@@ -20,7 +21,9 @@ matched on the directory's path), `ImageDataGenerator.flow_from_directory` an it
 such batches, Keras applications are built with `weights=None` (same layers and shapes, no
 download), and display-only modules missing here (matplotlib, PIL, IPython) are inert.
 Subclassed models whose layers were only called eagerly have their call() run once more
-on a symbolic Input of the shape they were built with, so that each layer has an output.
+on a symbolic Input of the shape they were built with, so that each layer has an output
+(or, where call() needs eager tensors, such as tf.nn.relu, once on zeros of that shape,
+noting each layer's output shape).
 
     TF_CPP_MIN_LOG_LEVEL=3 /tmp/kvenv/bin/python tools/script_truth.py [FILES...]
 """
@@ -44,7 +47,7 @@ SHAPES = {
 # (`reshape((60000, 28, 28, 1))`): those alone get full-size arrays of zeros
 SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
          "cifar100": (50000, 10000), "boston_housing": (404, 102)}
-FULL_SIZE = {"dlwp3_ch08_mnist_convnet.ipynb"}
+FULL_SIZE = {"dlwp3_ch08_mnist_convnet.ipynb", "dlwp1_ch05_intro_convnets.ipynb"}
 # image folders the excerpts download, by a name in their path: their class names
 IMAGE_DIRS = {
     "flower_photos": ["daisy", "dandelion", "roses", "sunflowers", "tulips"],
@@ -57,6 +60,8 @@ IMAGE_DIRS = {
     "data/train": ["cats", "dogs"],
     "data/validation": ["cats", "dogs"],
 }
+KERAS2_LAYER_MODULES = ("convolutional", "core", "pooling", "normalization", "merge",
+                        "advanced_activations")
 DISPLAY_MODULES = ("matplotlib", "matplotlib.pyplot", "PIL", "PIL.Image", "PIL.ImageOps",
                    "IPython", "IPython.display", "seaborn")
 
@@ -140,6 +145,10 @@ def stub_keras(full_size: bool = False):
         # model-building part runs (cnnc reports these spellings itself)
         api.utils.np_utils = types.SimpleNamespace(to_categorical=api.utils.to_categorical)
         sys.modules.setdefault("keras.utils.np_utils", api.utils.np_utils)
+    # Keras 2 layer modules (`from keras.layers.convolutional import Conv2D`): Keras 3 has
+    # the same names in keras.layers (cnnc warns about the old path)
+    for old in KERAS2_LAYER_MODULES:
+        sys.modules.setdefault("keras.layers." + old, keras.layers)
     stub_files(keras, tf)
     return keras
 
@@ -280,7 +289,36 @@ def trace_subclassed(keras, model) -> None:
     shape = next(iter(shape.values()), None)
     if shape is None:
         return
-    model.call(keras.Input(shape=tuple(shape)[1:]))  # call(), not __call__: layers get nodes
+    try:
+        model.call(keras.Input(shape=tuple(shape)[1:]))  # call(), not __call__: layers get nodes
+    except Exception:  # noqa: BLE001 - a call() that needs eager tensors (tf.nn.relu, ...)
+        trace_eagerly(model, shape)
+
+
+EAGER_SHAPES: dict = {}  # id(layer) -> its output shape in an eager call, batch as None
+
+
+def trace_eagerly(model, shape) -> None:
+    """Run a subclassed model once on zeros of its built shape (inference, no weights
+    change), noting each layer's output shape: for a call() on eager tensors only."""
+    import numpy as np
+    if any(d is None for d in tuple(shape)[1:]):
+        return
+    seen = {}
+    patched = []
+    for layer in model.layers:
+        def call(*a, _call=layer.call, _layer=layer, **k):
+            out = _call(*a, **k)
+            seen[id(_layer)] = [None] + [int(d) for d in out.shape[1:]]
+            return out
+        layer.call = call
+        patched.append(layer)
+    try:
+        model(np.zeros((1,) + tuple(shape)[1:], "float32"))
+        EAGER_SHAPES.update(seen)
+    finally:
+        for layer in patched:
+            del layer.call
 
 
 def describe(model) -> dict:
@@ -289,7 +327,7 @@ def describe(model) -> dict:
         if type(layer).__name__ == "InputLayer":
             continue
         try:
-            shape = list(layer.output.shape)
+            shape = EAGER_SHAPES.get(id(layer)) or list(layer.output.shape)
         except Exception:  # noqa: BLE001
             shape = None
         layers.append({"name": layer.name, "class": type(layer).__name__, "output_shape": shape,

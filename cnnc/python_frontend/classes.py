@@ -203,15 +203,18 @@ class ClassesMixin:
         """A node that makes its model an error at this call (emit reports `why`)."""
         stand_in = LayerVal(layer.cls, [], self.span(node), layer.name_span, written=layer.written,
                             unsupported=why or layer.unsupported, keras_name=layer.keras_name)
-        inputs = [given.value.node] if isinstance(given.value, TensorVal) else []
+        v = given.value
+        inputs = [v.node] if isinstance(v, TensorVal) else [
+            t.node for t in v if isinstance(t, TensorVal)] if isinstance(v, (list, tuple)) else []
         self.nodes.append(TNode("apply", self.span(node), layer=stand_in, inputs=inputs,
-                                operand_spans=[given.span]))
+                                listed=not isinstance(v, TensorVal),
+                                operand_spans=[given.span] * max(len(inputs), 1)))
         return TensorVal(len(self.nodes) - 1)
 
     def hidden_name(self, base: str) -> str:
         """A name for what Keras does not name (an operation inside call()): it never
         shows, since its row is the custom layer's; '.' keeps it apart from Keras's."""
-        row = self.groups[-1][0] if self.groups else "op"
+        row = self.groups[-1][0] if self.groups else self.trace_prefix
         n = self.hidden_counts.get((row, base), 0)
         self.hidden_counts[(row, base)] = n + 1
         return f"{row}.{base}" + (f"_{n}" if n else "")
@@ -219,7 +222,7 @@ class ClassesMixin:
     def activation_call(self, func, args: list[ArgVal], node):
         """`keras.activations.relu(x)`, `tf.nn.relu(x)`, `self.activation(x)` inside a
         custom layer's call(): an Activation layer inside its row. None: not one."""
-        if not self.groups:
+        if not self.groups and not self.tracing:
             return None
         name = None
         if isinstance(func, KerasRef) and len(func.path) >= 2 and func.path[-2] in ("activations", "nn", "ops"):
@@ -236,7 +239,7 @@ class ClassesMixin:
         act = "silu" if name == "swish" else name
         layer = LayerVal("Activation", [ArgVal(None, act, self.span(node))], self.span(node),
                          self.span(node.func), written=("Activation",),
-                         keras_name=self.hidden_name(act), seq=self.next_seq())
+                         keras_name=self.hidden_name(act), seq=self.next_seq(), hidden=True)
         return self.apply_layer(layer, [tensors[0]], node)
 
     def weightless_copy(self, layer: LayerVal) -> LayerVal | None:
@@ -286,9 +289,10 @@ class ClassesMixin:
             out = self.replay_sequential(inner, given.value, span)
         else:
             out = self.replay_graph(inner, given.value)
+        if isinstance(out, Unknown):
+            return Unknown(f"the model '{name}' cannot be followed here: {out.why}", out.span or span)
         if not isinstance(out, TensorVal):
-            return self.refused_node(stand_in, node, getattr(out, "why", "the model cannot be followed"),
-                                     given)
+            return self.refused_node(stand_in, node, "the model cannot be followed", given)
         shown = inner.instance.cls.name if inner.kind == "subclassed" or inner.style == "subclassed" \
             else "Sequential" if inner.kind == "sequential" or inner.style == "sequential" else "Functional"
         for k in range(start, len(self.nodes)):
@@ -509,18 +513,20 @@ class ClassesMixin:
         return self.apply_layer(layer, [ArgVal(None, t, span)], self.fake_call(span))
 
     def trace_subclassed(self, m: ModelVal, input_shape) -> None:
+        inst = m.instance
+        call = self.class_method(inst.cls, "call")
+        if call is None:
+            m.problems.append((f"'{inst.cls.name}' has no call(): it is not a model Keras can run "
+                               "on data (a wrapper with train_step(), a GAN); the models it holds "
+                               "are checked on their own", m.span, ()))
+            return
         found = self.model_shape(m, input_shape)
         if found is None:
             return
         shape, span = found
-        inst = m.instance
-        call = self.class_method(inst.cls, "call")
-        if call is None:
-            m.problems.append((f"'{inst.cls.name}' has no call() cnnc can follow", m.span, ()))
-            return
         t = self.traced_input(m, shape, span)
         start = len(self.nodes)
-        self.tracing = True
+        self.tracing, self.trace_prefix = True, m.keras_name or "model"
         try:
             out = self.call_function(call, [ArgVal(None, t, span)], self.fake_call(span), self_obj=inst)
         finally:

@@ -119,3 +119,47 @@ def index(a: ArrayVal, key, span) -> object:
             return Unknown("indexing with arrays or masks gives a shape that depends on the data",
                            span, data=True)
     return ArrayVal(tuple(out), a.classes, a.dtype)
+
+
+# Functions that make an array of a given shape: np.zeros((1, 28, 28, 1)), tf.ones([2, 3]),
+# np.random.rand(4, 8), tf.random.normal((1, 32, 32, 3)), keras.ops.zeros(...)
+_MAKERS = frozenset({"zeros", "ones", "empty", "full", "normal", "uniform", "standard_normal",
+                     "random_sample", "random"})
+_DIMS_POSITIONAL = frozenset({"rand", "randn"})
+
+
+def made_array(fn: str, args: list, span) -> object | None:
+    """The array such a call makes (its shape is all that counts), or None if `fn` is
+    not one of them."""
+    pos = [a.value for a in args if a.keyword is None]
+    kws = {a.keyword: a.value for a in args if a.keyword is not None}
+    if fn in _DIMS_POSITIONAL:
+        shape = tuple(pos)
+    elif fn in _MAKERS:
+        shape = pos[0] if pos else kws.get("shape", kws.get("size"))
+        shape = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else shape
+    else:
+        return None
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in shape):
+        return Unknown(f"an array whose shape is not known ({fn})", span, data=True)
+    if _size(shape) is None or _size(shape) > MAX_ELEMENTS:
+        return Unknown("an array too large", span, data=True)
+    return ArrayVal(tuple(shape))
+
+
+def concatenate(arrays, axis, span) -> object:
+    """np.concatenate([x_train, x_test], axis=0): the sizes along `axis` add up."""
+    if not isinstance(arrays, (list, tuple)) or not arrays or not all(
+            isinstance(a, ArrayVal) for a in arrays) or not isinstance(axis, int):
+        return Unknown("np.concatenate of arrays cnnc does not know", span, data=True)
+    rank = len(arrays[0].shape)
+    if not -rank <= axis < rank or any(len(a.shape) != rank for a in arrays):
+        return Unknown("np.concatenate of arrays of different ranks", span, data=True)
+    axis %= rank
+    rest = {a.shape[:axis] + a.shape[axis + 1:] for a in arrays}
+    if len(rest) != 1:
+        return Unknown("np.concatenate of arrays whose shapes differ", span, data=True)
+    shape = list(arrays[0].shape)
+    shape[axis] = sum(a.shape[axis] for a in arrays)
+    return ArrayVal(tuple(shape), arrays[0].classes, arrays[0].dtype)

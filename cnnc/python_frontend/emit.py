@@ -140,7 +140,7 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
         return out
     try:
         name = model_name(m)
-        if isinstance(name, str) and name:
+        if isinstance(name, str):
             out.statements.append(S.ModelDecl(name, m.name_span or m.span, m.name_span or m.span))
         elif m.name is not None and not isinstance(m.name, str):
             to_syntax(m.name, m.name_span or m.span, "the model's name")
@@ -153,11 +153,25 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
         return out
     for rec, what in ((m.compile, "compile"), (m.fit, "fit")):
         if rec is not None:
+            out.settings_spans += [rec.span] + _object_spans(rec.args)
             try:
                 out.statements.append(S.CallStmt(_settings_call(rec, what), rec.span))
-                out.settings_spans.append(rec.span)
             except EmitError as e:
                 out.problems.append((e.message, e.span, e.notes))
+    return out
+
+
+def _object_spans(args: list[ArgVal]) -> list[Span]:
+    """Where the Keras objects given to compile()/fit() were made (an optimizer or a
+    learning-rate schedule defined lines above): errors there are settings errors too."""
+    out, stack = [], [a.value for a in args]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, KerasObj):
+            out.append(v.span)
+            stack += [a.value for a in v.args]
+        elif isinstance(v, (list, tuple)):
+            stack += list(v)
     return out
 
 
@@ -239,6 +253,10 @@ def _declared_shape(m: ModelVal, input_shape) -> tuple[tuple, Span]:
         return m.data_shape, m.data_span
     if input_shape is not None:
         return tuple(input_shape), m.span
+    if m.kind == "subclassed":
+        raise EmitError("this subclassed model's input shape is not known from the script",
+                        m.span, "Keras builds it on the first data it meets (build(), fit() or a "
+                        "call on an array of known shape); " + INPUT_SHAPE_HELP)
     raise EmitError("this Sequential model's input shape is not given in the script",
                     m.span, "Keras builds it from the data at its first fit(); "
                     "add input_shape= to the first layer, start with keras.Input(shape=...), "
@@ -265,7 +283,7 @@ def _given_name(layer: LayerVal) -> str | None:
     return given if isinstance(given, str) else layer.keras_name
 
 
-def _row(m: ModelVal, node: TNode, out: Emitted) -> None:
+def _row(m: ModelVal, node: TNode, out: Emitted, names: dict) -> None:
     """The summary row a traced node belongs to: its custom layer's, or (in a
     subclassed model) its layer's own, the copies of a weightless layer with it."""
     if node.kind == "input" or (m.style is None and node.group is None):
@@ -275,6 +293,11 @@ def _row(m: ModelVal, node: TNode, out: Emitted) -> None:
         out.groups[name] = node.group[:2]
         if out.rank is not None:
             out.rank.setdefault(node.group[0], node.group[2])
+    elif m.style == "subclassed" and (node.kind == "op" or node.layer.hidden):
+        # arithmetic and activation functions in call(): under the row of what they read
+        row = out.groups.get(next((names[i] for i in node.inputs[:1]), ""))
+        if row is not None:
+            out.groups[name] = row
     elif m.style == "subclassed" and node.layer is not None:
         own = node.layer.copy_of or node.layer
         out.groups[name] = (_given_name(own), own.cls)
@@ -298,6 +321,7 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
         needed.add(k)
         stack.extend(i for i in nodes[k].inputs if i not in needed)
     names = {k: f"t{k}" for k in needed}
+    final_names: dict[int, str] = {}      # node -> the name resolve will give it
     shared: dict[int, str] = {}
     per_layer: dict[int, int] = {}
     for k in needed:
@@ -325,7 +349,10 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
             value = S.BinOp(node.op, tuple(items), node.span, node.keras_name)
         else:
             layer = node.layer
+            call = layer_call(layer)          # a layer cnnc cannot follow says so first
             refs = [S.Name((names[i],), sp) for i, sp in zip(node.inputs, node.operand_spans)]
+            if not refs:
+                raise EmitError(f"{layer.cls} is called on no tensor cnnc knows", node.span)
             tensors = S.List(tuple(refs), node.span) if node.listed else refs[0]
             extra = _args(node.extra, layer.cls)
             if per_layer[id(layer)] > 1 or layer.uses > 1 and id(layer) in shared:
@@ -339,10 +366,11 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
                 value = S.Call(S.Name((var,), node.span),
                                (S.Arg(None, tensors, tensors.span),) + extra, node.span)
             else:
-                value = S.Applied(layer_call(layer), (S.Arg(None, tensors, tensors.span),) + extra,
-                                  node.span)
+                value = S.Applied(call, (S.Arg(None, tensors, tensors.span),) + extra, node.span)
         out.statements.append(S.Assign(target, node.span, value, node.span))
-        _row(m, node, out)
+        _row(m, node, out, final_names)
+        final_names[k] = node.keras_name if node.kind == "op" else (
+            _given_name(node.layer) if node.layer is not None else "")
     args = []
     if ins:
         refs = tuple(S.Name((names[i],), nodes[i].span) for i in ins)

@@ -125,6 +125,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         self.groups: list[tuple[str, str]] = []   # the custom layers whose call() runs now
         self.hidden_counts: dict = {}
         self.tracing = False                  # a subclassed model's call() runs now
+        self.trace_prefix = "op"              # hidden names' prefix while tracing
         self.self_stack: list = []            # `self` of the methods running now (super())
         self.layer_seq = 0
 
@@ -880,7 +881,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
 
     def call(self, func, args: list[ArgVal], node: ast.Call, scope):
         span = self.span(node)
-        if self.groups:
+        if self.groups or self.tracing:
             applied = self.activation_call(func, args, node)
             if applied is not None:
                 return applied
@@ -1166,6 +1167,12 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             return self.array_method(vals[0], fn, vals[1:], kws, node)
         if ref.path[:1] == ("functools",) and ref.path[-1] == "partial":
             return self.builtin("partial", args, node, None)
+        if ref.path[0] == "numpy" and ref.path[-1] == "concatenate" and vals:
+            return datasets.concatenate(vals[0], vals[1] if len(vals) > 1 else kws.get("axis", 0), span)
+        if ref.path[0] == "numpy":
+            made = datasets.made_array(ref.path[-1], args, span)
+            if made is not None:
+                return made
         if ref.path[0] == "numpy" and len(ref.path) == 2 and ref.path[1] in ("prod", "product") and vals \
                 and isinstance(vals[0], (tuple, list)) and all(_is_int(v) for v in vals[0]):
             n = 1
@@ -1183,6 +1190,11 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
     def keras_call(self, ref: KerasRef, args: list[ArgVal], node):
         path, last, span = ref.path, ref.last, self.span(node)
         parent = path[-2] if len(path) > 1 else ""
+        if path[0] == "tensorflow" or parent in ("ops", "random"):
+            made = datasets.made_array(last, args, span)
+            if made is not None:
+                self.touched = True
+                return made
         if last == "from_tensor_slices" and "data" in path:
             self.touched = True
             return tfdata.from_tensor_slices(args, span)
@@ -1330,7 +1342,10 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         numbers = [v for v, _ in operands if not isinstance(v, TensorVal)]
         spans = [self.span(n) for v, n in operands if isinstance(v, TensorVal)]
         from ..kinds import OP_CLASSES
-        name = self.hidden_name(op) if self.groups else self.keras_name(OP_CLASSES.get(op, op))
+        # Keras names an operation only in a functional graph; inside a custom layer's or a
+        # subclassed model's call() it is plain arithmetic, shown under the layer before it
+        hidden = bool(self.groups) or self.tracing
+        name = self.hidden_name(op) if hidden else self.keras_name(OP_CLASSES.get(op, op))
         t = TNode("op", self.span(node), op=op, inputs=tensors, operand_spans=spans, keras_name=name,
                   constant=numbers[0] if numbers else None,
                   reverse=len(operands) == 2 and not isinstance(operands[0][0], TensorVal))

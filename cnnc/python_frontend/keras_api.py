@@ -14,7 +14,7 @@ KERAS2_MODULES = {
                           "reshaping", "regularization", "activation", "activations",
                           "preprocessing", "experimental", "attention", "rnn"},
     ("keras", "utils"): {"np_utils", "vis_utils", "data_utils", "generic_utils", "layer_utils"},
-    ("keras", "optimizers"): {"legacy", "optimizer_v2", "schedules"},
+    ("keras", "optimizers"): {"legacy", "optimizer_v2"},   # keras.optimizers.schedules stays
 }
 ENGINE = {"engine", "topology", "training", "functional", "sequential", "input_layer",
           "base_layer"}

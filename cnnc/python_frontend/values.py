@@ -85,6 +85,7 @@ class LayerVal:
     seq: int = 0                         # creation order (a subclassed model lists layers so)
     copy_of: Any = None                  # a weightless layer called again: the one it copies
     frozen: bool = False                 # `layer.trainable = False` (or its model's) was set
+    hidden: bool = False                 # not a Keras layer (an activation function in call())
 
 
 @dataclass

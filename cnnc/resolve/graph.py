@@ -70,7 +70,8 @@ def _build(st: _State, names: list[str], path: str) -> ModelIR:
     inputs = tuple(InputNode(names[n.id], n.shape, n.span) for n in model_inputs)
     functional = st.functional or len(inputs) > 1 or len(out_names) > 1 or any(
         len(l.inputs) != 1 for l in layers)
-    return ModelIR(name=st.name or ("functional" if functional else "sequential"),
+    default = "functional" if functional else "sequential"
+    return ModelIR(name=default if st.name is None else st.name,      # Keras allows name=""
                    inputs=inputs, layers=tuple(layers), outputs=tuple(out_names),
                    compile=st.compile, fit=st.fit, path=path, functional=functional,
                    layer_order=tuple(order), detached=tuple(detached))
