@@ -13,8 +13,8 @@ from typing import Any
 
 from . import activations
 from . import syntax as S
-from .arguments import (ArgError, Converter, Initializer, boolean, choice, fraction, initializer,
-                        layer_name, must_be, number, optional, optional_int, positive_int,
+from .arguments import (ArgError, Converter, Initializer, boolean, choice, expect_int, fraction,
+                        initializer, layer_name, must_be, number, optional, optional_int, positive_int,
                         regularizer, shape, snake_case, tuple_of, any_int, literal)
 from .diagnostics import did_you_mean
 
@@ -98,6 +98,17 @@ def padding_mode(causal: bool) -> Converter:
                            "Keras allows it on Conv1D only; use 'same' or 'valid'")
         return base(v, name)
     return convert
+
+
+def conv_groups(v: S.Value, name: str) -> int:
+    """Conv's `groups`: a positive int (Keras's BaseConv check); that it divides
+    `filters` and the input channels is checked with the shapes (infer.windows.conv)."""
+    x = expect_int(v, name)
+    if x <= 0:
+        raise ArgError(f"`{name}` must be a positive integer, got {x}", v.span,
+                       f"Keras: The number of groups must be a positive integer. Received: "
+                       f"groups={x}.")
+    return x
 
 
 def zero_padding(rank: int) -> Converter:
@@ -277,7 +288,7 @@ def _conv_params(rank: int, separable: bool = False, depthwise: bool = False) ->
                  Param("depth_multiplier", positive_int, 1)]
     else:
         head += [DATA_FORMAT, Param("dilation_rate", t, ones),
-                 Param("groups", must_be(1, why="grouped convolutions are not implemented yet"), 1)]
+                 Param("groups", conv_groups, 1)]
     head += [_activation_param(), Param("use_bias", boolean, True)]
     if separable:
         inits = [_init("depthwise_initializer", "GlorotUniform"),

@@ -161,8 +161,8 @@ def _layer_ops(info, w: dict[str, np.ndarray], flat_cf: tuple[int, ...] | None
         k, s, d = L["kernel_size"], L["strides"], L["dilation_rate"]
         pads = _pads(shape, k, s, d, L["padding"])
         if fam == "conv":
-            return _conv(cls, c, L["filters"], k, s, d, 1, w["kernel"].transpose(r + 1, r, *range(r)),
-                         w.get("bias"), pads), None
+            return _conv(cls, c, L["filters"], k, s, d, L.args.get("groups", 1),
+                         w["kernel"].transpose(r + 1, r, *range(r)), w.get("bias"), pads), None
         m = L["depth_multiplier"]
         dw = w["kernel" if fam == "depthwise_conv" else "depthwise_kernel"]
         dw = dw.reshape(*k, c * m).transpose(r, *range(r))[:, None]

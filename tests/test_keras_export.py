@@ -34,11 +34,14 @@ SHAPES = {1: "(10, 3)", 2: "(8, 8, 3)", 3: "(5, 6, 4, 2)"}
 # One or more .cnn lines per layer kind, with arguments away from their defaults
 # (initializers, regularizers, activations), and the input rank each needs.
 SAMPLES: dict[str, list[tuple[int, str]]] = {
-    "Conv1D": [(1, "Conv1D(3, 3, padding='causal', dilation_rate=2, activation='gelu')")],
+    "Conv1D": [(1, "Conv1D(3, 3, padding='causal', dilation_rate=2, activation='gelu')"),
+               (1, "Conv1D(6, 2, groups=3)")],
     "Conv2D": [(2, "Conv2D(4, (3, 2), strides=2, padding='same', activation='relu', "
                    "kernel_initializer=RandomNormal(stddev=0.1, seed=3), bias_initializer='ones', "
-                   "kernel_regularizer=l2(0.001), bias_regularizer=L1L2(l1=0.01, l2=0.02))")],
-    "Conv3D": [(3, "Conv3D(2, 2, use_bias=False, kernel_initializer='he_normal')")],
+                   "kernel_regularizer=l2(0.001), bias_regularizer=L1L2(l1=0.01, l2=0.02))"),
+               (2, "Conv2D(6, 3, groups=3, padding='same')")],
+    "Conv3D": [(3, "Conv3D(2, 2, use_bias=False, kernel_initializer='he_normal')"),
+               (3, "Conv3D(4, 2, groups=2, padding='same')")],
     "MaxPooling1D": [(1, "MaxPooling1D(3, strides=1, padding='same')")],
     "MaxPooling2D": [(2, "MaxPooling2D((2, 3), strides=(1, 2), padding='same')")],
     "MaxPooling3D": [(3, "MaxPooling3D()")],

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
+from .. import shapes as sh
 from ..ir import Layer
 from .common import _need_rank, _channels, _spatial_out, _rf, _weight, _macs
-from .core import Flow, LayerInfo
+from .core import Flow, LayerInfo, ShapeError
 
 
 def _window(layer: Layer, x: Flow):
@@ -22,13 +23,26 @@ def _window(layer: Layer, x: Flow):
 
 
 def conv(layer: Layer, x: Flow) -> LayerInfo:
+    """Conv1D/2D/3D, grouped when groups > 1: the channels split into `groups` groups,
+    each convolved with its own filters // groups filters; kernel (*k, C // groups, F)."""
+    f, g = layer["filters"], layer.args.get("groups", 1)
+    if f % g:
+        raise ShapeError(f"{layer.kind} filters={f} is not divisible by groups={g}",
+                         layer.span_of("groups"),
+                         "Keras: The number of filters must be evenly divisible by the number "
+                         f"of groups. Received: groups={g}, filters={f}.")
     c, k, out, rf, jump = _window(layer, x)
-    f = layer["filters"]
-    weights = [_weight(layer, "kernel", (*k, c, f), "kernel_initializer")]
+    if c % g:
+        raise ShapeError(f"{layer.kind} groups={g} does not divide its {c} input channels",
+                         layer.span_of("groups"),
+                         "Keras: The number of input channels must be evenly divisible by the "
+                         f"number of groups. Received groups={g}, but the input has {c} channels "
+                         f"(full input shape is {sh.fmt_shape(x.shape)}).")
+    weights = [_weight(layer, "kernel", (*k, c // g, f), "kernel_initializer")]
     if layer["use_bias"]:
         weights.append(_weight(layer, "bias", (f,), "bias_initializer"))
     return LayerInfo(layer, x, Flow((*out, f), rf, jump), tuple(weights),
-                     _macs(out, math.prod(k) * c * f))
+                     _macs(out, math.prod(k) * c // g * f))
 
 
 def depthwise_conv(layer: Layer, x: Flow) -> LayerInfo:

@@ -80,7 +80,8 @@ def _window(x: Value, k: Sequence[int], s: Sequence[int], d: Sequence[int], padd
 
 
 def _conv_weight(kernel: np.ndarray) -> np.ndarray:
-    """Keras (*k, C_in, C_out) -> ONNX (C_out, C_in, *k)."""
+    """Keras (*k, C_in, C_out) -> ONNX (C_out, C_in, *k); grouped, C_in is the channels
+    of one group in both (output channel o in group o // (C_out / groups) in both)."""
     r = kernel.ndim - 2
     return kernel.transpose(r + 1, r, *range(r))
 
@@ -106,7 +107,8 @@ def conv(step: Step, x: Value) -> Value:
                                  "Keras (*kernel_size, in, filters) permuted to (filters, in, *kernel_size)")]
     if "bias" in step.weights:          # use_bias, or a BatchNormalization folded in
         inputs.append(step.const("bias", step.weights["bias"]))
-    y = step.node("Conv", inputs, "conv", dilations=list(L["dilation_rate"]), group=1,
+    y = step.node("Conv", inputs, "conv", dilations=list(L["dilation_rate"]),
+                  group=L.args.get("groups", 1),
                   **step.window(x, L["kernel_size"], L["strides"], L["dilation_rate"], L["padding"]))
     return step.activate(_out(step, y))
 

@@ -88,8 +88,8 @@ class ConvMaxPool:
 
 def plan(layers: list[Layer], model) -> list[tuple]:
     """The steps that run `layers` (model order): (runner, tensors read, tensor made).
-    A conv whose only reader is a max pooling (and that is no model output) runs
-    fused with it."""
+    A conv (not grouped) whose only reader is a max pooling (and that is no model
+    output) runs fused with it."""
     readers = model.consumers
     outputs = set(model.outputs)
     steps: list[tuple] = []
@@ -101,7 +101,7 @@ def plan(layers: list[Layer], model) -> list[tuple]:
             src = layer.layer.inputs[0]
             conv = by_name.get(src)
             if (type(conv) is Conv and conv.activation in FUSABLE_ACTIVATIONS
-                    and readers.get(src) == (layer.name,) and src not in outputs):
+                    and conv.layer.args.get("groups", 1) == 1 and readers.get(src) == (layer.name,) and src not in outputs):
                 fused_into[layer.name] = conv
                 skip.add(src)
     for layer in layers:

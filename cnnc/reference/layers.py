@@ -92,10 +92,42 @@ def _spatial_args(layer, pooling: bool = False):
 
 class Conv(Layer):
     """Conv1D/2D/3D: im2col and one matrix product, the bias folded into it as a
-    column of ones; then the activation."""
+    column of ones; then the activation. Grouped (groups > 1): see `grouped`."""
 
     def compute(self, x, w, training, rng):
+        if self.layer.args.get("groups", 1) > 1:
+            return self.grouped(x, w, training)
         return self.linear(x, w, training)[0]
+
+    def grouped(self, x: Array, w: "_View", training: bool) -> Array:
+        """groups > 1: channel group i (C // groups channels) convolved with output
+        channels i*F/groups ... (i+1)*F/groups - 1 of the kernel (*k, C // groups, F).
+        One input channel per group is a depthwise convolution (ConvNeXt's: the kernel
+        (*k, 1, C*m) is the depthwise (*k, C, m) in the same order); otherwise an im2col
+        product per group."""
+        k, s, d = _spatial_args(self.layer)
+        g = self.layer["groups"]
+        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
+        xp = cv.pad(x, pads)
+        out = cv.out_sizes(xp.shape[1:-1], k, s, d, "valid")
+        kernel, bias = w["kernel"], w.get("bias")
+        cg, f = kernel.shape[-2:]
+        if cg == 1:
+            z = cv.depthwise(xp, kernel.reshape(*k, g, f // g), s, d, out)
+        else:
+            grids = cv.plain_grid(out, s)
+            z = np.empty((x.shape[0], *out, f), x.dtype)
+            patches = []
+            for ci, fi in _group_slices(g, cg, f // g):
+                patches.append(cv.Patches(xp[..., ci], k, d, grids))
+                z[..., fi] = patches[-1].times(kernel[..., fi].reshape(-1, f // g)).reshape(
+                    z[..., fi].shape)
+        if bias is not None:
+            z += bias
+        if training:     # what grouped_adjoint needs: the input (depthwise) or the patches
+            self.cache.update(xp=xp if cg == 1 else None, patches=None if cg == 1 else patches,
+                              xp_shape=xp.shape, pads=pads, out=out)
+        return z
 
     def linear(self, x: Array, w: "_View", training: bool, grids=None) -> Array:
         """The convolution plus bias, at the output positions of `grids` (default:
@@ -123,6 +155,8 @@ class Conv(Layer):
     def adjoint(self, dz, w, need_dx):
         """dz in the layout `linear` returned (any shape with the same element order)."""
         c = self.cache
+        if "out" in c:
+            return self.grouped_adjoint(dz, w, need_dx)
         _, _, d = _spatial_args(self.layer)
         kernel = w["kernel"]
         f = kernel.shape[-1]
@@ -135,6 +169,36 @@ class Conv(Layer):
         if need_dx:
             dx = cv.unpad(cv.input_grad(dz2, kernel, c["xp_shape"], d, c["grids"]), c["pads"])
         return dx, grads
+
+    def grouped_adjoint(self, dz, w, need_dx):
+        c = self.cache
+        k, s, d = _spatial_args(self.layer)
+        g = self.layer["groups"]
+        kernel = w["kernel"]
+        cg, f = kernel.shape[-2:]
+        if cg == 1:
+            dxp, dk = cv.depthwise_adjoint(dz, c["xp"], kernel.reshape(*k, g, f // g), s, d,
+                                           c["out"], need_dx)
+            dk = dk.reshape(kernel.shape)
+        else:
+            dk = np.empty_like(kernel)
+            dxp = np.empty(c["xp_shape"], dz.dtype) if need_dx else None
+            grids = cv.plain_grid(c["out"], s)
+            for (ci, fi), patches in zip(_group_slices(g, cg, f // g), c["patches"]):
+                dzi = np.ascontiguousarray(dz[..., fi]).reshape(-1, f // g)
+                dk[..., fi] = patches.t_times(dzi).reshape(dk[..., fi].shape)
+                if need_dx:
+                    dxp[..., ci] = cv.input_grad(dzi, kernel[..., fi], (*c["xp_shape"][:-1], cg),
+                                                 d, grids)
+        grads = {"kernel": dk}
+        if w.get("bias") is not None:
+            grads["bias"] = dz.reshape(-1, f).sum(axis=0)
+        return (None if dxp is None else cv.unpad(dxp, c["pads"])), grads
+
+
+def _group_slices(groups: int, cg: int, fg: int):
+    """(input channels, output channels) of each group of a grouped convolution."""
+    return [(slice(i * cg, (i + 1) * cg), slice(i * fg, (i + 1) * fg)) for i in range(groups)]
 
 
 def _depthwise_forward(layer: Layer, x: Array, kernel: Array, training: bool) -> Array:
