@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .diagnostics import CnncError, Diagnostic, Reporter, Source, UsageError
 from .files import read_bytes
@@ -39,26 +40,31 @@ class Checked:
         return self
 
 
-def check_text(text: str, path: str = "<string>") -> Checked:
-    """Parse, resolve, infer and lint; never raises for problems in the text."""
+def check_text(text: str, path: str = "<string>",
+               regroup: Callable[[ModelIR], ModelIR] | None = None) -> Checked:
+    """Parse, resolve, infer and lint; never raises for problems in the text.
+    `regroup`: applied to the resolved model before its shapes are inferred (a Keras
+    file's nested models, shown as one summary row each: groups.regroup)."""
     # The checker builds many small acyclic objects; the cycle collector only
     # slows it down (by half on a 10,000-layer stack).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(text, path)
+        return _check(text, path, regroup)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _check(text: str, path: str) -> Checked:
+def _check(text: str, path: str, regroup=None) -> Checked:
     rep = Reporter(path)
     statements = parse(text, rep)
     # A statement that did not parse is a layer missing from the stack: shapes after it
     # would only produce errors that are not the user's.
     syntax_lines = [d.span.line for d in rep.diagnostics if d.is_error and d.span]
     ir = resolve(statements, rep, path)
+    if regroup is not None:
+        ir = regroup(ir)
     analysis = infer(ir, rep, stop_after_line=min(syntax_lines, default=None))
     if not rep.has_errors:
         lint(ir, analysis, rep)

@@ -1,10 +1,11 @@
 """Summary rows that stand for several layers.
 
 A Keras script may define its own `keras.layers.Layer` subclass whose `call()` is
-built from Keras layers (Géron's ResidualUnit). cnnc follows that call, so the IR
-holds the inner layers and every phase runs them as usual; Keras's summary, though,
-shows the custom layer as one row (its name and class, the output of its call, the
-sum of its weights). `regroup` records which layers form which row; `summary_rows`
+built from Keras layers (Géron's ResidualUnit), or call a model as a layer (a nested
+model: a Keras application, a data-augmentation Sequential, ConvNeXt's stem in a
+.keras file). cnnc follows them, so the IR holds the inner layers and every phase runs
+them as usual; Keras's summary, though, shows each as one row (its name and class,
+the output of its call, the sum of its weights). `regroup` records which layers form which row; `summary_rows`
 gives the rows in Keras's order, for the summary and for comparing with Keras.
 """
 

@@ -31,7 +31,7 @@ class Layer:
     index: int = 0                      # creation order (statement order)
     input_spans: tuple[Span, ...] = ()  # where each input tensor was named in the call
     is_op: bool = False                 # arithmetic on tensors (Keras: an operation, not a layer)
-    group: str | None = None            # the summary row it is shown under (a custom layer)
+    group: str | None = None            # the summary row it is shown under (custom layer, nested model)
 
     @property
     def spec(self) -> LayerKind:
@@ -82,8 +82,8 @@ class ModelIR:
     functional: bool = False        # written with tensors (Keras's functional API)
     layer_order: tuple[str, ...] = ()   # Keras's model.layers order, InputLayers included
     detached: tuple[Layer, ...] = ()    # called on tensors but reaching no output: checked only
-    # Summary rows that stand for several layers (a script's custom Layer subclass, shown
-    # as Keras shows it: one row): row name -> the class shown. row_order is Keras's
+    # Summary rows that stand for several layers (a custom Layer subclass or a nested
+    # model, shown as Keras shows it: one row): row name -> the class shown. row_order is Keras's
     # model.layers with those rows in place of their layers (empty: layer_order).
     groups: Mapping[str, str] = field(default_factory=dict)
     row_order: tuple[str, ...] = ()

@@ -80,9 +80,9 @@ def check_file(path: str | Path):
     diagnostics in the file's terms, its weights read when asked for."""
     from ..frontend import Checked, check_text
     imp = import_file(path)
-    checked = check_text(imp.text, str(path))
+    checked = check_text(imp.text, str(path), _nested_rows(imp.model))
     diags = tuple(remap(d, imp) for d in checked.diagnostics)
-    if checked.ir is not None and (imp.model.nested or imp.model.depthwise):
+    if checked.ir is not None and imp.model.nested:
         from .weights import remember
         remember(checked.ir, imp.model)        # where a --weights file keeps their weights
     loader = None
@@ -92,10 +92,20 @@ def check_file(path: str | Path):
                    weights=loader)
 
 
+def _nested_rows(model):
+    """The IR with each nested model's layers (flattened by config.parse) shown as one
+    summary row, the nested model's, as Keras's summary shows it; None when none."""
+    rows = {l.name: l.row for l in model.layers if l.row is not None}
+    if not rows:
+        return None
+    from ..groups import regroup
+    return lambda ir: regroup(ir, rows)
+
+
 def read_weights(imp: Imported, analysis) -> dict:
     from . import weights
     with imp.container.open_weights() as root:
-        return weights.read(root, analysis, imp.model.tree, f"'{imp.path}'", imp.model.depthwise,
+        return weights.read(root, analysis, imp.model.tree, f"'{imp.path}'",
                             imp.model.origins())
 
 

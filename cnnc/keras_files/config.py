@@ -45,9 +45,9 @@ class KLayer:
     listed: bool = False                # called on a list of tensors: Add()([a, b])
     operands: list[Operand] = field(default_factory=list)  # ops: the call's arguments
     built: list | None = None           # build_config's input_shape, when the file has it
-    keras_cls: str = ""                 # the file's class when cnnc builds another (below)
     origin: str = ""                    # the file's name of a nested model's layer renamed here
     parent: str = ""                    # the nested model it comes from: "outer/inner (Sequential)"
+    row: tuple[str, str] | None = None  # the outermost nested model: (name, class), its summary row
 
     @property
     def is_input(self) -> bool:
@@ -80,9 +80,6 @@ class KModel:
     # model's InputLayer are not there (weights.keras3_paths numbers them)
     tree: list[tuple] = field(default_factory=list)
     nested: int = 0                    # how many nested models were flattened into it
-    # Conv(filters=C, groups=C) on C channels, built as DepthwiseConv (see _as_depthwise):
-    # layer name -> the file's kernel shape (kh, kw, 1, C), read as (kh, kw, C, 1)
-    depthwise: dict[str, tuple] = field(default_factory=dict)
 
     def layer(self, name: str) -> KLayer:
         return next(l for l in self.layers if l.name == name)
@@ -131,8 +128,6 @@ def parse(model: dict, where: str, depth: int = 0) -> KModel:
     out.tree = [(l.name, l.cls, None) for l in out.layers
                 if not l.is_op and not (out.sequential and l.is_input)]
     _flatten(out, where, depth)
-    if depth == 0:
-        _as_depthwise(out)
     if len(out.layers) > MAX_LAYERS:
         raise KerasFileError(f"cannot read {where}: {len(out.layers):,} layers with the nested "
                              f"models' layers, over cnnc's limit of {MAX_LAYERS:,}")
@@ -394,6 +389,7 @@ def _flatten(m: KModel, where: str, depth: int) -> None:
             if frozen:
                 il.config = dict(il.config, trainable=False)
             il.parent = f"{l.name}/{il.parent}" if il.parent else f"{l.name} ({l.cls})"
+            il.row = (l.name, l.cls)
             layers.append(il)
         out = inner.outputs[0]
         alias[l.name] = inputs.get(out) or rename.get(out, out)
@@ -439,59 +435,6 @@ def _unique_names(inner: KModel, taken: set[str], prefix: str) -> dict[str, str]
 def _renamed_tree(tree: list[tuple], rename: dict[str, str]) -> list[tuple]:
     return [(n if sub is not None else rename.get(n, n), c,
              None if sub is None else _renamed_tree(sub, rename)) for n, c, sub in tree]
-
-
-# --- grouped convolutions that are depthwise ------------------------------------------------------
-
-_DEPTHWISE_KEYS = {"kernel_initializer": "depthwise_initializer",
-                   "kernel_regularizer": "depthwise_regularizer",
-                   "kernel_constraint": "depthwise_constraint"}
-
-
-def _cnnc_has_groups(cls: str, groups: int) -> bool:
-    """Whether cnnc's own kind accepts this `groups` (then no rewrite is needed)."""
-    from ..arguments import ArgError
-    from .. import syntax as S
-    from ..diagnostics import Span
-    kind = kinds.lookup(cls)
-    param = next((p for p in kind.params if p.name == "groups"), None) if kind else None
-    if param is None:
-        return False
-    span = Span(1, 1, 1, 1)
-    try:
-        param.convert(S.Number(groups, str(groups), span), "groups")
-    except (ArgError, TypeError, ValueError):
-        return False
-    return True
-
-
-def _as_depthwise(m: KModel) -> None:
-    """Conv1D/2D/3D(filters=C, groups=C) on an input of C channels (ConvNeXt's
-    depthwise_conv) is DepthwiseConv1D/2D/3D(depth_multiplier=1): the same arithmetic,
-    the same parameters, the kernel (kh, kw, 1, C) read as (kh, kw, C, 1) (the same
-    numbers in the same order). Only while cnnc has no grouped convolutions, and only
-    when the file says the input's channels (build_config)."""
-    for l in m.layers:
-        if l.cls not in ("Conv1D", "Conv2D", "Conv3D"):
-            continue
-        c = l.config
-        groups, filters = c.get("groups"), c.get("filters")
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 1 or \
-                filters != groups or c.get("data_format") not in (None, "channels_last"):
-            continue
-        if not l.built or l.built[-1] != groups or _cnnc_has_groups(l.cls, groups):
-            continue
-        rank = int(l.cls[-2])
-        ks = c.get("kernel_size")
-        ks = ks.get("config", {}).get("value") if isinstance(ks, dict) else ks
-        ks = [ks] * rank if isinstance(ks, int) else ks
-        if not isinstance(ks, list) or len(ks) != rank or not all(isinstance(k, int) for k in ks):
-            continue
-        config = {_DEPTHWISE_KEYS.get(k, k): v for k, v in c.items() if k not in ("filters", "groups")}
-        config["depth_multiplier"] = 1
-        l.keras_cls, l.cls = l.cls, f"DepthwiseConv{rank}D"
-        l.config = config
-        m.depthwise[l.name] = (*ks, 1, groups)
 
 
 # --- what cnnc cannot build ----------------------------------------------------------------------

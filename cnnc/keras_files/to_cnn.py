@@ -221,9 +221,6 @@ def _header(model: KModel, source: str) -> list[str]:
     if model.nested:
         out.append("# nested models (a model called as a layer) are flattened: their layers "
                    "stand in their place")
-    if model.depthwise:
-        out.append("# Conv2D(filters=C, groups=C) on C channels is written DepthwiseConv2D "
-                   "(the same arithmetic and parameters; cnnc has no grouped convolutions)")
     return out
 
 

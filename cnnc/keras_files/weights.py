@@ -61,19 +61,17 @@ def keras3_paths(entries: Iterable[tuple], prefix: str = "layers/") -> dict[str,
 
 
 def read(root: Any, analysis, entries: Sequence[tuple], what: str,
-         depthwise: dict[str, tuple] | None = None, origins: dict[str, str] | None = None) -> dict:
+         origins: dict[str, str] | None = None) -> dict:
     """The weights of `analysis`'s model from an open HDF5 group, or WeightsError.
     `entries`: the saved layers (config.KModel.tree, nested models included);
-    `depthwise`: layers built as DepthwiseConv from a Conv(groups=filters), with the
-    file's kernel shape (config.KModel.depthwise); `origins`: nested models' layers that
-    cnnc renamed, with the file's names (config.KModel.origins())."""
+    `origins`: nested models' layers that cnnc renamed, with the file's names
+    (config.KModel.origins())."""
     from ..weights import WeightsError
-    depthwise = depthwise or {}
     if "layer_names" in root.attrs:
         nested = {n: _leaves(sub[0]) for n, _, *sub in entries if sub and sub[0] is not None}
-        arrays, problems = _read_keras2(root, analysis, what, depthwise, nested, origins or {})
+        arrays, problems = _read_keras2(root, analysis, what, nested, origins or {})
     elif "layers" in root:
-        arrays, problems = _read_keras3(root, analysis, entries, what, depthwise)
+        arrays, problems = _read_keras3(root, analysis, entries, what)
     else:
         raise WeightsError(f"'{what}' holds no Keras weights",
                            ["expected Keras 3's layers/<layer>/vars/<i> or Keras 2's "
@@ -89,17 +87,7 @@ def _weighted(analysis):
     return [i for i in analysis.infos if i.weights]
 
 
-def _array(ds, info, w, what: str, depthwise: dict[str, tuple]):
-    """The dataset as the weight `w` of layer `info`; a depthwise kernel saved by a
-    grouped Conv as (kh, kw, 1, C) is read as cnnc's (kh, kw, C, 1)."""
-    stored = depthwise.get(info.name)
-    if stored is not None and tuple(ds.shape) == stored and \
-            tuple(w.shape) == (*stored[:-2], stored[-1], 1):
-        return hdf5.read_array(ds, stored, what).reshape(w.shape)
-    return hdf5.read_array(ds, w.shape, what)
-
-
-def _read_keras3(root, analysis, entries, what, depthwise):
+def _read_keras3(root, analysis, entries, what):
     paths = keras3_paths(entries)
     found = hdf5.datasets(root, what)
     arrays, problems, used = {}, [], set()
@@ -117,7 +105,7 @@ def _read_keras3(root, analysis, entries, what, depthwise):
                 continue
             used.add(key)
             try:
-                arrays[f"{info.name}/{w.name}"] = _array(ds, info, w, what, depthwise)
+                arrays[f"{info.name}/{w.name}"] = hdf5.read_array(ds, w.shape, what)
             except ValueError as e:
                 problems.append(f"{label} {e}")
     by_path = {v: k for k, v in paths.items()}
@@ -165,7 +153,7 @@ def _split_nested(name, items, leaves, analysis, origins, problems):
     return out
 
 
-def _read_keras2(root, analysis, what, depthwise, nested, origins):
+def _read_keras2(root, analysis, what, nested, origins):
     names = hdf5.string_list_attr(root, "layer_names", what)
     saved = []          # (layer name, [(weight name, dataset)])
     referenced: set[str] = set()
@@ -214,7 +202,7 @@ def _read_keras2(root, analysis, what, depthwise, nested, origins):
             continue
         for w, (wn, ds) in zip(info.weights, items):
             try:
-                arrays[f"{info.name}/{w.name}"] = _array(ds, info, w, what, depthwise)
+                arrays[f"{info.name}/{w.name}"] = hdf5.read_array(ds, w.shape, what)
             except ValueError as e:
                 problems.append(f"'{info.name}/{w.name}' ({wn}) {e}")
     for key in sorted(hdf5.datasets(root, what)):
@@ -266,7 +254,7 @@ def remember(ir, model) -> None:
 
 
 def _layout(path: str, analysis):
-    """(entries, depthwise, origins) for reading `path` into `analysis`'s model: the
+    """(entries, origins) for reading `path` into `analysis`'s model: the
     nesting of the Keras file the model came from, else that of the full-model file
     `path` itself when it has nested models, else the IR's flat layers."""
     from . import config, container
@@ -277,21 +265,21 @@ def _layout(path: str, analysis):
             suffix_of(path) != ".weights.h5":
         with contextlib.suppress(KerasFileError):
             model = config.parse(container.read(path).config, f"'{path}'")
-    if model is not None and (model.nested or model.depthwise):
-        return model.tree, model.depthwise, model.origins()
-    return entries_of(analysis.model), {}, {}
+    if model is not None and model.nested:
+        return model.tree, model.origins()
+    return entries_of(analysis.model), {}
 
 
 def load_file(path: str, analysis) -> dict:
     """--weights w.weights.h5 (or a Keras .h5/.keras) for a model cnnc checked."""
     from .container import suffix_of
-    entries, depthwise, origins = _layout(path, analysis)
+    entries, origins = _layout(path, analysis)
     if suffix_of(path) == ".keras":
         from . import container
         c = container.read(path)
         if c.open_weights is None:
             raise KerasFileError(f"'{path}' has no model.weights.h5")
         with c.open_weights() as root:
-            return read(root, analysis, entries, f"'{path}'", depthwise, origins)
+            return read(root, analysis, entries, f"'{path}'", origins)
     with open_weights_file(path) as root:
-        return read(root, analysis, entries, f"'{path}'", depthwise, origins)
+        return read(root, analysis, entries, f"'{path}'", origins)
