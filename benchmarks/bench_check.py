@@ -1,5 +1,7 @@
-"""How fast is `cnnc check`? Whole-process time of check/summary on the MNIST net,
-and in-process check time of generated stacks of 10 to 10,000 layers.
+"""How fast is `cnnc check`? Whole-process time of check/summary on the MNIST net, on
+Keras scripts and notebooks (a generated 500+ line notebook, corpus excerpts: a
+281-layer ResNet script, transfer learning with MobileNetV2 built from the zoo), and
+in-process check time of generated stacks of 10 to 10,000 layers.
 
     python benchmarks/bench_check.py            # prints and updates docs/BENCHMARKS.md
 """
@@ -37,6 +39,36 @@ def process_time(args: list[str], runs: int = 21) -> float:
     return statistics.median(times)
 
 
+NOTEBOOK_CELLS = [
+    "import numpy as np\nimport matplotlib.pyplot as plt\nimport keras\nfrom keras import layers",
+    "(x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()\n"
+    "x_train = x_train.astype('float32') / 255\nx_test = x_test.astype('float32') / 255\n"
+    "y_train = keras.utils.to_categorical(y_train, 10)\nprint(x_train.shape)",
+    "def block(x, filters, n):\n    for i in range(n):\n"
+    "        x = layers.Conv2D(filters, 3, padding='same', activation='relu')(x)\n"
+    "        x = layers.BatchNormalization()(x)\n    return layers.MaxPooling2D()(x)",
+    "inputs = keras.Input(shape=x_train.shape[1:])\nx = block(inputs, 32, 2)\nx = block(x, 64, 2)\n"
+    "x = block(x, 128, 2)\nx = layers.Flatten()(x)\nx = layers.Dropout(0.5)(x)\n"
+    "outputs = layers.Dense(10, activation='softmax')(x)\nmodel = keras.Model(inputs, outputs)",
+    "model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
+    "history = model.fit(x_train, y_train, batch_size=64, epochs=2, validation_split=0.1)",
+    "plt.plot(history.history['loss'])\nplt.plot(history.history['val_loss'])\nplt.show()",
+]
+
+
+def notebook(min_lines: int = 500) -> str:
+    """A notebook of the usual cells, repeated (each model rebuilt) to `min_lines` lines."""
+    import json
+    cells, lines = [], 0
+    while lines < min_lines:
+        for src in NOTEBOOK_CELLS:
+            cells.append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                          "source": src.splitlines(keepends=True)})
+            cells.append({"cell_type": "markdown", "metadata": {}, "source": ["Next step."]})
+            lines += src.count("\n") + 2
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
 def stack(n_layers: int) -> str:
     lines = ["input (32, 32, 8)"] + [BLOCK[i % len(BLOCK)] for i in range(n_layers - 2)]
     return "\n".join(lines + ["GlobalAveragePooling2D()", "Dense(10, activation='softmax')"]) + "\n"
@@ -69,6 +101,22 @@ def main() -> None:
     t_python = statistics.median(
         [_timed([sys.executable, "-c", "pass"]) for _ in range(11)])
     rows = [(n, check_time(n)) for n in (10, 100, 1000, 10000)]
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        nb = Path(tmp) / "long.ipynb"
+        text = notebook()
+        nb.write_text(text)
+        import json
+        cells = json.loads(text)["cells"]
+        n_lines = sum(len("".join(c["source"]).splitlines()) for c in cells)
+        n_models = sum("keras.Model(" in "".join(c["source"]) for c in cells)
+        scripts = [(f"generated notebook, {n_lines} lines, {n_models} models",
+                    process_time(["check", str(nb)], 11))]
+    for name, what in (("pyis_resnet_cifar10.py", "ResNet-56 script, 281 layers"),
+                       ("tf_docs_transfer_learning.ipynb", "transfer learning, MobileNetV2 base"),
+                       ("homl3_ch14_resnet34.py", "ResNet-34 of custom layers")):
+        path = f"tests/data/scripts/{name}"
+        scripts.append((f"`{name}` ({what})", process_time(["check", path], 11)))
     lines = [
         "## `cnnc check` and `cnnc summary`",
         "",
@@ -82,6 +130,10 @@ def main() -> None:
         f"| `python -c pass` (interpreter start-up, for scale) | {t_python:.3f} |",
         "",
         f"`cnnc check` imports numpy/onnx/onnxruntime: {'yes (a regression)' if imports_heavy() else 'no'}.",
+        "",
+        "| Keras code, `cnnc check` whole process (median of 11) | seconds |",
+        "|---|---:|",
+        *[f"| {what}{' (goal < 0.3 s)' if i == 0 else ''} | {t:.3f} |" for i, (what, t) in enumerate(scripts)],
         "",
         "| generated stack | check time (parse + resolve + infer + lint) | per layer |",
         "|---:|---:|---:|",
