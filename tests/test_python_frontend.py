@@ -610,3 +610,22 @@ def test_export_takes_a_script_model(tmp_path):
     config = json.loads(zipfile.ZipFile(out).read("config.json"))
     names = [l["config"]["name"] for l in config["config"]["layers"]]
     assert names[:4] == ["input_layer_1", "conv2d", "batch_normalization", "conv_block.relu"]
+
+
+def test_a_model_used_as_a_layer_is_not_asked_for_with_model():
+    """A Sequential inside a custom layer (a shortcut branch) is a model the file builds,
+    but a part of the one the user means: commands pick the whole model without --model."""
+    sc = _check(HEADER + '''
+class Block(layers.Layer):
+    def __init__(self, filters):
+        super().__init__()
+        self.conv = layers.Conv2D(filters, 3, strides=2, padding="same")
+        self.down = keras.Sequential([layers.Conv2D(filters, 1, strides=2)])
+    def call(self, x):
+        return self.conv(x) + self.down(x)
+inputs = keras.Input(shape=(8, 8, 3))
+model = keras.Model(inputs, Block(4)(inputs))
+''')
+    assert len(sc.models) == 2
+    chosen = sc.select(None)
+    assert chosen.var == "model" and chosen.checked.analysis.total_params == 112 + 16

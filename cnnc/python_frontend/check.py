@@ -28,6 +28,7 @@ class FoundModel:
     checked: object = field(repr=False)   # frontend.Checked
     settings_only: bool = False      # its only errors are in compile()/fit(): shapes are good
     where: str = ""
+    nested: bool = False             # called as a layer of another model (a part of it)
 
     def as_dict(self) -> dict:
         return {"variable": self.var, "line": self.line, "where": self.where, "kind": self.kind,
@@ -45,8 +46,9 @@ class ScriptCheck:
     def select(self, name: str | None) -> FoundModel:
         """The model `--model NAME` names (its variable, or variable:line), or the only one."""
         if name is None:
-            if len(self.models) == 1:
-                return self.models[0]
+            whole = [m for m in self.models if not m.nested]   # parts of another model aside
+            if len(self.models) == 1 or len(whole) == 1:
+                return self.models[0] if len(self.models) == 1 else whole[0]
             if not self.models:
                 raise UsageError(f"'{self.source.path}' builds no Keras model that cnnc can follow",
                                  ["run `cnnc check` on it to see why"])
@@ -126,7 +128,7 @@ def check_script(path: str, text: str, model: str | None = None,
             d.span is not None and any(_inside(d.span, s) for s in out.settings_spans) for d in errors)
         checked = Checked(source, ir, analysis, tuple(diags))
         found.append(FoundModel(var, m.span.line, m.kind, checked, settings_only,
-                                src.where(m.span.line)))
+                                src.where(m.span.line), nested=m.used_as_layer))
         all_diags.extend(diags)
     if not ev.models and not rep.has_errors:
         all_diags.append(Diagnostic("error", "found no Keras model in this file", None, [
