@@ -193,7 +193,7 @@ def build(model: "Model", opset: int | None = None,
                                             INPUT_DOC + (f"; Keras input '{n.name}'" if len(in_names) > 1 else ""))
               for n, onnx_name in zip(ir.inputs, in_names)]
     shapes = ", ".join(str(tuple(n.shape)) for n in ir.inputs)
-    graph = helper.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.initializers,
+    graph = helper.make_graph(g.nodes, model.name or "model", inputs, outputs, initializer=g.initializers,
                               doc_string=f"cnnc model '{model.name}' from {ir.path}; "
                                          f"input {shapes} per sample, channels_last")
     proto = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],

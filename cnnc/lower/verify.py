@@ -112,7 +112,10 @@ def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[
         outs = trial.output_shapes
         if trial.complete and all(o is not None and None not in o for o in outs):
             return filled, [tuple(o) for o in outs]
-    raise VerificationError(f"found no input size that fits the model's inputs {shapes}")
+    from ..diagnostics import UsageError     # the model's doing, not a cnnc bug
+    raise UsageError(f"cnnc runs the ONNX graph once to verify it, but no size from 32 to 1024 "
+                     f"fits the unknown sizes of the model's inputs {shapes}",
+                     ["give the input fixed sizes, e.g. input (256, 256, 3) or Input(shape=(256, 256, 3))"])
 
 
 def smoke_run(proto: "onnx.ModelProto | bytes | str", analysis: Analysis, batch: int = 2) -> bool:

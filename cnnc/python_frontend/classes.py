@@ -206,7 +206,7 @@ class ClassesMixin:
         v = given.value
         inputs = [v.node] if isinstance(v, TensorVal) else [
             t.node for t in v if isinstance(t, TensorVal)] if isinstance(v, (list, tuple)) else []
-        self.nodes.append(TNode("apply", self.span(node), layer=stand_in, inputs=inputs,
+        self.add_node(TNode("apply", self.span(node), layer=stand_in, inputs=inputs,
                                 listed=not isinstance(v, TensorVal),
                                 operand_spans=[given.span] * max(len(inputs), 1)))
         return TensorVal(len(self.nodes) - 1)
@@ -303,7 +303,7 @@ class ClassesMixin:
         shape = self.tensor_shape(t, node)
         if not isinstance(shape, tuple):
             return False
-        inner.data_shape = shape[1:]
+        inner.data_shape, inner.data_span = shape[1:], self.span(node)
         self.trace_subclassed(inner, None)
         return inner.style is not None
 
@@ -353,7 +353,7 @@ class ClassesMixin:
             new = TNode(old.kind, old.span, layer=old.layer, inputs=[mapping[i] for i in old.inputs],
                         listed=old.listed, op=old.op, constant=old.constant, reverse=old.reverse,
                         operand_spans=old.operand_spans, extra=old.extra, keras_name=old.keras_name)
-            self.nodes.append(new)
+            self.add_node(new)
             mapping[k] = len(self.nodes) - 1
         return TensorVal(mapping[outs[0]])
 
@@ -416,7 +416,7 @@ class ClassesMixin:
                 self.trace_sequential(m, input_shape)
 
     def traced_input(self, m: ModelVal, shape: tuple, span: Span) -> TensorVal:
-        self.nodes.append(TNode("input", span, input_args=[ArgVal("shape", tuple(shape), span)]))
+        self.add_node(TNode("input", span, input_args=[ArgVal("shape", tuple(shape), span)]))
         return TensorVal(len(self.nodes) - 1)
 
     def model_shape(self, m: ModelVal, input_shape) -> tuple[tuple, Span] | None:
@@ -524,6 +524,7 @@ class ClassesMixin:
         if found is None:
             return
         shape, span = found
+        span = span or m.span
         t = self.traced_input(m, shape, span)
         start = len(self.nodes)
         self.tracing, self.trace_prefix = True, m.keras_name or "model"

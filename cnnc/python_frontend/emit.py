@@ -143,7 +143,9 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
         if isinstance(name, str):
             out.statements.append(S.ModelDecl(name, m.name_span or m.span, m.name_span or m.span))
         elif m.name is not None and not isinstance(m.name, str):
-            to_syntax(m.name, m.name_span or m.span, "the model's name")
+            to_syntax(m.name, m.name_span or m.span, "the model's name")   # Unknown: says so
+            raise EmitError(f"the model's name must be a string, got {m.name!r}",
+                            m.name_span or m.span, "Keras refuses it too")
         if m.kind == "sequential":
             _sequential(m, nodes, input_shape, out)
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from typing import Any
 
 from ..diagnostics import Reporter, Span
@@ -32,6 +33,8 @@ MAX_ITERATIONS = 50_000      # iterations of all loops together
 MAX_CALL_DEPTH = 32          # helper functions calling helper functions
 MAX_SEQUENCE = 100_000       # elements of a list, tuple or string the script builds
 MAX_INT = 2 ** 63
+MAX_NODES = 20_000           # layers and tensors a script builds (NASNetLarge has ~1,300)
+MAX_ITEMS = 5_000_000        # elements of all the lists and tuples it builds together
 
 
 class Budget(Exception):
@@ -98,6 +101,20 @@ _ARRAY_METHODS = {"reshape", "astype", "mean", "std", "max", "min", "sum", "copy
                   "flatten", "ravel", "transpose", "argmax"}
 
 
+_SEQUENCES = (str, bytes, list, tuple)
+_WIDTHS = re.compile(r"\d+")
+
+
+def _small_format(fmt: str, values: tuple, percent: bool = False) -> bool:
+    """Whether formatting `fmt` stays small: no width or precision (written, or taken
+    from the values by `*` or a nested `{}`) beyond MAX_SEQUENCE. Python would build
+    a gigabyte for `'{:{}}'.format(1, 10**9)` before cnnc could look at the result."""
+    if any(int(d) > MAX_SEQUENCE for d in _WIDTHS.findall(fmt) if len(d) > 5):
+        return False
+    nested = ("*" in fmt) if percent else fmt.count("{") > 1
+    return not nested or not any(_is_int(v) and abs(v) > MAX_SEQUENCE for v in values)
+
+
 def _known(v) -> bool:
     return not isinstance(v, Unknown)
 
@@ -128,6 +145,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         self.trace_prefix = "op"              # hidden names' prefix while tracing
         self.self_stack: list = []            # `self` of the methods running now (super())
         self.layer_seq = 0
+        self.items_made = 0                   # see count_items
 
     # --- the module ---------------------------------------------------------------
 
@@ -149,6 +167,11 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             span = e.span if isinstance(e, Budget) else None
             self.rep.error(e.message if isinstance(e, Budget) else
                            "a model here nests too deeply for cnnc to follow", span)
+
+    def add_node(self, t: TNode) -> None:
+        if len(self.nodes) >= MAX_NODES:
+            raise Budget(f"the script builds more than {MAX_NODES:,} layers and tensors", t.span)
+        self.nodes.append(t)
 
     def next_seq(self) -> int:
         self.layer_seq += 1
@@ -395,7 +418,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         for name in names:
             cur = scope.lookup(name)
             if cur is not _MISSING or name:
-                scope.vars[name] = Unknown(f"its value {why}", span)
+                scope.vars[name] = Unknown(why, span)
 
     def do_for(self, stmt: ast.For, scope: Scope) -> None:
         it = self.iterable(self.eval(stmt.iter, scope), stmt.iter)
@@ -508,11 +531,20 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             else:
                 out.append(self.eval(e, scope))
             self.check_size(out, e)
+        self.count_items(len(out), elts[0] if elts else None)
         return out
 
     def check_size(self, seq, node) -> None:
         if len(seq) > MAX_SEQUENCE:
             raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
+
+    def count_items(self, n: int, node) -> None:
+        """Every list, tuple and string the script builds counts against one budget
+        (each may hold 100,000 items, but not ten thousand of them)."""
+        self.items_made += n
+        if self.items_made > MAX_ITEMS:
+            raise Budget(f"the script builds more than {MAX_ITEMS:,} list items and characters "
+                         "in all", self.span(node) if node is not None else None)
 
     def e_Dict(self, node, scope):
         out = {}
@@ -545,6 +577,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 if not isinstance(spec, str):
                     return Unknown("an f-string format cnnc cannot follow", self.span(node))
             conv = {115: str, 114: repr, 97: ascii}.get(v.conversion)
+            if not _small_format(spec, ()):
+                return Unknown("an f-string formatted wider than cnnc allows", self.span(node))
             try:
                 parts.append(format(conv(x) if conv else x, spec))
             except (ValueError, TypeError):
@@ -612,6 +646,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if isinstance(a, ArrayVal) or isinstance(b, ArrayVal):
             return self.array_arith(a, b, node)
         if op is ast.Mod and isinstance(a, str):
+            if not _small_format(a, b if isinstance(b, tuple) else (b,), percent=True):
+                return Unknown("a string formatted wider than cnnc allows", self.span(node))
             try:
                 out = a % b
             except (TypeError, ValueError, KeyError):
@@ -625,16 +661,19 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 return {ast.BitOr: operator.or_, ast.BitAnd: operator.and_, ast.BitXor: operator.xor,
                         ast.LShift: operator.lshift, ast.RShift: operator.rshift}[op](a, b)
             return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", self.span(node))
-        if op is ast.Mult and (isinstance(a, (str, list, tuple)) or isinstance(b, (str, list, tuple))):
+        if op is ast.Mult and (isinstance(a, _SEQUENCES) or isinstance(b, _SEQUENCES)):
             n = b if _is_int(b) else a
             seq = a if _is_int(b) else b
-            if _is_int(n) and isinstance(seq, (str, list, tuple)) and n * len(seq) > MAX_SEQUENCE:
-                raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
+            if _is_int(n) and isinstance(seq, _SEQUENCES):
+                if n * len(seq) > MAX_SEQUENCE:
+                    raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
+                self.count_items(max(n, 0) * len(seq), node)
         if op is ast.Pow and isinstance(b, (int, float)) and (abs(b) > 64 or (isinstance(a, (int, float)) and abs(a) > MAX_INT)):
             return Unknown("a power this large", self.span(node))
-        if op is ast.Add and isinstance(a, (str, list, tuple)) and isinstance(b, type(a)) \
-                and len(a) + len(b) > MAX_SEQUENCE:
-            raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
+        if op is ast.Add and isinstance(a, _SEQUENCES) and isinstance(b, type(a)):
+            if len(a) + len(b) > MAX_SEQUENCE:
+                raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
+            self.count_items(len(a) + len(b), node)
         try:
             out = fn(a, b)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
@@ -750,6 +789,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if k == len(node.generators):
                 out.append(produce(inner))
                 self.check_size(out, node)
+                self.count_items(1, node)
                 return None
             gen = node.generators[k]
             it = self.iterable(self.eval(gen.iter, inner), gen.iter)
@@ -1022,6 +1062,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 it = self.iterable(vals[0], node)
                 if isinstance(it, Unknown):
                     return it
+                self.count_items(len(it), node)
                 return tuple(it) if name == "tuple" else list(it)
             if name == "dict":
                 base = dict(vals[0]) if vals and isinstance(vals[0], dict) else {}
@@ -1076,11 +1117,13 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if name == "append" and len(vals) == 1:
                 obj.append(vals[0])
                 self.check_size(obj, node)
+                self.count_items(1, node)
                 self.touched = self.touched or isinstance(vals[0], (LayerVal, TensorVal, ModelVal))
                 return None
             if name == "extend" and len(vals) == 1 and isinstance(vals[0], (list, tuple, range)):
                 obj.extend(vals[0])
                 self.check_size(obj, node)
+                self.count_items(len(vals[0]), node)
                 return None
             if name == "insert" and len(vals) == 2 and _is_int(vals[0]):
                 obj.insert(vals[0], vals[1])
@@ -1114,12 +1157,20 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if name in ("startswith", "endswith") and vals and isinstance(vals[0], (str, tuple)):
                 return getattr(obj, name)(vals[0])
             if name == "replace" and len(vals) == 2 and all(isinstance(v, str) for v in vals):
+                old, new = vals           # the result's length first: never build a huge string
+                n = obj.count(old) if old else len(obj) + 1
+                if len(obj) + n * (len(new) - len(old)) > MAX_SEQUENCE:
+                    return Unknown("a long string", span)
                 out = obj.replace(*vals)
                 return out if len(out) <= MAX_SEQUENCE else Unknown("a long string", span)
             if name == "join" and vals and isinstance(vals[0], (list, tuple)) and all(isinstance(v, str) for v in vals[0]):
+                if sum(map(len, vals[0])) + len(obj) * len(vals[0]) > MAX_SEQUENCE:
+                    return Unknown("a long string", span)
                 out = obj.join(vals[0])
                 return out if len(out) <= MAX_SEQUENCE else Unknown("a long string", span)
             if name == "format" and all(isinstance(v, (int, float, str, bool, type(None))) for v in list(vals) + list(kws.values())):
+                if not _small_format(obj, (*vals, *kws.values())):
+                    return Unknown("a string formatted wider than cnnc allows", span)
                 try:
                     out = obj.format(*vals, **kws)
                 except (IndexError, KeyError, ValueError):
@@ -1287,7 +1338,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         span = self.span(node)
         args = keras2.translate_input(cls, args, self.rep)
         named = any(a.keyword == "name" for a in args)
-        self.nodes.append(TNode("input", span, input_args=args, input_cls="Input",
+        self.add_node(TNode("input", span, input_args=args, input_cls="Input",
                                 keras_name=None if named else self.keras_name("InputLayer")))
         return TensorVal(len(self.nodes) - 1)
 
@@ -1333,7 +1384,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         layer.uses += 1
         t = TNode("apply", span, layer=layer, inputs=inputs, listed=listed, operand_spans=spans)
         t.extra = extra
-        self.nodes.append(t)
+        self.add_node(t)
         return TensorVal(len(self.nodes) - 1)
 
     def tensor_op(self, op: str, operands, node):
@@ -1349,7 +1400,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         t = TNode("op", self.span(node), op=op, inputs=tensors, operand_spans=spans, keras_name=name,
                   constant=numbers[0] if numbers else None,
                   reverse=len(operands) == 2 and not isinstance(operands[0][0], TensorVal))
-        self.nodes.append(t)
+        self.add_node(t)
         return TensorVal(len(self.nodes) - 1)
 
     # --- models ----------------------------------------------------------------------------
@@ -1472,7 +1523,15 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if t.node in cached:
             return cached[t.node]
         probe = ModelVal("functional", span, outputs=t)
-        out = emit(probe, self.nodes, None)
+        # Tensors whose shape an earlier probe found stand in as inputs of that shape, so
+        # each probe checks only the layers since then (linear, not quadratic, in a loop
+        # that asks `x.shape` every block)
+        nodes = list(self.nodes)
+        for k, known in cached.items():
+            if isinstance(known, tuple) and k != t.node:
+                nodes[k] = TNode("input", nodes[k].span,
+                                 input_args=[ArgVal("shape", tuple(known[1:]), nodes[k].span)])
+        out = emit(probe, nodes, None)
         result: tuple | Unknown
         if out.problems:
             result = Unknown(f"`{self.snippet(node)}`: {out.problems[0][0]}", span)

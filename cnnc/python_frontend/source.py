@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from dataclasses import dataclass, field
 
 from ..diagnostics import Reporter, Span, UsageError
@@ -141,7 +142,9 @@ def _note_non_ascii(src: ScriptSource) -> None:
 def _parse_chunk(code: str, first_line: int, src: ScriptSource, rep: Reporter) -> Chunk:
     chunk = Chunk(first_line)
     try:
-        tree = ast.parse(code)
+        with warnings.catch_warnings():     # Python's own complaints (invalid escapes)
+            warnings.simplefilter("ignore")  # are not about the model; never on the terminal
+            tree = ast.parse(code)
     except SyntaxError as e:
         line = (e.lineno or 1) + first_line - 1
         col = max(e.offset or 1, 1)
