@@ -629,3 +629,35 @@ model = keras.Model(inputs, Block(4)(inputs))
     assert len(sc.models) == 2
     chosen = sc.select(None)
     assert chosen.var == "model" and chosen.checked.analysis.total_params == 112 + 16
+
+
+def test_feature_extraction_with_layers_get_layer_and_output():
+    """The Keras guide's feature extractors: model.inputs of a Sequential, layer.output,
+    get_layer(name); and an application's inner layer (Keras 3.15.1: totals 20,928,
+    11,680, 7,635,264; names functional_1, functional_3, functional_4)."""
+    sc = _check(HEADER + '''
+initial_model = keras.Sequential([
+    keras.Input(shape=(250, 250, 3)),
+    layers.Conv2D(32, 5, strides=2, activation="relu"),
+    layers.Conv2D(32, 3, activation="relu"),
+    layers.Conv2D(32, 3, activation="relu")])
+feature_extractor = keras.Model(inputs=initial_model.inputs,
+                                outputs=[layer.output for layer in initial_model.layers])
+initial_model2 = keras.Sequential([
+    keras.Input(shape=(250, 250, 3)),
+    layers.Conv2D(32, 5, strides=2, activation="relu"),
+    layers.Conv2D(32, 3, activation="relu", name="my_intermediate_layer"),
+    layers.Conv2D(32, 3, activation="relu")])
+feature_extractor2 = keras.Model(inputs=initial_model2.inputs,
+                                 outputs=initial_model2.get_layer(name="my_intermediate_layer").output)
+base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(64, 64, 3))
+feat = keras.Model(base.input, base.get_layer("block4_pool").output)
+''')
+    assert not _errors(sc)
+    found = {m.var: m.checked for m in sc.models}
+    want = {"feature_extractor": ("functional_1", 20928, 3), "feature_extractor2": ("functional_3", 11680, 1),
+            "feat": ("functional_4", 7635264, 1)}
+    for var, (name, total, outputs) in want.items():
+        ir = found[var].ir
+        assert (ir.name, found[var].analysis.total_params, len(ir.outputs)) == (name, total, outputs)
+    assert found["feature_extractor"].ir.outputs == ("conv2d", "conv2d_1", "conv2d_2")

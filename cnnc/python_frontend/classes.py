@@ -399,6 +399,95 @@ class ClassesMixin:
             stack.extend(self.nodes[k].inputs)
         return out
 
+    # --- looking into a model: model.layers, model.get_layer(), layer.output --------
+
+    def seq_graph(self, m: ModelVal):
+        """A Sequential's layers called on its input now, as Keras has built it once its
+        input shape is known: {"input", "last", "outputs": {id(layer): tensor}, "n"}."""
+        g = m.prebuilt
+        if g is not None and g["n"] == len(m.items):
+            return g
+        if g is None:
+            items = m.items
+            first = items[0] if items else None
+            if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
+                t, start = first, 1
+            else:
+                found = self.first_layer_shape(first, strip=False) or (
+                    (m.build_shape[1:], m.build_span) if isinstance(m.build_shape, (tuple, list))
+                    and len(m.build_shape) >= 2 else None)
+                if found is None:
+                    return Unknown("the Sequential model's input shape is not known at this point "
+                                   "(Keras has not built it yet)", m.span)
+                t, start = self.traced_input(m, found[0], found[1]), 0
+            g = m.prebuilt = {"input": t, "last": t, "outputs": {}, "n": start}
+        for k in range(g["n"], len(m.items)):
+            item, span = m.items[k], m.item_spans[k]
+            if isinstance(item, ModelVal):
+                out = self.apply_model(item, [ArgVal(None, g["last"], span)], self.fake_call(span))
+            elif isinstance(item, LayerVal):
+                out = self.call_layer_on(item, g["last"], span)
+            else:
+                out = Unknown("cnnc cannot follow this item of the Sequential", span)
+            if not isinstance(out, TensorVal):
+                return out if isinstance(out, Unknown) else Unknown("this layer cannot be followed", span)
+            g["outputs"][id(item)], g["last"], g["n"] = out, out, k + 1
+        return g
+
+    def model_layers(self, m: ModelVal) -> list | Unknown:
+        """model.layers: a Sequential's items, a functional model's layers in creation order."""
+        if m.kind == "sequential":
+            return [i for i in m.items if isinstance(i, (LayerVal, ModelVal))]
+        unique = {id(l): l for l in self.layers_of(m)}
+        return sorted(unique.values(), key=lambda l: l.seq)
+
+    def layer_output(self, layer, span: Span):
+        """layer.output: the tensor its (single) call made, in the model that holds it."""
+        owner = next((m for m in self.models if m.kind == "sequential" and any(
+            i is layer for i in m.items)), None)
+        if owner is not None:
+            g = self.seq_graph(owner)
+            if isinstance(g, Unknown):
+                return g
+            return g["outputs"].get(id(layer), Unknown("this layer has no output yet", span))
+        made = [k for k, n in enumerate(self.nodes) if n.layer is layer]
+        if len(made) == 1:
+            return TensorVal(made[0])
+        return Unknown("this layer is called " + ("never" if not made else f"{len(made)} times")
+                       + "; cnnc knows the output of a layer called once", span)
+
+    def model_attribute(self, m: ModelVal, attr: str, span: Span):
+        """model.inputs/outputs/input/output and model.layers."""
+        if attr == "layers":
+            return self.model_layers(m)
+        if m.kind == "sequential":
+            g = self.seq_graph(m)
+            if isinstance(g, Unknown):
+                return g
+            v = g["last"] if attr.startswith("output") else g["input"]
+        else:
+            v = m.outputs if attr.startswith("output") else m.inputs
+        if attr.endswith("s") and isinstance(v, TensorVal):
+            return [v]
+        if not attr.endswith("s") and isinstance(v, list) and len(v) == 1:
+            return v[0]
+        return v
+
+    def get_layer(self, m: ModelVal, args: list[ArgVal], span: Span):
+        """model.get_layer(name) or get_layer(index=...)."""
+        from .emit import _given_name
+        layers = self.model_layers(m)
+        if isinstance(layers, Unknown):
+            return layers
+        name = next((a.value for a in args if a.keyword in (None, "name")), None)
+        index = next((a.value for a in args if a.keyword == "index"), None)
+        if isinstance(index, int) and not isinstance(index, bool) and -len(layers) <= index < len(layers):
+            return layers[index]
+        for layer in layers:
+            if isinstance(layer, LayerVal) and _given_name(layer) == name:
+                return layer
+        return Unknown(f"the model has no layer {name!r} cnnc knows", span)
+
     # --- tracing models whose graph only call() (or a custom layer) gives ----------
 
     def trace_models(self, input_shape: tuple | None) -> None:
@@ -428,6 +517,13 @@ class ClassesMixin:
             return None
 
     def trace_sequential(self, m: ModelVal, input_shape) -> None:
+        if m.prebuilt is not None:             # built already for model.layers[i].output
+            graph = self.seq_graph(m)
+            if isinstance(graph, Unknown):
+                m.problems.append((graph.why, graph.span or m.span, ()))
+                return
+            m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", graph["input"], graph["last"]
+            return
         items = list(zip(m.items, m.item_spans))
         first = items[0][0]
         if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
@@ -489,18 +585,21 @@ class ClassesMixin:
                 return tuple(a.value), span
         return None
 
-    def first_layer_shape(self, layer) -> tuple[tuple, Span] | None:
-        """The first layer's input_shape= (or input_dim=), taken off the layer."""
+    def first_layer_shape(self, layer, strip: bool = True) -> tuple[tuple, Span] | None:
+        """The first layer's input_shape= (or input_dim=), taken off the layer (`strip`)."""
         if not isinstance(layer, LayerVal):
             return None
         for a in layer.args:
             if a.keyword in _SHAPE_ARGS and isinstance(a.value, (tuple, list)):
-                layer.args = [x for x in layer.args if x.keyword not in _SHAPE_ARGS]
                 shape = tuple(a.value)
-                return (shape[1:] if a.keyword.startswith("batch") else shape), a.span
-            if a.keyword == "input_dim" and isinstance(a.value, int):
+                found = (shape[1:] if a.keyword.startswith("batch") else shape), a.span
+            elif a.keyword == "input_dim" and isinstance(a.value, int):
+                found = (a.value,), a.span
+            else:
+                continue
+            if strip:
                 layer.args = [x for x in layer.args if x.keyword not in _SHAPE_ARGS]
-                return (a.value,), a.span
+            return found
         return None
 
     def first_input(self, t: TensorVal) -> int:

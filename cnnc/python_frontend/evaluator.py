@@ -854,13 +854,9 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 return n
             return BoundMethod(obj, attr, span)
         if isinstance(obj, ModelVal):
-            if attr in ("output", "outputs", "input", "inputs") and obj.kind == "functional":
-                v = obj.outputs if attr.startswith("output") else obj.inputs
-                if attr.endswith("s") and isinstance(v, TensorVal):
-                    return [v]
-                if not attr.endswith("s") and isinstance(v, list) and len(v) == 1:
-                    return v[0]
-                return v
+            if attr in ("output", "outputs", "input", "inputs", "layers") and obj.kind in (
+                    "functional", "sequential"):
+                return self.model_attribute(obj, attr, span)
             if attr == "name":
                 return obj.name if isinstance(obj.name, str) else Unknown("the model's name", span)
             if attr in _SEQUENTIAL_METHODS:
@@ -885,6 +881,11 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 return self.tensor_shape(obj, node)
             return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
         if isinstance(obj, LayerVal):
+            if attr == "output":
+                return self.layer_output(obj, span)
+            if attr == "name":
+                from .emit import _given_name
+                return _given_name(obj)
             return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a layer's {attr}", span)
         return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
 
@@ -1507,6 +1508,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             return None
         if name in ("summary", "save", "save_weights", "load_weights"):
             return None
+        if name == "get_layer":
+            return self.get_layer(m, args, span)
         return Unknown(f"`{self.snippet(node)}`: the result of model.{name}() is not known without "
                        "running the model", span)
 

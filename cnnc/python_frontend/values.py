@@ -155,6 +155,7 @@ class ModelVal:
     application: str | None = None       # a Keras application (its class)
     pending: Any = None                  # an application built on the first tensor it meets
     frozen: bool = False                 # `model.trainable = False` was set
+    prebuilt: Any = None                 # a Sequential's layers called already (seq_graph)
     style: str | None = None             # traced into a graph: 'sequential' | 'subclassed'
 
 
