@@ -47,7 +47,9 @@ SHAPES = {
 # (`reshape((60000, 28, 28, 1))`): those alone get full-size arrays of zeros
 SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
          "cifar100": (50000, 10000), "boston_housing": (404, 102)}
-FULL_SIZE = {"dlwp3_ch08_mnist_convnet.ipynb", "dlwp1_ch05_intro_convnets.ipynb"}
+FULL_SIZE = {"dlwp3_ch08_mnist_convnet.ipynb", "dlwp1_ch05_intro_convnets.ipynb",
+             "keras_guide_functional_mnist_autoencoder.py", "keras_guide_training_multi_io.py",
+             "keras_guide_subclassing_vae.py"}
 # image folders the excerpts download, by a name in their path: their class names
 IMAGE_DIRS = {
     "flower_photos": ["daisy", "dandelion", "roses", "sunflowers", "tulips"],
@@ -105,9 +107,12 @@ def stub_keras(full_size: bool = False):
     nothing = lambda *a, **k: None  # noqa: E731
 
     def fit(self, x=None, *a, **k):
-        """No training; but an unbuilt model is built from x's shape, as Keras's fit does."""
+        """No training; but an unbuilt model is built from x's shape, as Keras's fit does.
+        Returns an empty History (`history.history` is an empty dict)."""
+        history = keras.callbacks.History()
+        history.history = {}
         if self.built or x is None:
-            return None
+            return history
         if isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             spec = spec[0] if isinstance(spec, tuple) else spec
@@ -115,12 +120,12 @@ def stub_keras(full_size: bool = False):
         elif hasattr(x, "shape"):
             shape = tuple(x.shape[1:])
         else:
-            return None
+            return history
         try:
             self.build((None,) + shape)
         except Exception:  # noqa: BLE001 - left unbuilt, recorded without shapes
             pass
-        return None
+        return history
 
     for method in ("fit", "fit_generator"):
         setattr(keras.Model, method, fit)
@@ -357,7 +362,8 @@ def truth_of(path: Path) -> dict:
         if event == "return" and frame.f_code.co_filename == str(path) and \
                 frame.f_code.co_name != "<module>":
             for var, value in frame.f_locals.items():
-                if isinstance(value, keras.Model):
+                # `self` in a method is the model being built, not a model the script made
+                if isinstance(value, keras.Model) and var != "self":
                     local_models.append((frame.f_code.co_name, var, value))
     try:
         sys.setprofile(profiler)

@@ -115,7 +115,7 @@ def check_script(path: str, text: str, model: str | None = None,
         var = m.var or f"model_{unnamed}"
         mrep = Reporter(path)
         out = emit(m, ev.nodes, input_shape)
-        for msg, span, notes in out.problems:
+        for msg, span, notes in out.problems + out.settings_problems:
             mrep.error(msg, span, *notes)
         stmts = out.statements if not out.problems else []
         ir = out.regroup(resolve(stmts, mrep, path))

@@ -106,21 +106,30 @@ class ClassesMixin:
             given = next((a.value for a in args if a.keyword == "name"), None)
             layer = LayerVal(cls.name, [], span, self.span(node.func), written=(cls.name,),
                              custom=inst, seq=self.next_seq(),
-                             keras_name=given if isinstance(given, str) else self.keras_name(cls.name))
+                             keras_name=given if isinstance(given, str) else None)
             inst.layer = layer
             self.run_init(inst, args, node)
+            if layer.keras_name is None:       # unless super().__init__(name=...) named it
+                layer.keras_name = self.keras_name(cls.name)
             if self.class_method(cls, "call") is None and layer.unsupported is None:
                 layer.unsupported = (f"'{cls.name}' (class at {self.src.where(cls.span.line)}) "
                                      "has no call() cnnc can follow")
             return layer
         if cls.kind == "model":
             self.touched = True
+            io = [a.value for a in args if a.keyword in (None, "inputs", "outputs")][:2]
+            if self.class_method(cls, "call") is None and len(io) == 2 and all(
+                    isinstance(v, TensorVal) or (isinstance(v, (list, tuple, dict)) and v) for v in io):
+                # CustomModel(inputs, outputs): a functional model of that class (train_step)
+                return self.new_functional(args, node, keras_name=cls.name)
             given = next((a.value for a in args if a.keyword == "name"), None)
             m = ModelVal("subclassed", span, name=given if isinstance(given, str) else None,
-                         instance=inst, keras_name=self.keras_name(cls.name))
+                         instance=inst)
             inst.model = m
             self.models.append(m)
             self.run_init(inst, args, node)
+            if m.name is None and m.keras_name is None:     # super().__init__(name=...) names it
+                m.keras_name = self.keras_name(cls.name)
             return m
         self.run_init(inst, args, node)
         return inst
@@ -136,7 +145,12 @@ class ClassesMixin:
         if f is not None:
             return self.call_function(f, args, node, self_obj=inst)
         span = self.span(node)
-        if name in ("add_weight", "add_variable", "add_loss") and inst.cls.kind in ("layer", "model"):
+        if name == "add_loss" and inst.cls.kind in ("layer", "model"):
+            self.note_once(("add_loss", inst.cls.name), f"'{inst.cls.name}' adds a loss of its own "
+                           "(add_loss): shapes are exact, but cnnc's training leaves that loss out",
+                           span)
+            return None
+        if name in ("add_weight", "add_variable") and inst.cls.kind in ("layer", "model"):
             owner = inst.layer or inst.model
             why = (f"'{inst.cls.name}' creates its own weights with {name}() (line {span.line}); "
                    "cnnc follows custom layers built from Keras layers only")
@@ -189,6 +203,14 @@ class ClassesMixin:
             self.groups.pop()
         if layer.unsupported:
             return self.refused_node(layer, node, None, given)
+        if isinstance(out, TensorVal) and out.node < start:     # call() returns its input
+            ident = LayerVal("Identity", [], layer.span, layer.name_span, written=("Identity",),
+                             keras_name=self.hidden_name("identity"), seq=self.next_seq(), hidden=True)
+            self.groups.append((layer.keras_name, layer.cls))
+            try:
+                out = self.apply_layer(ident, [ArgVal(None, out, given.span)], node)
+            finally:
+                self.groups.pop()
         if not isinstance(out, TensorVal) or out.node < start:
             why = (out.why if isinstance(out, Unknown) else
                    "it returns no new tensor" if not isinstance(out, (list, tuple)) else

@@ -163,3 +163,17 @@ def concatenate(arrays, axis, span) -> object:
     shape = list(arrays[0].shape)
     shape[axis] = sum(a.shape[axis] for a in arrays)
     return ArrayVal(tuple(shape), arrays[0].classes, arrays[0].dtype)
+
+
+# Functions that keep an array's shape: np.clip(x, 0, 1), tf.clip_by_value, tf.cast, ...
+ELEMENTWISE = frozenset({"clip", "clip_by_value", "cast", "abs", "sqrt", "exp", "log", "square",
+                         "round", "floor", "ceil", "minimum", "maximum", "convert_to_tensor",
+                         "constant", "identity", "asarray", "array", "float32", "negative",
+                         "sign", "tanh", "sigmoid", "nan_to_num"})
+
+
+def elementwise(fn: str, args: list) -> object | None:
+    """The array such a function returns (its first array argument's shape), else None."""
+    if fn not in ELEMENTWISE:
+        return None
+    return next((a.value for a in args if isinstance(a.value, ArrayVal)), None)

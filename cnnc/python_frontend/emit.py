@@ -35,6 +35,7 @@ class EmitError(Exception):
 class Emitted:
     statements: list = field(default_factory=list)
     problems: list = field(default_factory=list)     # (message, span, notes)
+    settings_problems: list = field(default_factory=list)   # in compile()/fit(): shapes still checked
     settings_spans: list = field(default_factory=list)   # compile/fit calls: errors there keep shapes
     groups: dict = field(default_factory=dict)     # layer name -> (summary row, class shown)
     rank: dict | None = None                       # row -> position (a subclassed model's order)
@@ -159,7 +160,7 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
             try:
                 out.statements.append(S.CallStmt(_settings_call(rec, what), rec.span))
             except EmitError as e:
-                out.problems.append((e.message, e.span, e.notes))
+                out.settings_problems.append((e.message, e.span, e.notes))
     return out
 
 

@@ -1222,7 +1222,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if ref.path[0] == "numpy" and ref.path[-1] == "concatenate" and vals:
             return datasets.concatenate(vals[0], vals[1] if len(vals) > 1 else kws.get("axis", 0), span)
         if ref.path[0] == "numpy":
-            made = datasets.made_array(ref.path[-1], args, span)
+            made = datasets.made_array(ref.path[-1], args, span) or datasets.elementwise(ref.path[-1], args)
             if made is not None:
                 return made
         if ref.path[0] == "numpy" and len(ref.path) == 2 and ref.path[1] in ("prod", "product") and vals \
@@ -1243,7 +1243,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         path, last, span = ref.path, ref.last, self.span(node)
         parent = path[-2] if len(path) > 1 else ""
         if path[0] == "tensorflow" or parent in ("ops", "random"):
-            made = datasets.made_array(last, args, span)
+            made = datasets.made_array(last, args, span) or datasets.elementwise(last, args)
             if made is not None:
                 self.touched = True
                 return made
@@ -1277,10 +1277,13 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 return self.new_application(last, args, node)
             if last == "preprocess_input" and parent != "applications":
                 return self.preprocess(parent, args, node)
-            if last[:1].isupper():
-                return LayerVal(last, [], span, self.span(node.func), written=path,
-                                unsupported=f"'{last}' is a Keras application cnnc does not carry; "
-                                f"it follows {', '.join(APPS)}")
+            if last[:1].isupper():        # a model cnnc cannot build: an error where it is made
+                self.touched = True
+                m = ModelVal("functional", span, name=last)
+                m.problems.append((f"'{last}' is a Keras application cnnc does not carry", span,
+                                   (f"cnnc builds {', '.join(APPS)}",)))
+                self.models.append(m)
+                return m
             return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
         if last in ("to_categorical",):
             y = args[0].value if args else None
@@ -1421,7 +1424,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                                        f"{getattr(items, 'why', 'not a list')}", a.span, ()))
             elif key == "name":
                 m.name, m.name_span = a.value, a.span
-        m.keras_name = self.keras_name("Sequential")
+        if m.name is None:                     # a given name takes no number, as for layers
+            m.keras_name = self.keras_name("Sequential")
         self.seq_rebuild(m)
         return m
 
@@ -1447,7 +1451,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if known and layers > 0:
             self.keras_name("Functional")
 
-    def new_functional(self, args: list[ArgVal], node) -> ModelVal:
+    def new_functional(self, args: list[ArgVal], node, keras_name: str = "Functional") -> ModelVal:
         m = ModelVal("functional", self.span(node))
         self.models.append(m)
         positional = [a for a in args if a.keyword is None]
@@ -1462,7 +1466,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 setattr(m, a.keyword + "s", a.value)
             elif a.keyword == "name":
                 m.name, m.name_span = a.value, a.span
-        m.keras_name = self.keras_name("Functional")
+        if m.name is None:
+            m.keras_name = self.keras_name(keras_name)
         return m
 
     def model_method(self, m: ModelVal, name: str, args: list[ArgVal], node):
