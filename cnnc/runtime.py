@@ -137,7 +137,20 @@ def _read_onnx_bytes(path: str | Path) -> bytes:
     if p.suffix == ".cnn" or data.lstrip().startswith((b"model", b"input", b"#")):
         raise UsageError(f"'{path}' looks like a .cnn source, not an ONNX model",
                          [f"compile it first: cnnc compile {path}"])
+    kind = _NOT_ONNX.get(p.suffix.lower())
+    if kind is not None:
+        raise UsageError(f"'{path}' is {kind}, not an ONNX model",
+                         [f"compile it first: cnnc compile {path}", "or predict with the NumPy "
+                          f"reference: cnnc predict {path} --data x.npy"]
+                         if p.suffix.lower() not in (".npy", ".npz") else
+                         ["the model comes first: cnnc run net.onnx --input x.npy"])
     return data
+
+
+_NOT_ONNX = {".py": "a Keras script", ".ipynb": "a Jupyter notebook",
+             ".keras": "a Keras model file", ".h5": "a Keras model file",
+             ".json": "a Keras model config (JSON)", ".npz": "a NumPy archive",
+             ".npy": "a NumPy array"}
 
 
 def _check_protobuf(data: bytes, path: str | Path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "time the ONNX model on onnxruntime against NumPy and PyTorch"
+MAX_SECONDS = 3600.0      # per measurement
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,8 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics import UsageError
     from ._common import load_model, source_options
 
-    if args.batch < 1 or (args.threads is not None and args.threads < 1) or args.seconds <= 0:
-        raise UsageError("--batch and --threads must be at least 1, --seconds positive")
+    if args.batch < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("--batch and --threads must be at least 1")
+    if not 0 < args.seconds <= MAX_SECONDS:    # nan and inf too: inf never ended
+        raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds}")
     lower.check_opset(args.opset)
     model = load_model(args.file, **source_options(args))
     from ..train import require_single_io

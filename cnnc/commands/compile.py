@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def output_path(source: str, output: str | None) -> Path:
     from ..lower import default_path
+    if not Path(source).name or Path(source).name in (".", ".."):
+        raise UsageError(f"'{source}' is not a file name")
     if output is None:
         return default_path(source)
     out = Path(output)

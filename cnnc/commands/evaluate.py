@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     elif not model.has_weights:
         from ..diagnostics import UsageError as _UsageError
         raise _UsageError("the weights are missing: give them with --weights",
-                          ["a .cnn or a Keras JSON carries no weights"])
+                          ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
+                           "(cnnc train)"])
     ds = D.load(args.data).limit(args.limit)
     x, y = ds.split(args.split)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]

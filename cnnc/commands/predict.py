@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     elif not model.has_weights:
         from ..diagnostics import UsageError as _UsageError
         raise _UsageError("the weights are missing: give them with --weights",
-                          ["a .cnn or a Keras JSON carries no weights"])
+                          ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
+                           "(cnnc train)"])
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     x, y, divisor, names = _inputs(args)

@@ -131,7 +131,35 @@ def parse(model: dict, where: str, depth: int = 0) -> KModel:
     if len(out.layers) > MAX_LAYERS:
         raise KerasFileError(f"cannot read {where}: {len(out.layers):,} layers with the nested "
                              f"models' layers, over cnnc's limit of {MAX_LAYERS:,}")
+    _acyclic(out, where)
     return out
+
+
+def _acyclic(m: KModel, where: str) -> None:
+    """Refuse a graph where a layer reads its own output, directly or through others
+    (a hand-edited config): every later walk of the graph assumes a DAG."""
+    inputs = {l.name: [r for r in l.inputs] + [o.tensor for o in l.operands if o.tensor is not None]
+              for l in m.layers}
+    state: dict[str, int] = {}            # 1 on the current path, 2 done
+    for start in inputs:
+        if start in state:
+            continue
+        stack = [(start, iter(inputs[start]))]
+        state[start] = 1
+        while stack:
+            name, parents = stack[-1]
+            nxt = next(parents, None)
+            if nxt is None:
+                state[name] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                path = [n for n, _ in stack]
+                loop = path[path.index(nxt):] + [nxt]
+                raise _bad(where, f"layer {nxt!r} reads its own output ("
+                                  + " <- ".join(repr(n) for n in reversed(loop)) + ")")
+            elif nxt not in state and nxt in inputs:
+                state[nxt] = 1
+                stack.append((nxt, iter(inputs[nxt])))
 
 
 def _entry(raw: Any, where: str, index: int) -> KLayer:
@@ -340,7 +368,9 @@ def _flatten(m: KModel, where: str, depth: int) -> None:
         return
     if depth >= MAX_DEPTH:
         raise KerasFileError(f"cannot read {where}: models nested more than {MAX_DEPTH} deep")
-    taken = {l.name for l in m.layers if not _nestable(l)}
+    # the nested models' own names too: a reference to one stands for its output, so an
+    # inner layer keeping that name would read itself
+    taken = {l.name for l in m.layers}
     alias: dict[str, str] = {}       # nested model -> its output tensor; inner input -> outer
     layers: list[KLayer] = []
     trees = {}

@@ -103,11 +103,9 @@ def _walk(read_at: ReadAt, at: int, length: int, width: int, budget: list[int], 
         _corrupt(what, at, f"its {size:,} bytes run past the end of the file")
     object_header = _align(8 + width)      # libhdf5 pads both headers to 8 bytes
     p = object_header
+    _step(budget, what)                # an empty collection costs a read too
     while p + object_header <= size:   # a shorter tail is free space, as libhdf5 reads it
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise KerasFileError(f"cannot read {what}: more than {MAX_STEPS:,} objects in its "
-                                 "global heaps", ["the file may be corrupt"])
+        _step(budget, what)
         raw = read_at(at + p, object_header)
         index = int.from_bytes(raw[:2], "little")
         stored = int.from_bytes(raw[8:8 + width], "little")
@@ -115,6 +113,13 @@ def _walk(read_at: ReadAt, at: int, length: int, width: int, budget: list[int], 
         if need == 0 or p + need > size:
             _corrupt(what, at, f"object {index} at byte {p:,} claims {stored:,} bytes")
         p += need
+
+
+def _step(budget: list[int], what: str) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise KerasFileError(f"cannot read {what}: more than {MAX_STEPS:,} objects in its "
+                             "global heaps", ["the file may be corrupt"])
 
 
 def _align(n: int) -> int:
