@@ -665,3 +665,44 @@ feat = keras.Model(base.input, base.get_layer("block4_pool").output)
         ir = found[var].ir
         assert (ir.name, found[var].analysis.total_params, len(ir.outputs)) == (name, total, outputs)
     assert found["feature_extractor"].ir.outputs == ("conv2d", "conv2d_1", "conv2d_2")
+
+
+def test_a_row_name_used_twice_is_refused_as_keras_does():
+    """Keras: "The name ... is used 2 times in the model" (two custom layers named alike,
+    a nested model named like an outer layer); cnnc never merges their rows silently."""
+    sc = _check(HEADER + '''
+class Res(layers.Layer):
+    def __init__(self, f, **kw):
+        super().__init__(**kw)
+        self.c1 = layers.Dense(f)
+    def call(self, x):
+        return self.c1(x)
+inp = keras.Input((8,))
+x = Res(4)(inp)
+x = Res(4, name="res")(x)
+model = keras.Model(inp, x)
+''')
+    assert "the name 'res' is used 2 times in the model" in _errors(sc)
+    sc = _check(HEADER + '''
+inner = keras.Sequential([keras.Input((8,)), layers.Dense(4)], name="dense_1")
+inp = keras.Input((8,))
+y = layers.Dense(4)(layers.Dense(4)(inner(inp)))
+model = keras.Model(inp, y)
+''')
+    assert any("the name 'dense_1' is used 2 times in the model: by a layer and by a Sequential"
+               in e for e in _errors(sc))
+
+
+def test_odd_notebook_cells_are_named_not_skipped_silently(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": 3}, {"source": "x = 1"},
+                    {"cell_type": "code", "source": "import keras\nx = 1\x00\n"},
+                    {"cell_type": "code", "source": "y = " + "9" * 5000}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    sc = _check(json.dumps(nb), "odd.ipynb")
+    messages = {(d.severity, d.message) for d in sc.diagnostics}
+    assert ("warning", "2 cells of this notebook are not a cell cnnc can read (cell 1, 2: no "
+            "cell_type, or a source that is not text); left out") in messages
+    nul = next(d for d in sc.diagnostics if "NUL" in d.message)
+    assert (nul.cell, nul.span.column) == ((3, 2), 6)
+    assert any("a number too long for Python to read (over 4,300 digits)" in m for _, m in messages)
+    assert not any("set_int_max_str_digits" in m for _, m in messages)

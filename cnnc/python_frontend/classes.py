@@ -218,7 +218,7 @@ class ClassesMixin:
             return self.refused_node(layer, node, f"{layer.cls}.call() cannot be followed: {why}",
                                      given)
         for k in range(start, len(self.nodes)):
-            self.nodes[k].group = (layer.keras_name, layer.cls, layer.seq)
+            self.nodes[k].group = (layer.keras_name, layer.cls, layer.seq, span)
         return out
 
     def refused_node(self, layer: LayerVal, node, why: str | None, given: ArgVal):
@@ -318,7 +318,7 @@ class ClassesMixin:
         shown = inner.instance.cls.name if inner.kind == "subclassed" or inner.style == "subclassed" \
             else "Sequential" if inner.kind == "sequential" or inner.style == "sequential" else "Functional"
         for k in range(start, len(self.nodes)):
-            self.nodes[k].group = (name, shown, inner.seq if hasattr(inner, "seq") else 0)
+            self.nodes[k].group = (name, shown, 0, span)
         return out
 
     def trace_now(self, inner: ModelVal, t: TensorVal, node) -> bool:

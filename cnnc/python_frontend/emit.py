@@ -39,6 +39,7 @@ class Emitted:
     settings_spans: list = field(default_factory=list)   # compile/fit calls: errors there keep shapes
     groups: dict = field(default_factory=dict)     # layer name -> (summary row, class shown)
     rank: dict | None = None                       # row -> position (a subclassed model's order)
+    row_owner: dict = field(default_factory=dict)  # row -> (seq, class) of what made it
     functional: bool | None = None                 # the summary's table style, when traced
 
     def regroup(self, ir):
@@ -293,9 +294,13 @@ def _row(m: ModelVal, node: TNode, out: Emitted, names: dict) -> None:
         return
     name = node.keras_name if node.kind == "op" else _given_name(node.layer)
     if node.group is not None:
-        out.groups[name] = node.group[:2]
+        row, cls, seq, span = node.group
+        if out.row_owner.setdefault(row, (seq, cls)) != (seq, cls):
+            raise EmitError(f"the name '{row}' is used 2 times in the model", span,
+                            "Keras refuses it too: give each layer its own name=")
+        out.groups[name] = (row, cls)
         if out.rank is not None:
-            out.rank.setdefault(node.group[0], node.group[2])
+            out.rank.setdefault(row, seq)
     elif m.style == "subclassed" and (node.kind == "op" or node.layer.hidden):
         # arithmetic and activation functions in call(): under the row of what they read
         row = out.groups.get(next((names[i] for i in node.inputs[:1]), ""))
@@ -305,6 +310,18 @@ def _row(m: ModelVal, node: TNode, out: Emitted, names: dict) -> None:
         own = node.layer.copy_of or node.layer
         out.groups[name] = (_given_name(own), own.cls)
         out.rank[_given_name(own)] = own.seq
+
+
+def _rows_apart(out: Emitted, layer_names: list, span: Span) -> None:
+    """A custom layer's or nested model's row must not take the name of another layer
+    (Keras: "The name ... is used 2 times in the model")."""
+    rows = {row for row, _ in out.groups.values()}
+    for name in layer_names:
+        if name in rows and name not in out.groups:
+            seq, cls = out.row_owner.get(name, (0, "?"))
+            raise EmitError(f"the name '{name}' is used 2 times in the model: by a layer and by "
+                            f"a {cls} called in it", span, "Keras refuses it too: give one of them "
+                            "another name=")
 
 
 def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> None:
@@ -374,6 +391,7 @@ def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
         _row(m, node, out, final_names)
         final_names[k] = node.keras_name if node.kind == "op" else (
             _given_name(node.layer) if node.layer is not None else "")
+    _rows_apart(out, [final_names[k] for k in sorted(needed) if nodes[k].kind != "input"], m.span)
     args = []
     if ins:
         refs = tuple(S.Name((names[i],), nodes[i].span) for i in ins)

@@ -96,13 +96,18 @@ def read_notebook(path: str, text: str, rep: Reporter) -> ScriptSource:
     lines: list[str] = []
     where: list[tuple[int, int]] = []
     pieces: list[tuple[int, str]] = []
+    unreadable: list[int] = []
     for number, cell in enumerate(cells, start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        if not isinstance(cell, dict) or "cell_type" not in cell:
+            unreadable.append(number)
+            continue
+        if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", cell.get("input", ""))
         if isinstance(source, list):
             source = "".join(s for s in source if isinstance(s, str))
         if not isinstance(source, str):
+            unreadable.append(number)
             continue
         cell_lines = _strip_magics(source.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
         pieces.append((len(lines) + 1, "\n".join(cell_lines)))
@@ -110,6 +115,11 @@ def read_notebook(path: str, text: str, rep: Reporter) -> ScriptSource:
             lines.append(line)
             where.append((number, k))
     src = ScriptSource(path, "\n".join(lines), [], tuple(where))
+    if unreadable:
+        shown = ", ".join(map(str, unreadable[:5])) + (" ..." if len(unreadable) > 5 else "")
+        rep.warning(f"{len(unreadable)} cell{'s' if len(unreadable) > 1 else ''} of this notebook "
+                    f"{'are' if len(unreadable) > 1 else 'is'} not a cell cnnc can read (cell "
+                    f"{shown}: no cell_type, or a source that is not text); left out", None)
     _note_non_ascii(src)
     for first, code in pieces:
         src.chunks.append(_parse_chunk(code, first, src, rep))
@@ -141,6 +151,14 @@ def _note_non_ascii(src: ScriptSource) -> None:
 
 def _parse_chunk(code: str, first_line: int, src: ScriptSource, rep: Reporter) -> Chunk:
     chunk = Chunk(first_line)
+    if "\0" in code:                          # Python's own message has no position
+        at = code.index("\0")
+        line = first_line + code.count("\n", 0, at)
+        col = at - (code.rfind("\n", 0, at) + 1) + 1
+        what = "notebook cell" if src.cells else "file"
+        rep.error(f"this {what} cannot be read as Python: it holds a NUL character",
+                  Span(line, col, line, col + 1))
+        return chunk
     try:
         with warnings.catch_warnings():     # Python's own complaints (invalid escapes)
             warnings.simplefilter("ignore")  # are not about the model; never on the terminal
@@ -149,12 +167,18 @@ def _parse_chunk(code: str, first_line: int, src: ScriptSource, rep: Reporter) -
         line = (e.lineno or 1) + first_line - 1
         col = max(e.offset or 1, 1)
         what = "this notebook cell is not valid Python" if src.cells else "this file is not valid Python"
-        rep.error(f"{what}: {e.msg}", Span(line, col, line, col + 1),
+        msg = e.msg
+        if "digits" in msg and "integer" in msg:      # not Python's advice about sys.set_int_max_str_digits
+            msg = "a number too long for Python to read (over 4,300 digits)"
+        rep.error(f"{what}: {msg}", Span(line, col, line, col + 1),
                   "cnnc reads Keras code without running it, but it must be Python 3")
         return chunk
     except (ValueError, RecursionError, MemoryError) as e:
         what = "notebook cell" if src.cells else "file"
         reason = "it nests too deeply" if not isinstance(e, ValueError) else str(e)
+        if "int_max_str_digits" in reason or "digits" in reason and "integer" in reason:
+            reason = "it holds a number too long for Python to read (over 4,300 digits)"
+
         rep.error(f"this {what} cannot be read as Python: {reason}",
                   Span(first_line, 1, first_line, 2))
         return chunk
