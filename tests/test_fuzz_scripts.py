@@ -84,7 +84,9 @@ _REPR = re.compile(r"object at 0x|<class '|\b(Unknown|ArgVal|TNode|LayerVal|Mode
 def _span_problem(d, lines: list[str], notebook: bool) -> str | None:
     s = d.span
     if s is None:
-        if d.message == "found no Keras model in this file":
+        # about the whole file: no model at all, or notebook cells that are not cells
+        if d.message == "found no Keras model in this file" or (
+                notebook and "of this notebook" in d.message and d.message.endswith("left out")):
             return None
         return f"no span: {d.severity}: {d.message[:160]}"
     n = len(lines)
