@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import syntax as S
-from .arguments import (ArgError, boolean, choice, fraction, literal, must_be, number, optional,
+from .arguments import (ArgError, boolean, fraction, literal, must_be, number, optional,
                         optional_int, positive_int, any_int, string)
 from .binding import bind
 from .diagnostics import Reporter, Span, did_you_mean

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .values import ArgVal, Unknown
+from .values import ArgVal, Unknown, shown
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,10 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
     for key in ("alpha", "depth_multiplier", "minimalistic"):
         if _arg(args, key, None) not in (None, 1.0, 1, False):
             raise AppError(f"cnnc carries {cls} with its default {key} only")
+    if not (isinstance(classes, int) and not isinstance(classes, bool)) or not (
+            act is None or isinstance(act, str)):
+        raise AppError(f"{cls}: classes must be a number and classifier_activation a name, got "
+                       f"{shown(classes)} and {shown(act)}")
     if include_top not in (True, False) or pooling not in (None, "avg", "max"):
         raise AppError(f"{cls}: include_top must be True or False and pooling None, 'avg' or 'max'")
     if shape is None:
@@ -104,9 +108,13 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
             raise AppError(f"{cls}(include_top=False) without input_shape= takes images of any size; "
                            "cnnc needs the size", f"add input_shape=({app.size}, {app.size}, 3)")
         shape = (app.size, app.size, 3)
+    if isinstance(shape, (tuple, list)):
+        bad = next((d for d in shape if isinstance(d, Unknown)), None)
+        if bad is not None:
+            raise AppError(f"{cls}'s input_shape= is not known without running the script: {bad.why}")
     if not (isinstance(shape, (tuple, list)) and len(shape) == 3 and all(
             isinstance(d, int) and not isinstance(d, bool) for d in shape)):
-        raise AppError(f"{cls}: input_shape must be (height, width, channels), got {shape!r}")
+        raise AppError(f"{cls}: input_shape must be (height, width, channels), got {shown(shape)}")
     if shape[2] != 3 or min(shape[:2]) < app.min_size:
         raise AppError(f"{cls} takes 3-channel images of at least {app.min_size}x{app.min_size}, "
                        f"got input_shape={tuple(shape)!r} (Keras refuses it too)")
@@ -143,8 +151,6 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
     return code, name
 
 
-def parse(code: str) -> list[ast.stmt]:
-    return ast.parse(code).body
 
 
 class ApplicationsMixin:
@@ -177,7 +183,7 @@ class ApplicationsMixin:
             return m
         weights = _arg(args, "weights", "imagenet", _ORDER["weights"])
         if weights is not None:
-            self.rep.warning(f"cnnc has no pretrained weights for {cls} (weights={weights!r}): shapes "
+            self.rep.warning(f"cnnc has no pretrained weights for {cls} (weights={shown(weights)}): shapes "
                              "and parameter counts are exact, but compile, train and export start "
                              "from random weights", span, "pass weights=None to say so, or load "
                              "trained weights into the compiled model with --weights")

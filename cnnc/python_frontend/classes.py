@@ -17,11 +17,10 @@ from __future__ import annotations
 import ast
 
 from .. import kinds
-from ..arguments import snake_case
 from ..diagnostics import Span
 from .keras_api import LAYER_NAMES
 from .values import (ArgVal, ClassVal, InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal,
-                     PartialVal, SuperRef, TensorVal, TNode, Unknown)
+                     PartialVal, SuperRef, TensorVal, TNode, Unknown, shown)
 
 # Layers without weights: a subclassed model may call one several times (`self.pool`),
 # which Keras allows; cnnc runs a copy per call under the same summary row.
@@ -508,7 +507,7 @@ class ClassesMixin:
         for layer in layers:
             if isinstance(layer, LayerVal) and _given_name(layer) == name:
                 return layer
-        return Unknown(f"the model has no layer {name!r} cnnc knows", span)
+        return Unknown(f"the model has no layer {shown(name)} cnnc knows", span)
 
     # --- tracing models whose graph only call() (or a custom layer) gives ----------
 

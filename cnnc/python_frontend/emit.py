@@ -17,7 +17,7 @@ from .. import syntax as S
 from ..diagnostics import Span
 from .keras2 import FIT_RENAMED
 from .values import (ArgVal, ArrayVal, CallRecord, KerasObj, KerasRef, LayerVal, ModelVal,
-                     ModuleRef, TensorVal, TNode, Unknown)
+                     ModuleRef, TensorVal, TNode, Unknown, shown)
 
 INPUT_SHAPE_HELP = "give the shape of one sample with --input-shape, e.g. --input-shape 28,28,1"
 # fit() arguments that carry data or training machinery, not settings cnnc reads
@@ -146,7 +146,7 @@ def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
             out.statements.append(S.ModelDecl(name, m.name_span or m.span, m.name_span or m.span))
         elif m.name is not None and not isinstance(m.name, str):
             to_syntax(m.name, m.name_span or m.span, "the model's name")   # Unknown: says so
-            raise EmitError(f"the model's name must be a string, got {m.name!r}",
+            raise EmitError(f"the model's name must be a string, got {shown(m.name)}",
                             m.name_span or m.span, "Keras refuses it too")
         if m.kind == "sequential":
             _sequential(m, nodes, input_shape, out)
@@ -197,7 +197,6 @@ def _settings_call(rec: CallRecord, what: str) -> S.Call:
                 new = FIT_RENAMED[key]
                 if new is None:
                     continue
-                from .. import syntax  # noqa: F401  (keeps the import local and cheap)
                 a = ArgVal(new, a.value, a.span, a.keyword_span)
         args.append(a)
     return S.Call(S.Name((what,), rec.name_span), _args(args, f"{what}()"), rec.span)
@@ -250,7 +249,7 @@ def _declared_shape(m: ModelVal, input_shape) -> tuple[tuple, Span]:
             return tuple(v[1:]), m.build_span
         if input_shape is not None:
             return tuple(input_shape), m.build_span
-        why = v.why if isinstance(v, Unknown) else f"build() got {v!r}"
+        why = v.why if isinstance(v, Unknown) else f"build() got {shown(v)}"
         raise EmitError(f"the input shape is not known from the script: {why}", m.build_span,
                         INPUT_SHAPE_HELP)
     if m.data_shape is not None:

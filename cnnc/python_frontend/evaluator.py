@@ -25,7 +25,7 @@ from .keras_api import (KERAS1_REMOVED, LAYER_NAMES, MERGE_FUNCTIONS, OBJECT_MOD
 from .source import ScriptSource
 from .values import (ArgVal, ArrayVal, BoundMethod, CallRecord, ClassVal, DataStream, DatasetRef, FuncVal,
                      InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal, ModuleRef, PartialVal,
-                     SuperRef, TensorVal, TNode, Unknown)
+                     SuperRef, TensorVal, TNode, Unknown, shown)
 
 MAX_STEPS = 400_000          # expressions evaluated in one script
 MAX_LOOP = 10_000            # iterations of one loop
@@ -1300,7 +1300,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             v = args[0].value if args else None
             if v not in ("channels_last", "tf"):
                 self.rep.error(f"cnnc computes channels_last (NHWC), Keras's default; "
-                               f"{last}({v!r}) makes every layer channels_first", span,
+                               f"{last}({shown(v)}) makes every layer channels_first", span,
                                "remove this line: Keras 3 and cnnc default to channels_last")
             return None
         if last in ("clear_session", "set_random_seed", "set_floatx", "set_learning_phase", "seed"):

@@ -207,3 +207,15 @@ class BoundMethod:
     obj: Any
     name: str
     span: Span | None = None
+
+
+def shown(v) -> str:
+    """A script's value in a message: Python's repr for plain values, else its kind."""
+    plain = (int, float, str, bool, type(None))
+    if isinstance(v, plain) or (isinstance(v, (tuple, list)) and all(isinstance(x, plain) for x in v)):
+        return repr(v)[:80]
+    if isinstance(v, (tuple, list)):
+        return "a sequence of values cnnc cannot show"
+    kinds = {TensorVal: "a tensor", LayerVal: "a layer", ModelVal: "a model", ArrayVal: "an array",
+             Unknown: "a value cnnc cannot know", KerasObj: "a Keras object"}
+    return kinds.get(type(v), f"a {type(v).__name__}")

@@ -8,12 +8,11 @@ streams differ).
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 
 from ..arguments import Initializer
-from ..infer import Analysis, Weight
+from ..infer import Analysis
 
 # Presets of VarianceScaling: (scale, mode, distribution).
 _VARIANCE_PRESETS = {

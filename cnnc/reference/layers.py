@@ -15,7 +15,7 @@ gradient checks); weights are cast to it.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
