@@ -706,3 +706,11 @@ def test_odd_notebook_cells_are_named_not_skipped_silently(tmp_path):
     assert (nul.cell, nul.span.column) == ((3, 2), 6)
     assert any("a number too long for Python to read (over 4,300 digits)" in m for _, m in messages)
     assert not any("set_int_max_str_digits" in m for _, m in messages)
+
+
+def test_a_model_loaded_from_a_file_points_at_that_file():
+    sc = _check("import tensorflow as tf\nmodel = tf.keras.models.load_model('my_model.h5')\n"
+                "model.summary()\n")
+    warning = next(d for d in sc.diagnostics if d.severity == "warning")
+    assert warning.span.line == 2 and "loaded from the file 'my_model.h5'" in warning.message
+    assert "cnnc check model.keras" in warning.notes[0]

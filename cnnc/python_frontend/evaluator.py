@@ -1247,6 +1247,14 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if made is not None:
                 self.touched = True
                 return made
+        if last in ("load_model", "model_from_json", "model_from_yaml"):
+            given = args[0].value if args else None
+            what = f"the file {shown(given)}" if last == "load_model" else "JSON text"
+            self.note_once(("load", span.line), f"this model is loaded from {what}, which cnnc does "
+                           "not open while reading a script", span,
+                           "cnnc reads Keras model files itself: cnnc check model.keras (.h5, .json)")
+            self.touched = True
+            return Unknown(f"a model loaded from {what}", span)
         if last == "from_tensor_slices" and "data" in path:
             self.touched = True
             return tfdata.from_tensor_slices(args, span)
