@@ -42,6 +42,8 @@ def nodes_and_edges(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int
     """The boxes in Keras's model.layers order, and the edges (source, target) between
     them as indices into the boxes, each pair once."""
     model = analysis.model
+    if model.groups:
+        return _row_boxes(analysis)
     inputs = {n.name: n for n in model.inputs}
     order = list(model.layer_order) or [*inputs, *(l.name for l in model.layers)]
     index = {name: i for i, name in enumerate(order)}
@@ -66,6 +68,32 @@ def nodes_and_edges(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int
             if j is not None and (j, i) not in seen:
                 seen.add((j, i))
                 edges.append((j, i))
+    return boxes, edges
+
+
+def _row_boxes(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int]]]:
+    """A model with custom layers or nested models: one box per summary row, as Keras's
+    plot_model draws them (expand_nested=False)."""
+    from .groups import shown_as, summary_rows
+    model = analysis.model
+    rows = summary_rows(analysis, inputs=True)
+    index = {r.name: i for i, r in enumerate(rows)}
+    boxes: list[dict] = []
+    edges: list[tuple[int, int]] = []
+    for i, r in enumerate(rows):
+        if r in model.inputs:
+            boxes.append({"name": r.name, "type": r.kind, "inputs": [], "input_shape": None,
+                          "output_shape": _shape_text(r.shape), "params": None})
+            continue
+        members = getattr(r, "members", None) or (r,)
+        inside = {m.name for m in members}
+        real = list(dict.fromkeys(s for m in members for s in m.layer.inputs if s not in inside))
+        srcs = list(dict.fromkeys(shown_as(model, s) for s in real))
+        shapes = [_shape_text(analysis.shape_of(s)) for s in real]
+        boxes.append({"name": r.name, "type": r.layer.kind, "inputs": srcs,
+                      "input_shape": shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]",
+                      "output_shape": _shape_text(r.output_shape), "params": r.params})
+        edges += [(index[s], i) for s in srcs if s in index]
     return boxes, edges
 
 

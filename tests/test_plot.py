@@ -136,7 +136,7 @@ def test_hostile_names_render_as_text(tmp_path):
 def test_svg(in_repo, tmp_path, capsys, source, boxes):
     out = tmp_path / "net.svg"
     assert main(["plot", source, "-o", str(out)]) == 0
-    assert f"wrote {out} (svg, {boxes} layers)" in capsys.readouterr().out
+    assert f"wrote {out} (svg, {boxes} boxes)" in capsys.readouterr().out
     root = ET.parse(out).getroot()
     assert root.tag == f"{SVG}svg"
     groups = [g for g in root.iter(f"{SVG}g") if g.get("class") == "node"]
@@ -219,3 +219,25 @@ def test_plot_imports_neither_numpy_nor_onnx(residual):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
+
+
+def test_custom_layers_and_nested_models_are_one_box_as_keras_draws_them():
+    """plot_model(expand_nested=False), Keras's default: a nested model or a custom layer
+    is one box; its edges come from and go to the boxes around it."""
+    from cnnc.python_frontend import check_script
+    text = ("import keras\nfrom keras import layers\n"
+            "class Block(layers.Layer):\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.a = layers.Dense(4)\n        self.b = layers.Dense(4)\n"
+            "    def call(self, x):\n        return self.a(x) + self.b(x)\n"
+            "inner = keras.Sequential([keras.Input((8,)), layers.Dense(8), layers.Dense(8)])\n"
+            "inp = keras.Input((8,))\nx = Block()(inner(inp))\n"
+            "model = keras.Model(inp, layers.Dense(2)(x))\n")
+    sc = check_script("p.py", text)
+    analysis = sc.select("model").checked.analysis
+    boxes, edges = plot.nodes_and_edges(analysis)
+    assert [(b["name"], b["type"], b["params"]) for b in boxes] == [
+        ("input_layer_1", "InputLayer", None), ("sequential", "Sequential", 144),
+        ("block", "Block", 72), ("dense_4", "Dense", 10)]
+    assert edges == [(0, 1), (1, 2), (2, 3)]
+    assert boxes[2]["input_shape"] == "(None, 8)" and boxes[2]["output_shape"] == "(None, 4)"

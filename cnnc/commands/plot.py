@@ -43,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
     data = plot.render(checked.analysis, fmt, show_params=not args.no_params, dot=dot,
                        timeout=args.timeout)
     write_bytes(path, data, protect=[args.file])
-    boxes = len(checked.analysis.model.layer_order)
-    print(f"wrote {visible(str(path))} ({fmt}, {boxes} layer{'s' if boxes != 1 else ''})")
+    boxes = len(plot.nodes_and_edges(checked.analysis)[0])
+    print(f"wrote {visible(str(path))} ({fmt}, {boxes} box{'es' if boxes != 1 else ''})")
     return 0
