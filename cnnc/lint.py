@@ -70,6 +70,8 @@ def _dropout_last(model: ModelIR, rep: Reporter) -> None:
         layer = model.layer(name)
         if layer.family not in ("dropout", "spatial_dropout"):
             continue
+        if model.consumers.get(name):      # also read inside the model: a block's skip tensor
+            continue
         rep.warning(f"{layer.kind} is the last layer", layer.span,
                     "in training it zeroes random outputs that the loss then sees; "
                     "put it before the last Dense")

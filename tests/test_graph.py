@@ -501,3 +501,15 @@ def test_model_predict_with_several_inputs():
         model.predict(np.ones((4, 3)))
     with pytest.raises(cnnc.UsageError, match="takes input"):
         model.predict([np.ones((4, 3)), np.ones((4, 3))])
+
+
+def test_dropout_output_warning_only_for_a_head():
+    """'Dropout is the last layer' is for a classifier head; a block's skip tensor that is
+    also an output (a U-Net encoder block returning (next, skip)) gets no warning."""
+    head = check_text("inputs = Input(shape=(8,))\nx = Dense(4)(inputs)\ny = Dropout(0.5)(x)\n"
+                      "model = Model(inputs, y)\n")
+    assert any("Dropout is the last layer" in d.message for d in head.diagnostics)
+    block = check_text("inputs = Input(shape=(8, 8, 3))\nx = Conv2D(4, 3, padding='same')(inputs)\n"
+                       "skip = Dropout(0.3)(x)\nnext = MaxPooling2D()(skip)\n"
+                       "model = Model(inputs, [next, skip])\n")
+    assert block.ok and not any("last layer" in d.message for d in block.diagnostics)
