@@ -714,3 +714,35 @@ def test_a_model_loaded_from_a_file_points_at_that_file():
     warning = next(d for d in sc.diagnostics if d.severity == "warning")
     assert warning.span.line == 2 and "loaded from the file 'my_model.h5'" in warning.message
     assert "cnnc check model.keras" in warning.notes[0]
+
+
+def test_lambda_layers_of_arithmetic_and_activations():
+    """Lambda(lambda t: t / 127.5 - 1), Lambda(tf.nn.relu), Lambda(fn, arguments=...),
+    in functional and Sequential models; Keras 3.15.1 rows: lambda ... lambda_3 (and
+    lambda_5 after an unused one), 224 and 7,850 params. An unfollowable function (a
+    reduction) is refused where the model uses it."""
+    sc = _check('''import tensorflow as tf
+from tensorflow import keras
+from tensorflow.keras import layers
+def norm(x, scale=1.0):
+    return x * scale - 1.0
+inputs = keras.Input(shape=(32, 32, 3))
+x = layers.Lambda(lambda t: t / 127.5 - 1.0)(inputs)
+x = layers.Conv2D(8, 3)(x)
+x = layers.Lambda(tf.nn.relu)(x)
+x = layers.Lambda(norm, arguments={"scale": 2.0})(x)
+x = layers.Lambda(lambda t: t)(x)
+y = layers.Lambda(lambda t: tf.reduce_mean(t, axis=-1))(x)
+model = keras.Model(inputs, x)
+seq = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Lambda(lambda x: x / 255.0),
+                        layers.Flatten(), layers.Dense(10)])
+bad = keras.Model(inputs, y)
+''')
+    found = {m.var: m.checked for m in sc.models}
+    rows = [(r["name"], r["class"], r["output_shape"]) for r in _layers(found["model"])]
+    assert rows == [("lambda", "Lambda", [None, 32, 32, 3]), ("conv2d", "Conv2D", [None, 30, 30, 8]),
+                    ("lambda_1", "Lambda", [None, 30, 30, 8]), ("lambda_2", "Lambda", [None, 30, 30, 8]),
+                    ("lambda_3", "Lambda", [None, 30, 30, 8])]
+    assert [r["name"] for r in _layers(found["seq"])] == ["lambda_5", "flatten", "dense"]
+    assert found["seq"].analysis.total_params == 7850
+    assert any("cannot follow this Lambda's function" in d.message for d in found["bad"].diagnostics)

@@ -220,6 +220,30 @@ class ClassesMixin:
             self.nodes[k].group = (layer.keras_name, layer.cls, layer.seq, span)
         return out
 
+    def apply_lambda(self, layer: LayerVal, given: ArgVal, node):
+        """Lambda(lambda x: x / 127.5 - 1) on a tensor: the function runs on it and what it
+        does (arithmetic, activation functions) is the Lambda's row, as Keras shows it."""
+        start, span = len(self.nodes), self.span(node)
+        arguments = next((a.value for a in layer.args if a.keyword == "arguments"), None)
+        extra = [ArgVal(k, v, span) for k, v in arguments.items()] if isinstance(arguments, dict) else []
+        layer.uses += 1
+        self.groups.append((layer.keras_name, "Lambda"))
+        try:
+            out = self.call(layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None)
+            if isinstance(out, TensorVal) and out.node < start:       # lambda x: x
+                ident = LayerVal("Identity", [], layer.span, layer.name_span, written=("Identity",),
+                                 keras_name=self.hidden_name("identity"), seq=self.next_seq(), hidden=True)
+                out = self.apply_layer(ident, [ArgVal(None, out, given.span)], node)
+        finally:
+            self.groups.pop()
+        if not isinstance(out, TensorVal) or out.node < start:
+            why = out.why if isinstance(out, Unknown) else "it returns no tensor cnnc can follow"
+            return self.refused_node(layer, node, f"cnnc cannot follow this Lambda's function: {why}",
+                                     given)
+        for k in range(start, len(self.nodes)):
+            self.nodes[k].group = (layer.keras_name, "Lambda", layer.seq, span)
+        return out
+
     def refused_node(self, layer: LayerVal, node, why: str | None, given: ArgVal):
         """A node that makes its model an error at this call (emit reports `why`)."""
         stand_in = LayerVal(layer.cls, [], self.span(node), layer.name_span, written=layer.written,
@@ -522,7 +546,8 @@ class ClassesMixin:
             if m.kind == "subclassed" and not m.problems:
                 self.trace_subclassed(m, input_shape)
             elif m.kind == "sequential" and any(isinstance(i, ModelVal) or (
-                    isinstance(i, LayerVal) and i.custom is not None) for i in m.items):
+                    isinstance(i, LayerVal) and (i.custom is not None or i.fn is not None))
+                    for i in m.items):
                 self.trace_sequential(m, input_shape)
 
     def traced_input(self, m: ModelVal, shape: tuple, span: Span) -> TensorVal:

@@ -1342,8 +1342,12 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if cls in KERAS1_REMOVED:
             layer.unsupported = KERAS1_REMOVED[cls]
         elif cls == "Lambda":
-            layer.unsupported = ("Lambda layers run Python code that cnnc does not follow; write the "
-                                 "computation with Keras layers")
+            fn = next((a.value for a in args if a.keyword in (None, "function")), None)
+            if isinstance(fn, (FuncVal, PartialVal, KerasRef, KerasObj)):
+                layer.fn = fn             # followed on its tensor (apply_lambda)
+            else:
+                layer.unsupported = ("Lambda layers run Python code that cnnc follows only when it "
+                                     "is a function of the script or a Keras activation")
         return layer
 
     def new_input(self, cls: str, args: list[ArgVal], node):
@@ -1377,6 +1381,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             return Unknown(f"{layer.cls} is called without an input tensor", span)
         if layer.custom is not None:
             return self.apply_custom(layer, given, extra, node)
+        if layer.fn is not None:
+            return self.apply_lambda(layer, given, node)
         if layer.uses:
             layer = self.weightless_copy(layer) or layer
         v = given.value

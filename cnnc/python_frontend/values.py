@@ -86,6 +86,7 @@ class LayerVal:
     copy_of: Any = None                  # a weightless layer called again: the one it copies
     frozen: bool = False                 # `layer.trainable = False` (or its model's) was set
     hidden: bool = False                 # not a Keras layer (an activation function in call())
+    fn: Any = None                       # a Lambda's function
 
 
 @dataclass
