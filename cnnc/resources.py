@@ -7,8 +7,8 @@ made from the shapes cnnc already inferred, never from arrays:
 - weights: every parameter, float32, times the copies the work keeps (gradients and
   optimizer slots when training; the ONNX proto and its serialization when compiling);
 - activations per batch: every layer's output (kept for the backward pass when
-  training, the largest few at a time for inference), plus a convolution's patch
-  matrix, times the batch size;
+  training, the largest few at a time for inference), plus the convolutions' patch
+  matrices (all of them when training: backward needs them), times the batch size;
 
 against what is available: /proc/meminfo's MemAvailable, the address-space limit
 (RLIMIT_AS, `ulimit -v`) less what the process already maps, and `CNNC_MEMORY_LIMIT`
@@ -131,13 +131,15 @@ def estimate(analysis, batch: int, work: str = "infer") -> Estimate:
         kernel = next((w for w in info.weights if w.name in ("kernel", "depthwise_kernel")), None)
         if kernel is not None and len(kernel.shape) >= 3:  # a convolution's patch matrix
             spatial = _numel(info.output_shape[:-1]) if info.output_shape else 1
-            patches.append(spatial * _numel(kernel.shape[:-1]) * BYTES)
+            groups = info.layer.args.get("groups", 1) or 1      # a grouped conv's cover all channels
+            patches.append(spatial * _numel(kernel.shape[:-1]) * groups * BYTES)
         else:
             patches.append(0)
     inputs = sum(_numel(n.shape) * BYTES for n in analysis.model.inputs)
     if work == "train":
-        # every output kept for backward, its gradient, and a patch matrix or two at a time
-        per_sample = inputs + 2 * sum(outs) + 2 * max(patches, default=0)
+        # every output kept for backward and its gradient; every conv's patch matrix, kept
+        # from forward to backward; and the temporaries of the largest one
+        per_sample = inputs + 2 * sum(outs) + sum(patches) + 2 * max(patches, default=0)
     else:
         largest = sorted(outs, reverse=True)[:3]
         per_sample = inputs + sum(largest) + max(patches, default=0)

@@ -129,3 +129,14 @@ def test_estimate_is_sane_for_a_real_model():
 def test_human_sizes():
     assert resources.human(512) == "512 B"
     assert resources.human(3 * 2**30) == "3.0 GB"
+
+
+def test_training_counts_every_convolutions_patches_grouped_ones_whole():
+    """NumPy training keeps each conv's patch matrix from forward to backward, and a
+    grouped conv's patches cover all its input channels: (8x8 outputs, 3x3 taps, C in)."""
+    m = cnnc.loads("input (8, 8, 4)\nConv2D(8, 3, padding='same')\n"
+                   "Conv2D(8, 3, padding='same', groups=4)\n")
+    est = resources.estimate(m.analysis, 1, "train")
+    patches = [64 * 9 * 4 * 4, 64 * 9 * 8 * 4]          # bytes: positions x taps x C x float32
+    outs = [64 * 8 * 4, 64 * 8 * 4]
+    assert est.per_sample == 8 * 8 * 4 * 4 + 2 * sum(outs) + sum(patches) + 2 * max(patches)
