@@ -256,3 +256,12 @@ def test_train_notes_that_augmentation_is_the_identity(work, capsys):
     assert main(["train", "tiny.cnn", "--data", "data.npz", "--seed", "1", "-v", "0",
                  "-o", "w2.npz"]) == 0
     assert "identity" not in capsys.readouterr().err
+
+
+def test_mismatched_data_is_named_as_training_data(work, capsys):
+    """The training data is checked before the test split, so the message names it."""
+    (work / "big.cnn").write_text(TINY.replace("input (6, 6, 1)", "input (9, 9, 1)"))
+    assert main(["train", "big.cnn", "--data", "data.npz", "-v", "0", "-o", "w.npz"]) == 2
+    err = capsys.readouterr().err
+    assert "training data x has shape (40, 6, 6" in err and "test data" not in err
+    assert not (work / "w.npz").exists()

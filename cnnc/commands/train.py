@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     # All the data is checked before the first step: the test split too (a bad one
     # would otherwise fail only after training).
     test = None
+    _check_training_data(model, ds, compiled.loss.name, args.scale)
     if args.test and ds.x_test is not None:
         test = train.prepare(model, ds.x_test, ds.y_test, compiled.loss.name, scale=args.scale,
                              divisor=ds.scale, what="test data")
@@ -168,6 +169,20 @@ def run(args: argparse.Namespace) -> int:
 def _save(model, output: Path, protect) -> None:
     from .. import weights as W
     W.save(output, model.weights, protect=protect)
+
+
+def _check_training_data(model, ds, loss_name, scale) -> None:
+    """A shape mismatch is named after the training data, not the test split checked
+    next: one sample tried first (cheap); on failure the whole set gives the message."""
+    from .. import train
+    from ..diagnostics import UsageError
+    try:
+        train.prepare(model, ds.x_train[:1], ds.y_train[:1], loss_name, scale=scale,
+                      divisor=ds.scale, what="training data")
+    except UsageError:
+        train.prepare(model, ds.x_train, ds.y_train, loss_name, scale=scale, divisor=ds.scale,
+                      what="training data")
+        raise
 
 
 def _announce_identity_layers(model) -> None:
