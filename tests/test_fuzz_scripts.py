@@ -580,7 +580,8 @@ class Gen:
     def layer(self, rank: int = 2) -> str:
         r = self.r
         kind = r("conv", "conv", "dense", "pool", "flatten", "drop", "bn", "act", "gap", "reshape",
-                 "sep", "dw", "up", "pad", "crop", "ln", "resc", "aug", "odd", "convT", "conv1", "perm")
+                 "sep", "dw", "up", "pad", "crop", "ln", "resc", "aug", "odd", "convT", "conv1", "perm",
+                 "lambda", "groups")
         pad = r("", ", padding='same'", ", padding='valid'", ", padding='causal'", ", padding='full'",
                 ", padding=None")
         stride = r("", "", ", strides=2", ", strides=(2, 2)", ", strides=0", ", strides=-1", ", strides=(1, 3)")
@@ -626,6 +627,15 @@ class Gen:
             return f"layers.{r('RandomFlip', 'RandomRotation', 'RandomZoom')}({arg})"
         if kind == "perm":
             return f"layers.Permute({r('(2, 1, 3)', '(1,)', '(3, 2, 1)', '(0, 1)')})"
+        if kind == "lambda":
+            return r("layers.Lambda(lambda t: t)", "layers.Lambda(lambda t: t / 127.5 - 1.0)",
+                     "layers.Lambda(tf.nn.relu)", "layers.Lambda(lambda t: t * t + t)",
+                     "layers.Lambda(lambda t: -t, name='neg')", "layers.Lambda(lambda t: tf.reduce_mean(t))",
+                     "layers.Lambda(lambda t: t[:, 1])", "layers.Lambda(print)", "layers.Lambda(3)",
+                     "layers.Lambda(lambda t, k=2: t * k, arguments={'k': 3})",
+                     "layers.Lambda(lambda a, b: a + b)", "layers.Lambda(lambda t: (t, t))")
+        if kind == "groups":
+            return f"layers.Conv2D({r('8', '6', '4')}, 3, groups={r('1', '2', '4', '3', '0', '8')}{pad})"
         return r("layers.Lambda(lambda t: t)", "layers.Embedding(100, 8)", "layers.LSTM(4)",
                  "layers.Layer()", "keras.layers.Input((3,))", "layers.InputLayer((8, 8, 3))",
                  "layers.Softmax()", "layers.ReLU()", "layers.LeakyReLU(0.1)", "layers.Add()",
