@@ -30,7 +30,7 @@ def regroup(ir: ModelIR, groups: Mapping[str, tuple[str, str]],
 
     layers = tuple(mark(l) for l in ir.layers)
     kinds = {row: kind for row, kind in groups.values()}
-    row_of = {l.name: l.group or l.name for l in layers}
+    row_of = {l.name: l.name if l.group is None else l.group for l in layers}
     if rank is not None:
         rows = list(dict.fromkeys(row_of[l.name] for l in layers))
         rows.sort(key=lambda r: rank.get(r, len(rank)))
@@ -120,6 +120,8 @@ def summary_rows(analysis, inputs: bool = False) -> list:
     nodes = {n.name: n for n in model.inputs}
     out: list = []
     for name in order:
+        if name == "":
+            continue                  # what a subclassed model's call() does between layers
         if name in nodes:
             if inputs:
                 out.append(nodes[name])

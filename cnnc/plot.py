@@ -88,13 +88,30 @@ def _row_boxes(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int]]]:
         members = getattr(r, "members", None) or (r,)
         inside = {m.name for m in members}
         real = list(dict.fromkeys(s for m in members for s in m.layer.inputs if s not in inside))
-        srcs = list(dict.fromkeys(shown_as(model, s) for s in real))
+        srcs = list(dict.fromkeys(b for s in real for b in _boxes_behind(model, s, shown_as)))
         shapes = [_shape_text(analysis.shape_of(s)) for s in real]
         boxes.append({"name": r.name, "type": r.layer.kind, "inputs": srcs,
                       "input_shape": shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]",
                       "output_shape": _shape_text(r.output_shape), "params": r.params})
         edges += [(index[s], i) for s in srcs if s in index]
     return boxes, edges
+
+
+def _boxes_behind(model, name: str, shown_as) -> list[str]:
+    """The boxes a tensor comes from: through what a subclassed model's call() does
+    between its layers (rows without a name), back to the layers before."""
+    out, stack, seen = [], [name], set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        layer = model.find(n)
+        if layer is not None and layer.group == "":
+            stack.extend(layer.inputs)
+        else:
+            out.append(shown_as(model, n))
+    return out
 
 
 # --- escaping ----------------------------------------------------------------------

@@ -746,3 +746,42 @@ bad = keras.Model(inputs, y)
     assert [r["name"] for r in _layers(found["seq"])] == ["lambda_5", "flatten", "dense"]
     assert found["seq"].analysis.total_params == 7850
     assert any("cannot follow this Lambda's function" in d.message for d in found["bad"].diagnostics)
+
+
+def test_tensorflow_functions_inside_call():
+    """tf.concat, tf.add, tf.multiply, keras.ops.concatenate in a custom layer's and a
+    subclassed model's call(); what call() does between layers is no row (Keras 3.15.1:
+    inception (None, 16, 16, 8) 128, conv2d_2 72, global_average_pooling2d; inception_1 64)."""
+    sc = _check('''import tensorflow as tf
+from tensorflow import keras
+from tensorflow.keras import layers
+class Inception(layers.Layer):
+    def __init__(self, f):
+        super().__init__()
+        self.a = layers.Conv2D(f, 1, padding="same")
+        self.b = layers.Conv2D(f, 3, padding="same")
+    def call(self, x):
+        y = tf.concat([self.a(x), self.b(x)], axis=-1)
+        return tf.nn.relu(tf.add(y, 1.0))
+class Net(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.i1 = Inception(4)
+        self.c = layers.Conv2D(8, 1)
+        self.p = layers.GlobalAveragePooling2D()
+    def call(self, x):
+        x = self.i1(x)
+        x = keras.ops.concatenate([x, self.c(x)], axis=-1)
+        return self.p(tf.multiply(x, 2.0))
+net = Net()
+net.build((None, 16, 16, 3))
+inp = keras.Input((16, 16, 3))
+m = keras.Model(inp, Inception(2)(inp))
+''')
+    assert not _errors(sc)
+    found = {m.var: m.checked for m in sc.models}
+    assert [(r["name"], r["output_shape"], r["params"]) for r in _layers(found["net"])] == [
+        ("inception", [None, 16, 16, 8], 128), ("conv2d_2", [None, 16, 16, 8], 72),
+        ("global_average_pooling2d", [None, 16], 0)]
+    assert found["net"].analysis.infos[-1].input_shape == (16, 16, 16)
+    assert [(r["name"], r["params"]) for r in _layers(found["m"])] == [("inception_1", 64)]

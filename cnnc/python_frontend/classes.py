@@ -287,6 +287,36 @@ class ClassesMixin:
                          keras_name=self.hidden_name(act), seq=self.next_seq(), hidden=True)
         return self.apply_layer(layer, [tensors[0]], node)
 
+    def tensor_function(self, func, args: list[ArgVal], node):
+        """`tf.concat([a, b], -1)`, `tf.add(a, b)`, `keras.ops.multiply(a, b)` inside a custom
+        layer's or subclassed model's call() (TensorFlow functions refuse Keras 3's symbolic
+        tensors elsewhere): a Concatenate or tensor arithmetic. None: not one."""
+        if not isinstance(func, KerasRef) or len(func.path) < 2:
+            return None
+        last, parent = func.last, func.path[-2]
+        if parent not in ("ops", "math", "backend", "tensorflow", "numpy"):
+            return None
+        if last in ("concat", "concatenate"):
+            values = next((a.value for a in args if a.keyword in (None, "values", "xs", "tensors")), None)
+            axis = next((a.value for a in args if a.keyword == "axis"), None)
+            pos = [a.value for a in args if a.keyword is None]
+            if axis is None:
+                axis = pos[1] if len(pos) > 1 else (0 if parent in ("ops", "numpy") else None)
+            if not (isinstance(values, (list, tuple)) and values and all(isinstance(v, TensorVal) for v in values)
+                    and isinstance(axis, int)):
+                return None
+            layer = LayerVal("Concatenate", [ArgVal("axis", axis, self.span(node))], self.span(node),
+                             self.span(node.func), written=("Concatenate",),
+                             keras_name=self.hidden_name("concat"), seq=self.next_seq(), hidden=True)
+            return self.apply_layer(layer, [ArgVal(None, list(values), self.span(node))], node)
+        ops = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "true_divide": "div"}
+        if last in ops:
+            pos = [a for a in args if a.keyword is None][:2]
+            if len(pos) == 2 and any(isinstance(a.value, TensorVal) for a in pos) and all(
+                    isinstance(a.value, (TensorVal, int, float)) and not isinstance(a.value, bool) for a in pos):
+                return self.tensor_op(ops[last], [(a.value, node) for a in pos], node)
+        return None
+
     def weightless_copy(self, layer: LayerVal) -> LayerVal | None:
         """A weightless layer called again inside a subclassed model or a custom layer:
         a copy (Keras keeps one object; nothing is shared since it has no weights)."""

@@ -301,10 +301,9 @@ def _row(m: ModelVal, node: TNode, out: Emitted, names: dict) -> None:
         if out.rank is not None:
             out.rank.setdefault(row, seq)
     elif m.style == "subclassed" and (node.kind == "op" or node.layer.hidden):
-        # arithmetic and activation functions in call(): under the row of what they read
-        row = out.groups.get(next((names[i] for i in node.inputs[:1]), ""))
-        if row is not None:
-            out.groups[name] = row
+        # arithmetic and functions in call() are no layers of the model: a row without a
+        # name, which the summary leaves out (groups.summary_rows)
+        out.groups[name] = ("", "")
     elif m.style == "subclassed" and node.layer is not None:
         own = node.layer.copy_of or node.layer
         out.groups[name] = (_given_name(own), own.cls)

@@ -923,7 +923,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
     def call(self, func, args: list[ArgVal], node: ast.Call, scope):
         span = self.span(node)
         if self.groups or self.tracing:
-            applied = self.activation_call(func, args, node)
+            applied = self.activation_call(func, args, node) or self.tensor_function(func, args, node)
             if applied is not None:
                 return applied
         if isinstance(func, FuncVal):
