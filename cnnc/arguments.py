@@ -58,7 +58,7 @@ def _is_int(x: Any) -> bool:
 
 def expect_int(v: S.Value, name: str, minimum: int | None = None) -> int:
     x = literal(v, name)
-    if isinstance(x, float) and x.is_integer():
+    if isinstance(x, float) and x.is_integer() and abs(x) <= 2 ** 53:   # 32.0, not 1e308
         x = int(x)
     if not _is_int(x):
         raise ArgError(f"`{name}` must be an integer, got {S.describe(v)}", v.span)

@@ -25,6 +25,8 @@ FORMATS = ("text", "json", "markdown")
 
 def readable_memory_size(size: float) -> str:
     """Keras's byte formatting: 1024-based, two decimals (364.54 KB)."""
+    if size >= sh.HUGE:
+        return f"{sh.sci(int(size))} B"
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size / 1024 < 1:
             return f"{size:.2f} {unit}"
@@ -36,6 +38,8 @@ def readable_count(n: int | None) -> str:
     """1000-based short form for operation counts: 2.79 M."""
     if n is None:
         return "?"
+    if n >= sh.HUGE:
+        return sh.sci(n)
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.2f} {unit}"

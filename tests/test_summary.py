@@ -116,3 +116,18 @@ def test_check_json_output(in_repo, capsys):
     (d,) = data["files"][0]["diagnostics"]
     assert (d["severity"], d["line"], d["column"]) == ("error", 9, 12)
     assert data["exit_status"] == 1
+
+
+def test_counts_beyond_any_float_are_printed_not_crashed():
+    """A layer of 10**24 units: params and bytes larger than a float can hold are shown
+    in exact scientific form (the summary and the resource guard's message)."""
+    from cnnc import resources
+    from cnnc.frontend import check_text
+    from cnnc.summary import render
+    n = 5 * 10 ** 400
+    assert readable_memory_size(n) == "5.00e+400 B" and readable_count(n) == "5.00e+400"
+    assert resources.human(n) == "5.00e+400 B"
+    checked = check_text("input (4,)\nDense(1000000000000000000000000)\n")
+    assert checked.ok
+    text = render(checked.analysis, keras_only=True)
+    assert "(2.00e+25 B)" in text               # 5e24 params x 4 bytes
