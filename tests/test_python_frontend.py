@@ -785,3 +785,13 @@ m = keras.Model(inp, Inception(2)(inp))
         ("global_average_pooling2d", [None, 16], 0)]
     assert found["net"].analysis.infos[-1].input_shape == (16, 16, 16)
     assert [(r["name"], r["params"]) for r in _layers(found["m"])] == [("inception_1", 64)]
+
+
+def test_model_choice_in_notebooks_by_cell():
+    path = SCRIPTS / "tf_docs_keras_classification.ipynb"
+    sc = check_script(str(path), path.read_text(encoding="utf-8"))
+    for choice in ("model:cell 5", "model:cell5", "model:cell 5, line 1", "model:cell5:line1"):
+        assert sc.select(choice).var == "model"
+    assert sc.select("probability_model:cell 9").var == "probability_model"
+    with pytest.raises(Exception, match="has no model 'model:cell4'"):
+        sc.select("model:cell4")

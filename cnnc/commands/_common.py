@@ -19,7 +19,7 @@ def add_source_arguments(p) -> None:
     """--model and --input-shape: which model of a Keras script or notebook, and the
     input shape where the script's data decides it."""
     p.add_argument("--model", metavar="NAME",
-                   help="a Keras script or notebook's model: its variable (or NAME:LINE)")
+                   help="a Keras script or notebook's model: its variable (or NAME:LINE; in a notebook NAME:cell N)")
     p.add_argument("--input-shape", metavar="SHAPE",
                    help="one sample's shape where a Keras script takes it from data, e.g. 28,28,1")
 

@@ -54,13 +54,23 @@ class ScriptCheck:
                                  ["run `cnnc check` on it to see why"])
             raise UsageError(f"'{self.source.path}' builds {len(self.models)} models; choose one "
                              "with --model NAME", [_listing(self.models)])
-        hits = [m for m in self.models if m.var == name or f"{m.var}:{m.line}" == name]
+        hits = [m for m in self.models if m.var == name or f"{m.var}:{m.line}" == name
+                or _cell_key(name) == _cell_key(f"{m.var}:{m.where}")
+                or _cell_key(name) == _cell_key(f"{m.var}:{m.where.split(',')[0]}")]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise UsageError(f"several models are called '{name}'; add the line, e.g. "
-                             f"--model {name}:{hits[-1].line}", [_listing(self.models)])
+            last = hits[-1]
+            where = last.where.split(",")[0].replace(" ", "") if last.where.startswith("cell") \
+                else str(last.line)
+            raise UsageError(f"several models are called '{name}'; add where, e.g. "
+                             f"--model {name}:{where}", [_listing(self.models)])
         raise UsageError(f"'{self.source.path}' has no model '{name}'", [_listing(self.models)])
+
+
+def _cell_key(text: str) -> str:
+    """'model:cell 5, line 1', 'model:cell5:line1', 'model:cell 5': one spelling."""
+    return re.sub(r"[\s,:]+", "", text.lower())
 
 
 def _listing(models: list[FoundModel]) -> str:
