@@ -20,10 +20,8 @@ import io
 import json
 import os
 import random
-import resource
 import signal
 import struct
-import subprocess
 import sys
 import time
 import zipfile
@@ -104,64 +102,24 @@ def _worker(cases_path: str, results_path: str) -> None:
             out.flush()
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def run_cases(cases: list[Case], workdir: Path) -> dict[str, dict]:
     """Every case's outcome, by id. A worker that dies is restarted after the case it died
-    on, which gets rc 'crashed (...)'."""
+    on, which gets rc 'crashed (...)'; one stuck (its results file not growing for twice
+    the per-case limit) is killed."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "NO_COLOR": "1", "PYTHONPATH": str(ROOT),
            "CNNC_FASHION_MNIST_DIR": str(workdir / "no-fashion-mnist")}
     env.pop("CNNC_DEBUG", None)
-    results: dict[str, dict] = {}
-    todo = list(cases)
-    by_id = {c.id: c for c in cases}
-    rounds = 0
-    while todo and rounds < 50:
-        rounds += 1
-        cases_path, results_path = workdir / f"cases{rounds}.json", workdir / f"results{rounds}.jsonl"
-        cases_path.write_text(json.dumps([c.__dict__ for c in todo]))
-        # a case stuck in C code (where SIGALRM cannot reach) stops the worker's progress:
-        # kill it when its results file has not grown for twice the per-case limit
-        with open(workdir / f"worker{rounds}.err", "w+") as err:
-            proc = subprocess.Popen([sys.executable, __file__, "WORKER", str(cases_path), str(results_path)],
-                                    cwd=workdir, env=env, preexec_fn=_limit_memory,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-            last, since = -1, time.monotonic()
-            while proc.poll() is None:
-                time.sleep(0.05)
-                size = results_path.stat().st_size if results_path.exists() else 0
-                if size != last:
-                    last, since = size, time.monotonic()
-                elif time.monotonic() - since > 2 * CASE_SECONDS + 60:
-                    proc.kill()
-                    proc.wait()
-                    break
-            err.seek(0)
-            status = f"exit {proc.returncode}: {err.read()[-1500:]}" if proc.returncode is not None \
-                and proc.returncode >= 0 else f"killed (signal {-(proc.returncode or 9)}): hung or crashed"
-        started = None
-        if results_path.exists():
-            for line in results_path.read_text().splitlines():
-                r = json.loads(line)
-                if "start" in r:
-                    started = r["start"]
-                else:
-                    results[r["id"]] = r
-                    started = None
-        done = set(results)
-        if started is not None:
-            results[started] = {"id": started, "rc": f"crashed ({status})", "seconds": 0,
-                                "stderr": "", "changed": []}
-            done.add(started)
-        elif len(done) < len(by_id) and not any(c.id in done for c in todo):
-            raise RuntimeError(f"the fuzz worker did not start: {status}")
-        todo = [c for c in todo if c.id not in done]
-    return results
+    from tests.fuzz_workers import run_rounds     # here: the WORKER side runs as a script
+
+    def crashed(case_id: str, status: str) -> dict:
+        if status.startswith("killed"):
+            status += ": hung or crashed"
+        return {"id": case_id, "rc": f"crashed ({status})", "seconds": 0, "stderr": "", "changed": []}
+    return run_rounds(__file__, [c.__dict__ for c in cases], workdir, "", env,
+                      memory_limit=MEMORY_LIMIT, stall_seconds=2 * CASE_SECONDS + 60,
+                      max_rounds=50, crashed=crashed)
 
 
 def problems(cases: list[Case], results: dict[str, dict], max_seconds: float = 20.0) -> list[str]:

@@ -41,7 +41,6 @@ import random
 import re
 import resource
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -270,60 +269,20 @@ def _worker(cases_path: str, results_path: str) -> None:
             out.flush()
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def _run_batch(cases: list[dict], workdir: Path, tag: str) -> dict[str, dict]:
-    """Every case's outcome, by id: one worker, restarted after a case it dies on."""
+    """Every case's outcome, by id: one worker, restarted after a case it dies on, and
+    killed when stuck in C code (where SIGALRM cannot reach)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     env.pop("CNNC_DEBUG", None)
-    results: dict[str, dict] = {}
-    todo = list(cases)
-    rounds = 0
-    while todo and rounds < 100:
-        rounds += 1
-        cases_path = workdir / f"{tag}-cases{rounds}.json"
-        results_path = workdir / f"{tag}-results{rounds}.jsonl"
-        cases_path.write_text(json.dumps(todo))
-        with open(workdir / f"{tag}-worker{rounds}.err", "w+") as err:
-            proc = subprocess.Popen([sys.executable, __file__, "WORKER", str(cases_path), str(results_path)],
-                                    cwd=workdir, env=env, preexec_fn=_limit_memory,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-            last, since = -1, time.monotonic()
-            while proc.poll() is None:
-                time.sleep(0.05)
-                size = results_path.stat().st_size if results_path.exists() else 0
-                if size != last:
-                    last, since = size, time.monotonic()
-                elif time.monotonic() - since > ALARM_SECONDS + CLI_SECONDS * 3 + 30:
-                    proc.kill()          # stuck in C code, where SIGALRM cannot reach
-                    proc.wait()
-                    break
-            err.seek(0)
-            status = (f"exit {proc.returncode}: {err.read()[-1500:]}" if proc.returncode is not None
-                      and proc.returncode >= 0 else f"killed (signal {-(proc.returncode or 9)})")
-        started = None
-        if results_path.exists():
-            for line in results_path.read_text().splitlines():
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if "start" in r:
-                    started = r["start"]
-                else:
-                    results[r["id"]] = r
-                    started = None
-        if started is not None:
-            results[started] = {"id": started, "seconds": 0, "models": [], "tb": status,
-                                "problems": [f"the worker died on this case: {status[:300]}"]}
-        elif not any(c["id"] in results for c in todo):
-            raise RuntimeError(f"the fuzz worker did not start: {status}")
-        todo = [c for c in todo if c["id"] not in results]
-    return results
+    from tests.fuzz_workers import run_rounds     # here: the WORKER side runs as a script
+
+    def crashed(case_id: str, status: str) -> dict:
+        return {"id": case_id, "seconds": 0, "models": [], "tb": status,
+                "problems": [f"the worker died on this case: {status[:300]}"]}
+    return run_rounds(__file__, cases, workdir, f"{tag}-", env, memory_limit=MEMORY_LIMIT,
+                      stall_seconds=ALARM_SECONDS + CLI_SECONDS * 3 + 30, max_rounds=100,
+                      crashed=crashed)
 
 
 def run_cases(cases: list[dict], workdir: Path) -> dict[str, dict]:
