@@ -56,6 +56,17 @@ def load_model(path: str, quiet: bool = False, **source):
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def load_weights(model, weights: str | None) -> None:
+    """--weights into the model; without them, a model that carries none is refused."""
+    if weights:
+        model.load_weights(weights)
+    elif not model.has_weights:
+        from ..diagnostics import UsageError
+        raise UsageError("the weights are missing: give them with --weights",
+                         ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
+                          "(cnnc train)"])
+
+
 def output_path(source: str, output: str | None, suffix: str):
     """-o as given, a folder's NAME{suffix}, or the source's name with `suffix` beside it."""
     from pathlib import Path

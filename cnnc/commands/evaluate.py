@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)  # before NumPy loads
     from .. import data as D
     from .. import train
-    from ._common import load_model, source_options
+    from ._common import load_model, load_weights, source_options
 
     check_data_arguments(args)
     model = load_model(args.file, **source_options(args))
@@ -51,13 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     resources.check_model(model, args.batch_size, "cnnc evaluate")   # before any weight exists
-    if args.weights:
-        model.load_weights(args.weights)
-    elif not model.has_weights:
-        from ..diagnostics import UsageError as _UsageError
-        raise _UsageError("the weights are missing: give them with --weights",
-                          ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
-                           "(cnnc train)"])
+    load_weights(model, args.weights)
     ds = D.load(args.data).limit(args.limit)
     x, y = ds.split(args.split)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]

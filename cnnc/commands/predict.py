@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from .. import data as D
     from ..atomic import write_bytes, write_text
-    from ._common import load_model, source_options
+    from ._common import load_model, load_weights, source_options
 
     model = load_model(args.file, **source_options(args))
     from ..train import require_single_io
@@ -67,13 +67,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([(args.output, "-o")], [args.file, args.data, args.weights])
     from .. import resources
     resources.check_model(model, args.batch_size, "cnnc predict")   # before any weight exists
-    if args.weights:
-        model.load_weights(args.weights)
-    elif not model.has_weights:
-        from ..diagnostics import UsageError as _UsageError
-        raise _UsageError("the weights are missing: give them with --weights",
-                          ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
-                           "(cnnc train)"])
+    load_weights(model, args.weights)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     x, y, divisor, names = _inputs(args)
