@@ -476,38 +476,56 @@ class ClassesMixin:
 
     # --- looking into a model: model.layers, model.get_layer(), layer.output --------
 
-    def seq_graph(self, m: ModelVal):
-        """A Sequential's layers called on its input now, as Keras has built it once its
-        input shape is known: {"input", "last", "outputs": {id(layer): tensor}, "n"}."""
+    def seq_graph(self, m: ModelVal, input_shape: tuple | None = None, final: bool = False):
+        """A Sequential's layers called on its input, as Keras builds it once its input
+        shape is known: {"input", "last", "outputs": {id(layer): tensor}, "n"}. Built for
+        `model.layers[i].output` while the script runs, then continued by the final trace
+        (`final`: its first layer's input_shape= is taken off, layers are traced). A shape
+        that is not known raises EmitError."""
         g = m.prebuilt
-        if g is not None and g["n"] == len(m.items):
-            return g
         if g is None:
-            items = m.items
-            first = items[0] if items else None
-            if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
-                t, start = first, 1
-            else:
-                found = self.first_layer_shape(first, strip=False) or (
-                    (m.build_shape[1:], m.build_span) if isinstance(m.build_shape, (tuple, list))
-                    and len(m.build_shape) >= 2 else None)
-                if found is None:
-                    return Unknown("the Sequential model's input shape is not known at this point "
-                                   "(Keras has not built it yet)", m.span)
-                t, start = self.traced_input(m, found[0], found[1]), 0
+            t, start = self.seq_start(m, input_shape, final)
             g = m.prebuilt = {"input": t, "last": t, "outputs": {}, "n": start}
-        for k in range(g["n"], len(m.items)):
-            item, span = m.items[k], m.item_spans[k]
-            if isinstance(item, ModelVal):
-                out = self.apply_model(item, [ArgVal(None, g["last"], span)], self.fake_call(span))
-            elif isinstance(item, LayerVal):
-                out = self.call_layer_on(item, g["last"], span)
-            else:
-                out = Unknown("cnnc cannot follow this item of the Sequential", span)
-            if not isinstance(out, TensorVal):
-                return out if isinstance(out, Unknown) else Unknown("this layer cannot be followed", span)
-            g["outputs"][id(item)], g["last"], g["n"] = out, out, k + 1
+        tracing, self.tracing = self.tracing, final or self.tracing
+        try:
+            for k in range(g["n"], len(m.items)):
+                item, span = m.items[k], m.item_spans[k]
+                if isinstance(item, ModelVal):
+                    out = self.apply_model(item, [ArgVal(None, g["last"], span)], self.fake_call(span))
+                elif isinstance(item, LayerVal):
+                    out = self.call_layer_on(item, g["last"], span)
+                else:
+                    out = Unknown("cnnc cannot follow this item of the Sequential", span)
+                if not isinstance(out, TensorVal):
+                    return Unknown(getattr(out, "why", "this layer cannot be followed"), span)
+                g["outputs"][id(item)], g["last"], g["n"] = out, out, k + 1
+        finally:
+            self.tracing = tracing
         return g
+
+    def seq_start(self, m: ModelVal, input_shape, final: bool) -> tuple[TensorVal, int]:
+        """The tensor a Sequential starts from, and the index of its first layer."""
+        from .emit import _declared_shape
+        first = m.items[0] if m.items else None
+        if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
+            return first, 1
+        found = None
+        if isinstance(first, LayerVal):
+            found = self.first_layer_shape(first, strip=final)
+        elif isinstance(first, ModelVal):
+            found = self.model_input_shape(first, m.item_spans[0])
+        if found is None:
+            found = _declared_shape(m, input_shape)
+        return self.traced_input(m, found[0], found[1]), 0
+
+    def built_graph(self, m: ModelVal):
+        """seq_graph while the script runs: a shape not known yet is an Unknown."""
+        from .emit import EmitError
+        try:
+            return self.seq_graph(m)
+        except EmitError:
+            return Unknown("the Sequential model's input shape is not known at this point "
+                           "(Keras has not built it yet)", m.span)
 
     def model_layers(self, m: ModelVal) -> list | Unknown:
         """model.layers: a Sequential's items, a functional model's layers in creation order."""
@@ -521,7 +539,7 @@ class ClassesMixin:
         owner = next((m for m in self.models if m.kind == "sequential" and any(
             i is layer for i in m.items)), None)
         if owner is not None:
-            g = self.seq_graph(owner)
+            g = self.built_graph(owner)
             if isinstance(g, Unknown):
                 return g
             return g["outputs"].get(id(layer), Unknown("this layer has no output yet", span))
@@ -536,7 +554,7 @@ class ClassesMixin:
         if attr == "layers":
             return self.model_layers(m)
         if m.kind == "sequential":
-            g = self.seq_graph(m)
+            g = self.built_graph(m)
             if isinstance(g, Unknown):
                 return g
             v = g["last"] if attr.startswith("output") else g["input"]
@@ -593,44 +611,17 @@ class ClassesMixin:
             return None
 
     def trace_sequential(self, m: ModelVal, input_shape) -> None:
-        if m.prebuilt is not None:             # built already for model.layers[i].output
-            graph = self.seq_graph(m)
-            if isinstance(graph, Unknown):
-                m.problems.append((graph.why, graph.span or m.span, ()))
-                return
-            m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", graph["input"], graph["last"]
-            return
-        items = list(zip(m.items, m.item_spans))
-        first = items[0][0]
-        if isinstance(first, TensorVal) and self.nodes[first.node].kind == "input":
-            t, items = first, items[1:]
-        else:
-            shape = self.first_layer_shape(first) if isinstance(first, LayerVal) else \
-                self.model_input_shape(first, items[0][1])
-            if shape is None:
-                found = self.model_shape(m, input_shape)
-                if found is None:
-                    return
-                shape = found
-            t = self.traced_input(m, shape[0], shape[1])
-        self.tracing = True
+        """A Sequential holding a custom layer or a model: its chain as a graph."""
+        from .emit import EmitError
         try:
-            for item, span in items:
-                if isinstance(item, ModelVal):
-                    out = self.apply_model(item, [ArgVal(None, t, span)], self.fake_call(span))
-                elif isinstance(item, LayerVal):
-                    out = self.call_layer_on(item, t, span)
-                else:
-                    m.problems.append(("cnnc cannot follow this item of the Sequential", span, ()))
-                    return
-                if not isinstance(out, TensorVal):
-                    m.problems.append((getattr(out, "why", "this layer cannot be followed"), span, ()))
-                    return
-                t = out
-        finally:
-            self.tracing = False
-        m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", TensorVal(
-            self.first_input(t)), t
+            graph = self.seq_graph(m, input_shape, final=True)
+        except EmitError as e:
+            m.problems.append((e.message, e.span, e.notes))
+            return
+        if isinstance(graph, Unknown):
+            m.problems.append((graph.why, graph.span or m.span, ()))
+            return
+        m.kind, m.style, m.inputs, m.outputs = "functional", "sequential", graph["input"], graph["last"]
 
     def model_input_shape(self, inner, span: Span, seen: frozenset = frozenset()) -> tuple[tuple, Span] | None:
         """The input shape of a model that starts a Sequential: its Input's or first layer's."""
@@ -677,12 +668,6 @@ class ClassesMixin:
                 layer.args = [x for x in layer.args if x.keyword not in _SHAPE_ARGS]
             return found
         return None
-
-    def first_input(self, t: TensorVal) -> int:
-        k = t.node
-        while self.nodes[k].inputs:
-            k = self.nodes[k].inputs[0]
-        return k
 
     def call_layer_on(self, layer: LayerVal, t: TensorVal, span: Span):
         return self.apply_layer(layer, [ArgVal(None, t, span)], self.fake_call(span))

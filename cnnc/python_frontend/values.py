@@ -118,7 +118,7 @@ class TNode:
     operand_spans: list[Span] = field(default_factory=list)
     extra: list = field(default_factory=list)    # other arguments of the layer call
     keras_name: str | None = None        # an Input's or operation's name (numbered as Keras does)
-    group: tuple | None = None           # (row, class, seq): made inside a custom layer's call()
+    group: tuple | None = None           # (row, class, seq, span): made in a custom layer or nested model
 
 
 @dataclass
