@@ -179,7 +179,7 @@ class ClassesMixin:
 
     def apply_custom(self, layer: LayerVal, given: ArgVal, extra: list[ArgVal], node):
         """A custom layer called on a tensor: build() then call(), their nodes one row."""
-        inst, span = layer.custom, self.span(node)
+        inst = layer.custom
         if layer.uses:
             return self.refused_node(layer, node, f"'{layer.keras_name}' ({layer.cls}) is called a "
                                      "second time: its weights would be shared, which cnnc does not "
@@ -193,56 +193,56 @@ class ClassesMixin:
         if layer.unsupported:
             return self.refused_node(layer, node, None, given)
         call = self.class_method(inst.cls, "call")
-        start = len(self.nodes)
-        self.groups.append((layer.keras_name, layer.cls))
-        try:
-            out = self.call_function(call, [ArgVal(None, given.value, given.span)] + extra, node,
-                                     self_obj=inst)
-        finally:
-            self.groups.pop()
+        out = self.run_in_row(layer, layer.cls, given, node, lambda: self.call_function(
+            call, [ArgVal(None, given.value, given.span)] + extra, node, self_obj=inst))
         if layer.unsupported:
             return self.refused_node(layer, node, None, given)
-        if isinstance(out, TensorVal) and out.node < start:     # call() returns its input
-            ident = LayerVal("Identity", [], layer.span, layer.name_span, written=("Identity",),
-                             keras_name=self.hidden_name("identity"), seq=self.next_seq(), hidden=True)
-            self.groups.append((layer.keras_name, layer.cls))
-            try:
-                out = self.apply_layer(ident, [ArgVal(None, out, given.span)], node)
-            finally:
-                self.groups.pop()
-        if not isinstance(out, TensorVal) or out.node < start:
+        if not isinstance(out, TensorVal):
             why = (out.why if isinstance(out, Unknown) else
                    "it returns no new tensor" if not isinstance(out, (list, tuple)) else
                    "it returns several tensors")
             return self.refused_node(layer, node, f"{layer.cls}.call() cannot be followed: {why}",
                                      given)
-        for k in range(start, len(self.nodes)):
-            self.nodes[k].group = (layer.keras_name, layer.cls, layer.seq, span)
         return out
 
     def apply_lambda(self, layer: LayerVal, given: ArgVal, node):
         """Lambda(lambda x: x / 127.5 - 1) on a tensor: the function runs on it and what it
         does (arithmetic, activation functions) is the Lambda's row, as Keras shows it."""
-        start, span = len(self.nodes), self.span(node)
+        span = self.span(node)
         arguments = next((a.value for a in layer.args if a.keyword == "arguments"), None)
         extra = [ArgVal(k, v, span) for k, v in arguments.items()] if isinstance(arguments, dict) else []
         layer.uses += 1
-        self.groups.append((layer.keras_name, "Lambda"))
-        try:
-            out = self.call(layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None)
-            if isinstance(out, TensorVal) and out.node < start:       # lambda x: x
-                ident = LayerVal("Identity", [], layer.span, layer.name_span, written=("Identity",),
-                                 keras_name=self.hidden_name("identity"), seq=self.next_seq(), hidden=True)
-                out = self.apply_layer(ident, [ArgVal(None, out, given.span)], node)
-        finally:
-            self.groups.pop()
-        if not isinstance(out, TensorVal) or out.node < start:
+        out = self.run_in_row(layer, "Lambda", given, node, lambda: self.call(
+            layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None))
+        if not isinstance(out, TensorVal):
             why = out.why if isinstance(out, Unknown) else "it returns no tensor cnnc can follow"
             return self.refused_node(layer, node, f"cnnc cannot follow this Lambda's function: {why}",
                                      given)
-        for k in range(start, len(self.nodes)):
-            self.nodes[k].group = (layer.keras_name, "Lambda", layer.seq, span)
         return out
+
+    def run_in_row(self, layer: LayerVal, shown: str, given: ArgVal, node, run):
+        """`run()` (a custom layer's call(), a Lambda's function) on the tensor, everything
+        it makes under the row (layer's name, `shown`); an input returned as it is passes
+        through an Identity. The new tensor, or what `run` gave instead of one."""
+        start = len(self.nodes)
+        self.groups.append((layer.keras_name, shown))
+        try:
+            out = run()
+            if isinstance(out, TensorVal) and out.node < start:
+                out = self.apply_layer(self.hidden_layer("Identity", [], node, "identity"),
+                                       [ArgVal(None, out, given.span)], node)
+        finally:
+            self.groups.pop()
+        if isinstance(out, TensorVal):
+            for k in range(start, len(self.nodes)):
+                self.nodes[k].group = (layer.keras_name, shown, layer.seq, self.span(node))
+        return out
+
+    def hidden_layer(self, cls: str, args: list[ArgVal], node, base: str) -> LayerVal:
+        """A layer standing for what Keras does not call a layer (an activation function,
+        tf.concat, an identity) inside a row; its name never shows."""
+        return LayerVal(cls, args, self.span(node), self.span(node.func), written=(cls,),
+                        keras_name=self.hidden_name(base), seq=self.next_seq(), hidden=True)
 
     def refused_node(self, layer: LayerVal, node, why: str | None, given: ArgVal):
         """A node that makes its model an error at this call (emit reports `why`)."""
@@ -282,9 +282,7 @@ class ClassesMixin:
         if len(tensors) != 1:
             return None
         act = "silu" if name == "swish" else name
-        layer = LayerVal("Activation", [ArgVal(None, act, self.span(node))], self.span(node),
-                         self.span(node.func), written=("Activation",),
-                         keras_name=self.hidden_name(act), seq=self.next_seq(), hidden=True)
+        layer = self.hidden_layer("Activation", [ArgVal(None, act, self.span(node))], node, act)
         return self.apply_layer(layer, [tensors[0]], node)
 
     def tensor_function(self, func, args: list[ArgVal], node):
@@ -305,9 +303,7 @@ class ClassesMixin:
             if not (isinstance(values, (list, tuple)) and values and all(isinstance(v, TensorVal) for v in values)
                     and isinstance(axis, int)):
                 return None
-            layer = LayerVal("Concatenate", [ArgVal("axis", axis, self.span(node))], self.span(node),
-                             self.span(node.func), written=("Concatenate",),
-                             keras_name=self.hidden_name("concat"), seq=self.next_seq(), hidden=True)
+            layer = self.hidden_layer("Concatenate", [ArgVal("axis", axis, self.span(node))], node, "concat")
             return self.apply_layer(layer, [ArgVal(None, list(values), self.span(node))], node)
         ops = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "true_divide": "div"}
         if last in ops:
