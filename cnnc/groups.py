@@ -92,24 +92,33 @@ class GroupInfo:
         return self.output_info.activation_bytes
 
 
-def group_info(analysis, row: str) -> GroupInfo:
-    """The row `row` of `analysis`'s model: its members, output and outside inputs."""
+def group_infos(analysis) -> dict[str, GroupInfo]:
+    """Every row of `analysis`'s model that stands for several layers: its members,
+    output and outside inputs (one pass over the layers)."""
     model = analysis.model
-    members = [i for i in analysis.infos if i.layer.group == row]
-    inside = {m.name for m in members}
-    outside = set(model.outputs)
+    members: dict[str, list] = {}
+    readers: dict[str, set] = {}          # tensor -> the rows of the layers reading it
     for i in analysis.infos:
-        if i.layer.group != row:
-            outside.update(i.layer.inputs)
-    # Keras's row shows what call() returned: the member read from outside (or an output)
-    exits = [m for m in members if m.name in outside]
-    # a weightless layer a subclassed model calls twice: Keras shows its first call
-    own = next((m for m in members if m.name == row), None)
-    out = own if own is not None else exits[-1] if exits else members[-1]
-    ins = tuple(dict.fromkeys(s for m in members for s in m.layer.inputs if s not in inside))
+        if i.layer.group is not None:
+            members.setdefault(i.layer.group, []).append(i)
+        for s in i.layer.inputs:
+            readers.setdefault(s, set()).add(i.layer.group)
     rows = {l.name: l.group or l.name for l in model.layers}
-    return GroupInfo(row, model.groups[row], tuple(members), out,
-                     tuple(dict.fromkeys(rows.get(s, s) for s in ins)))
+    outputs = set(model.outputs)
+    out = {}
+    for row, group in members.items():
+        if row not in model.groups:
+            continue
+        inside = {m.name for m in group}
+        # Keras's row shows what call() returned: the member read from outside (or an output)
+        exits = [m for m in group if m.name in outputs or readers.get(m.name, set()) - {row}]
+        # a weightless layer a subclassed model calls twice: Keras shows its first call
+        own = next((m for m in group if m.name == row), None)
+        last = own if own is not None else exits[-1] if exits else group[-1]
+        ins = dict.fromkeys(s for m in group for s in m.layer.inputs if s not in inside)
+        out[row] = GroupInfo(row, model.groups[row], tuple(group), last,
+                             tuple(dict.fromkeys(rows.get(s, s) for s in ins)))
+    return out
 
 
 def summary_rows(analysis, inputs: bool = False) -> list:
@@ -118,6 +127,7 @@ def summary_rows(analysis, inputs: bool = False) -> list:
     model = analysis.model
     order = model.row_order or model.layer_order or tuple(i.name for i in analysis.infos)
     nodes = {n.name: n for n in model.inputs}
+    groups = group_infos(analysis) if model.groups else {}
     out: list = []
     for name in order:
         if name == "":
@@ -125,8 +135,8 @@ def summary_rows(analysis, inputs: bool = False) -> list:
         if name in nodes:
             if inputs:
                 out.append(nodes[name])
-        elif name in model.groups:
-            out.append(group_info(analysis, name))
+        elif name in groups:
+            out.append(groups[name])
         else:
             out.append(analysis.info(name))
     return out

@@ -183,9 +183,8 @@ def _extra_cells(info: LayerInfo) -> tuple[str, ...]:
             _axes(info.output.rf), _axes(info.output.jump))
 
 
-def _rows(analysis: Analysis, keras_only: bool) -> list[tuple[str, ...]]:
-    return [_keras_cells(info) + (() if keras_only else _extra_cells(info))
-            for info in summary_rows(analysis)]
+def _rows(entries: list, keras_only: bool) -> list[tuple[str, ...]]:
+    return [_keras_cells(info) + (() if keras_only else _extra_cells(info)) for info in entries]
 
 
 def _one_line(text: str) -> str:
@@ -236,7 +235,7 @@ def _can_draw_boxes(stream=None) -> bool:
 
 def render_text(analysis: Analysis, keras_only: bool = False, ascii: bool | None = None) -> str:
     header = _KERAS_HEADER + (() if keras_only else _EXTRA_HEADER)
-    rows = _rows(analysis, keras_only)
+    rows = _rows(summary_rows(analysis), keras_only)
     widths = [max(cell_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
     box = _ASCII if (ascii if ascii is not None else not _can_draw_boxes()) else _BOX
 
@@ -371,24 +370,26 @@ def wrap_cell(text: str, width: int, align: str = "<", ellipsis: str = "…") ->
     return out
 
 
-def _is_graph(analysis: Analysis) -> bool:
-    """Whether Keras adds "Connected to": the model is more than a chain of its rows."""
+def _is_graph(analysis: Analysis, entries: list) -> bool:
+    """Whether Keras adds "Connected to": the model is more than a chain of its rows
+    (`entries`: summary_rows with the inputs)."""
     model = analysis.model
     if not model.groups:
         return model.is_graph
     return (len(model.inputs) > 1 or len(model.outputs) > 1
-            or any(len(r.layer.inputs) != 1 for r in summary_rows(analysis)))
+            or any(len(r.layer.inputs) != 1 for r in entries if r not in model.inputs))
 
 
 def _connections(model, layer_inputs: Sequence[str]) -> str:
     return ", ".join(f"{_one_line(shown_as(model, name))}[0][0]" for name in layer_inputs) or "-"
 
 
-def _graph_rows(analysis: Analysis, graph: bool, keras_only: bool) -> list[tuple[str, ...]]:
+def _graph_rows(analysis: Analysis, entries: list, graph: bool,
+                keras_only: bool) -> list[tuple[str, ...]]:
     """One row per entry of Keras's model.layers (InputLayers included), in its order."""
     model = analysis.model
     rows = []
-    for entry in summary_rows(analysis, inputs=True):
+    for entry in entries:
         if entry in model.inputs:
             node = entry
             row: tuple[str, ...] = (f"{_one_line(node.name)} ({node.kind})", sh.fmt_shape(node.shape), "0")
@@ -415,13 +416,14 @@ def render_functional_text(analysis: Analysis, keras_only: bool = False,
     """Keras's functional summary: its columns exactly as `model.summary()` draws them
     (wrapped cells, InputLayer rows, "Connected to" when the model is more than a
     chain), then, unless keras_only, cnnc's columns (one line each, fitted)."""
-    graph = _is_graph(analysis)
+    entries = summary_rows(analysis, inputs=True)
+    graph = _is_graph(analysis, entries)
     line_length, positions = KERAS_GRAPH_LAYOUT if graph else KERAS_CHAIN_LAYOUT
     keras_header = _GRAPH_HEADER if graph else _KERAS_HEADER
     keras_widths = keras_column_widths(line_length, positions)
     keras_aligns = ("<", "<", ">", "<")[:len(keras_header)]
     header = keras_header + (() if keras_only else _EXTRA_HEADER)
-    rows = _graph_rows(analysis, graph, keras_only)
+    rows = _graph_rows(analysis, entries, graph, keras_only)
     k = len(keras_header)
     extra_widths = [max(cell_width(r[i]) for r in [header, *rows]) for i in range(k, len(header))]
     widths = keras_widths + extra_widths
@@ -463,7 +465,8 @@ def _md_code(text: str) -> str:
 
 
 def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> str:
-    graph = _is_graph(analysis)
+    entries = summary_rows(analysis, inputs=True)
+    graph = _is_graph(analysis, entries)
     keras_header = _GRAPH_HEADER if graph else _KERAS_HEADER
     header = keras_header + (() if keras_only else _EXTRA_HEADER)
     aligns = ("<", "<", ">", "<")[:len(keras_header)] + (">",) * (len(header) - len(keras_header))
@@ -471,7 +474,7 @@ def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> 
     out = [f"**Model: {_md_code(model.name)}**", "",
            "| " + " | ".join(header) + " |",
            "|" + "|".join(":---" if a == "<" else "---:" for a in aligns) + "|"]
-    for entry, row in zip(summary_rows(analysis, inputs=True), _graph_rows(analysis, graph, keras_only)):
+    for entry, row in zip(entries, _graph_rows(analysis, entries, graph, keras_only)):
         is_input = entry in model.inputs
         cells = [f"{_md_code(entry.name)} ({entry.kind if is_input else entry.layer.kind})",
                  _md_code(row[1]), row[2]]
@@ -487,11 +490,12 @@ def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> 
 
 def render_markdown(analysis: Analysis, keras_only: bool = False) -> str:
     header = _KERAS_HEADER + (() if keras_only else _EXTRA_HEADER)
-    rows = _rows(analysis, keras_only)
+    entries = summary_rows(analysis)
+    rows = _rows(entries, keras_only)
     out = [f"**Model: {_md_code(analysis.model.name)}**", "",
            "| " + " | ".join(header) + " |",
            "|" + "|".join(":---" if a == "<" else "---:" for a in _ALIGN[:len(header)]) + "|"]
-    for info, row in zip(summary_rows(analysis), rows):
+    for info, row in zip(entries, rows):
         cells = [f"{_md_code(info.name)} ({info.layer.kind})", f"`{row[1]}`", *row[2:]]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
