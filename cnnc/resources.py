@@ -25,6 +25,7 @@ import resource as _resource
 from dataclasses import dataclass
 
 from .diagnostics import UsageError
+from .shapes import HUGE, sci
 
 BYTES = 4  # float32
 
@@ -39,9 +40,8 @@ class ResourceError(UsageError):
 
 
 def human(n: float) -> str:
-    if n >= 10 ** 18:                  # no float holds some of these: exact digits instead
-        digits = str(int(n))
-        return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1} B"
+    if n >= HUGE:                      # no float holds some of these: exact digits instead
+        return f"{sci(int(n))} B"
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1024 or unit == "PB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"

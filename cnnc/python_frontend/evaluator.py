@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from ..diagnostics import Reporter, Span
+from ..kinds import OP_CLASSES
 from . import datasets, keras2, tfdata
 from .applications import APPS, ApplicationsMixin
 from .classes import ClassesMixin
@@ -1410,7 +1411,6 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         tensors = [v.node for v, _ in operands if isinstance(v, TensorVal)]
         numbers = [v for v, _ in operands if not isinstance(v, TensorVal)]
         spans = [self.span(n) for v, n in operands if isinstance(v, TensorVal)]
-        from ..kinds import OP_CLASSES
         # Keras names an operation only in a functional graph; inside a custom layer's or a
         # subclassed model's call() it is plain arithmetic, shown under the layer before it
         hidden = bool(self.groups) or self.tracing
