@@ -4,8 +4,6 @@ could block or never end), of a size that fits its role."""
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from ..diagnostics import UsageError
@@ -29,21 +27,10 @@ class KerasFileError(UsageError):
 def regular_file(path: str | Path, what: str, limit: int) -> int:
     """The size of `path`, after checking that it is a regular file of at most `limit`
     bytes; KerasFileError otherwise. Never opens the file (a FIFO would block)."""
-    label = f"{what} '{path}'"
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise KerasFileError(f"cannot read {label}: no such file") from None
-    except PermissionError:
-        raise KerasFileError(f"cannot read {label}: permission denied") from None
-    except OSError as e:
-        raise KerasFileError(f"cannot read {label}: {e.strerror or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise KerasFileError(f"cannot read {label}: it is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise KerasFileError(f"cannot read {label}: not a regular file (a FIFO, socket or device)")
-    if st.st_size > limit:
-        raise KerasFileError(f"cannot read {label}: {st.st_size:,} bytes, over cnnc's limit of "
+    from ..files import regular_size
+    size = regular_size(path, what, error=KerasFileError)
+    if size > limit:
+        raise KerasFileError(f"cannot read {what} '{path}': {size:,} bytes, over cnnc's limit of "
                              f"{limit:,} bytes for such a file")
-    return st.st_size
+    return size
 
