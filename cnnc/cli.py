@@ -122,8 +122,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             _silence_stdout()
             return 2
         return code
+    except OSError:
+        # stderr itself cannot be written (`2> /dev/full`, a closed descriptor): nothing
+        # can be said, and the diagnostics were lost; exit 2 as for any failed output
+        _silence_stderr()
+        return 2
     finally:
         sys.stdout = real
+
+
+def _silence_stderr() -> None:
+    """Nothing more to stderr (not even Python's 'lost sys.stderr' at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stderr__.fileno())
+        os.close(devnull)
+        sys.stderr = sys.__stderr__
+    except (OSError, AttributeError, ValueError):
+        pass
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

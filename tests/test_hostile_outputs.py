@@ -237,6 +237,21 @@ def test_stdout_full_closed_and_broken(work):
     assert p.stdout.startswith("Model") and p.stderr == ""
 
 
+def test_stderr_full_is_exit_2_without_a_traceback(work):
+    """Diagnostics that cannot be written (2> /dev/full): exit 2, as for any failed output,
+    whether the model had only warnings (a script's notes) or errors."""
+    (work / "warn.cnn").write_text("input (8, 8, 1)\nConv2D(4, 3, activation='softmax')\n"
+                                   "Flatten()\nDense(2)\n")
+    (work / "bad.cnn").write_text("input (2, 2, 1)\nConv2D(4, 5)\n")
+    (work / "s.py").write_text("import keras\nm = keras.Sequential([keras.Input(shape=(3,)), "
+                               "keras.layers.Dense(2)])\n")
+    for args in (["check", "warn.cnn"], ["check", "bad.cnn"], ["check", "s.py"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([sys.executable, "-m", "cnnc", *args], cwd=work, stdout=subprocess.PIPE,
+                               stderr=full, timeout=TIMEOUT, preexec_fn=_limits)
+        assert p.returncode == 2, args
+
+
 def test_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "w.npz"
     target.write_bytes(b"old weights")
