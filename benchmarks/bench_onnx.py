@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cnnc  # noqa: E402
 from benchmarks._report import ROOT, machine, write_section  # noqa: E402
-from cnnc import benchmark  # noqa: E402
+from cnnc.runtime import bench as benchmark  # noqa: E402
 
 NETS = ("mnist", "cifar10", "cifar10_sgd", "separable", "digits")
 

@@ -107,7 +107,7 @@ def worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
     import cnnc
-    from cnnc.reference.network import Network
+    from cnnc.backends.numpy.network import Network
 
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "0"))
     model = cnnc.load(args.model)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import cnnc  # noqa: E402
-from cnnc import data as D  # noqa: E402
+from cnnc.support import data as D  # noqa: E402
 
 
 def _parse(argv=None) -> argparse.Namespace:
@@ -133,9 +133,9 @@ def keras_run(args) -> dict | None:
 # --- 2. throughput -----------------------------------------------------------------------------
 
 def cnnc_step(args, x, y):
-    from cnnc.reference import losses as L
-    from cnnc.reference import optimizers as O
-    from cnnc.reference.network import Network
+    from cnnc.backends.numpy import losses as L
+    from cnnc.backends.numpy import optimizers as O
+    from cnnc.backends.numpy.network import Network
     model = cnnc.load(args.model)
     model.init_weights(0)      # the same weights every run (and as the graph benchmark's twin)
     net = Network(model.analysis, model.weights)

@@ -72,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import cnnc  # noqa: E402
-from cnnc import data as D  # noqa: E402
+from cnnc.support import data as D  # noqa: E402
 from bench_train import cnnc_step  # noqa: E402  (one cnnc training step, as timed there)
 
 
@@ -165,7 +165,7 @@ def torch_step(args, x, y, channels_last: bool):
     epsilon; channels_last is PyTorch's faster CPU layout for convolutions."""
     import torch
 
-    from cnnc.torch_twin import torch_module
+    from cnnc.runtime.torch_twin import torch_module
     model = cnnc.load(args.model)
     model.init_weights(0)
     net = torch_module(model, output_activation=False).train()
@@ -190,8 +190,8 @@ def twin_check(args, x) -> float:
     """Largest difference between the twin's and cnnc's inference outputs (same weights)."""
     import torch
 
-    from cnnc.reference.network import Network
-    from cnnc.torch_twin import to_channels_first, torch_module
+    from cnnc.backends.numpy.network import Network
+    from cnnc.runtime.torch_twin import to_channels_first, torch_module
     model = cnnc.load(args.model)
     model.init_weights(0)
     xb = D.prepare_x(x[:64], model.ir.input_shape)

@@ -101,7 +101,7 @@ def counts(path: Path) -> tuple[int, int]:
 def ort_compare(a: Path, b: Path, x, threads: int, seconds: float) -> dict:
     """Latency (batch 1) and throughput (batch len(x)) of two ONNX files, runs alternated."""
     import numpy as np
-    from cnnc import runtime
+    from cnnc.runtime import sessions as runtime
     sess = [runtime.make_session(p.read_bytes(), "cpu", threads) for p in (a, b) if p is not None]
     names = [s.get_inputs()[0].name for s in sess]
     extra = [i.name for i in sess[1].get_inputs()[1:]] if len(sess) == 2 else []
@@ -219,7 +219,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=2.0, help="time per ORT measurement and engine")
     p.add_argument("--no-write", action="store_true", help="print, do not update docs/BENCHMARKS.md")
     args = p.parse_args()
-    from cnnc import runtime
+    from cnnc.runtime import sessions as runtime
     threads = args.threads or runtime.cpu_cores()
     load = os.getloadavg()[0]
     rows = []

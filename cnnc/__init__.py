@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from cnnc.support.version import __version__  # noqa: E402
 
-from .diagnostics import CnncError, Diagnostic, NumericWarning, UsageError  # noqa: E402
-from .model import Model, load, loads  # noqa: E402
+from cnnc.support.diagnostics import CnncError, Diagnostic, NumericWarning, UsageError  # noqa: E402
+from cnnc.model import Model, load, loads  # noqa: E402
 
 __all__ = ["CnncError", "Diagnostic", "Model", "NumericWarning", "UsageError", "load", "loads",
            "__version__"]

@@ -16,8 +16,8 @@ import re
 import sys
 from typing import Sequence
 
-from . import __version__
-from .diagnostics import CnncError, UsageError, did_you_mean, use_color, visible
+from cnnc.support.version import __version__
+from cnnc.support.diagnostics import CnncError, UsageError, did_you_mean, use_color, visible
 
 COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
             "predict", "bench")
@@ -93,7 +93,7 @@ class _Stdout:
 
 
 def _why(e: OSError) -> str:
-    from .atomic import _why as why
+    from cnnc.support.atomic import _why as why
     return why(e)
 
 

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .diagnostics import Diagnostic, NumericWarning, UsageError, did_you_mean
-from .frontend import Checked, check_file, check_text
-from .infer import Analysis, LayerInfo
+from cnnc.support.diagnostics import Diagnostic, NumericWarning, UsageError, did_you_mean
+from cnnc.frontends.dispatch import Checked, check_file, check_text
+from cnnc.analysis.infer import Analysis, LayerInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -104,7 +104,7 @@ class Model:
         return self.total_params
 
     def summary(self, format: str = "text", **options: Any) -> str:
-        from . import summary
+        from cnnc.backends.report import summary
         if not isinstance(format, str) or format not in summary.FORMATS:
             hint = did_you_mean(format, summary.FORMATS) if isinstance(format, str) else ""
             raise UsageError(f"unknown summary format {format!r}; choose from "
@@ -129,7 +129,7 @@ class Model:
         freshly initialised on first use."""
         if self._weights is None:
             if self._checked.weights is not None:
-                from . import weights as W
+                from cnnc.support import weights as W
                 self._weights = W.check(self._checked.weights(self.analysis), self.analysis,
                                         self.ir.path, owned=True)
             else:
@@ -139,7 +139,7 @@ class Model:
     def init_weights(self, seed: int | None = None) -> None:
         if seed is not None:
             seed = _whole("seed", seed, 0)
-        from .reference.initializers import initial_weights
+        from cnnc.backends.numpy.initializers import initial_weights
         self._weights = initial_weights(self.analysis, seed)
 
     def get_weights(self) -> dict[str, "np.ndarray"]:
@@ -147,11 +147,11 @@ class Model:
 
     def set_weights(self, weights: Mapping[str, "np.ndarray"]) -> None:
         """Weights keyed "layer/weight" (as get_weights and save_weights give them)."""
-        from . import weights as W
+        from cnnc.support import weights as W
         self._weights = W.check(_weight_arrays(weights), self.analysis, "set_weights")
 
     def load_weights(self, path: str | Path) -> None:
-        from . import weights as W
+        from cnnc.support import weights as W
         self._weights = W.load(_path(path, "load_weights"), self.analysis)
 
     def save_weights(self, path: str | Path) -> None:
@@ -160,7 +160,7 @@ class Model:
         folders are created, as every output of the CLI (`-o`, `--history`,
         `--checkpoint-dir`) creates them; a parent that is a file is a UsageError. The
         model's own file is never overwritten."""
-        from . import weights as W
+        from cnnc.support import weights as W
         W.save(_path(path, "save_weights"), self.weights, protect=[self.ir.path])
 
     # --- running --------------------------------------------------------------------
@@ -172,8 +172,8 @@ class Model:
         list of arrays (model input order); several outputs come back as a list."""
         import numpy as np
 
-        from .data import prepare_x
-        from .reference.network import Network, check_input
+        from cnnc.support.data import prepare_x
+        from cnnc.backends.numpy.network import Network, check_input
         batch_size = _whole("batch_size", batch_size, 1)
         _flag("scale", scale)
         nodes = self.ir.inputs
@@ -197,7 +197,7 @@ class Model:
         """Keras's fit: keyword arguments override the file's fit(...) settings."""
         import numpy as np
 
-        from . import train
+        from cnnc.backends.numpy import training as train
         _known_keywords("fit", kwargs, _parameters(train.fit) | set(train._UNSUPPORTED))
         _check_run_options(kwargs)
         if kwargs.get("checkpoint") is not None:
@@ -218,7 +218,7 @@ class Model:
     def evaluate(self, x, y, batch_size: int | None = None, return_dict: bool = False, **kwargs: Any):
         import numpy as np
 
-        from . import train
+        from cnnc.backends.numpy import training as train
         _known_keywords("evaluate", kwargs, _parameters(train.evaluate) - {"batch_size", "return_dict"}
                         | {"sample_weight", "steps", "callbacks"})
         if batch_size is not None:
@@ -239,7 +239,7 @@ class Model:
 
     def to_onnx(self, path: str | Path | None = None, opset: int | None = None):
         """The ONNX model (verified); written atomically to `path` if given."""
-        from . import lower
+        from cnnc.backends import onnx as lower
         if path is not None:
             path = _path(path, "to_onnx")
         if opset is not None:
@@ -288,7 +288,7 @@ def _listing(names, limit: int = 10) -> str:
 
 
 def _whole(name: str, value: Any, low: int) -> int:
-    from .train import whole_number     # one rule for the API, fit and the CLI
+    from cnnc.backends.numpy.training import whole_number     # one rule for the API, fit and the CLI
     return whole_number(name, value, low)
 
 
@@ -338,7 +338,7 @@ def _known_keywords(what: str, given: Mapping[str, Any], known) -> None:
 def _check_run_options(kw: Mapping[str, Any]) -> None:
     """fit() and evaluate() keywords that train.py takes without checking their types
     (divisor is used here, by _array, before train.py sees it)."""
-    from .compile_spec import LossSpec, OptimizerSpec
+    from cnnc.analysis.compile_spec import LossSpec, OptimizerSpec
     if kw.get("loss") is not None and not isinstance(kw["loss"], (str, LossSpec)):
         raise UsageError(f"loss must be a loss's name (a str), got {_type(kw['loss'])}")
     if kw.get("optimizer") is not None and not isinstance(kw["optimizer"], (str, OptimizerSpec)):
@@ -353,7 +353,7 @@ def _check_run_options(kw: Mapping[str, Any]) -> None:
             if not isinstance(m, str):
                 raise UsageError(f"metrics must be a list of names (str), got {_type(m)} in it")
     if kw.get("divisor") is not None:   # (train.fit checks learning_rate and checkpoint_every)
-        from .train import positive_number
+        from cnnc.backends.numpy.training import positive_number
         positive_number("divisor", kw["divisor"])
     for key in ("scale", "resume"):
         if key in kw:
@@ -363,7 +363,7 @@ def _check_run_options(kw: Mapping[str, Any]) -> None:
     if kw.get("stream") is not None and not callable(getattr(kw["stream"], "write", None)):
         raise UsageError(f"stream must be a text stream (with a write method), got {_type(kw['stream'])}")
     if "verbose" in kw and kw["verbose"] is not None:
-        from .progress import resolve_verbose
+        from cnnc.support.progress import resolve_verbose
         import io
         resolve_verbose(kw["verbose"], io.StringIO())
 

@@ -7,8 +7,8 @@ import onnxruntime as ort
 from onnx.reference import ReferenceEvaluator
 
 import cnnc
-from cnnc import lower
-from cnnc.reference.network import Network
+from cnnc.backends import onnx as lower
+from cnnc.backends.numpy.network import Network
 
 
 def random_weights(model: cnnc.Model, seed: int = 0) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ import pytest
 
 import cnnc
 from cnnc import CnncError, UsageError
-from cnnc.diagnostics import NumericWarning
+from cnnc.support.diagnostics import NumericWarning
 
 TEXT = """model tiny
 input (4, 4, 1)
@@ -236,7 +236,7 @@ def test_training_stopped_is_a_usage_error_and_restores_the_last_good_weights(sc
     """A huge learning rate spoils the weights: fit raises TrainingStopped, caught as
     cnnc's UsageError, and the model is back at the failing epoch's start (here, its
     initial weights and a fresh optimizer), never at NaN weights."""
-    from cnnc.train import TrainingStopped
+    from cnnc.backends.numpy.training import TrainingStopped
     m = cnnc.loads(TEXT)
     m.init_weights(0)
     start = {k: v.copy() for k, v in m.get_weights().items()}
@@ -508,7 +508,7 @@ def test_did_you_mean_prefers_the_layer_over_the_function():
     ("x", ["xception_block"]),
 ])
 def test_did_you_mean_refuses_words_of_very_different_length(word, candidates):
-    from cnnc.diagnostics import did_you_mean
+    from cnnc.support.diagnostics import did_you_mean
     assert did_you_mean(word, candidates) == ""
 
 
@@ -518,7 +518,7 @@ def test_did_you_mean_refuses_words_of_very_different_length(word, candidates):
     ("kernal_size", ["kernel_size", "strides"], "kernel_size"),
 ])
 def test_did_you_mean_still_finds_typos(word, candidates, expected):
-    from cnnc.diagnostics import did_you_mean
+    from cnnc.support.diagnostics import did_you_mean
     assert did_you_mean(word, candidates) == f"did you mean '{expected}'?"
 
 

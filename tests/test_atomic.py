@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from cnnc.atomic import atomic_write, write_text
-from cnnc.diagnostics import UsageError
+from cnnc.support.atomic import atomic_write, write_text
+from cnnc.support.diagnostics import UsageError
 
 
 def test_written_file_has_umask_permissions(tmp_path):

@@ -10,17 +10,17 @@ import importlib
 
 import pytest
 
-from cnnc import activations, kinds
+from cnnc.analysis import activations, kinds
 
 # phase -> (module, table of layer-family rules)
 LAYER_TABLES = [
-    ("shape inference", "cnnc.infer", "RULES"),
-    ("NumPy reference", "cnnc.reference.layers", "LAYERS"),
-    ("ONNX lowering", "cnnc.lower.layers", "RULES"),
+    ("shape inference", "cnnc.analysis.infer", "RULES"),
+    ("NumPy reference", "cnnc.backends.numpy.layers", "LAYERS"),
+    ("ONNX lowering", "cnnc.backends.onnx.layers", "RULES"),
 ]
 ACTIVATION_TABLES = [
-    ("NumPy reference", "cnnc.reference.activations", "ACTIVATIONS"),
-    ("ONNX lowering", "cnnc.lower.activations", "RULES"),
+    ("NumPy reference", "cnnc.backends.numpy.activations", "ACTIVATIONS"),
+    ("ONNX lowering", "cnnc.backends.onnx.activations", "RULES"),
 ]
 
 

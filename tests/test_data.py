@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnc import data as D
+from cnnc.support import data as D
 
 FASHION = Path(D.FASHION_MNIST_DIR)
 

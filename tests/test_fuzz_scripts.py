@@ -132,8 +132,8 @@ def _model_problems(found) -> list[str]:
 
 
 def _check_case(case: dict, workdir: Path) -> dict:
-    from cnnc.diagnostics import CnncError, UsageError
-    from cnnc.python_frontend import check_script
+    from cnnc.support.diagnostics import CnncError, UsageError
+    from cnnc.frontends.python import check_script
     suffix = ".ipynb" if case["kind"].startswith("nb") else ".py"
     path = str(workdir / f"case{suffix}")
     problems: list[str] = []
@@ -258,7 +258,7 @@ def _worker(cases_path: str, results_path: str) -> None:
     workdir = Path(results_path).parent / f"w{os.getpid()}"
     workdir.mkdir(exist_ok=True)
     import cnnc.cli  # noqa: F401  (import time is not a case's)
-    import cnnc.python_frontend  # noqa: F401
+    import cnnc.frontends.python  # noqa: F401
     cases = json.loads(Path(cases_path).read_text())
     with open(results_path, "a") as out:
         for c in cases:
@@ -1103,8 +1103,8 @@ if __name__ == "__main__":
         c["cli"] = True
         if c["kind"] == "nb":           # a notebook's code cells as a script, if that keeps it
             try:
-                from cnnc.diagnostics import Reporter
-                from cnnc.python_frontend.source import read_notebook
+                from cnnc.support.diagnostics import Reporter
+                from cnnc.frontends.python.source import read_notebook
                 code = read_notebook("x.ipynb", c["text"], Reporter("x.ipynb")).text
                 if _problem_keys(dict(c, kind="py", text=code)) & _problem_keys(c):
                     c = dict(c, kind="py", text=code)

@@ -44,7 +44,7 @@ def test_golden(case: Path, capsys, in_repo):
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 def test_every_diagnostic_points_into_the_file(case: Path, in_repo):
     """Line and column of every diagnostic exist in the source."""
-    from cnnc.frontend import check_file
+    from cnnc.frontends.dispatch import check_file
     checked = check_file(case.relative_to(ROOT))
     lines = case.read_text(encoding="utf-8").split("\n")
     assert checked.diagnostics

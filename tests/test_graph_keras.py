@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.frontend import check_text
-from cnnc.reference.network import Network
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.numpy.network import Network
 
 keras = pytest.importorskip("keras", reason="Keras is not installed (a dev-only oracle)")
 pytestmark = pytest.mark.keras

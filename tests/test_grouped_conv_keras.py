@@ -15,9 +15,9 @@ import os
 import numpy as np
 import pytest
 
-from cnnc import lower
-from cnnc.keras_export import export
-from cnnc.reference.network import Network
+from cnnc.backends import onnx as lower
+from cnnc.backends.keras import export
+from cnnc.backends.numpy.network import Network
 
 from .onnx_helpers import assert_close, model_from, ort_run, random_weights
 from .test_grouped_conv import _messages

@@ -110,8 +110,8 @@ def test_global_heaps_count_against_the_walk_budget(monkeypatch):
     (16 bytes each) took ~45 s per GB. Now every collection counts toward MAX_STEPS."""
     import io
 
-    from cnnc.keras_files import heaps
-    from cnnc.keras_files.limits import KerasFileError
+    from cnnc.frontends.keras import heaps
+    from cnnc.frontends.keras.limits import KerasFileError
     monkeypatch.setattr(heaps, "MAX_STEPS", 1000)
     heaps.check(io.BytesIO(_many_empty_heaps(999)), "w")
     with pytest.raises(KerasFileError, match="more than 1,000 objects in its global heaps"):
@@ -120,7 +120,7 @@ def test_global_heaps_count_against_the_walk_budget(monkeypatch):
 
 def test_many_heaps_cli(tmp_path):
     """The command refuses the weights file with a message, leaves the output unwritten."""
-    import cnnc.keras_files.heaps as heaps
+    import cnnc.frontends.keras.heaps as heaps
     w = tmp_path / "w.weights.h5"
     w.write_bytes(_many_empty_heaps(heaps.MAX_STEPS + 1))     # 64 MB
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 2), np.float32))

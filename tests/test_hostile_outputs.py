@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import atomic
-from cnnc.atomic import atomic_write, check_outputs, clean_stale, write_bytes
-from cnnc.diagnostics import UsageError
+from cnnc.support import atomic
+from cnnc.support.atomic import atomic_write, check_outputs, clean_stale, write_bytes
+from cnnc.support.diagnostics import UsageError
 
 from .test_train import TINY, tiny_data
 
@@ -179,7 +179,7 @@ def test_exploding_last_update_is_never_written(work, split):
 
 
 def test_fit_raises_on_an_exploding_last_update():
-    from cnnc.train import TrainingStopped
+    from cnnc.backends.numpy.training import TrainingStopped
     m = cnnc.loads(TINY)
     x, y = tiny_data(40)
     with pytest.raises(TrainingStopped) as e:
@@ -308,7 +308,7 @@ def test_stray_temp_files_of_dead_runs_are_removed(tmp_path):
 
 
 def test_killed_writer_leaves_nothing_for_the_next_run(tmp_path):
-    code = ("import sys, os; from cnnc.atomic import atomic_write\n"
+    code = ("import sys, os; from cnnc.support.atomic import atomic_write\n"
             "with atomic_write(sys.argv[1]) as f:\n"
             "    f.write(b'x' * 1000); f.flush(); print('ready', flush=True); os.kill(os.getpid(), 9)\n")
     target = tmp_path / "w.bin"
@@ -322,7 +322,7 @@ def test_killed_writer_leaves_nothing_for_the_next_run(tmp_path):
 
 
 def test_concurrent_writers_never_mix(tmp_path):
-    code = ("import sys; from cnnc.atomic import write_bytes\n"
+    code = ("import sys; from cnnc.support.atomic import write_bytes\n"
             "for i in range(30): write_bytes(sys.argv[1], sys.argv[2].encode() * 200_000)\n")
     target = tmp_path / "w.bin"
     procs = [subprocess.Popen([sys.executable, "-c", code, str(target), c]) for c in "ab"]
@@ -368,7 +368,7 @@ def test_double_ctrl_c_is_a_clean_exit_with_an_intact_checkpoint(work):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "internal error" not in err
-    from cnnc import checkpoint as ckpt
+    from cnnc.backends.numpy import checkpoint as ckpt
     meta, arrays = ckpt.load(work / "w.ckpt")     # whole and readable
     assert "w/dense/kernel" in arrays
     assert not (work / "w.npz").exists()
@@ -380,7 +380,7 @@ def test_double_ctrl_c_is_a_clean_exit_with_an_intact_checkpoint(work):
 def test_onnx_external_data_with_a_small_threshold(work):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from cnnc import lower
+    from cnnc.backends import onnx as lower
     m = cnnc.loads(TINY)
     m.init_weights(0)
     out = work / "deploy" / "tiny.onnx"
@@ -407,7 +407,7 @@ def test_compile_cli_external_data(work):
 
 def test_in_memory_onnx_over_the_limit_asks_for_a_path():
     pytest.importorskip("onnx")
-    from cnnc import lower
+    from cnnc.backends import onnx as lower
     m = cnnc.loads(TINY)
     m.init_weights(0)
     with pytest.raises(UsageError, match="protobuf"):
@@ -416,7 +416,7 @@ def test_in_memory_onnx_over_the_limit_asks_for_a_path():
 
 @pytest.mark.skipif(not os.environ.get("CNNC_DEV_BIG"), reason="dev only: a 2.2 GB model (set CNNC_DEV_BIG=1)")
 def test_onnx_export_over_2gb(tmp_path):      # pragma: no cover - needs ~10 GB of memory
-    from cnnc import lower
+    from cnnc.backends import onnx as lower
     m = cnnc.loads("model big\ninput (4096,)\nDense(135000)\n")
     m.init_weights(0)
     out = tmp_path / "big.onnx"

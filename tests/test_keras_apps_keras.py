@@ -31,7 +31,7 @@ import pytest
 
 import cnnc
 from cnnc.cli import main
-from cnnc.groups import summary_rows
+from cnnc.analysis.groups import summary_rows
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import kinds
+from cnnc.analysis import kinds
 from cnnc.cli import main
-from cnnc.keras_export import config as C
-from cnnc.keras_export import export
+from cnnc.backends.keras import config as C
+from cnnc.backends.keras import export
 
 h5py = pytest.importorskip("h5py")
 
@@ -459,7 +459,7 @@ def test_oserror_keeps_the_old_file(tmp_path, capsys, monkeypatch):
     src.write_text("input (3,)\nDense(2)\n")
     out = tmp_path / "net.keras"
     out.write_bytes(b"old")
-    import cnnc.keras_export.h5 as H
+    import cnnc.backends.keras.h5 as H
 
     def fail(*a, **k):
         raise OSError(28, "No space left on device")

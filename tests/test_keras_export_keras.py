@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.frontend import check_text
-from cnnc.keras_export import export
-from cnnc.reference.network import Network
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.keras import export
+from cnnc.backends.numpy.network import Network
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras", reason="Keras is not installed (a dev-only oracle)")

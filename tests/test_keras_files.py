@@ -20,9 +20,9 @@ import pytest
 
 import cnnc
 from cnnc.cli import main
-from cnnc.diagnostics import CnncError
-from cnnc.keras_files import import_file
-from cnnc.reference.network import Network
+from cnnc.support.diagnostics import CnncError
+from cnnc.frontends.keras import import_file
+from cnnc.backends.numpy.network import Network
 
 DATA = Path(__file__).parent / "data" / "keras"
 EXPECTED = np.load(DATA / "expected.npz")
@@ -152,7 +152,7 @@ def test_commands_take_keras_files(tmp_path, capsys):
 def test_check_keras_stays_light():
     import subprocess
     import sys
-    code = ("import sys, cnnc.frontend as f; f.check_file('examples/mnist.cnn');"
+    code = ("import sys, cnnc.frontends.dispatch as f; f.check_file('examples/mnist.cnn');"
             "print('h5py' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parent.parent).stdout
@@ -342,8 +342,8 @@ def test_corrupt_global_heap_is_refused_not_a_hang(tmp_path):
 
 def test_corrupt_global_heap_in_a_file_object():
     """The same check on a file object (a .keras member), which is left at its start."""
-    from cnnc.keras_files import heaps
-    from cnnc.keras_files.limits import KerasFileError
+    from cnnc.frontends.keras import heaps
+    from cnnc.frontends.keras.limits import KerasFileError
     f = io.BytesIO(_zero_free_space((DATA / "keras2.h5").read_bytes()))
     with pytest.raises(KerasFileError, match="global heap at byte .* is corrupt"):
         heaps.check(f, "m")

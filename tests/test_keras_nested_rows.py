@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import cnnc
 from cnnc.cli import main
-from cnnc.groups import summary_rows
+from cnnc.analysis.groups import summary_rows
 
 from .conftest import ROOT
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import cnnc
-from cnnc.arguments import Initializer
-from cnnc.frontend import check_text
+from cnnc.analysis.arguments import Initializer
+from cnnc.frontends.dispatch import check_text
 
 
 def ok(text: str):

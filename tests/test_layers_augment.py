@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import kinds
-from cnnc.frontend import check_text
-from cnnc.keras_export import export
-from cnnc.reference.network import Network
+from cnnc.analysis import kinds
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.keras import export
+from cnnc.backends.numpy.network import Network
 
 from .onnx_helpers import ort_run
 

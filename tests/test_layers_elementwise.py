@@ -18,10 +18,11 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 import cnnc
-from cnnc import kinds, lower
-from cnnc.frontend import check_text
-from cnnc.lower import MAX_OPSET, MIN_OPSET
-from cnnc.reference.network import Network
+from cnnc.analysis import kinds
+from cnnc.backends import onnx as lower
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
+from cnnc.backends.numpy.network import Network
 
 from .onnx_helpers import assert_close, ort_run, reference_evaluator_trusted
 from .test_reference_gradients import _compare

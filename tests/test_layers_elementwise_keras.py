@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.arguments import Initializer, Regularizer
-from cnnc.frontend import check_text
-from cnnc.reference.network import Network
+from cnnc.analysis.arguments import Initializer, Regularizer
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.numpy.network import Network
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import shapes as sh
-from cnnc.frontend import check_text
-from cnnc.lower import MAX_OPSET, MIN_OPSET
-from cnnc.reference.network import Network
+from cnnc.analysis import shapes as sh
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
+from cnnc.backends.numpy.network import Network
 
 from .onnx_helpers import check_parity
 from .test_reference_gradients import check_gradients
@@ -339,7 +339,7 @@ def test_onnx_conv_transpose_attributes():
 def test_onnx_unknown_sizes_need_opset_14():
     """Only from opset 14 can ONNX shape inference carry the symbolic batch through the
     run-time `sizes` of Resize; cnnc says so instead of writing an unverifiable graph."""
-    from cnnc.diagnostics import UsageError
+    from cnnc.support.diagnostics import UsageError
     with pytest.raises(UsageError, match="opset 14 or later"):
         check_parity("input (None, None, 2)\nResizing(6, 7)", sample=(4, 9, 2), opset=13)
     check_parity("input (5, 6, 2)\nResizing(6, 7)", opset=13)     # known sizes: Gathers

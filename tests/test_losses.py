@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from cnnc.reference import losses as L
+from cnnc.backends.numpy import losses as L
 
 P3 = np.array([[0.9, 0.05, 0.05], [0.05, 0.89, 0.06], [0.05, 0.01, 0.94]])
 Y3 = np.eye(3)
@@ -194,5 +194,5 @@ def test_float32_in_float32_out():
 
 
 def test_every_loss_of_the_language_has_a_rule():
-    from cnnc.compile_spec import LOSSES
+    from cnnc.analysis.compile_spec import LOSSES
     assert set(LOSSES) == set(L.RULES)

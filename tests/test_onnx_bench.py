@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import benchmark
+from cnnc.runtime import bench as benchmark
 from cnnc.cli import main
 
 from .conftest import ROOT
@@ -55,8 +55,8 @@ def test_torch_twin_computes_the_same_function(body):
     pytest.importorskip("torch")
     import torch
 
-    from cnnc import lower
-    from cnnc.torch_twin import to_channels_first, torch_module
+    from cnnc.backends import onnx as lower
+    from cnnc.runtime.torch_twin import to_channels_first, torch_module
     model = model_from(body)
     model.set_weights(random_weights(model, 3))
     x = np.random.default_rng(0).standard_normal((3, *model.ir.input_shape)).astype(np.float32)

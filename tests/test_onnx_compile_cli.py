@@ -11,7 +11,7 @@ import pytest
 
 import cnnc
 from cnnc.cli import main
-from cnnc.weights import save
+from cnnc.support.weights import save
 
 from .conftest import ROOT
 from .onnx_helpers import ort_run, random_weights

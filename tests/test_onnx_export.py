@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 import cnnc
-from cnnc import lower
-from cnnc.diagnostics import UsageError
-from cnnc.lower.verify import VerificationError, check_and_infer
+from cnnc.backends import onnx as lower
+from cnnc.support.diagnostics import UsageError
+from cnnc.backends.onnx.verify import VerificationError, check_and_infer
 
 from .conftest import ROOT
 from .onnx_helpers import model_from
@@ -142,7 +142,7 @@ def test_given_weights_are_used():
 
 
 def test_given_weights_that_do_not_fit():
-    from cnnc.weights import WeightsError
+    from cnnc.support.weights import WeightsError
     model = model_from("input (3,)\nDense(2)")
     with pytest.raises(WeightsError, match="do not fit") as e:
         lower.to_onnx(model, weights={"dense/kernel": np.zeros((3, 3), np.float32)})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnc import lower
+from cnnc.backends import onnx as lower
 
 from .onnx_helpers import check_parity, model_from, random_weights
 
@@ -58,7 +58,7 @@ def test_zero_padding_before_pooling_stays():
 
 def test_folding_keeps_keras_values_in_float64():
     """The folded weights are computed in float64: a tiny variance stays accurate."""
-    from cnnc.reference.network import Network
+    from cnnc.backends.numpy.network import Network
 
     from .onnx_helpers import assert_close, ort_run
     model = model_from("input (5, 5, 2)\nConv2D(3, 1)\nBatchNormalization(epsilon=1e-6)")

@@ -13,8 +13,9 @@ import os
 import numpy as np
 import pytest
 
-from cnnc import activations, lower
-from cnnc.lower import MAX_OPSET, MIN_OPSET
+from cnnc.analysis import activations
+from cnnc.backends import onnx as lower
+from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
 
 from .keras_stacks import keras_model, random_stack
 from .onnx_helpers import assert_close, model_from, ort_run, random_weights
@@ -67,7 +68,7 @@ def test_activation_matches_keras(act, opset):
 
 @pytest.mark.parametrize("seed", range(N_STACKS))
 def test_random_stack_matches_keras(seed):
-    from cnnc.frontend import check_text
+    from cnnc.frontends.dispatch import check_text
     from cnnc.model import Model
     checked = check_text(random_stack(seed), f"stack{seed}.cnn")
     if not checked.ok:

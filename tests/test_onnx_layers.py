@@ -12,10 +12,10 @@ import itertools
 
 import pytest
 
-from cnnc import activations, kinds
-from cnnc.lower import MAX_OPSET, MIN_OPSET
-from cnnc.lower import activations as lower_activations
-from cnnc.lower import layers as lower_layers
+from cnnc.analysis import activations, kinds
+from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
+from cnnc.backends.onnx import activations as lower_activations
+from cnnc.backends.onnx import layers as lower_layers
 
 from .onnx_helpers import check_parity
 
@@ -224,7 +224,7 @@ def test_cases_cover_every_layer_kind():
 @pytest.mark.parametrize("seed", range(60))
 def test_random_stack_matches_reference(seed):
     """Random stacks of every layer kind (tests/keras_stacks.py), as a whole."""
-    from cnnc.frontend import check_text
+    from cnnc.frontends.dispatch import check_text
 
     from .keras_stacks import random_stack
     text = random_stack(seed)

@@ -12,8 +12,8 @@ import onnxruntime as ort
 import pytest
 
 import cnnc
-from cnnc import lower
-from cnnc.lower.inline import inline
+from cnnc.backends import onnx as lower
+from cnnc.backends.onnx.inline import inline
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 

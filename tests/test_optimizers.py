@@ -9,8 +9,8 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from cnnc.compile_spec import OptimizerSpec, default_optimizer
-from cnnc.reference import optimizers as O
+from cnnc.analysis.compile_spec import OptimizerSpec, default_optimizer
+from cnnc.backends.numpy import optimizers as O
 
 G1, G2 = 0.5, -0.2  # the gradients of step 1 and step 2
 W0 = 1.0
@@ -191,8 +191,8 @@ def test_from_spec_uses_the_files_parameters_and_the_lr_override():
 
 
 def test_every_optimizer_and_metric_of_the_language_has_an_implementation():
-    from cnnc.compile_spec import METRICS, OPTIMIZERS
-    from cnnc.reference import metrics as M
+    from cnnc.analysis.compile_spec import METRICS, OPTIMIZERS
+    from cnnc.backends.numpy import metrics as M
     assert set(O.OPTIMIZERS) == set(OPTIMIZERS)
     for name, canonical in METRICS.items():
         assert canonical == "accuracy" or canonical in M.METRICS, name

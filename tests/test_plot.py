@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from cnnc import plot
+from cnnc.backends.report import plot
 from cnnc.cli import main
-from cnnc.frontend import check_file
+from cnnc.frontends.dispatch import check_file
 
 from .conftest import ROOT
 
@@ -224,7 +224,7 @@ def test_plot_imports_neither_numpy_nor_onnx(residual):
 def test_custom_layers_and_nested_models_are_one_box_as_keras_draws_them():
     """plot_model(expand_nested=False), Keras's default: a nested model or a custom layer
     is one box; its edges come from and go to the boxes around it."""
-    from cnnc.python_frontend import check_script
+    from cnnc.frontends.python import check_script
     text = ("import keras\nfrom keras import layers\n"
             "class Block(layers.Layer):\n"
             "    def __init__(self):\n        super().__init__()\n"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnc.frontend import check_script_file
-from cnnc.groups import summary_rows
-from cnnc.python_frontend import check_script
+from cnnc.frontends.dispatch import check_script_file
+from cnnc.analysis.groups import summary_rows
+from cnnc.frontends.python import check_script
 
 SCRIPTS = Path(__file__).parent / "data" / "scripts"
 TRUTHS = sorted(SCRIPTS.glob("*.truth.json"))
@@ -227,7 +227,7 @@ def test_notebook_positions(tmp_path):
     checked = check_script_file(path, whole=True)
     (err,) = [d for d in checked.diagnostics if d.is_error]
     assert err.cell == (3, 2)
-    from cnnc.diagnostics import render
+    from cnnc.support.diagnostics import render
     text = render(err, checked.source)
     assert text.startswith(f"{path}:cell 3:line 2:")
     assert "\n 2 |     keras.layers.Conv2D(2, 5)])" in text
@@ -349,7 +349,7 @@ def test_custom_layers_subclassed_and_nested_models_match_keras():
 
 
 def test_custom_layer_summary_is_one_row_and_json_lists_its_members():
-    from cnnc.summary import render, to_dict
+    from cnnc.backends.report.summary import render, to_dict
     sc = _check(CUSTOM)
     checked = next(m for m in sc.models if m.var == "feature").checked
     text = render(checked.analysis, keras_only=True)

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from cnnc import activations as names
-from cnnc.reference import activations as A
+from cnnc.analysis import activations as names
+from cnnc.backends.numpy import activations as A
 
 
 def _sig(v):

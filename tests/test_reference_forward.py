@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.reference.network import Network
+from cnnc.backends.numpy.network import Network
 
 
 def run(shape, lines, weights=None, x=None, training=False, rng=None):

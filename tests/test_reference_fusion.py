@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.reference.fusion import ConvMaxPool
-from cnnc.reference.network import Network
+from cnnc.backends.numpy.fusion import ConvMaxPool
+from cnnc.backends.numpy.network import Network
 
 
 def _net(shape, lines, seed=0):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import activations as names
-from cnnc.reference.network import Network
+from cnnc.analysis import activations as names
+from cnnc.backends.numpy.network import Network
 
 H = 1e-6
 ENTRIES = 12       # entries checked per array

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.arguments import Initializer
-from cnnc.reference.network import Network
+from cnnc.analysis.arguments import Initializer
+from cnnc.backends.numpy.network import Network
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.arguments import Regularizer
-from cnnc.frontend import check_text
-from cnnc.reference import regularizers as R
+from cnnc.analysis.arguments import Regularizer
+from cnnc.frontends.dispatch import check_text
+from cnnc.backends.numpy import regularizers as R
 
 
 def weights_of(line: str, input_shape=(6,)) -> dict:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import resources
-from cnnc.resources import ResourceError
+from cnnc.support import resources
+from cnnc.support.resources import ResourceError
 
 from .test_hostile_outputs import cnnc_run
 from .test_train import TINY, tiny_data
@@ -99,7 +99,7 @@ def test_api_fit_and_evaluate_refuse(monkeypatch):
         m.fit(x, y, verbose=0)
     assert not m.has_weights          # nothing was drawn
     with pytest.raises(ResourceError):
-        cnnc.train.evaluate(m, x, y)
+        cnnc.backends.numpy.training.evaluate(m, x, y)
 
 
 def test_available_takes_the_smallest_limit(monkeypatch):

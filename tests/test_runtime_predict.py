@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnc import runtime
-from cnnc.diagnostics import UsageError
+from cnnc.runtime import sessions as runtime
+from cnnc.support.diagnostics import UsageError
 
 from .onnx_helpers import model_from, random_weights
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import lower, runtime
+from cnnc.backends import onnx as lower
+from cnnc.runtime import sessions as runtime
 from cnnc.cli import main
 
 from .conftest import ROOT

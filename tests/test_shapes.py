@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 import cnnc
-from cnnc import shapes as sh
-from cnnc.frontend import check_text
+from cnnc.analysis import shapes as sh
+from cnnc.frontends.dispatch import check_text
 
 
 def one_layer(input_shape: tuple, line: str):

@@ -13,8 +13,8 @@ import json
 import pytest
 
 from cnnc.cli import main
-from cnnc.frontend import check_file
-from cnnc.summary import keras_column_widths, render, wrap_cell
+from cnnc.frontends.dispatch import check_file
+from cnnc.backends.report.summary import keras_column_widths, render, wrap_cell
 
 from .conftest import ROOT
 

@@ -18,7 +18,7 @@ import pytest
 
 import cnnc
 from cnnc.cli import main
-from cnnc.diagnostics import (CnncError, Diagnostic, Source, Span, UsageError, cell_width, render,
+from cnnc.support.diagnostics import (CnncError, Diagnostic, Source, Span, UsageError, cell_width, render,
                               visible)
 
 ESC = "\x1b[31m"
@@ -174,7 +174,7 @@ def test_cli_check_escapes_path_and_contents(tmp_path, capsys):
 
 
 def test_python_script_and_notebook_sources_are_escaped(tmp_path):
-    from cnnc.frontend import check_script_file
+    from cnnc.frontends.dispatch import check_script_file
     script = tmp_path / "net.py"
     script.write_text("import keras\nm = keras.Sequential([keras.Input((4, 4, 1)),\n"
                       f"    keras.layers.Conv2D(2, 5, name='{ESC}\u202e')])\n", encoding="utf-8")
@@ -227,14 +227,14 @@ def test_functional_summary_escapes_names():
 
 
 def test_plot_text_formats_escape_names(hostile_model):
-    from cnnc.plot import to_dot, to_mermaid
+    from cnnc.backends.report.plot import to_dot, to_mermaid
     for out in (to_dot(hostile_model.analysis), to_mermaid(hostile_model.analysis)):
         assert not raw_controls(out), out
     assert "\\u202e" in to_dot(hostile_model.analysis)
 
 
 def test_progress_escapes_metric_names():
-    from cnnc.progress import format_logs
+    from cnnc.support.progress import format_logs
     out = format_logs({f"loss{ESC}\r": 1.0, "acc\u202e": 0.5})
     assert not raw_controls(out, allow="")
 

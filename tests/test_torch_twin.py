@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.reference.network import Network
+from cnnc.backends.numpy.network import Network
 
 from .conftest import ROOT
 from .onnx_helpers import model_from, random_weights
 
 torch = pytest.importorskip("torch")
 
-from cnnc.torch_twin import to_channels_first, torch_module  # noqa: E402
+from cnnc.runtime.torch_twin import to_channels_first, torch_module  # noqa: E402
 
 GRAPHS = {
     # a residual block with a projection shortcut, merged by Add

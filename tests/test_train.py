@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import checkpoint as ckpt
-from cnnc import train
-from cnnc.diagnostics import UsageError
-from cnnc.reference import losses as L
-from cnnc.reference.network import Network
+from cnnc.backends.numpy import checkpoint as ckpt
+from cnnc.backends.numpy import training as train
+from cnnc.support.diagnostics import UsageError
+from cnnc.backends.numpy import losses as L
+from cnnc.backends.numpy.network import Network
 
 TINY = """
 model tiny
@@ -212,7 +212,7 @@ class _Boom(Exception):
 
 def _explode_after(monkeypatch, calls: int):
     """Make the optimizer raise on its `calls`-th step: a crash between two checkpoints."""
-    from cnnc.reference import optimizers as O
+    from cnnc.backends.numpy import optimizers as O
     original = O.Optimizer.apply
     count = {"n": 0}
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import checkpoint as ckpt
-from cnnc import data as D
+from cnnc.backends.numpy import checkpoint as ckpt
+from cnnc.support import data as D
 from cnnc.cli import main
 
 from .test_train import TINY, tiny_data

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc import checkpoint as ckpt
+from cnnc.backends.numpy import checkpoint as ckpt
 from cnnc.cli import main
-from cnnc.diagnostics import UsageError
-from cnnc.reference import losses as L
-from cnnc.reference.network import Network
+from cnnc.support.diagnostics import UsageError
+from cnnc.backends.numpy import losses as L
+from cnnc.backends.numpy.network import Network
 
 from .test_reference_gradients import _compare, _weights, check_gradients
 from .test_train import tiny_data

@@ -92,7 +92,7 @@ def test_weights_exported_from_keras_predict_as_in_keras(tmp_path):
 
 def _loss_cases(rng):
     tf = pytest.importorskip("tensorflow")
-    from cnnc.reference import losses as L
+    from cnnc.backends.numpy import losses as L
     z = rng.normal(size=(6, 4)).astype(np.float32) * 3
     p = tf.nn.softmax(z).numpy()
     ids = rng.integers(0, 4, 6)
@@ -135,7 +135,7 @@ def test_losses_match_keras_values_and_gradients():
 
 def test_fused_gradients_match_keras_through_the_activation():
     tf = pytest.importorskip("tensorflow")
-    from cnnc.reference import losses as L
+    from cnnc.backends.numpy import losses as L
     rng = np.random.default_rng(1)
     z = rng.normal(size=(6, 4)).astype(np.float32) * 3
     ids = rng.integers(0, 4, 6)
@@ -164,7 +164,7 @@ def test_fused_gradients_match_keras_through_the_activation():
     ("Adam", {"weight_decay": 0.1, "clipnorm": 1.0}),
 ])
 def test_optimizers_match_keras_over_five_steps(name, kw):
-    from cnnc.reference import optimizers as O
+    from cnnc.backends.numpy import optimizers as O
     rng = np.random.default_rng(2)
     shapes = [(3, 4), (4,)]
     start = [rng.normal(size=sh).astype(np.float32) for sh in shapes]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnc.reference import metrics as M
+from cnnc.backends.numpy import metrics as M
 
 
 @pytest.mark.parametrize("y_shape,p_shape,variant", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from cnnc import progress as P
+from cnnc.support import progress as P
 
 
 class _Terminal(io.StringIO):

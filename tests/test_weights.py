@@ -21,7 +21,7 @@ def test_set_weights_copies():
 def test_renumbered_keras_names_get_a_precise_hint(tmp_path):
     """A Keras session that built other models first names this model's layers conv2d_3, ...:
     loading stays strict, and the message says exactly that."""
-    from cnnc.weights import WeightsError, check
+    from cnnc.support.weights import WeightsError, check
     m = cnnc.loads("input (6, 6, 1)\nConv2D(2, 3)\nFlatten()\nDense(3)\n")
     good = {k: np.zeros(v.shape, np.float32) for k, v in m.weights.items()}
     renamed = {k.replace("conv2d/", "conv2d_3/").replace("dense/", "dense_7/"): v for k, v in good.items()}

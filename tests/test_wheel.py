@@ -56,7 +56,7 @@ def test_installed_wheel_checks_a_model(wheel, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = _run([str(py), "-c", "import cnnc.parse as p; print(p.grammar_path())"], cwd=work, env=env)
+    where = _run([str(py), "-c", "import cnnc.language.parse as p; print(p.grammar_path())"], cwd=work, env=env)
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(purelib), where.stdout
     mnist = str(ROOT / "examples" / "mnist.cnn")

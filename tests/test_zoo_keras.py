@@ -183,7 +183,7 @@ def relative(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_application_outputs_match_keras(name):
-    from cnnc import runtime
+    from cnnc.runtime import sessions as runtime
 
     features = feature_layer(name)
     kmodel = keras_model(name)

@@ -213,7 +213,7 @@ def layer_args(node: Node) -> tuple[list[str], list[str]]:
 
 # Block grouping, tensor names and the writing order are cnnc's own (cnnc/keras_files/naming.py,
 # which `cnnc import` uses): the zoo files and imported files read alike.
-from cnnc.keras_files.naming import assign_names, dfs_order, groups  # noqa: E402
+from cnnc.frontends.keras.naming import assign_names, dfs_order, groups  # noqa: E402
 
 
 def convert(model, source: str = "") -> tuple[str, list[str]]:

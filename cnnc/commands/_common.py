@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..diagnostics import CnncError, render_all, use_color
-from ..frontend import Checked, check_file
+from cnnc.support.diagnostics import CnncError, render_all, use_color
+from cnnc.frontends.dispatch import Checked, check_file
 
 
 def print_diagnostics(checked: Checked, stream=None) -> None:
@@ -25,7 +25,7 @@ def add_source_arguments(p) -> None:
 
 
 def source_options(args) -> dict:
-    from ..python_frontend import parse_input_shape
+    from cnnc.frontends.python import parse_input_shape
     return {"model": getattr(args, "model", None),
             "input_shape": parse_input_shape(getattr(args, "input_shape", None))}
 
@@ -35,7 +35,7 @@ def load_checked(path: str, quiet: bool = False, model: str | None = None,
     """Check a file, print its warnings; raise CnncError (exit 1) on errors."""
     if model is not None or input_shape is not None:
         if not str(path).lower().endswith((".py", ".ipynb")):
-            from ..diagnostics import UsageError
+            from cnnc.support.diagnostics import UsageError
             raise UsageError("--model and --input-shape are for Keras scripts and notebooks "
                              "(.py, .ipynb)")
         checked = check_file(path, model, input_shape)
@@ -49,7 +49,7 @@ def load_checked(path: str, quiet: bool = False, model: str | None = None,
 
 
 def load_model(path: str, quiet: bool = False, **source):
-    from ..model import Model
+    from cnnc.model import Model
     return Model(load_checked(path, quiet, **source))
 
 
@@ -61,7 +61,7 @@ def load_weights(model, weights: str | None) -> None:
     if weights:
         model.load_weights(weights)
     elif not model.has_weights:
-        from ..diagnostics import UsageError
+        from cnnc.support.diagnostics import UsageError
         raise UsageError("the weights are missing: give them with --weights",
                          ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
                           "(cnnc train)"])
@@ -70,7 +70,7 @@ def load_weights(model, weights: str | None) -> None:
 def output_path(source: str, output: str | None, suffix: str):
     """-o as given, a folder's NAME{suffix}, or the source's name with `suffix` beside it."""
     from pathlib import Path
-    from ..diagnostics import UsageError
+    from cnnc.support.diagnostics import UsageError
     if not Path(source).name:
         raise UsageError(f"'{source}' is not a file name")
     name = Path(source).with_suffix(suffix)
@@ -95,7 +95,7 @@ def set_threads(n: int | None) -> None:
     (BLAS threads spin-wait for each other)."""
     if n is None:
         return
-    from ..diagnostics import UsageError
+    from cnnc.support.diagnostics import UsageError
     if n < 1:
         raise UsageError(f"--threads must be at least 1, got {n}")
     if "numpy" in sys.modules:

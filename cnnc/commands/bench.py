@@ -17,7 +17,7 @@ MAX_SECONDS = 3600.0      # per measurement
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from ._common import add_source_arguments
+    from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     p.add_argument("--weights", metavar="NPZ", help="weights (.npz); default: fresh, seed 0")
     p.add_argument("--batch", type=int, default=256, metavar="N",
@@ -32,9 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import benchmark, lower
-    from ..diagnostics import UsageError
-    from ._common import load_model, source_options
+    from cnnc.runtime import bench as benchmark
+    from cnnc.backends import onnx as lower
+    from cnnc.support.diagnostics import UsageError
+    from cnnc.commands._common import load_model, source_options
 
     if args.batch < 1 or (args.threads is not None and args.threads < 1):
         raise UsageError("--batch and --threads must be at least 1")
@@ -42,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds}")
     lower.check_opset(args.opset)
     model = load_model(args.file, **source_options(args))
-    from ..train import require_single_io
+    from cnnc.backends.numpy.training import require_single_io
     require_single_io(model, "cnnc bench")   # it times one input batch against one output
-    from .. import resources     # before any weight exists: the ONNX lowering, then batches
+    from cnnc.support import resources     # before any weight exists: the ONNX lowering, then batches
     resources.check_model(model, 2, "cnnc bench", work="compile")
     resources.check_model(model, args.batch, "cnnc bench")
     if args.weights:

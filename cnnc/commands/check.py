@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from ..diagnostics import UsageError, render_all, use_color, visible
-from ..frontend import check_file, check_script_file
+from cnnc.support.diagnostics import UsageError, render_all, use_color, visible
+from cnnc.frontends.dispatch import check_file, check_script_file
 
 HELP = "check .cnn files and report errors and warnings"
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             if str(path).lower().endswith((".py", ".ipynb")):
-                from ..python_frontend import parse_input_shape
+                from cnnc.frontends.python import parse_input_shape
                 checked = check_script_file(path, None, parse_input_shape(args.input_shape),
                                             whole=True)
             else:

@@ -12,15 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..diagnostics import UsageError, visible
-from ._common import load_model, source_options
+from cnnc.support.diagnostics import UsageError, visible
+from cnnc.commands._common import load_model, source_options
 
 HELP = "check a .cnn file, print its summary and write a verified ONNX model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from ._common import add_source_arguments
+    from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write the .onnx (default: FILE with .onnx; a folder: FILE's name in it)")
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def output_path(source: str, output: str | None) -> Path:
-    from ..lower import default_path
+    from cnnc.backends.onnx import default_path
     if not Path(source).name or Path(source).name in (".", ".."):
         raise UsageError(f"'{source}' is not a file name")
     if output is None:
@@ -52,11 +52,11 @@ def output_path(source: str, output: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import lower
-    from ..summary import render
+    from cnnc.backends import onnx as lower
+    from cnnc.backends.report.summary import render
 
-    from .. import resources
-    from ..atomic import check_outputs
+    from cnnc.support import resources
+    from cnnc.support.atomic import check_outputs
     lower.check_opset(args.opset)
     path = output_path(args.file, args.output)
     protect = [args.file] + ([args.weights] if args.weights else [])
@@ -91,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(lowered, path: Path, size: int, origin: str, quiet: bool) -> str:
-    from ..lower import INPUT_NAME, OUTPUT_NAME
-    from ..summary import readable_memory_size
+    from cnnc.backends.onnx import INPUT_NAME, OUTPUT_NAME
+    from cnnc.backends.report.summary import readable_memory_size
     head = f"wrote {path} ({readable_memory_size(size)})"
     if lowered.staged is not None and not lowered.inline:
-        from ..lower import data_path
+        from cnnc.backends.onnx import data_path
         head += f", its weights in {data_path(path)} (ONNX external data)"
     if quiet:
         return head

@@ -11,14 +11,14 @@ import argparse
 import json
 import sys
 
-from .train import add_data_arguments, check_data_arguments
+from cnnc.commands.train import add_data_arguments, check_data_arguments
 
 HELP = "compute the loss and metrics of trained weights on a dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from ._common import add_source_arguments
+    from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "
@@ -37,17 +37,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import set_threads
+    from cnnc.commands._common import set_threads
     set_threads(args.threads)  # before NumPy loads
-    from .. import data as D
-    from .. import train
-    from ._common import load_model, load_weights, source_options
+    from cnnc.support import data as D
+    from cnnc.backends.numpy import training as train
+    from cnnc.commands._common import load_model, load_weights, source_options
 
     check_data_arguments(args)
     model = load_model(args.file, **source_options(args))
     train.require_single_io(model, "cnnc evaluate")  # before any data is read
-    from .. import resources
-    from ..diagnostics import UsageError
+    from cnnc.support import resources
+    from cnnc.support.diagnostics import UsageError
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     resources.check_model(model, args.batch_size, "cnnc evaluate")   # before any weight exists

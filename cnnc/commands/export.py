@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_source_arguments, load_model, output_path, source_options
+from cnnc.commands._common import add_source_arguments, load_model, output_path, source_options
 
 HELP = "write a Keras 3 .keras file (model, compile settings, weights) from a .cnn file"
 
@@ -32,25 +32,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagnostics import UsageError
+    from cnnc.support.diagnostics import UsageError
 
     path = output_path(args.file, args.output, ".keras")
     if path.suffix != ".keras":
         raise UsageError(f"the output must end in .keras, got '{path}'",
                          ["Keras 3's load_model reads a .keras file by its extension"])
     protect = [args.file] + ([args.weights] if args.weights else [])
-    from ..atomic import check_outputs
+    from cnnc.support.atomic import check_outputs
     check_outputs([(path, "-o")], protect)   # before any work (atomic_write checks again)
     try:
         import h5py  # noqa: F401
     except ImportError:
         raise UsageError("writing .keras files needs h5py", ["pip install h5py"]) from None
-    from ..keras_export import export
-    from ..keras_export.config import is_sequential
-    from ..summary import readable_memory_size
+    from cnnc.backends.keras import export
+    from cnnc.backends.keras.config import is_sequential
+    from cnnc.backends.report.summary import readable_memory_size
 
     model = load_model(args.file, quiet=args.quiet, **source_options(args))
-    from .. import resources
+    from cnnc.support import resources
     resources.check_model(model, 1, "cnnc export", work="compile")
     if args.weights:
         model.load_weights(args.weights)

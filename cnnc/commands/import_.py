@@ -13,7 +13,7 @@ atomically and never over an input.
 
 from __future__ import annotations
 
-from ..diagnostics import visible
+from cnnc.support.diagnostics import visible
 
 import argparse
 from pathlib import Path
@@ -44,11 +44,11 @@ def output_paths(source: str, output: str | None) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import write_text
-    from ..diagnostics import CnncError, UsageError
-    from ..frontend import check_text
-    from ..keras_files import check_file, is_keras_path
-    from ._common import print_diagnostics
+    from cnnc.support.atomic import write_text
+    from cnnc.support.diagnostics import CnncError, UsageError
+    from cnnc.frontends.dispatch import check_text
+    from cnnc.frontends.keras import check_file, is_keras_path
+    from cnnc.commands._common import print_diagnostics
 
     if not is_keras_path(args.file) or args.file.lower().endswith(".weights.h5"):
         raise UsageError(f"'{args.file}' is not a Keras model file (.keras, .h5 or .json)",
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if cnn_path.suffix != ".cnn":
         raise UsageError(f"the output '{cnn_path}' should end in .cnn")
     inputs = [args.file] + ([args.weights] if args.weights else [])
-    from ..atomic import check_outputs
+    from cnnc.support.atomic import check_outputs
     outputs = [(cnn_path, "the .cnn")] + ([] if args.no_weights else [(npz_path, "the weights")])
     check_outputs(outputs, inputs)
     # The .cnn text, checked: its diagnostics in the Keras file's terms.
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print_diagnostics(checked)
     weights = None
     if not args.no_weights:
-        from ..model import Model
+        from cnnc.model import Model
         model = Model(checked)
         if args.weights:
             model.load_weights(args.weights)
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise CnncError(again.diagnostics, again.source, exit_code=1)
     write_text(cnn_path, text, protect=inputs)
     if weights is not None:
-        from .. import weights as W
+        from cnnc.support import weights as W
         W.save(npz_path, weights, protect=inputs + [str(cnn_path)])
     if not args.quiet:
         layers = len(checked.ir.layers)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..diagnostics import UsageError, visible
-from ._common import add_source_arguments, load_checked, output_path, source_options
+from cnnc.support.diagnostics import UsageError, visible
+from cnnc.commands._common import add_source_arguments, load_checked, output_path, source_options
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
 
@@ -29,12 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import plot
-    from ..atomic import write_bytes
+    from cnnc.backends.report import plot
+    from cnnc.support.atomic import write_bytes
 
     path = output_path(args.file, args.output, ".svg")
     fmt = plot.format_of(path)
-    from ..atomic import check_outputs
+    from cnnc.support.atomic import check_outputs
     check_outputs([(path, "-o")], [args.file])
     if not 0 < args.timeout <= 86400:      # NaN fails this too
         raise UsageError(f"--timeout must be a number of seconds from 0 to 86400, got {args.timeout:g}")

@@ -12,16 +12,16 @@ import argparse
 import io
 from pathlib import Path
 
-from ..diagnostics import UsageError, visible
+from cnnc.support.diagnostics import UsageError, visible
 
-from ._common import add_threads_argument
+from cnnc.commands._common import add_threads_argument
 
 HELP = "run trained weights on a dataset's samples and print or save the outputs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from ._common import add_source_arguments
+    from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _inputs(args):
-    from .. import data as D
+    from cnnc.support import data as D
     if args.data.lower().endswith(".npy"):
         return D.load_npy(args.data), None, None, None
     ds = D.load(args.data)
@@ -48,24 +48,24 @@ def _inputs(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import set_threads
+    from cnnc.commands._common import set_threads
     set_threads(args.threads)  # before NumPy loads
     import numpy as np
-    from .. import data as D
-    from ..atomic import write_bytes, write_text
-    from ._common import load_model, load_weights, source_options
+    from cnnc.support import data as D
+    from cnnc.support.atomic import write_bytes, write_text
+    from cnnc.commands._common import load_model, load_weights, source_options
 
     model = load_model(args.file, **source_options(args))
-    from ..train import require_single_io
+    from cnnc.backends.numpy.training import require_single_io
     require_single_io(model, "cnnc predict")  # one --data array in, one array out
     if args.output and Path(args.output).suffix not in (".npy", ".csv"):
         raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     if args.output:    # before any work
-        from ..atomic import check_outputs
+        from cnnc.support.atomic import check_outputs
         check_outputs([(args.output, "-o")], [args.file, args.data, args.weights])
-    from .. import resources
+    from cnnc.support import resources
     resources.check_model(model, args.batch_size, "cnnc predict")   # before any weight exists
     load_weights(model, args.weights)
     if args.limit is not None and args.limit < 1:

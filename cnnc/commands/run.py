@@ -9,7 +9,7 @@ data looks channels-first). Big inputs run --batch-size samples at a time.
 
 from __future__ import annotations
 
-from ..diagnostics import visible_lines
+from cnnc.support.diagnostics import visible_lines
 
 import argparse
 import sys
@@ -37,9 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import runtime as rt
-    from ..atomic import write_bytes
-    from ..diagnostics import UsageError
+    from cnnc.runtime import sessions as rt
+    from cnnc.support.atomic import write_bytes
+    from cnnc.support.diagnostics import UsageError
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -71,7 +71,7 @@ def _encode(names: list[str], outputs: list, path: str) -> bytes:
 
     import numpy as np
 
-    from ..diagnostics import UsageError
+    from cnnc.support.diagnostics import UsageError
     buf = io.BytesIO()
     if path.endswith(".npz"):
         # by hand, not np.savez(**outputs): an output may be named 'file' or 'allow_pickle'

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..atomic import write_text
-from ._common import add_source_arguments, load_checked, source_options
+from cnnc.support.atomic import write_text
+from cnnc.commands._common import add_source_arguments, load_checked, source_options
 
 HELP = "print a Keras-style summary with MACs, memory and receptive fields"
 
@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..summary import render
+    from cnnc.backends.report.summary import render
     if args.output:
-        from ..atomic import check_outputs
+        from cnnc.support.atomic import check_outputs
         check_outputs([(args.output, "-o")], [args.file])
     if str(args.file).lower().endswith((".py", ".ipynb")):
         return _script_summaries(args)
@@ -48,9 +48,9 @@ def _script_summaries(args: argparse.Namespace) -> int:
     summary, with the errors."""
     import json
 
-    from ..diagnostics import CnncError, render_all, use_color
-    from ..frontend import check_script_file
-    from ..summary import render, to_dict
+    from cnnc.support.diagnostics import CnncError, render_all, use_color
+    from cnnc.frontends.dispatch import check_script_file
+    from cnnc.backends.report.summary import render, to_dict
 
     opts = source_options(args)
     checked = check_script_file(args.file, opts["model"], opts["input_shape"],

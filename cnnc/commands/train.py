@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..diagnostics import UsageError, visible, visible_lines
-from ._common import add_threads_argument
+from cnnc.support.diagnostics import UsageError, visible, visible_lines
+from cnnc.commands._common import add_threads_argument
 
 HELP = "train a model on a dataset (Keras fit) and write its weights"
 
@@ -39,7 +39,7 @@ def check_data_arguments(args: argparse.Namespace) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from ._common import add_source_arguments
+    from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     add_data_arguments(p)
     p.add_argument("-o", "--output", metavar="WEIGHTS.npz",
@@ -74,13 +74,13 @@ def history_path(output: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import set_threads
+    from cnnc.commands._common import set_threads
     set_threads(args.threads)  # before NumPy loads
-    from .. import checkpoint as ckpt
-    from .. import data as D
-    from .. import train
-    from ..atomic import check_outputs, write_text
-    from ._common import load_model, source_options
+    from cnnc.backends.numpy import checkpoint as ckpt
+    from cnnc.support import data as D
+    from cnnc.backends.numpy import training as train
+    from cnnc.support.atomic import check_outputs, write_text
+    from cnnc.commands._common import load_model, source_options
 
     check_data_arguments(args)
     train.positive_number("--checkpoint-every", args.checkpoint_every, zero=True)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                                  ["choose another --checkpoint-dir"])
     check_outputs(outputs, protect)
     protect = [p for p in protect if p]
-    from .. import resources   # before any weight or data array is allocated
+    from cnnc.support import resources   # before any weight or data array is allocated
     resources.check_model(model, settings.batch_size, "cnnc train", training=True)
 
     ds = D.load(args.data).limit(args.limit)
@@ -167,15 +167,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save(model, output: Path, protect) -> None:
-    from .. import weights as W
+    from cnnc.support import weights as W
     W.save(output, model.weights, protect=protect)
 
 
 def _check_training_data(model, ds, loss_name, scale) -> None:
     """A shape mismatch is named after the training data, not the test split checked
     next: one sample tried first (cheap); on failure the whole set gives the message."""
-    from .. import train
-    from ..diagnostics import UsageError
+    from cnnc.backends.numpy import training as train
+    from cnnc.support.diagnostics import UsageError
     try:
         train.prepare(model, ds.x_train[:1], ds.y_train[:1], loss_name, scale=scale,
                       divisor=ds.scale, what="training data")

@@ -1,0 +1,159 @@
+"""What shape inference produces: Flow (what reaches a layer), Weight, LayerInfo,
+Analysis, and ShapeError (a rule's refusal, with its arithmetic)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+from cnnc.analysis import shapes as sh
+from cnnc.analysis.arguments import Initializer, Regularizer
+from cnnc.support.diagnostics import Span
+from cnnc.analysis.ir import Layer, ModelIR
+
+
+BYTES_PER_VALUE = 4  # float32
+
+
+class ShapeError(Exception):
+    def __init__(self, message: str, span: Span | None = None, *notes: str):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.notes = [n for n in notes if n]
+
+
+@dataclass(frozen=True)
+class Weight:
+    name: str                    # Keras weight name: kernel, bias, gamma, ...
+    shape: tuple[int, ...]
+    trainable: bool
+    initializer: Initializer
+    regularizer: Regularizer | None = None   # its L1/L2 penalty in training
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What a layer receives: the sample shape and, while the tensor is still
+    an image, the receptive field and jump of each spatial axis."""
+
+    shape: tuple[int | None, ...]
+    rf: tuple[int, ...] | None = None
+    jump: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    layer: Layer
+    input: Flow
+    output: Flow
+    weights: tuple[Weight, ...] = ()
+    macs: int | None = 0
+    warnings: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), compare=False)
+    inputs: tuple[Flow, ...] = ()       # every input of a merge; () means (input,)
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def input_flows(self) -> tuple[Flow, ...]:
+        return self.inputs or (self.input,)
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int | None, ...], ...]:
+        return tuple(f.shape for f in self.input_flows)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return self.input.shape
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        return self.output.shape
+
+    @property
+    def params(self) -> int:
+        return sum(w.size for w in self.weights)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(w.size for w in self.weights if w.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.params - self.trainable_params
+
+    @property
+    def activation_bytes(self) -> int | None:
+        n = sh.numel(self.output.shape)
+        return None if n is None else n * BYTES_PER_VALUE
+
+
+@dataclass(frozen=True)
+class Analysis:
+    model: ModelIR
+    infos: tuple[LayerInfo, ...]      # the model's layers, in model order
+    complete: bool          # False when some layer's shape could not be inferred
+
+    @cached_property
+    def _by_name(self) -> dict[str, LayerInfo]:
+        return {i.name: i for i in self.infos}
+
+    def info(self, name: str) -> LayerInfo:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def shape_of(self, tensor: str) -> tuple[int | None, ...] | None:
+        """The sample shape of a node's tensor (an input or a layer), None if unknown."""
+        node = self.model.input_node(tensor)
+        if node is not None:
+            return node.shape
+        info = self._by_name.get(tensor)
+        return info.output_shape if info is not None else None
+
+    @property
+    def output_shapes(self) -> tuple[tuple[int | None, ...] | None, ...]:
+        return tuple(self.shape_of(o) for o in self.model.outputs)
+
+    @property
+    def total_params(self) -> int:
+        return sum(i.params for i in self.infos)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(i.trainable_params for i in self.infos)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return sum(i.non_trainable_params for i in self.infos)
+
+    @property
+    def total_macs(self) -> int | None:
+        macs = [i.macs for i in self.infos]
+        return None if any(m is None for m in macs) else sum(macs)
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...] | None:
+        """The (first) output's sample shape."""
+        if self.model.outputs:
+            return self.shape_of(self.model.outputs[0])
+        return self.infos[-1].output_shape if self.infos else self.model.input_shape
+
+
+Rule = Callable[[Layer, Flow], LayerInfo]
+
+
+def input_flow(shape: tuple[int | None, ...]) -> Flow:
+    spatial = len(shape) - 1
+    if spatial < 1:
+        return Flow(tuple(shape))
+    return Flow(tuple(shape), (1,) * spatial, (1,) * spatial)

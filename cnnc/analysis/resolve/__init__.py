@@ -1,0 +1,35 @@
+"""Syntax tree -> typed IR: names looked up, arguments bound and checked, the graph built.
+
+Statements run in order, as Python would run them. A layer line on its own
+continues from the last tensor (the linear form); Keras's functional API names
+tensors (`x = Conv2D(16, 3)(x)`), and `as NAME` names a tensor inside a chain.
+Layer names follow Keras 3: the snake_case class name, then `_1`, `_2`, ...
+counted per name in creation order; an explicit `name=` takes no number.
+"""
+
+from __future__ import annotations
+
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Reporter
+from cnnc.analysis.ir import ModelIR
+from cnnc.analysis.resolve.graph import _check_unapplied, _name_nodes, _build
+from cnnc.analysis.resolve.state import _State
+from cnnc.analysis.resolve.statements import _model_decl, _input_decl, _call_stmt, _assign
+
+
+def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>") -> ModelIR:
+    st = _State(rep)
+    for stmt in statements:
+        if isinstance(stmt, S.Import):
+            st.aliases.update(stmt.aliases)
+        elif isinstance(stmt, S.ModelDecl):
+            _model_decl(st, stmt.name, stmt.span)
+        elif isinstance(stmt, S.InputDecl):
+            _input_decl(st, stmt)
+        elif isinstance(stmt, S.Assign):
+            _assign(st, stmt)
+        else:
+            _call_stmt(st, stmt)
+    _check_unapplied(st)
+    names = _name_nodes(st)
+    return _build(st, names, path)

@@ -1,0 +1,2 @@
+"""Reports of a checked model: the summary table (text, JSON, Markdown) and the plot
+(DOT, Mermaid, SVG)."""

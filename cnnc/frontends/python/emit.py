@@ -1,0 +1,399 @@
+"""A model found in a script -> cnnc's own statements (cnnc.syntax), with spans at
+the script's positions. resolve and infer then treat them exactly as a .cnn file's:
+the same Keras semantics, names and diagnostics.
+
+Sequential models become the chain form (bare layer lines); functional models
+become `tN = Layer(...)(tM)` assignments over fresh tensor names, ending with
+`Model(inputs=..., outputs=...)`. Values cnnc cannot know become problems (one
+diagnostic each, at the line that needs them) instead of statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Span
+from cnnc.frontends.python.keras2 import FIT_RENAMED
+from cnnc.frontends.python.values import (ArgVal, ArrayVal, CallRecord, KerasObj, KerasRef, LayerVal, ModelVal,
+                     ModuleRef, TensorVal, TNode, Unknown, shown)
+
+INPUT_SHAPE_HELP = "give the shape of one sample with --input-shape, e.g. --input-shape 28,28,1"
+# fit() arguments that carry data or training machinery, not settings cnnc reads
+_FIT_DROPPED = {"x", "y", "validation_data", "callbacks", "verbose", "workers",
+                "use_multiprocessing", "max_queue_size", "generator"}
+
+
+class EmitError(Exception):
+    def __init__(self, message: str, span: Span | None, *notes: str):
+        super().__init__(message)
+        self.message, self.span, self.notes = message, span, notes
+
+
+@dataclass
+class Emitted:
+    statements: list = field(default_factory=list)
+    problems: list = field(default_factory=list)     # (message, span, notes)
+    settings_problems: list = field(default_factory=list)   # in compile()/fit(): shapes still checked
+    settings_spans: list = field(default_factory=list)   # compile/fit calls: errors there keep shapes
+    groups: dict = field(default_factory=dict)     # layer name -> (summary row, class shown)
+    rank: dict | None = None                       # row -> position (a subclassed model's order)
+    row_owner: dict = field(default_factory=dict)  # row -> (seq, class) of what made it
+    functional: bool | None = None                 # the summary's table style, when traced
+
+    def regroup(self, ir):
+        """The resolved model with its summary rows (custom layers, subclassed models)."""
+        if not self.groups and self.functional is None:
+            return ir
+        from cnnc.analysis.groups import regroup
+        return regroup(ir, self.groups, self.rank, self.functional)
+
+
+def _number(v, span: Span) -> S.Number:
+    return S.Number(v, repr(v) if isinstance(v, float) else str(v), span)
+
+
+def to_syntax(v: Any, span: Span, what: str = "this value") -> S.Value:
+    """A known value as cnnc syntax; EmitError when it cannot be written."""
+    if isinstance(v, bool) or v is None:
+        return S.Name((str(v),), span)
+    if isinstance(v, (int, float)):
+        return _number(v, span)
+    if isinstance(v, str):
+        return S.String(v, span)
+    if isinstance(v, tuple):
+        return S.Tuple(tuple(to_syntax(x, span, what) for x in v), span)
+    if isinstance(v, list):
+        return S.List(tuple(to_syntax(x, span, what) for x in v), span)
+    if isinstance(v, KerasRef):
+        return S.Name(v.path, span)
+    if isinstance(v, ModuleRef):
+        return S.Name(v.path, span)
+    if isinstance(v, (KerasObj,)):
+        return S.Call(S.Name(v.path, span), _args(v.args), v.span)
+    if isinstance(v, LayerVal):
+        return layer_call(v)
+    if isinstance(v, Unknown):
+        raise EmitError(f"cnnc cannot know {what} without running the script: {v.why}",
+                        v.span or span, *((INPUT_SHAPE_HELP,) if v.data else ()))
+    if isinstance(v, ArrayVal):
+        raise EmitError(f"{what} is an array of shape {v.shape}; cnnc cannot use an array here", span)
+    if isinstance(v, TensorVal):
+        raise EmitError(f"{what} is a tensor here, where a value is expected", span)
+    raise EmitError(f"cnnc cannot write {what} here: it is a {type(v).__name__}", span)
+
+
+def _args(args: list[ArgVal], what: str = "") -> tuple[S.Arg, ...]:
+    out = []
+    for a in args:
+        label = f"`{a.keyword}`" if a.keyword else "this argument"
+        if what:
+            label += f" of {what}"
+        out.append(S.Arg(a.keyword, to_syntax(a.value, a.span, label), a.span, a.keyword_span))
+    return tuple(out)
+
+
+def layer_call(layer: LayerVal) -> S.Call:
+    if layer.unsupported:
+        raise EmitError(f"{layer.cls}: {layer.unsupported}", layer.name_span)
+    from cnnc.analysis import kinds
+    if layer.cls in kinds.KERAS_OTHER_LAYERS:       # resolve names it: its arguments do not matter
+        return S.Call(S.Name((layer.cls,), layer.name_span), (), layer.span)
+    args = _args(layer.args, layer.cls) + _keras_name(layer.args, layer.keras_name, layer.span)
+    if layer.frozen and not any(a.keyword == "trainable" for a in layer.args):
+        args += (S.Arg("trainable", S.Name(("False",), layer.span), layer.span, layer.span),)
+    return S.Call(S.Name((layer.cls,), layer.name_span), args, layer.span)
+
+
+def _keras_name(args: list[ArgVal], name: str | None, span: Span) -> tuple[S.Arg, ...]:
+    """name= as Keras would give it, unless the script names the layer itself: Keras
+    numbers layers per session, so a script's second model has conv2d_3, not conv2d."""
+    if name is None or any(a.keyword == "name" for a in args):
+        return ()
+    return (S.Arg("name", S.String(name, span), span, span),)
+
+
+def _input_arg_shape(args: list[ArgVal], input_shape: tuple | None) -> list[ArgVal]:
+    """The Input's shape= (or a first layer's input_shape=): --input-shape stands in for
+    a shape the script does not determine."""
+    out = []
+    for a in args:
+        if a.keyword in ("shape", "input_shape", "batch_shape") or (a.keyword is None and not out):
+            v = a.value
+            unknown = isinstance(v, Unknown) or (isinstance(v, (tuple, list)) and any(
+                isinstance(x, Unknown) for x in v))
+            if unknown:
+                if input_shape is None:
+                    bad = v if isinstance(v, Unknown) else next(x for x in v if isinstance(x, Unknown))
+                    raise EmitError(f"the input shape is not known from the script: {bad.why}",
+                                    a.span, INPUT_SHAPE_HELP)
+                key = "shape" if a.keyword in (None, "batch_shape") else a.keyword
+                a = ArgVal(key, tuple(input_shape), a.span, a.keyword_span)
+        out.append(a)
+    return out
+
+
+def emit(m: ModelVal, nodes: list[TNode], input_shape: tuple | None) -> Emitted:
+    out = Emitted()
+    for msg, span, notes in m.problems:
+        out.problems.append((msg, span, notes))
+    if out.problems:
+        return out
+    try:
+        name = model_name(m)
+        if isinstance(name, str):
+            out.statements.append(S.ModelDecl(name, m.name_span or m.span, m.name_span or m.span))
+        elif m.name is not None and not isinstance(m.name, str):
+            to_syntax(m.name, m.name_span or m.span, "the model's name")   # Unknown: says so
+            raise EmitError(f"the model's name must be a string, got {shown(m.name)}",
+                            m.name_span or m.span, "Keras refuses it too")
+        if m.kind == "sequential":
+            _sequential(m, nodes, input_shape, out)
+        else:
+            _functional(m, nodes, input_shape, out)
+    except EmitError as e:
+        out.problems.append((e.message, e.span, e.notes))
+        return out
+    for rec, what in ((m.compile, "compile"), (m.fit, "fit")):
+        if rec is not None:
+            out.settings_spans += [rec.span] + _object_spans(rec.args)
+            try:
+                out.statements.append(S.CallStmt(_settings_call(rec, what), rec.span))
+            except EmitError as e:
+                out.settings_problems.append((e.message, e.span, e.notes))
+    return out
+
+
+def _object_spans(args: list[ArgVal]) -> list[Span]:
+    """Where the Keras objects given to compile()/fit() were made (an optimizer or a
+    learning-rate schedule defined lines above): errors there are settings errors too."""
+    out, stack = [], [a.value for a in args]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, KerasObj):
+            out.append(v.span)
+            stack += [a.value for a in v.args]
+        elif isinstance(v, (list, tuple)):
+            stack += list(v)
+    return out
+
+
+def model_name(m: ModelVal):
+    """The name Keras shows: name= as given, else the per-session one."""
+    return m.name if m.name is not None else m.keras_name
+
+
+def _settings_call(rec: CallRecord, what: str) -> S.Call:
+    args = []
+    for i, a in enumerate(rec.args):
+        key = a.keyword
+        if what == "fit":
+            if key is None and i < 2:
+                continue                          # x, y: the data
+            if key in _FIT_DROPPED:
+                continue
+            if key in FIT_RENAMED:
+                new = FIT_RENAMED[key]
+                if new is None:
+                    continue
+                a = ArgVal(new, a.value, a.span, a.keyword_span)
+        args.append(a)
+    return S.Call(S.Name((what,), rec.name_span), _args(args, f"{what}()"), rec.span)
+
+
+def _sequential(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> None:
+    items = list(zip(m.items, m.item_spans))
+    from cnnc.analysis import kinds
+    for item, _ in items:              # a layer cnnc cannot follow says so before any shape
+        if isinstance(item, LayerVal) and item.unsupported:
+            layer_call(item)
+        if isinstance(item, LayerVal) and item.cls in kinds.KERAS_OTHER_LAYERS:
+            raise EmitError(f"cnnc does not support the Keras layer '{item.cls}' yet",
+                            item.name_span, "supported layers: " + ", ".join(sorted(kinds.KINDS)))
+    has_input = False
+    if items:
+        first = items[0][0]
+        if isinstance(first, TensorVal) and nodes[first.node].kind == "input":
+            has_input = True
+        elif isinstance(first, LayerVal) and any(
+                a.keyword in ("input_shape", "input_dim", "batch_input_shape") for a in first.args):
+            has_input = True
+            first.args = _input_arg_shape(first.args, input_shape)
+    if not has_input:
+        shape, span = _declared_shape(m, input_shape)
+        out.statements.append(S.InputDecl(to_syntax(tuple(shape), span, "the input shape"), span))
+    for item, span in items:
+        if isinstance(item, LayerVal):
+            out.statements.append(S.CallStmt(layer_call(item), item.span))
+        elif isinstance(item, TensorVal) and nodes[item.node].kind == "input":
+            node = nodes[item.node]
+            args = _input_arg_shape(node.input_args, input_shape)
+            out.statements.append(S.CallStmt(S.Call(S.Name(("Input",), node.span), _args(args, "Input"),
+                                                    node.span), node.span))
+        elif isinstance(item, ModelVal):
+            raise EmitError("a model added to a Sequential (a nested model) is not supported", span,
+                            "add its layers one by one instead")
+        elif isinstance(item, Unknown):
+            raise EmitError(f"cnnc cannot know this layer without running the script: {item.why}",
+                            item.span or span)
+        else:
+            raise EmitError("Sequential takes layers; this is not a layer cnnc can follow", span)
+
+
+def _declared_shape(m: ModelVal, input_shape) -> tuple[tuple, Span]:
+    if m.build_shape is not None:
+        v = m.build_shape
+        if isinstance(v, (tuple, list)) and len(v) >= 2 and all(
+                x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in v):
+            return tuple(v[1:]), m.build_span
+        if input_shape is not None:
+            return tuple(input_shape), m.build_span
+        why = v.why if isinstance(v, Unknown) else f"build() got {shown(v)}"
+        raise EmitError(f"the input shape is not known from the script: {why}", m.build_span,
+                        INPUT_SHAPE_HELP)
+    if m.data_shape is not None:
+        return m.data_shape, m.data_span
+    if input_shape is not None:
+        return tuple(input_shape), m.span
+    if m.kind == "subclassed":
+        raise EmitError("this subclassed model's input shape is not known from the script",
+                        m.span, "Keras builds it on the first data it meets (build(), fit() or a "
+                        "call on an array of known shape); " + INPUT_SHAPE_HELP)
+    raise EmitError("this Sequential model's input shape is not given in the script",
+                    m.span, "Keras builds it from the data at its first fit(); "
+                    "add input_shape= to the first layer, start with keras.Input(shape=...), "
+                    "or " + INPUT_SHAPE_HELP)
+
+
+def _tensor_list(v, what: str, span: Span) -> tuple[list[int], bool]:
+    if isinstance(v, TensorVal):
+        return [v.node], False
+    if isinstance(v, dict):
+        v = list(v.values())
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, TensorVal) for x in v):
+        return [x.node for x in v], True
+    bad = v if isinstance(v, Unknown) else next(
+        (x for x in v if isinstance(x, Unknown)), None) if isinstance(v, (list, tuple)) else None
+    if bad is not None:
+        raise EmitError(f"cnnc cannot know the model's {what}: {bad.why}", bad.span or span,
+                        *((INPUT_SHAPE_HELP,) if bad.data else ()))
+    raise EmitError(f"the model's {what} must be tensors", span)
+
+
+def _given_name(layer: LayerVal) -> str | None:
+    given = next((a.value for a in layer.args if a.keyword == "name"), None)
+    return given if isinstance(given, str) else layer.keras_name
+
+
+def _row(m: ModelVal, node: TNode, out: Emitted, names: dict) -> None:
+    """The summary row a traced node belongs to: its custom layer's, or (in a
+    subclassed model) its layer's own, the copies of a weightless layer with it."""
+    if node.kind == "input" or (m.style is None and node.group is None):
+        return
+    name = node.keras_name if node.kind == "op" else _given_name(node.layer)
+    if node.group is not None:
+        row, cls, seq, span = node.group
+        if out.row_owner.setdefault(row, (seq, cls)) != (seq, cls):
+            raise EmitError(f"the name '{row}' is used 2 times in the model", span,
+                            "Keras refuses it too: give each layer its own name=")
+        out.groups[name] = (row, cls)
+        if out.rank is not None:
+            out.rank.setdefault(row, seq)
+    elif m.style == "subclassed" and (node.kind == "op" or node.layer.hidden):
+        # arithmetic and functions in call() are no layers of the model: a row without a
+        # name, which the summary leaves out (groups.summary_rows)
+        out.groups[name] = ("", "")
+    elif m.style == "subclassed" and node.layer is not None:
+        own = node.layer.copy_of or node.layer
+        out.groups[name] = (_given_name(own), own.cls)
+        out.rank[_given_name(own)] = own.seq
+
+
+def _rows_apart(out: Emitted, layer_names: list, span: Span) -> None:
+    """A custom layer's or nested model's row must not take the name of another layer
+    (Keras: "The name ... is used 2 times in the model")."""
+    rows = {row for row, _ in out.groups.values()}
+    for name in layer_names:
+        if name in rows and name not in out.groups:
+            seq, cls = out.row_owner.get(name, (0, "?"))
+            raise EmitError(f"the name '{name}' is used 2 times in the model: by a layer and by "
+                            f"a {cls} called in it", span, "Keras refuses it too: give one of them "
+                            "another name=")
+
+
+def _functional(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> None:
+    if m.style is not None:
+        out.functional = False          # Keras shows Sequential and subclassed models so
+        out.rank = {} if m.style == "subclassed" else None
+    if m.outputs is None:
+        raise EmitError("Model() needs its outputs, e.g. Model(inputs, outputs)", m.span)
+    outs, outs_listed = _tensor_list(m.outputs, "outputs", m.span)
+    ins, ins_listed = _tensor_list(m.inputs, "inputs", m.span) if m.inputs is not None else ([], False)
+    needed: set[int] = set(ins)
+    stack = list(outs)
+    while stack:
+        k = stack.pop()
+        if k in needed and k not in ins:
+            continue
+        needed.add(k)
+        stack.extend(i for i in nodes[k].inputs if i not in needed)
+    names = {k: f"t{k}" for k in needed}
+    final_names: dict[int, str] = {}      # node -> the name resolve will give it
+    shared: dict[int, str] = {}
+    per_layer: dict[int, int] = {}
+    for k in needed:
+        if nodes[k].layer is not None:
+            per_layer[id(nodes[k].layer)] = per_layer.get(id(nodes[k].layer), 0) + 1
+    for k in sorted(needed):
+        node = nodes[k]
+        target = names[k]
+        if node.kind == "input":
+            args = _input_arg_shape(node.input_args, input_shape)
+            value = S.Call(S.Name(("Input",), node.span),
+                           _args(args, "Input") + _keras_name(args, node.keras_name, node.span),
+                           node.span)
+        elif node.kind == "op":
+            items = []
+            tensors = iter(zip(node.inputs, node.operand_spans))
+            order = ["num", "t"] if node.reverse else ["t", "num"] if node.constant is not None else \
+                ["t"] * len(node.inputs)
+            for kind in order:
+                if kind == "t":
+                    i, sp = next(tensors)
+                    items.append(S.Name((names[i],), sp))
+                else:
+                    items.append(_number(node.constant, node.span))
+            value = S.BinOp(node.op, tuple(items), node.span, node.keras_name)
+        else:
+            layer = node.layer
+            call = layer_call(layer)          # a layer cnnc cannot follow says so first
+            refs = [S.Name((names[i],), sp) for i, sp in zip(node.inputs, node.operand_spans)]
+            if not refs:
+                raise EmitError(f"{layer.cls} is called on no tensor cnnc knows", node.span)
+            tensors = S.List(tuple(refs), node.span) if node.listed else refs[0]
+            extra = _args(node.extra, layer.cls)
+            if per_layer[id(layer)] > 1 or layer.uses > 1 and id(layer) in shared:
+                var = shared.get(id(layer))
+                if var is None:
+                    var = layer.var or layer.cls.lower()
+                    while any(v == var for v in shared.values()):
+                        var += "_"
+                    shared[id(layer)] = var
+                    out.statements.append(S.Assign(var, layer.span, layer_call(layer), layer.span))
+                value = S.Call(S.Name((var,), node.span),
+                               (S.Arg(None, tensors, tensors.span),) + extra, node.span)
+            else:
+                value = S.Applied(call, (S.Arg(None, tensors, tensors.span),) + extra, node.span)
+        out.statements.append(S.Assign(target, node.span, value, node.span))
+        _row(m, node, out, final_names)
+        final_names[k] = node.keras_name if node.kind == "op" else (
+            _given_name(node.layer) if node.layer is not None else "")
+    _rows_apart(out, [final_names[k] for k in sorted(needed) if nodes[k].kind != "input"], m.span)
+    args = []
+    if ins:
+        refs = tuple(S.Name((names[i],), nodes[i].span) for i in ins)
+        args.append(S.Arg("inputs", S.List(refs, m.span) if ins_listed else refs[0], m.span))
+    refs = tuple(S.Name((names[i],), m.span) for i in outs)
+    args.append(S.Arg("outputs", S.List(refs, m.span) if outs_listed else refs[0], m.span))
+    out.statements.append(S.CallStmt(S.Call(S.Name(("Model",), m.span), tuple(args), m.span), m.span))

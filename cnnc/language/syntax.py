@@ -1,0 +1,172 @@
+"""The syntax tree: what the user wrote, with a position on every node.
+
+Nothing here knows about layers; `resolve` gives these nodes their meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from cnnc.support.diagnostics import Span
+
+
+@dataclass(frozen=True)
+class Number:
+    value: Union[int, float]
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class String:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    """A bare or dotted name: `relu`, `None`, `keras.layers.Conv2D`."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+    @property
+    def last(self) -> str:
+        return self.parts[-1]
+
+
+@dataclass(frozen=True)
+class Tuple:
+    items: tuple["Value", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class List:
+    items: tuple["Value", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Arg:
+    keyword: str | None
+    value: "Value"
+    span: Span
+    keyword_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    name: Name
+    args: tuple[Arg, ...]
+    span: Span
+
+    @property
+    def positional(self) -> list[Arg]:
+        return [a for a in self.args if a.keyword is None]
+
+    @property
+    def keywords(self) -> list[Arg]:
+        return [a for a in self.args if a.keyword is not None]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A layer applied to tensors: `Conv2D(16, 3)(x)`, `Add()([x, y])`."""
+
+    layer: Call
+    args: tuple[Arg, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """Arithmetic with a name in it (`filters * 2`), folded once the name is known."""
+
+    op: str                       # "add", "mul", "neg", ... (cnnc.arith.SYMBOL)
+    items: tuple["Value", ...]
+    span: Span
+    name: str | None = None       # on tensors: the operation's name (front ends give Keras's)
+
+
+Value = Union[Number, String, Name, Tuple, List, Call, Applied, BinOp]
+
+
+@dataclass(frozen=True)
+class ModelDecl:
+    name: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    value: Value
+    span: Span
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class CallStmt:
+    """A call on its own line; `as NAME` names the tensor it makes."""
+
+    call: Union[Call, Applied]
+    span: Span
+    alias: str | None = None
+    alias_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Assign:
+    """`x = <value>`: a tensor, a layer object, a model or a constant gets a name."""
+
+    target: str
+    target_span: Span
+    value: "Value"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Import:
+    """A Python import in a pasted tutorial: no effect but its aliases
+    (`from keras.layers import MaxPooling2D as MP`)."""
+
+    aliases: tuple[tuple[str, str], ...]   # (alias, imported name)
+    span: Span
+
+
+Statement = Union[ModelDecl, InputDecl, CallStmt, Assign, Import]
+
+
+def describe(v: Value) -> str:
+    """How a value reads in a message: the Python-ish text of it."""
+    if isinstance(v, Number):
+        return v.text
+    if isinstance(v, String):
+        return repr(v.value)
+    if isinstance(v, Name):
+        return v.dotted
+    if isinstance(v, Tuple):
+        inner = ", ".join(describe(i) for i in v.items)
+        return f"({inner},)" if len(v.items) == 1 else f"({inner})"
+    if isinstance(v, List):
+        return "[" + ", ".join(describe(i) for i in v.items) + "]"
+    if isinstance(v, Call):
+        return f"{v.name.dotted}({_describe_args(v.args)})"
+    if isinstance(v, Applied):
+        return f"{describe(v.layer)}({_describe_args(v.args)})"
+    if isinstance(v, BinOp):
+        from cnnc.language.arith import SYMBOL
+        if len(v.items) == 1:
+            return SYMBOL[v.op] + describe(v.items[0])
+        return f"{describe(v.items[0])} {SYMBOL[v.op]} {describe(v.items[1])}"
+    return "?"
+
+
+def _describe_args(args: tuple[Arg, ...]) -> str:
+    return ", ".join((f"{a.keyword}=" if a.keyword else "") + describe(a.value) for a in args)

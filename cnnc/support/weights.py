@@ -1,0 +1,112 @@
+"""Keras-compatible weight files: one .npz, key "<layer name>/<weight name>".
+
+Layouts are Keras 3's (conv kernels (kh, kw, C, filters), Dense (in, units), ...).
+Loading is strict: every problem (missing, extra, misshapen, not numeric) is
+listed at once, and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from cnnc.support.atomic import write_bytes
+from cnnc.support.diagnostics import UsageError
+from cnnc.support import files
+from cnnc.analysis.infer import Analysis
+
+
+class WeightsError(UsageError):
+    """A weights file that does not fit the model (exit status 2)."""
+
+
+def expected(analysis: Analysis) -> dict[str, tuple[int, ...]]:
+    """Every weight the model has, in Keras order: key -> shape."""
+    return {f"{info.name}/{w.name}": w.shape for info in analysis.infos for w in info.weights}
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights .npz: bounded, numbers only, never unpickled."""
+    return files.read_npz(path, "weights", WeightsError)
+
+
+def _strip_model_prefix(arrays: dict[str, np.ndarray], wanted: Mapping[str, tuple]) -> dict[str, np.ndarray]:
+    """Accept Keras's `weight.path` keys ("sequential/conv2d/kernel") too."""
+    if all(k in wanted for k in arrays):
+        return arrays
+    parts = [k.split("/") for k in arrays]
+    if parts and all(len(p) == 3 for p in parts) and len({p[0] for p in parts}) == 1:
+        return {"/".join(p[1:]): v for p, v in zip(parts, arrays.values())}
+    return arrays
+
+
+def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weights",
+          owned: bool = False) -> dict[str, np.ndarray]:
+    """The arrays as float32 in Keras order, or WeightsError listing every mismatch.
+    `owned`: the arrays are fresh (read from a file), so float32 ones are kept, not copied."""
+    wanted = expected(analysis)
+    arrays = _strip_model_prefix(arrays, wanted)
+    problems: list[str] = []
+    out: dict[str, np.ndarray] = {}
+    for key, shape in wanted.items():
+        if key not in arrays:
+            problems.append(f"missing '{key}' {shape}")
+            continue
+        a = arrays[key]
+        if a.dtype.kind not in "fiu":
+            problems.append(f"'{key}' has dtype {a.dtype}, expected float32")
+        elif tuple(a.shape) != tuple(shape):
+            problems.append(f"'{key}' has shape {tuple(a.shape)}, the model needs {tuple(shape)}")
+        elif not np.all(np.isfinite(a)):
+            problems.append(f"'{key}' contains NaN or inf")
+        else:
+            keep = owned and a.dtype == np.float32 and a.flags.c_contiguous
+            out[key] = a if keep else np.array(a, dtype=np.float32, order="C", copy=True)  # never alias the caller's arrays
+    extra = [k for k in arrays if k not in wanted]
+    for k in extra:
+        problems.append(f"unexpected '{k}' {tuple(arrays[k].shape)}: the model has no such weight")
+    if problems:
+        head = f"weights '{path}' do not fit model '{analysis.model.name}'"
+        hint = _renumbered_hint(arrays, wanted)
+        raise WeightsError(f"{head} ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+                           problems + ([hint] if hint else []))
+    return out
+
+
+def _renumbered_hint(arrays: Mapping[str, np.ndarray], wanted: Mapping[str, tuple]) -> str:
+    """Keras numbers layer names per process: a session that built other models first
+    exports conv2d_5 for this model's conv2d. Say so when that is the only difference."""
+    theirs = [(k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1], tuple(v.shape)) for k, v in arrays.items()]
+    ours = [(k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1], tuple(s)) for k, s in wanted.items()]
+    base = lambda name: re.sub(r"_\d+$", "", name)  # noqa: E731
+    if len(theirs) != len(ours) or any(
+            (base(a[0]), a[1], a[2]) != (base(b[0]), b[1], b[2]) for a, b in zip(theirs, ours)):
+        return ""
+    pairs = sorted({(a[0], b[0]) for a, b in zip(theirs, ours) if a[0] != b[0]})
+    shown = ", ".join(f"{a} -> {b}" for a, b in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
+    return (f"the arrays match the model in order and shape, only the layer names differ "
+            f"({shown}): Keras numbers layers per process, so export from a fresh session "
+            f"(keras.backend.clear_session() first) or name the layers in both")
+
+
+KERAS_WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def load(path: str | Path, analysis: Analysis) -> dict[str, np.ndarray]:
+    """Weights from a .npz, or from a Keras file: `.weights.h5` (Keras 3), a Keras 2
+    weights `.h5`, or the weights inside a full-model `.h5` or `.keras`."""
+    if str(path).lower().endswith(KERAS_WEIGHTS_SUFFIXES):
+        from cnnc.frontends.keras.weights import load_file
+        return check(load_file(str(path), analysis), analysis, str(path), owned=True)
+    return check(read_npz(path), analysis, str(path), owned=True)
+
+
+def save(path: str | Path, weights: Mapping[str, np.ndarray], protect=()) -> None:
+    """Write weights atomically (np.savez to memory, then temp file + rename)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    write_bytes(path, buf.getvalue(), protect)
