@@ -75,7 +75,7 @@ def stack(n_layers: int) -> str:
 
 
 def check_time(n_layers: int) -> float:
-    from cnnc.frontends.dispatch import check_text
+    from cnnc.frontends.cnn import check_text
     text = stack(n_layers)
     check_text(text)  # warm-up: grammar loaded once per process
     runs = max(3, min(50, 20000 // n_layers))

@@ -72,7 +72,7 @@ def main() -> int:
     for name in args.nets:
         model = cnnc.load(ROOT / "examples" / f"{name}.cnn")
         model.init_weights(0)
-        report = benchmark.bench(model, args.batch, args.threads, args.seconds)
+        report = benchmark.bench(model.analysis, model.weights, args.batch, args.threads, args.seconds)
         print(benchmark.render_text(report), "\n", flush=True)
         parts += [f"**{name}** (`examples/{name}.cnn`, {model.total_params:,} params, "
                   f"{report.threads} threads)", "", benchmark.render_markdown(report), ""]

@@ -70,11 +70,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from bench_train import cnnc_step  # noqa: E402  (one cnnc training step, as timed there)
 
 import cnnc  # noqa: E402
 from cnnc.support import data as D  # noqa: E402
-from bench_train import cnnc_step  # noqa: E402  (one cnnc training step, as timed there)
-
 
 # --- 1. accuracy: cnnc and Keras, seed by seed ---------------------------------------------------
 
@@ -168,7 +167,7 @@ def torch_step(args, x, y, channels_last: bool):
     from cnnc.runtime.torch_twin import torch_module
     model = cnnc.load(args.model)
     model.init_weights(0)
-    net = torch_module(model, output_activation=False).train()
+    net = torch_module(model.analysis, model.weights, output_activation=False).train()
     xs = torch.from_numpy((x.astype(np.float32) / 255.0)[:, None, :, :].copy())
     ys = torch.from_numpy(y.astype(np.int64))
     if channels_last:
@@ -197,7 +196,7 @@ def twin_check(args, x) -> float:
     xb = D.prepare_x(x[:64], model.ir.input_shape)
     want = Network(model.analysis, model.weights).forward(xb)
     with torch.inference_mode():
-        got = torch_module(model)(torch.from_numpy(to_channels_first(xb))).numpy()
+        got = torch_module(model.analysis, model.weights)(torch.from_numpy(to_channels_first(xb))).numpy()
     return float(np.abs(got - want).max())
 
 

@@ -49,6 +49,7 @@ def keras_worker(name: str, out: Path) -> None:
     import tensorflow  # noqa: F401
     t1 = time.perf_counter()
     import numpy as np
+
     from tests.test_zoo_keras import images, keras_model, randomize
     model = keras_model(name)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -101,6 +102,7 @@ def counts(path: Path) -> tuple[int, int]:
 def ort_compare(a: Path, b: Path, x, threads: int, seconds: float) -> dict:
     """Latency (batch 1) and throughput (batch len(x)) of two ONNX files, runs alternated."""
     import numpy as np
+
     from cnnc.runtime import sessions as runtime
     sess = [runtime.make_session(p.read_bytes(), "cpu", threads) for p in (a, b) if p is not None]
     names = [s.get_inputs()[0].name for s in sess]

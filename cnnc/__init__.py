@@ -1,5 +1,9 @@
 """cnnc: a compiler and shape checker for Keras-style convolutional networks.
 
+The Python API (this package and model.py) sits on the compiler's parts: support/,
+language/, analysis/, frontends/, backends/ and runtime/; cli.py and commands/ are the
+command line. pyproject.toml's import-linter contracts say who may import whom.
+
     >>> import cnnc
     >>> m = cnnc.load("examples/mnist.cnn")
     >>> m.total_params
@@ -8,10 +12,20 @@
 
 from __future__ import annotations
 
-from cnnc.support.version import __version__  # noqa: E402
-
-from cnnc.support.diagnostics import CnncError, Diagnostic, NumericWarning, UsageError  # noqa: E402
-from cnnc.model import Model, load, loads  # noqa: E402
+from cnnc.model import Model, load, loads
+from cnnc.support.diagnostics import CnncError, Diagnostic, NumericWarning, UsageError
+from cnnc.support.version import __version__
 
 __all__ = ["CnncError", "Diagnostic", "Model", "NumericWarning", "UsageError", "load", "loads",
            "__version__"]
+
+_TRAINING = ("TrainingStopped", "TrainingInterrupted")
+
+
+def __getattr__(name: str):
+    # fit()'s exceptions (docs/TRAINING.md) live with the NumPy trainer; importing it here
+    # would load NumPy for every `import cnnc` (and `cnnc check`): fetched when asked for.
+    if name in _TRAINING:
+        from cnnc.backends.numpy import training
+        return getattr(training, name)
+    raise AttributeError(f"module 'cnnc' has no attribute {name!r}")

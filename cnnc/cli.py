@@ -16,8 +16,8 @@ import re
 import sys
 from typing import Sequence
 
-from cnnc.support.version import __version__
 from cnnc.support.diagnostics import CnncError, UsageError, did_you_mean, use_color, visible
+from cnnc.support.version import __version__
 
 COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
             "predict", "bench")
@@ -168,7 +168,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()   # `cnnc summary net.cnn | head -1`: the reader has what it wanted
         return 0
     except MemoryError:
-        # the resource guard (cnnc.resources) refuses sizes it can see before allocating;
+        # the resource guard (support/resources.py) refuses sizes it can see before allocating;
         # this is the last resort for the rest
         print("cnnc: error: out of memory", file=sys.stderr)
         print("  note: use a smaller --batch-size or --limit, or a smaller model or input",

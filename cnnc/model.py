@@ -6,18 +6,22 @@ Training, prediction and ONNX export import NumPy/onnx only when called.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from cnnc.support.diagnostics import Diagnostic, NumericWarning, UsageError, did_you_mean
-from cnnc.frontends.dispatch import Checked, check_file, check_text
 from cnnc.analysis.infer import Analysis, LayerInfo
+from cnnc.frontends.cnn import Checked, check_text
+from cnnc.frontends.dispatch import check_file, load_weights
+from cnnc.support.diagnostics import Diagnostic, NumericWarning, UsageError, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+
+    from cnnc.backends.numpy.training import TrainState
 
 
 class Model:
@@ -130,11 +134,26 @@ class Model:
         if self._weights is None:
             if self._checked.weights is not None:
                 from cnnc.support import weights as W
-                self._weights = W.check(self._checked.weights(self.analysis), self.analysis,
-                                        self.ir.path, owned=True)
+                self._weights = W.check(self._checked.weights(self.analysis),
+                                        self.analysis.weight_shapes(), self.name, self.ir.path,
+                                        owned=True)
             else:
                 self.init_weights()
         return self._weights
+
+    @contextlib.contextmanager
+    def _training_state(self) -> Iterator["TrainState"]:
+        """What training changes (the weights, or None for a fresh model whose weights
+        training draws from its seed; the optimizer's state), given back to the model when
+        training ends, however it ends. For fit() and `cnnc train`."""
+        from cnnc.backends.numpy.training import TrainState
+        state = TrainState(self.weights if self.has_weights else None, self.optimizer_state)
+        try:
+            yield state
+        finally:
+            if state.weights is not None:
+                self._weights = state.weights
+            self.optimizer_state = state.optimizer
 
     def init_weights(self, seed: int | None = None) -> None:
         if seed is not None:
@@ -148,11 +167,11 @@ class Model:
     def set_weights(self, weights: Mapping[str, "np.ndarray"]) -> None:
         """Weights keyed "layer/weight" (as get_weights and save_weights give them)."""
         from cnnc.support import weights as W
-        self._weights = W.check(_weight_arrays(weights), self.analysis, "set_weights")
+        self._weights = W.check(_weight_arrays(weights), self.analysis.weight_shapes(), self.name,
+                                "set_weights")
 
     def load_weights(self, path: str | Path) -> None:
-        from cnnc.support import weights as W
-        self._weights = W.load(_path(path, "load_weights"), self.analysis)
+        self._weights = load_weights(_path(path, "load_weights"), self.analysis)
 
     def save_weights(self, path: str | Path) -> None:
         """Write the weights to a .npz (Keras names and layouts), atomically: a failed
@@ -168,12 +187,12 @@ class Model:
     def predict(self, x, batch_size: int = 32, scale: bool = True):
         """Inference-mode forward pass of the NumPy reference, in batches. Like fit and
         evaluate, uint8 images are scaled by 1/255 (scale=False: not) and a missing
-        channel axis is added (cnnc.data.prepare_x). A model with several inputs takes a
+        channel axis is added (support/data.py, prepare_x). A model with several inputs takes a
         list of arrays (model input order); several outputs come back as a list."""
         import numpy as np
 
-        from cnnc.support.data import prepare_x
         from cnnc.backends.numpy.network import Network, check_input
+        from cnnc.support.data import prepare_x
         batch_size = _whole("batch_size", batch_size, 1)
         _flag("scale", scale)
         nodes = self.ir.inputs
@@ -209,8 +228,8 @@ class Model:
                                          _array(val[1], "validation_data y"))
         # The training step reports NaN and inf itself (TrainingStopped); validation
         # losses that overflow are one NumericWarning, never NumPy's warnings.
-        with np.errstate(all="ignore"):
-            self.history = train.fit(self, x, y, **kwargs)
+        with np.errstate(all="ignore"), self._training_state() as state:
+            self.history = train.fit(self.analysis, state, x, y, **kwargs)
         last = {k: v[-1] for k, v in self.history.history.items() if v}
         _warn_non_finite_logs("fit", last)
         return self.history
@@ -219,8 +238,9 @@ class Model:
         import numpy as np
 
         from cnnc.backends.numpy import training as train
+        from cnnc.runtime.evaluate import evaluate
         _known_keywords("evaluate", kwargs, _parameters(train.evaluate) - {"batch_size", "return_dict"}
-                        | {"sample_weight", "steps", "callbacks"})
+                        | {"sample_weight", "steps", "callbacks", "runtime", "provider"})
         if batch_size is not None:
             batch_size = _whole("batch_size", batch_size, 1)
         _flag("return_dict", return_dict)
@@ -229,8 +249,14 @@ class Model:
             if key in kwargs and not isinstance(kwargs[key], str):
                 raise UsageError(f"{key} must be a str, got {_type(kwargs[key])}")
         x, y = _array(x, "x", kwargs.get("divisor")), _array(y, "y")
+        # what refuses the model outright, before a fresh model's weights are drawn
+        train.require_single_io(self.analysis, "evaluate")
+        from cnnc.support import resources
+        resources.check(self.analysis, 32 if batch_size is None else batch_size, "evaluate",
+                        "infer", self.name)
         with np.errstate(all="ignore"):
-            logs = train.evaluate(self, x, y, batch_size=batch_size, return_dict=True, **kwargs)
+            logs = evaluate(self.analysis, self.weights, x, y, batch_size=batch_size,
+                            return_dict=True, **kwargs)
         _warn_non_finite_logs("evaluate", logs)
         if return_dict:
             return logs
@@ -244,7 +270,7 @@ class Model:
             path = _path(path, "to_onnx")
         if opset is not None:
             opset = _whole("opset", opset, 1)
-        return lower.export(self, path, opset=opset)
+        return lower.export(self.analysis, self.weights, path, opset=opset, source=self.source)
 
 
 def load(path: str | Path) -> Model:
@@ -288,7 +314,7 @@ def _listing(names, limit: int = 10) -> str:
 
 
 def _whole(name: str, value: Any, low: int) -> int:
-    from cnnc.backends.numpy.training import whole_number     # one rule for the API, fit and the CLI
+    from cnnc.backends.numpy.training import whole_number  # one rule for the API, fit and the CLI
     return whole_number(name, value, low)
 
 
@@ -316,10 +342,14 @@ def _path(value: Any, what: str) -> str | Path:
     return value
 
 
+# what the back end's fit and evaluate take that the Model gives them itself
+_GIVEN_BY_THE_MODEL = {"analysis", "state", "weights", "forward", "x", "y"}
+
+
 def _parameters(fn) -> set[str]:
     import inspect
     return {p.name for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"model", "x", "y"}
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - _GIVEN_BY_THE_MODEL
 
 
 class KeywordError(UsageError, TypeError):
@@ -336,8 +366,8 @@ def _known_keywords(what: str, given: Mapping[str, Any], known) -> None:
 
 
 def _check_run_options(kw: Mapping[str, Any]) -> None:
-    """fit() and evaluate() keywords that train.py takes without checking their types
-    (divisor is used here, by _array, before train.py sees it)."""
+    """fit() and evaluate() keywords that the back end's training.py takes without checking their types
+    (divisor is used here, by _array, before training.py sees it)."""
     from cnnc.analysis.compile_spec import LossSpec, OptimizerSpec
     if kw.get("loss") is not None and not isinstance(kw["loss"], (str, LossSpec)):
         raise UsageError(f"loss must be a loss's name (a str), got {_type(kw['loss'])}")
@@ -363,8 +393,9 @@ def _check_run_options(kw: Mapping[str, Any]) -> None:
     if kw.get("stream") is not None and not callable(getattr(kw["stream"], "write", None)):
         raise UsageError(f"stream must be a text stream (with a write method), got {_type(kw['stream'])}")
     if "verbose" in kw and kw["verbose"] is not None:
-        from cnnc.support.progress import resolve_verbose
         import io
+
+        from cnnc.support.progress import resolve_verbose
         resolve_verbose(kw["verbose"], io.StringIO())
 
 
@@ -448,8 +479,9 @@ def _weight_arrays(weights: Any) -> dict:
 
 
 def _warn_non_finite(what: str, outputs) -> None:
-    import numpy as np
     import warnings
+
+    import numpy as np
     for out in outputs:
         if out.dtype.kind == "f" and out.size and not np.isfinite(out).all():
             rows = out.reshape(len(out), -1) if len(out) else out

@@ -47,7 +47,7 @@ def check_parity(body: str, batch: int = 3, opset: int | None = None, seed: int 
     """onnxruntime == NumPy reference forward == onnx ReferenceEvaluator on random weights."""
     model = model_from(body)
     model.set_weights(random_weights(model, seed))
-    lowered = lower.lower(model, opset)
+    lowered = lower.lower(model.analysis, model.weights, opset)
     shape = sample or model.ir.input_shape
     x = np.random.default_rng(seed + 1).standard_normal((batch, *shape)).astype(np.float32)
     want = Network(model.analysis, model.weights).forward(x)

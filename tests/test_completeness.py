@@ -15,8 +15,8 @@ from cnnc.analysis import activations, kinds
 # phase -> (module, table of layer-family rules)
 LAYER_TABLES = [
     ("shape inference", "cnnc.analysis.infer", "RULES"),
-    ("NumPy reference", "cnnc.backends.numpy.layers", "LAYERS"),
-    ("ONNX lowering", "cnnc.backends.onnx.layers", "RULES"),
+    ("NumPy reference", "cnnc.backends.numpy.registry", "LAYERS"),
+    ("ONNX lowering", "cnnc.backends.onnx.registry", "RULES"),
 ]
 ACTIVATION_TABLES = [
     ("NumPy reference", "cnnc.backends.numpy.activations", "ACTIVATIONS"),

@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.report.summary import render
+from cnnc.frontends.cnn import check_text
 
 ROOT = Path(__file__).resolve().parent.parent
 # The zoo's graphs are long: their first 120 lines (a graph whose last tensor is the

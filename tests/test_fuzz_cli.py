@@ -22,8 +22,7 @@ import shutil
 
 import pytest
 
-from tests.test_fuzz_files import (DIGITS_NET, KERAS_DATA, SEED, Case, assert_clean, run_cases,
-                                   scale)
+from tests.test_fuzz_files import DIGITS_NET, KERAS_DATA, SEED, Case, assert_clean, run_cases, scale
 
 INTS = ["-1", "0", "1", "2", "3", "16", "-9999999999", str(2**63), str(10**30), "1e3", "x", "",
         "0x10", " 1", "١"]

@@ -111,7 +111,7 @@ def run_cases(cases: list[Case], workdir: Path) -> dict[str, dict]:
            "MKL_NUM_THREADS": "1", "NO_COLOR": "1", "PYTHONPATH": str(ROOT),
            "CNNC_FASHION_MNIST_DIR": str(workdir / "no-fashion-mnist")}
     env.pop("CNNC_DEBUG", None)
-    from tests.fuzz_workers import run_rounds     # here: the WORKER side runs as a script
+    from tests.fuzz_workers import run_rounds  # here: the WORKER side runs as a script
 
     def crashed(case_id: str, status: str) -> dict:
         if status.startswith("killed"):

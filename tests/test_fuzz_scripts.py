@@ -132,8 +132,8 @@ def _model_problems(found) -> list[str]:
 
 
 def _check_case(case: dict, workdir: Path) -> dict:
-    from cnnc.support.diagnostics import CnncError, UsageError
     from cnnc.frontends.python import check_script
+    from cnnc.support.diagnostics import CnncError, UsageError
     suffix = ".ipynb" if case["kind"].startswith("nb") else ".py"
     path = str(workdir / f"case{suffix}")
     problems: list[str] = []
@@ -275,7 +275,7 @@ def _run_batch(cases: list[dict], workdir: Path, tag: str) -> dict[str, dict]:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     env.pop("CNNC_DEBUG", None)
-    from tests.fuzz_workers import run_rounds     # here: the WORKER side runs as a script
+    from tests.fuzz_workers import run_rounds  # here: the WORKER side runs as a script
 
     def crashed(case_id: str, status: str) -> dict:
         return {"id": case_id, "seconds": 0, "models": [], "tb": status,
@@ -1103,8 +1103,8 @@ if __name__ == "__main__":
         c["cli"] = True
         if c["kind"] == "nb":           # a notebook's code cells as a script, if that keeps it
             try:
-                from cnnc.support.diagnostics import Reporter
                 from cnnc.frontends.python.source import read_notebook
+                from cnnc.support.diagnostics import Reporter
                 code = read_notebook("x.ipynb", c["text"], Reporter("x.ipynb")).text
                 if _problem_keys(dict(c, kind="py", text=code)) & _problem_keys(c):
                     c = dict(c, kind="py", text=code)

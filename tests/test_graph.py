@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.numpy.network import Network
+from cnnc.frontends.cnn import check_text
 
 from .test_reference_gradients import H, _compare
 

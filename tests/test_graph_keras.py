@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.numpy.network import Network
+from cnnc.frontends.cnn import check_text
 
 keras = pytest.importorskip("keras", reason="Keras is not installed (a dev-only oracle)")
 pytestmark = pytest.mark.keras

@@ -17,8 +17,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.keras import export
+from cnnc.frontends.cnn import check_text
 
 from .onnx_helpers import check_parity, model_from, random_weights
 from .test_reference_forward import run

@@ -54,7 +54,7 @@ def test_grouped_conv_equals_keras(body, tmp_path):
     x = np.random.default_rng(6).standard_normal((3, *model.ir.input_shape)).astype(np.float32)
     want = np.asarray(km(x, training=False))
     numpy_out = Network(model.analysis, model.weights).forward(x)
-    onnx_out = ort_run(lower.to_onnx(model), x)
+    onnx_out = ort_run(lower.to_onnx(model.analysis, model.weights), x)
     assert_close(numpy_out, want, "NumPy reference vs Keras")
     assert_close(onnx_out, want, "onnxruntime vs Keras")
     scale = max(1.0, float(np.max(np.abs(want))))

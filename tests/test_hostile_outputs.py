@@ -384,14 +384,14 @@ def test_onnx_external_data_with_a_small_threshold(work):
     m = cnnc.loads(TINY)
     m.init_weights(0)
     out = work / "deploy" / "tiny.onnx"
-    lower.export(m, out, external_threshold=100)
+    lower.export(m.analysis, m.weights, out, external_threshold=100)
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.onnx", "tiny.onnx.data"]
     onnx.checker.check_model(str(out), full_check=True)
     x = tiny_data(3)[0][..., None]
     y = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
     np.testing.assert_allclose(y, m.predict(x), atol=1e-5)
     # again, over the old pair: both replaced, no temp left
-    lower.export(m, out, external_threshold=100)
+    lower.export(m.analysis, m.weights, out, external_threshold=100)
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.onnx", "tiny.onnx.data"]
 
 
@@ -411,7 +411,7 @@ def test_in_memory_onnx_over_the_limit_asks_for_a_path():
     m = cnnc.loads(TINY)
     m.init_weights(0)
     with pytest.raises(UsageError, match="protobuf"):
-        lower.lower(m, external_threshold=100)
+        lower.lower(m.analysis, m.weights, external_threshold=100)
 
 
 @pytest.mark.skipif(not os.environ.get("CNNC_DEV_BIG"), reason="dev only: a 2.2 GB model (set CNNC_DEV_BIG=1)")
@@ -420,7 +420,7 @@ def test_onnx_export_over_2gb(tmp_path):      # pragma: no cover - needs ~10 GB 
     m = cnnc.loads("model big\ninput (4096,)\nDense(135000)\n")
     m.init_weights(0)
     out = tmp_path / "big.onnx"
-    lower.export(m, out)
+    lower.export(m.analysis, m.weights, out)
     assert (tmp_path / "big.onnx.data").stat().st_size > 2**31
     assert out.stat().st_size < 2**20
 

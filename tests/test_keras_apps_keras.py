@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.cli import main
 from cnnc.analysis.groups import summary_rows
+from cnnc.cli import main
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")

@@ -21,9 +21,9 @@ import pytest
 
 import cnnc
 from cnnc.analysis import kinds
-from cnnc.cli import main
 from cnnc.backends.keras import config as C
 from cnnc.backends.keras import export
+from cnnc.cli import main
 
 h5py = pytest.importorskip("h5py")
 

@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.keras import export
 from cnnc.backends.numpy.network import Network
+from cnnc.frontends.cnn import check_text
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras", reason="Keras is not installed (a dev-only oracle)")
@@ -290,6 +290,7 @@ def test_keras_to_cnn_to_keras(tmp_path):
     if importlib.util.find_spec("cnnc.commands.import_") is None:
         pytest.skip("cnnc import is not there yet")
     from keras import layers
+
     from cnnc.cli import main
 
     keras.backend.clear_session()

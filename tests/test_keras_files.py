@@ -4,9 +4,9 @@ tf_keras 2.21), with Keras's outputs and layer tables beside them."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import io
 import shutil
 import struct
 import subprocess
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.cli import main
-from cnnc.support.diagnostics import CnncError
-from cnnc.frontends.keras import import_file
 from cnnc.backends.numpy.network import Network
+from cnnc.cli import main
+from cnnc.frontends.keras import import_file
+from cnnc.support.diagnostics import CnncError
 
 DATA = Path(__file__).parent / "data" / "keras"
 EXPECTED = np.load(DATA / "expected.npz")
@@ -433,6 +433,7 @@ def test_weights_not_hdf5(tmp_path, capsys):
 def test_malformed_config_values_are_a_clear_error(tmp_path, where, value):
     """Any value of an untrusted config may have any type: exit 2, never a crash."""
     import json
+
     from cnnc.cli import main
     config = json.loads((DATA / "residual.json").read_text())
     node = config

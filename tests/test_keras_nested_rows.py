@@ -12,8 +12,8 @@ tests/test_keras_apps_keras.py compares ConvNeXtTiny and small nested models wit
 from __future__ import annotations
 
 import cnnc
-from cnnc.cli import main
 from cnnc.analysis.groups import summary_rows
+from cnnc.cli import main
 
 from .conftest import ROOT
 

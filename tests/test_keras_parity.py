@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from cnnc.frontends.dispatch import check_text
+from cnnc.frontends.cnn import check_text
 
 from .keras_stacks import keras_model, random_stack
 

@@ -6,7 +6,7 @@ import pytest
 
 import cnnc
 from cnnc.analysis.arguments import Initializer
-from cnnc.frontends.dispatch import check_text
+from cnnc.frontends.cnn import check_text
 
 
 def ok(text: str):

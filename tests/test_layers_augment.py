@@ -19,9 +19,9 @@ import pytest
 
 import cnnc
 from cnnc.analysis import kinds
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.keras import export
 from cnnc.backends.numpy.network import Network
+from cnnc.frontends.cnn import check_text
 
 from .onnx_helpers import ort_run
 

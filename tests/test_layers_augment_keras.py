@@ -20,9 +20,9 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 import cnnc  # noqa: E402
-from cnnc.frontends.dispatch import check_text  # noqa: E402
 from cnnc.backends.keras import export  # noqa: E402
 from cnnc.backends.numpy.network import Network  # noqa: E402
+from cnnc.frontends.cnn import check_text  # noqa: E402
 
 from .onnx_helpers import ort_run  # noqa: E402
 from .test_keras_export_keras import roundtrip  # noqa: E402

@@ -20,9 +20,9 @@ from onnx.reference import ReferenceEvaluator
 import cnnc
 from cnnc.analysis import kinds
 from cnnc.backends import onnx as lower
-from cnnc.frontends.dispatch import check_text
-from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
 from cnnc.backends.numpy.network import Network
+from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
+from cnnc.frontends.cnn import check_text
 
 from .onnx_helpers import assert_close, ort_run, reference_evaluator_trusted
 from .test_reference_gradients import _compare
@@ -422,7 +422,7 @@ def parity(body: str, opset: int | None = None, batch: int = 3, seed: int = 0):
     m = cnnc.loads(f"model t\n{body}\n")
     rng = np.random.default_rng(seed)
     m.set_weights({k: v.astype(np.float32) for k, v in _weights(m, rng).items()})
-    lowered = lower.lower(m, opset)
+    lowered = lower.lower(m.analysis, m.weights, opset)
     x = rng.standard_normal((batch, *m.ir.input_shape)).astype(np.float32)
     want = Network(m.analysis, m.weights).forward(x)
     assert_close(ort_run(lowered.proto, x), want, "onnxruntime vs NumPy reference")
@@ -497,7 +497,7 @@ def test_onnx_unknown_sizes():
                    "Softmax(axis=1)\nLayerNormalization()\nNormalization()\n")
     rng = np.random.default_rng(0)
     m.set_weights({k: v.astype(np.float32) for k, v in _weights(m, rng).items()})
-    lowered = lower.lower(m)
+    lowered = lower.lower(m.analysis, m.weights)
     x = rng.standard_normal((2, 9, 3)).astype(np.float32)
     assert_close(ort_run(lowered.proto, x), Network(m.analysis, m.weights).forward(x), "unknown sizes")
 

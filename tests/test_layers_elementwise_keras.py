@@ -17,8 +17,8 @@ import pytest
 
 import cnnc
 from cnnc.analysis.arguments import Initializer, Regularizer
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.numpy.network import Network
+from cnnc.frontends.cnn import check_text
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")

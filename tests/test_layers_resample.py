@@ -17,9 +17,9 @@ import pytest
 
 import cnnc
 from cnnc.analysis import shapes as sh
-from cnnc.frontends.dispatch import check_text
-from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
 from cnnc.backends.numpy.network import Network
+from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
+from cnnc.frontends.cnn import check_text
 
 from .onnx_helpers import check_parity
 from .test_reference_gradients import check_gradients

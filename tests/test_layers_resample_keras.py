@@ -18,11 +18,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
-from cnnc.frontends.dispatch import check_text  # noqa: E402
 from cnnc.backends.numpy.network import Network  # noqa: E402
+from cnnc.frontends.cnn import check_text  # noqa: E402
 
-from .test_reference_keras import (build_cnnc, grads_by_net, keras_grads,  # noqa: E402
-                                   keras_layer, random_weights, set_keras_weights)
+from .test_reference_keras import (  # noqa: E402
+    build_cnnc,
+    grads_by_net,
+    keras_grads,
+    keras_layer,
+    random_weights,
+    set_keras_weights,
+)
 
 pytestmark = pytest.mark.keras
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.runtime import bench as benchmark
 from cnnc.cli import main
+from cnnc.runtime import bench as benchmark
 
 from .conftest import ROOT
 from .onnx_helpers import model_from, ort_run, random_weights
@@ -26,7 +26,7 @@ def test_bench_rows_agree_with_the_onnx_output():
     model = model_from("input (6, 6, 2)\nConv2D(3, 3, padding='same')\nMaxPooling2D()\n"
                        "Flatten()\nDense(4, activation='softmax')")
     model.set_weights(random_weights(model))
-    report = benchmark.bench(model, batch=4, seconds=0.01, torch=False)
+    report = benchmark.bench(model.analysis, model.weights, batch=4, seconds=0.01, torch=False)
     ours, ref = report.rows
     assert ours.latency_s > 0 and ours.throughput > 0
     assert ref.max_diff is not None and ref.max_diff < 1e-5
@@ -61,14 +61,14 @@ def test_torch_twin_computes_the_same_function(body):
     model.set_weights(random_weights(model, 3))
     x = np.random.default_rng(0).standard_normal((3, *model.ir.input_shape)).astype(np.float32)
     with torch.inference_mode():
-        got = torch_module(model)(torch.from_numpy(to_channels_first(x))).numpy()
-    np.testing.assert_allclose(got, ort_run(lower.to_onnx(model), x), atol=1e-5)
+        got = torch_module(model.analysis, model.weights)(torch.from_numpy(to_channels_first(x))).numpy()
+    np.testing.assert_allclose(got, ort_run(lower.to_onnx(model.analysis, model.weights), x), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10", "separable"])
 def test_torch_twin_of_tutorial_nets(name):
     pytest.importorskip("torch")
     model = cnnc.load(ROOT / "examples" / f"{name}.cnn")
-    report = benchmark.bench(model, batch=2, threads=1, seconds=0.01, numpy=False)
+    report = benchmark.bench(model.analysis, model.weights, batch=2, threads=1, seconds=0.01, numpy=False)
     assert [r.engine for r in report.rows] == [benchmark.ENGINES[0], *benchmark.ENGINES[2:]]
     assert all(r.max_diff < 1e-5 for r in report.rows[1:])

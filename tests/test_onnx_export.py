@@ -11,8 +11,8 @@ import pytest
 
 import cnnc
 from cnnc.backends import onnx as lower
-from cnnc.support.diagnostics import UsageError
 from cnnc.backends.onnx.verify import VerificationError, check_and_infer
+from cnnc.support.diagnostics import UsageError
 
 from .conftest import ROOT
 from .onnx_helpers import model_from
@@ -23,6 +23,11 @@ from .onnx_helpers import model_from
 TRANSPOSES = {"mnist": 0, "digits": 0, "cifar10": 1, "cifar10_sgd": 1, "binary_128": 1,
               "separable": 1, "conv1d_sequence": 1, "conv3d_volume": 1,
               "resnet_fmnist": 0}   # one channel in: a free Reshape; the residual blocks stay NCHW
+
+
+def _parts(model: cnnc.Model) -> tuple:
+    """What the ONNX back end takes from a Model: its Analysis and its weights."""
+    return model.analysis, model.weights
 
 
 def _load(name: str) -> cnnc.Model:
@@ -39,7 +44,7 @@ def test_examples_cover_the_pinned_list():
 
 @pytest.mark.parametrize("name", sorted(TRANSPOSES))
 def test_transpose_count_of_examples(name):
-    lowered = lower.lower(_load(name))
+    lowered = lower.lower(*_parts(_load(name)))
     assert lowered.transposes == TRANSPOSES[name]
     ops = [n.op_type for n in lowered.proto.graph.node]
     # the lazy Flatten: no Transpose between the Flatten and the Dense that follows it
@@ -48,7 +53,7 @@ def test_transpose_count_of_examples(name):
 
 
 def test_interface_names_and_symbolic_batch():
-    proto = lower.to_onnx(_load("mnist"))
+    proto = lower.to_onnx(*_parts(_load("mnist")))
     (inp,), (out,) = proto.graph.input, proto.graph.output
     assert (inp.name, _dims(inp)) == ("input", ["batch", 28, 28, 1])
     assert (out.name, _dims(out)) == ("output", ["batch", 10])
@@ -56,13 +61,13 @@ def test_interface_names_and_symbolic_batch():
 
 
 def test_unknown_input_sizes_get_names():
-    proto = lower.to_onnx(model_from("input (None, None, 3)\nConv2D(2, 3, padding='same')"))
+    proto = lower.to_onnx(*_parts(model_from("input (None, None, 3)\nConv2D(2, 3, padding='same')")))
     assert _dims(proto.graph.input[0]) == ["batch", "height", "width", 3]
 
 
 def test_metadata_and_docs():
     model = _load("cifar10")
-    proto = lower.to_onnx(model)
+    proto = lower.to_onnx(model.analysis, model.weights, source=model.source)
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["source"] == str(ROOT / "examples" / "cifar10.cnn")
     assert props["cnnc_version"] == cnnc.__version__
@@ -73,7 +78,7 @@ def test_metadata_and_docs():
 
 
 def test_value_info_holds_every_intermediate_shape():
-    proto = lower.to_onnx(_load("mnist"))
+    proto = lower.to_onnx(*_parts(_load("mnist")))
     shapes = {v.name: _dims(v) for v in proto.graph.value_info}
     produced = [o for n in proto.graph.node for o in n.output if o != "output"]
     assert set(produced) <= set(shapes)
@@ -83,22 +88,22 @@ def test_value_info_holds_every_intermediate_shape():
 
 
 def test_inference_semantics_no_dropout_nodes():
-    proto = lower.to_onnx(_load("cifar10_sgd"))
+    proto = lower.to_onnx(*_parts(_load("cifar10_sgd")))
     assert not [n for n in proto.graph.node if "Dropout" in n.op_type]
 
 
 def test_default_opset_and_range():
-    proto = lower.to_onnx(_load("digits"))
+    proto = lower.to_onnx(*_parts(_load("digits")))
     assert proto.opset_import[0].version == lower.DEFAULT_OPSET == 17
     assert lower.MIN_OPSET == 13 and lower.MAX_OPSET >= 17
     for bad in (lower.MIN_OPSET - 1, lower.MAX_OPSET + 1):
         with pytest.raises(UsageError, match=f"opset {bad} is not supported"):
-            lower.to_onnx(_load("digits"), opset=bad)
+            lower.to_onnx(*_parts(_load("digits")), opset=bad)
 
 
 def test_checker_accepts_written_file(tmp_path):
     path = tmp_path / "out" / "net.onnx"
-    lower.export(_load("separable"), path)
+    lower.export(*_parts(_load("separable")), path)
     proto = onnx.load(path)
     onnx.checker.check_model(proto, full_check=True)
     assert [f for f in os.listdir(path.parent)] == ["net.onnx"]   # no temp file left behind
@@ -119,7 +124,7 @@ def test_default_path_is_next_to_the_source():
 
 
 def test_verification_rejects_a_shape_disagreement():
-    proto, expected = lower.build(model_from("input (6, 5, 2)\nConv2D(3, 2)"))
+    proto, expected = lower.build(*_parts(model_from("input (6, 5, 2)\nConv2D(3, 2)")))
     name = next(iter(expected))
     wrong = dict(expected, **{name: ("batch", 3, 5, 5)})
     with pytest.raises(VerificationError, match="cnnc expects"):
@@ -127,7 +132,7 @@ def test_verification_rejects_a_shape_disagreement():
 
 
 def test_verification_rejects_a_broken_graph():
-    proto, expected = lower.build(model_from("input (6, 5, 2)\nConv2D(3, 2)"))
+    proto, expected = lower.build(*_parts(model_from("input (6, 5, 2)\nConv2D(3, 2)")))
     proto.graph.node[-1].input[0] = "no_such_tensor"
     with pytest.raises(VerificationError, match="checker rejected"):
         check_and_infer(proto, expected)
@@ -136,7 +141,7 @@ def test_verification_rejects_a_broken_graph():
 def test_given_weights_are_used():
     model = model_from("input (3,)\nDense(2, use_bias=False)")
     kernel = np.arange(6, dtype=np.float32).reshape(3, 2)
-    proto = lower.to_onnx(model, weights={"dense/kernel": kernel})
+    proto = lower.to_onnx(model.analysis, {"dense/kernel": kernel})
     init = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
     np.testing.assert_array_equal(init["dense/kernel"], kernel)
 
@@ -145,5 +150,5 @@ def test_given_weights_that_do_not_fit():
     from cnnc.support.weights import WeightsError
     model = model_from("input (3,)\nDense(2)")
     with pytest.raises(WeightsError, match="do not fit") as e:
-        lower.to_onnx(model, weights={"dense/kernel": np.zeros((3, 3), np.float32)})
+        lower.to_onnx(model.analysis, {"dense/kernel": np.zeros((3, 3), np.float32)})
     assert "missing 'dense/bias' (2,)" in e.value.notes

@@ -15,7 +15,7 @@ from .onnx_helpers import check_parity, model_from, random_weights
 def _ops(body: str) -> list[str]:
     model = model_from(body)
     model.set_weights(random_weights(model, 0))
-    return [n.op_type for n in lower.to_onnx(model).graph.node]
+    return [n.op_type for n in lower.to_onnx(model.analysis, model.weights).graph.node]
 
 
 @pytest.mark.parametrize("conv", ["Conv2D(4, 3, use_bias=False)", "Conv2D(4, 3)",
@@ -66,6 +66,6 @@ def test_folding_keeps_keras_values_in_float64():
     w["batch_normalization/moving_variance"] = np.full(3, 1e-5, np.float32)
     model.set_weights(w)
     x = np.random.default_rng(0).standard_normal((2, 5, 5, 2)).astype(np.float32)
-    proto = lower.to_onnx(model)
+    proto = lower.to_onnx(model.analysis, model.weights)
     assert "BatchNormalization" not in [n.op_type for n in proto.graph.node]
     assert_close(ort_run(proto, x), Network(model.analysis, model.weights).forward(x), "folded")

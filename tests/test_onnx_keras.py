@@ -42,7 +42,7 @@ def check_against_keras(model, opset=None, sample=None, seed=0, rtol=1e-5):
     x = np.random.default_rng(seed + 1).standard_normal(
         (3, *(sample or model.ir.input_shape))).astype(np.float32)
     want = np.asarray(_keras_twin(model)(x, training=False))
-    got = ort_run(lower.to_onnx(model, opset), x)
+    got = ort_run(lower.to_onnx(model.analysis, model.weights, opset), x)
     assert_close(got, want, "onnxruntime vs Keras", rtol)
 
 
@@ -68,7 +68,7 @@ def test_activation_matches_keras(act, opset):
 
 @pytest.mark.parametrize("seed", range(N_STACKS))
 def test_random_stack_matches_keras(seed):
-    from cnnc.frontends.dispatch import check_text
+    from cnnc.frontends.cnn import check_text
     from cnnc.model import Model
     checked = check_text(random_stack(seed), f"stack{seed}.cnn")
     if not checked.ok:

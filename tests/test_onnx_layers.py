@@ -15,7 +15,7 @@ import pytest
 from cnnc.analysis import activations, kinds
 from cnnc.backends.onnx import MAX_OPSET, MIN_OPSET
 from cnnc.backends.onnx import activations as lower_activations
-from cnnc.backends.onnx import layers as lower_layers
+from cnnc.backends.onnx import registry as lower_layers
 
 from .onnx_helpers import check_parity
 
@@ -156,8 +156,10 @@ ALL_CASES = [*_conv_cases(), *_depthwise_cases(), *_pool_cases(), *_global_cases
              *GRAPH_CASES]
 # transposed convolutions, up-sampling, cropping, resizing (at opsets 13 and 21 there)
 from .test_layers_resample import ONNX_CASES as _RESAMPLE_CASES  # noqa: E402
+
 ALL_CASES += _RESAMPLE_CASES
 from .test_layers_augment import ONNX_CASES as _AUGMENT_CASES  # noqa: E402
+
 ALL_CASES += _AUGMENT_CASES
 
 
@@ -224,7 +226,7 @@ def test_cases_cover_every_layer_kind():
 @pytest.mark.parametrize("seed", range(60))
 def test_random_stack_matches_reference(seed):
     """Random stacks of every layer kind (tests/keras_stacks.py), as a whole."""
-    from cnnc.frontends.dispatch import check_text
+    from cnnc.frontends.cnn import check_text
 
     from .keras_stacks import random_stack
     text = random_stack(seed)

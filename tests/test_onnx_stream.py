@@ -26,10 +26,10 @@ def _initializers(proto) -> dict[str, np.ndarray]:
 def test_streamed_compile_equals_in_memory(example, tmp_path, monkeypatch):
     model = cnnc.load(ROOT / "examples" / f"{example}.cnn")
     model.init_weights(3)
-    memory = lower.lower(model)
+    memory = lower.lower(model.analysis, model.weights)
     monkeypatch.setattr(lower, "STREAM_THRESHOLD", 1000)      # every model is "large" now
     out = tmp_path / "net.onnx"
-    streamed = lower.lower(model, path=out)
+    streamed = lower.lower(model.analysis, model.weights, path=out)
     assert streamed.staged is not None and streamed.inline
     lower.write(streamed.proto, out, staged=streamed.staged, inline=True)
     assert not (tmp_path / "net.onnx.data").exists()
@@ -48,7 +48,7 @@ def test_inline_keeps_small_tensors_and_merges_the_graph(tmp_path):
     initializers; protobuf merges them into one graph."""
     from onnx.external_data_helper import convert_model_to_external_data
     model = cnnc.load(ROOT / "examples" / "mnist.cnn")
-    proto = lower.to_onnx(model)
+    proto = lower.to_onnx(model.analysis, model.weights)
     staged = onnx.ModelProto()
     staged.CopyFrom(proto)
     convert_model_to_external_data(staged, all_tensors_to_one_file=True, location="w.data",
@@ -66,7 +66,8 @@ def test_inline_keeps_small_tensors_and_merges_the_graph(tmp_path):
 
 def test_truncated_data_file_is_an_error(tmp_path):
     from onnx.external_data_helper import convert_model_to_external_data
-    proto = lower.to_onnx(cnnc.load(ROOT / "examples" / "mnist.cnn"))
+    model = cnnc.load(ROOT / "examples" / "mnist.cnn")
+    proto = lower.to_onnx(model.analysis, model.weights)
     convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="w.data",
                                    size_threshold=2048)
     onnx.save_model(proto, str(tmp_path / "m.onnx"))

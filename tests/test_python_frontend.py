@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnc.frontends.dispatch import check_script_file
 from cnnc.analysis.groups import summary_rows
+from cnnc.frontends.dispatch import check_script_file
 from cnnc.frontends.python import check_script
 
 SCRIPTS = Path(__file__).parent / "data" / "scripts"

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import cnnc
-from cnnc.support.diagnostics import UsageError
 from cnnc.analysis.kinds import FAMILIES, KINDS
-from cnnc.backends.numpy.layers import LAYERS
 from cnnc.backends.numpy.network import Network, check_input
+from cnnc.backends.numpy.registry import LAYERS
+from cnnc.support.diagnostics import UsageError
 
 MNIST = "examples/mnist.cnn"
 

@@ -9,8 +9,8 @@ import pytest
 
 import cnnc
 from cnnc.analysis.arguments import Regularizer
-from cnnc.frontends.dispatch import check_text
 from cnnc.backends.numpy import regularizers as R
+from cnnc.frontends.cnn import check_text
 
 
 def weights_of(line: str, input_shape=(6,)) -> dict:

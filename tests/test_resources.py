@@ -99,7 +99,7 @@ def test_api_fit_and_evaluate_refuse(monkeypatch):
         m.fit(x, y, verbose=0)
     assert not m.has_weights          # nothing was drawn
     with pytest.raises(ResourceError):
-        cnnc.backends.numpy.training.evaluate(m, x, y)
+        m.evaluate(x, y)
 
 
 def test_available_takes_the_smallest_limit(monkeypatch):

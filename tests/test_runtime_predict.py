@@ -26,18 +26,18 @@ def _x(n):
 
 def test_predict_onnx_equals_reference_in_chunks(model):
     x = _x(37)
-    got = runtime.predict_onnx(model, x, provider="cpu", batch_size=10)
+    got = runtime.predict_onnx(model.analysis, model.weights, x, provider="cpu", batch_size=10)
     np.testing.assert_allclose(got, model.predict(x), atol=1e-5)
 
 
 def test_session_is_cached_until_weights_change(model):
     x = _x(3)
-    first = runtime.model_session(model, "cpu")
-    assert runtime.model_session(model, "cpu") is first
-    before = runtime.predict_onnx(model, x, provider="cpu")
+    first = runtime.model_session(model.analysis, model.weights, "cpu")
+    assert runtime.model_session(model.analysis, model.weights, "cpu") is first
+    before = runtime.predict_onnx(model.analysis, model.weights, x, provider="cpu")
     model.set_weights(random_weights(model, 9))
-    assert runtime.model_session(model, "cpu") is not first
-    after = runtime.predict_onnx(model, x, provider="cpu")
+    assert runtime.model_session(model.analysis, model.weights, "cpu") is not first
+    after = runtime.predict_onnx(model.analysis, model.weights, x, provider="cpu")
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, model.predict(x), atol=1e-5)
 
@@ -45,17 +45,17 @@ def test_session_is_cached_until_weights_change(model):
 def test_in_place_weight_updates_are_seen(model):
     """The training loop updates weight arrays in place: the cache must notice."""
     x = _x(2)
-    runtime.predict_onnx(model, x, provider="cpu")
+    runtime.predict_onnx(model.analysis, model.weights, x, provider="cpu")
     model.weights["dense/bias"] += 1.0
-    np.testing.assert_allclose(runtime.predict_onnx(model, x, provider="cpu"), model.predict(x),
+    np.testing.assert_allclose(runtime.predict_onnx(model.analysis, model.weights, x, provider="cpu"), model.predict(x),
                                atol=1e-5)
 
 
 def test_predict_onnx_checks_its_input(model):
     with pytest.raises(UsageError, match=r"has shape \(3, 6, 6\)"):
-        runtime.predict_onnx(model, np.zeros((3, 6, 6)), provider="cpu")
+        runtime.predict_onnx(model.analysis, model.weights, np.zeros((3, 6, 6)), provider="cpu")
     with pytest.raises(UsageError, match="dtype uint8"):
-        runtime.predict_onnx(model, np.zeros((3, 6, 6, 2), np.uint8), provider="cpu")
+        runtime.predict_onnx(model.analysis, model.weights, np.zeros((3, 6, 6, 2), np.uint8), provider="cpu")
 
 
 def test_providers():

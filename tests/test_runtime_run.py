@@ -9,8 +9,8 @@ import pytest
 
 import cnnc
 from cnnc.backends import onnx as lower
-from cnnc.runtime import sessions as runtime
 from cnnc.cli import main
+from cnnc.runtime import sessions as runtime
 
 from .conftest import ROOT
 from .onnx_helpers import random_weights
@@ -25,7 +25,7 @@ def net(tmp_path_factory):
     model = cnnc.load(src)
     model.set_weights(random_weights(model, 1))
     path = folder / "digits.onnx"
-    lower.export(model, path)
+    lower.export(model.analysis, model.weights, path)
     return path, model
 
 

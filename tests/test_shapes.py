@@ -13,7 +13,7 @@ import pytest
 
 import cnnc
 from cnnc.analysis import shapes as sh
-from cnnc.frontends.dispatch import check_text
+from cnnc.frontends.cnn import check_text
 
 
 def one_layer(input_shape: tuple, line: str):

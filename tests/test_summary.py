@@ -7,8 +7,8 @@ import json
 import pytest
 
 import cnnc
-from cnnc.cli import main
 from cnnc.backends.report.summary import readable_count, readable_memory_size
+from cnnc.cli import main
 
 
 @pytest.mark.parametrize("size,text", [
@@ -121,9 +121,9 @@ def test_check_json_output(in_repo, capsys):
 def test_counts_beyond_any_float_are_printed_not_crashed():
     """A layer of 10**24 units: params and bytes larger than a float can hold are shown
     in exact scientific form (the summary and the resource guard's message)."""
-    from cnnc.support import resources
-    from cnnc.frontends.dispatch import check_text
     from cnnc.backends.report.summary import render
+    from cnnc.frontends.cnn import check_text
+    from cnnc.support import resources
     n = 5 * 10 ** 400
     assert readable_memory_size(n) == "5.00e+400 B" and readable_count(n) == "5.00e+400"
     assert resources.human(n) == "5.00e+400 B"

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
+from cnnc.backends.report.summary import keras_column_widths, render, wrap_cell
 from cnnc.cli import main
 from cnnc.frontends.dispatch import check_file
-from cnnc.backends.report.summary import keras_column_widths, render, wrap_cell
 
 from .conftest import ROOT
 

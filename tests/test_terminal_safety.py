@@ -18,8 +18,16 @@ import pytest
 
 import cnnc
 from cnnc.cli import main
-from cnnc.support.diagnostics import (CnncError, Diagnostic, Source, Span, UsageError, cell_width, render,
-                              visible)
+from cnnc.support.diagnostics import (
+    CnncError,
+    Diagnostic,
+    Source,
+    Span,
+    UsageError,
+    cell_width,
+    render,
+    visible,
+)
 
 ESC = "\x1b[31m"
 HOSTILE = ["\x1b[2J", "\x1b]0;title\x07", "\r", "\b", "\x07", "\x00", "\x7f", "\x9b", "\u202e",

@@ -27,6 +27,7 @@ def test_threads_are_set_before_numpy_loads():
 
 def test_threads_after_numpy_warns_and_bad_values_fail(capsys):
     import numpy  # noqa: F401  (loaded, as in this test process)
+
     from cnnc.commands._common import set_threads
     set_threads(2)
     assert "no effect" in capsys.readouterr().err

@@ -115,7 +115,7 @@ def _torch_in(xs, channels_last):
 
 
 def _twin(model, channels_last, **kw):
-    module = torch_module(model, **kw)
+    module = torch_module(model.analysis, model.weights, **kw)
     return module.to(memory_format=torch.channels_last) if channels_last else module
 
 
@@ -194,4 +194,4 @@ def _find(module, cls):
 def test_twin_refuses_what_it_cannot_mirror():
     model = model_from("input (5, 4)\nDropout(0.5, noise_shape=(None, 1, 4))\nDense(2)")
     with pytest.raises(NotImplementedError, match="noise_shape"):
-        torch_module(model)
+        torch_module(model.analysis, model.weights)

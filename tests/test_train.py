@@ -11,10 +11,10 @@ import pytest
 
 import cnnc
 from cnnc.backends.numpy import checkpoint as ckpt
-from cnnc.backends.numpy import training as train
-from cnnc.support.diagnostics import UsageError
 from cnnc.backends.numpy import losses as L
+from cnnc.backends.numpy import training as train
 from cnnc.backends.numpy.network import Network
+from cnnc.support.diagnostics import UsageError
 
 TINY = """
 model tiny
@@ -289,8 +289,9 @@ def test_nan_loss_stops_before_the_bad_update_and_keeps_the_checkpoint(tmp_path)
     x, y = tiny_data(48)
     x[20, 3, 3] = np.nan  # sample 20 is in the third batch of 8 (no shuffling)
     m = tiny()
-    with pytest.raises(train.TrainingStopped) as e:   # (Model.fit refuses NaN data up front)
-        train.fit(m, x, y, seed=4, verbose=0, shuffle=False, validation_split=0.0,
+    with pytest.raises(train.TrainingStopped) as e, m._training_state() as state:
+        # (Model.fit refuses NaN data up front)
+        train.fit(m.analysis, state, x, y, seed=4, verbose=0, shuffle=False, validation_split=0.0,
                   checkpoint=tmp_path, checkpoint_every=0)
     assert (e.value.epoch, e.value.batch) == (0, 2)
     assert "the loss is nan at epoch 1, batch 3/6" in str(e.value)
@@ -311,8 +312,9 @@ def test_nan_guard_leaves_batch_norm_statistics_untouched():
     x = rng.normal(size=(12, 4)).astype(np.float32)
     x[9, 0] = np.inf  # the third batch of 4
     y = rng.integers(0, 2, 12)
-    with pytest.raises(train.TrainingStopped) as e:   # (Model.fit refuses inf data up front)
-        train.fit(m, x, y, batch_size=4, shuffle=False, seed=0, verbose=0)
+    with pytest.raises(train.TrainingStopped) as e, m._training_state() as state:
+        # (Model.fit refuses inf data up front)
+        train.fit(m.analysis, state, x, y, batch_size=4, shuffle=False, seed=0, verbose=0)
     assert e.value.batch == 2
     ok = cnnc.loads("model bn\ninput (4,)\nDense(6)\nBatchNormalization()\nDense(2, activation='softmax')\n"
                     "compile(optimizer='sgd', loss='sparse_categorical_crossentropy')\n")

@@ -17,8 +17,8 @@ import pytest
 
 import cnnc
 from cnnc.backends.numpy import checkpoint as ckpt
-from cnnc.support import data as D
 from cnnc.cli import main
+from cnnc.support import data as D
 
 from .test_train import TINY, tiny_data
 

@@ -13,10 +13,10 @@ import pytest
 
 import cnnc
 from cnnc.backends.numpy import checkpoint as ckpt
-from cnnc.cli import main
-from cnnc.support.diagnostics import UsageError
 from cnnc.backends.numpy import losses as L
 from cnnc.backends.numpy.network import Network
+from cnnc.cli import main
+from cnnc.support.diagnostics import UsageError
 
 from .test_reference_gradients import _compare, _weights, check_gradients
 from .test_train import tiny_data

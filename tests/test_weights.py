@@ -26,9 +26,9 @@ def test_renumbered_keras_names_get_a_precise_hint(tmp_path):
     good = {k: np.zeros(v.shape, np.float32) for k, v in m.weights.items()}
     renamed = {k.replace("conv2d/", "conv2d_3/").replace("dense/", "dense_7/"): v for k, v in good.items()}
     with pytest.raises(WeightsError) as e:
-        check(renamed, m.analysis)
+        check(renamed, m.analysis.weight_shapes(), m.name)
     assert any("conv2d_3 -> conv2d" in n and "clear_session" in n for n in e.value.notes)
     wrong_shape = dict(renamed, **{"dense_7/bias": np.zeros(4, np.float32)})
     with pytest.raises(WeightsError) as e:
-        check(wrong_shape, m.analysis)
+        check(wrong_shape, m.analysis.weight_shapes(), m.name)
     assert not any("clear_session" in n for n in e.value.notes)

@@ -201,7 +201,7 @@ def test_application_outputs_match_keras(name):
     model = cnnc_outputs(name, features)
     model.set_weights(weights)
     got = {"numpy": model.predict(x, batch_size=BATCH),
-           "onnx": runtime.run_batches(runtime.model_session(model, "cpu"), x)}
+           "onnx": runtime.run_batches(runtime.model_session(model.analysis, model.weights, "cpu"), x)}
     errors = {f"{engine} {label}": relative(y, w)
               for engine, ys in got.items() for label, y, w in zip(("features", "logits"), ys, want)}
     print(f"{name}: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))

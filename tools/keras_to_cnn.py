@@ -211,7 +211,7 @@ def layer_args(node: Node) -> tuple[list[str], list[str]]:
 
 # --- order, groups and names -----------------------------------------------------------------
 
-# Block grouping, tensor names and the writing order are cnnc's own (cnnc/keras_files/naming.py,
+# Block grouping, tensor names and the writing order are cnnc's own (cnnc/frontends/keras/naming.py,
 # which `cnnc import` uses): the zoo files and imported files read alike.
 from cnnc.frontends.keras.naming import assign_names, dfs_order, groups  # noqa: E402
 

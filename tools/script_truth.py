@@ -85,8 +85,8 @@ def code_of(path: Path) -> str:
 
 
 def stub_keras(full_size: bool = False):
-    import numpy as np
     import keras
+    import numpy as np
 
     def loader(name):
         x, y, dtype = SHAPES[name]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from cnnc.language import syntax as S
 from cnnc.analysis.arguments import ArgError
-from cnnc.support.diagnostics import Reporter, Span, did_you_mean
 from cnnc.analysis.kinds import REQUIRED, Param
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Reporter, Span, did_you_mean
 
 
 class Bound:

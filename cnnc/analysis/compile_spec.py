@@ -11,12 +11,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from cnnc.language import syntax as S
-from cnnc.analysis.arguments import (ArgError, boolean, fraction, literal, must_be, number, optional,
-                        optional_int, positive_int, any_int, string)
+from cnnc.analysis.arguments import (
+    ArgError,
+    any_int,
+    boolean,
+    fraction,
+    literal,
+    must_be,
+    number,
+    optional,
+    optional_int,
+    positive_int,
+    string,
+)
 from cnnc.analysis.binding import bind
-from cnnc.support.diagnostics import Reporter, Span, did_you_mean
 from cnnc.analysis.kinds import Param
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Reporter, Span, did_you_mean
 
 
 def _raw(v: S.Value, name: str) -> S.Value:

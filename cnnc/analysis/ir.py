@@ -15,8 +15,8 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from cnnc.analysis.compile_spec import CompileSpec, FitSpec
-from cnnc.support.diagnostics import Span
 from cnnc.analysis.kinds import KINDS, OP_KINDS, LayerKind
+from cnnc.support.diagnostics import Span
 
 
 @dataclass(frozen=True)

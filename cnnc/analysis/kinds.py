@@ -12,10 +12,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnc.analysis import activations
+from cnnc.analysis.arguments import (
+    ArgError,
+    Converter,
+    Initializer,
+    any_int,
+    boolean,
+    choice,
+    expect_int,
+    fraction,
+    initializer,
+    layer_name,
+    literal,
+    must_be,
+    number,
+    optional,
+    optional_int,
+    positive_int,
+    regularizer,
+    shape,
+    snake_case,
+    tuple_of,
+)
 from cnnc.language import syntax as S
-from cnnc.analysis.arguments import (ArgError, Converter, Initializer, boolean, choice, expect_int, fraction,
-                        initializer, layer_name, must_be, number, optional, optional_int, positive_int,
-                        regularizer, shape, snake_case, tuple_of, any_int, literal)
 from cnnc.support.diagnostics import did_you_mean
 
 REQUIRED = object()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cnnc.support.diagnostics import Reporter
 from cnnc.analysis.infer import Analysis
 from cnnc.analysis.ir import Layer, ModelIR
+from cnnc.support.diagnostics import Reporter
 
 _PASS_THROUGH = ("dropout", "spatial_dropout", "flatten", "reshape", "identity", "augment", "noise")
 _PROBABILITIES = ("softmax", "sigmoid")

@@ -132,12 +132,3 @@ def fmt_shape(shape: Sequence[Size], batch: bool = True) -> str:
 def fmt_size(shape: Sequence[Size]) -> str:
     """26x26 for messages."""
     return "x".join("?" if n is None else str(n) for n in shape)
-
-
-HUGE = 10 ** 18     # beyond this a count is shown in scientific form: no float can hold some
-
-
-def sci(n: int) -> str:
-    """A huge integer as 6.54e+323 (exact digits, no float overflow)."""
-    digits = str(abs(int(n)))
-    return f"{'-' if n < 0 else ''}{digits[0]}.{digits[1:3] or '0'}e+{len(digits) - 1}"

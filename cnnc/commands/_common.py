@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
+from cnnc.frontends.cnn import Checked
+from cnnc.frontends.dispatch import check_file
 from cnnc.support.diagnostics import CnncError, render_all, use_color
-from cnnc.frontends.dispatch import Checked, check_file
 
 
 def print_diagnostics(checked: Checked, stream=None) -> None:
@@ -70,6 +71,7 @@ def load_weights(model, weights: str | None) -> None:
 def output_path(source: str, output: str | None, suffix: str):
     """-o as given, a folder's NAME{suffix}, or the source's name with `suffix` beside it."""
     from pathlib import Path
+
     from cnnc.support.diagnostics import UsageError
     if not Path(source).name:
         raise UsageError(f"'{source}' is not a file name")

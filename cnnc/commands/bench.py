@@ -32,10 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnc.runtime import bench as benchmark
     from cnnc.backends import onnx as lower
-    from cnnc.support.diagnostics import UsageError
     from cnnc.commands._common import load_model, source_options
+    from cnnc.runtime import bench as benchmark
+    from cnnc.support.diagnostics import UsageError
 
     if args.batch < 1 or (args.threads is not None and args.threads < 1):
         raise UsageError("--batch and --threads must be at least 1")
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     lower.check_opset(args.opset)
     model = load_model(args.file, **source_options(args))
     from cnnc.backends.numpy.training import require_single_io
-    require_single_io(model, "cnnc bench")   # it times one input batch against one output
-    from cnnc.support import resources     # before any weight exists: the ONNX lowering, then batches
+    require_single_io(model.analysis, "cnnc bench")   # it times one input batch against one output
+    from cnnc.support import resources  # before any weight exists: the ONNX lowering, then batches
     resources.check_model(model, 2, "cnnc bench", work="compile")
     resources.check_model(model, args.batch, "cnnc bench")
     if args.weights:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     else:
         model.init_weights(0)
-    report = benchmark.bench(model, args.batch, args.threads, args.seconds,
+    report = benchmark.bench(model.analysis, model.weights, args.batch, args.threads, args.seconds,
                              numpy=not args.no_numpy, torch=not args.no_torch, opset=args.opset)
     render = benchmark.render_markdown if args.format == "markdown" else benchmark.render_text
     print(render(report))

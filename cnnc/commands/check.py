@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from cnnc.support.diagnostics import UsageError, render_all, use_color, visible
 from cnnc.frontends.dispatch import check_file, check_script_file
+from cnnc.support.diagnostics import UsageError, render_all, use_color, visible
 
 HELP = "check .cnn files and report errors and warnings"
 

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnc.support.diagnostics import UsageError, visible
 from cnnc.commands._common import load_model, source_options
+from cnnc.support.diagnostics import UsageError, visible
 
 HELP = "check a .cnn file, print its summary and write a verified ONNX model"
 
@@ -54,7 +54,6 @@ def output_path(source: str, output: str | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from cnnc.backends import onnx as lower
     from cnnc.backends.report.summary import render
-
     from cnnc.support import resources
     from cnnc.support.atomic import check_outputs
     lower.check_opset(args.opset)
@@ -78,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if not (args.quiet or args.no_summary):
         print(render(model.analysis, "text", diagnostics=model.diagnostics))
     try:
-        lowered = lower.lower(model, args.opset, metadata={"weights": origin}, path=path,
+        lowered = lower.lower(model.analysis, model.weights, args.opset, metadata={"weights": origin},
+                              source=model.source, path=path,
                               external_threshold=args.external_data_threshold)
     except lower.VerificationError as e:
         print(f"cnnc: error: the ONNX graph failed verification: {visible(str(e))}", file=sys.stderr)

@@ -39,13 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnc.commands._common import set_threads
     set_threads(args.threads)  # before NumPy loads
-    from cnnc.support import data as D
     from cnnc.backends.numpy import training as train
     from cnnc.commands._common import load_model, load_weights, source_options
+    from cnnc.runtime.evaluate import evaluate
+    from cnnc.support import data as D
 
     check_data_arguments(args)
     model = load_model(args.file, **source_options(args))
-    train.require_single_io(model, "cnnc evaluate")  # before any data is read
+    train.require_single_io(model.analysis, "cnnc evaluate")  # before any data is read
     from cnnc.support import resources
     from cnnc.support.diagnostics import UsageError
     if args.batch_size < 1:
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     ds = D.load(args.data).limit(args.limit)
     x, y = ds.split(args.split)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    logs = train.evaluate(model, x, y, batch_size=args.batch_size, return_dict=True, verbose=0,
+    logs = evaluate(model.analysis, model.weights, x, y, batch_size=args.batch_size,
+                    return_dict=True, verbose=0,
                           scale=args.scale, divisor=ds.scale, loss=args.loss, metrics=metrics,
                           runtime=args.runtime, provider=args.provider)
     if args.format == "json":

@@ -13,10 +13,10 @@ atomically and never over an input.
 
 from __future__ import annotations
 
-from cnnc.support.diagnostics import visible
-
 import argparse
 from pathlib import Path
+
+from cnnc.support.diagnostics import visible
 
 HELP = "import a Keras model file (.keras, .h5, .json) as .cnn + .npz weights"
 
@@ -44,11 +44,11 @@ def output_paths(source: str, output: str | None) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnc.commands._common import print_diagnostics
+    from cnnc.frontends.cnn import check_text
+    from cnnc.frontends.keras import check_file, is_keras_path
     from cnnc.support.atomic import write_text
     from cnnc.support.diagnostics import CnncError, UsageError
-    from cnnc.frontends.dispatch import check_text
-    from cnnc.frontends.keras import check_file, is_keras_path
-    from cnnc.commands._common import print_diagnostics
 
     if not is_keras_path(args.file) or args.file.lower().endswith(".weights.h5"):
         raise UsageError(f"'{args.file}' is not a Keras model file (.keras, .h5 or .json)",

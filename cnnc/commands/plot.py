@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from cnnc.support.diagnostics import UsageError, visible
 from cnnc.commands._common import add_source_arguments, load_checked, output_path, source_options
+from cnnc.support.diagnostics import UsageError, visible
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
 

@@ -12,9 +12,8 @@ import argparse
 import io
 from pathlib import Path
 
-from cnnc.support.diagnostics import UsageError, visible
-
 from cnnc.commands._common import add_threads_argument
+from cnnc.support.diagnostics import UsageError, visible
 
 HELP = "run trained weights on a dataset's samples and print or save the outputs"
 
@@ -51,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.commands._common import set_threads
     set_threads(args.threads)  # before NumPy loads
     import numpy as np
+
+    from cnnc.commands._common import load_model, load_weights, source_options
     from cnnc.support import data as D
     from cnnc.support.atomic import write_bytes, write_text
-    from cnnc.commands._common import load_model, load_weights, source_options
 
     model = load_model(args.file, **source_options(args))
     from cnnc.backends.numpy.training import require_single_io
-    require_single_io(model, "cnnc predict")  # one --data array in, one array out
+    require_single_io(model.analysis, "cnnc predict")  # one --data array in, one array out
     if args.output and Path(args.output).suffix not in (".npy", ".csv"):
         raise UsageError(f"the output '{args.output}' should end in .npy or .csv")
     if args.batch_size < 1:

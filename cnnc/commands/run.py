@@ -9,15 +9,15 @@ data looks channels-first). Big inputs run --batch-size samples at a time.
 
 from __future__ import annotations
 
-from cnnc.support.diagnostics import visible_lines
-
 import argparse
 import sys
 import time
 from pathlib import Path
 
+from cnnc.support.diagnostics import visible_lines
+
 HELP = "run an .onnx model on onnxruntime with .npy/.npz inputs"
-PROVIDERS = ("auto", "cpu", "cuda")   # cnnc.runtime.PROVIDERS, without importing NumPy here
+PROVIDERS = ("auto", "cpu", "cuda")   # runtime.sessions.PROVIDERS, without importing NumPy here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

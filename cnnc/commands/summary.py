@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnc.support.atomic import write_text
 from cnnc.commands._common import add_source_arguments, load_checked, source_options
+from cnnc.support.atomic import write_text
 
 HELP = "print a Keras-style summary with MACs, memory and receptive fields"
 
@@ -48,9 +48,9 @@ def _script_summaries(args: argparse.Namespace) -> int:
     summary, with the errors."""
     import json
 
-    from cnnc.support.diagnostics import CnncError, render_all, use_color
-    from cnnc.frontends.dispatch import check_script_file
     from cnnc.backends.report.summary import render, to_dict
+    from cnnc.frontends.dispatch import check_script_file
+    from cnnc.support.diagnostics import CnncError, render_all, use_color
 
     opts = source_options(args)
     checked = check_script_file(args.file, opts["model"], opts["input_shape"],

@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from cnnc.support.diagnostics import UsageError, visible, visible_lines
 from cnnc.commands._common import add_threads_argument
+from cnnc.support.diagnostics import UsageError, visible, visible_lines
 
 HELP = "train a model on a dataset (Keras fit) and write its weights"
 
@@ -77,21 +77,21 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.commands._common import set_threads
     set_threads(args.threads)  # before NumPy loads
     from cnnc.backends.numpy import checkpoint as ckpt
-    from cnnc.support import data as D
     from cnnc.backends.numpy import training as train
-    from cnnc.support.atomic import check_outputs, write_text
     from cnnc.commands._common import load_model, source_options
+    from cnnc.support import data as D
+    from cnnc.support.atomic import check_outputs, write_text
 
     check_data_arguments(args)
     train.positive_number("--checkpoint-every", args.checkpoint_every, zero=True)
     model = load_model(args.file, **source_options(args))
-    train.require_single_io(model, "cnnc train")  # before any data is read
-    # the overrides checked by fit's own rules (train.py), before any data is read
-    settings = train.resolve_settings(model, epochs=args.epochs, batch_size=args.batch_size,
+    train.require_single_io(model.analysis, "cnnc train")  # before any data is read
+    # the overrides checked by fit's own rules (backends/numpy/training.py), before any data is read
+    settings = train.resolve_settings(model.analysis, epochs=args.epochs, batch_size=args.batch_size,
                                       validation_split=args.validation_split, seed=args.seed,
                                       shuffle=args.shuffle, verbose=args.verbose)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    compiled = train.resolve_compile(model, args.loss, args.optimizer, metrics, args.lr)
+    compiled = train.resolve_compile(model.analysis, args.loss, args.optimizer, metrics, args.lr)
     output = Path(args.output) if args.output else Path(Path(args.file).stem + ".npz")
     if output.suffix != ".npz":
         raise UsageError(f"the output '{output}' should end in .npz")
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                                  ["choose another --checkpoint-dir"])
     check_outputs(outputs, protect)
     protect = [p for p in protect if p]
-    from cnnc.support import resources   # before any weight or data array is allocated
+    from cnnc.support import resources  # before any weight or data array is allocated
     resources.check_model(model, settings.batch_size, "cnnc train", training=True)
 
     ds = D.load(args.data).limit(args.limit)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     test = None
     _check_training_data(model, ds, compiled.loss.name, args.scale)
     if args.test and ds.x_test is not None:
-        test = train.prepare(model, ds.x_test, ds.y_test, compiled.loss.name, scale=args.scale,
+        test = train.prepare(model.analysis, ds.x_test, ds.y_test, compiled.loss.name, scale=args.scale,
                              divisor=ds.scale, what="test data")
     if folder is not None:
         _announce_checkpoint(folder, args.resume, ckpt)
@@ -136,12 +136,14 @@ def run(args: argparse.Namespace) -> int:
                    protect)
 
     try:
-        history = train.fit(model, ds.x_train, ds.y_train, epochs=args.epochs, batch_size=args.batch_size,
-                            validation_split=args.validation_split, shuffle=args.shuffle, seed=args.seed,
-                            verbose=args.verbose, checkpoint=folder, resume=args.resume,
-                            checkpoint_every=args.checkpoint_every, scale=args.scale, divisor=ds.scale,
-                            loss=args.loss, optimizer=args.optimizer, learning_rate=args.lr,
-                            metrics=metrics, on_epoch_end=write_history)
+        with model._training_state() as state:
+            history = train.fit(model.analysis, state, ds.x_train, ds.y_train, epochs=args.epochs,
+                                batch_size=args.batch_size, validation_split=args.validation_split,
+                                shuffle=args.shuffle, seed=args.seed, verbose=args.verbose,
+                                checkpoint=folder, resume=args.resume,
+                                checkpoint_every=args.checkpoint_every, scale=args.scale,
+                                divisor=ds.scale, loss=args.loss, optimizer=args.optimizer,
+                                learning_rate=args.lr, metrics=metrics, on_epoch_end=write_history)
     except train.TrainingStopped as e:
         print(f"cnnc: error: {visible_lines(str(e))}", file=sys.stderr)
         for note in e.notes:
@@ -155,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
     _save(model, output, protect)
     summary = {"model": model.name, **history.to_json()}
     if test is not None:
-        result = train.evaluate(model, *test, batch_size=max(32, history.params["batch_size"]),
-                                return_dict=True, verbose=0, scale=False,
-                                loss=args.loss, metrics=metrics)
+        result = train.evaluate(model.analysis, model.weights, *test,
+                                batch_size=max(32, history.params["batch_size"]), return_dict=True,
+                                verbose=0, scale=False, loss=args.loss, metrics=metrics)
         summary["test"] = result
         print(f"test ({len(test[0]):,} samples)" + "".join(f" - {k}: {v:.4f}" for k, v in result.items()))
     write_text(hist_path, json.dumps(summary, indent=2) + "\n", protect)
@@ -177,10 +179,10 @@ def _check_training_data(model, ds, loss_name, scale) -> None:
     from cnnc.backends.numpy import training as train
     from cnnc.support.diagnostics import UsageError
     try:
-        train.prepare(model, ds.x_train[:1], ds.y_train[:1], loss_name, scale=scale,
+        train.prepare(model.analysis, ds.x_train[:1], ds.y_train[:1], loss_name, scale=scale,
                       divisor=ds.scale, what="training data")
     except UsageError:
-        train.prepare(model, ds.x_train, ds.y_train, loss_name, scale=scale, divisor=ds.scale,
+        train.prepare(model.analysis, ds.x_train, ds.y_train, loss_name, scale=scale, divisor=ds.scale,
                       what="training data")
         raise
 

@@ -1,89 +1,19 @@
-"""The front half of the compiler: text -> IR -> shapes, with all diagnostics.
-
-Imports nothing heavy (no NumPy, no onnx), so `cnnc check` starts fast.
+"""Which front end reads a path: .cnn text, a Keras model file (.keras, .h5, .json), or a
+Keras script or notebook (.py, .ipynb). Every one gives a `Checked` model.
 """
 
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from cnnc.support.diagnostics import CnncError, Diagnostic, Reporter, Source, UsageError
+from cnnc.analysis.infer import Analysis
+from cnnc.frontends.cnn import Checked, check_text, read_source
+from cnnc.support.diagnostics import Reporter
 from cnnc.support.files import read_bytes
-from cnnc.analysis.infer import Analysis, infer
-from cnnc.analysis.ir import ModelIR
-from cnnc.analysis.lint import lint
-from cnnc.language.parse import parse
-from cnnc.analysis.resolve import resolve
-
-
-@dataclass(frozen=True)
-class Checked:
-    source: Source
-    ir: ModelIR
-    analysis: Analysis
-    diagnostics: tuple[Diagnostic, ...]
-    # Keras files carry weights: a function analysis -> {"layer/weight": array}
-    weights: object = field(default=None, compare=False, repr=False)
-    # Keras scripts and notebooks: the python_frontend.ScriptCheck with every model found
-    script: object = field(default=None, compare=False, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.is_error for d in self.diagnostics)
-
-    def raise_on_error(self) -> "Checked":
-        if not self.ok:
-            raise CnncError(self.diagnostics, self.source, exit_code=1)
-        return self
-
-
-def check_text(text: str, path: str = "<string>",
-               regroup: Callable[[ModelIR], ModelIR] | None = None) -> Checked:
-    """Parse, resolve, infer and lint; never raises for problems in the text.
-    `regroup`: applied to the resolved model before its shapes are inferred (a Keras
-    file's nested models, shown as one summary row each: groups.regroup)."""
-    # The checker builds many small acyclic objects; the cycle collector only
-    # slows it down (by half on a 10,000-layer stack).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _check(text, path, regroup)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _check(text: str, path: str, regroup=None) -> Checked:
-    rep = Reporter(path)
-    statements = parse(text, rep)
-    # A statement that did not parse is a layer missing from the stack: shapes after it
-    # would only produce errors that are not the user's.
-    syntax_lines = [d.span.line for d in rep.diagnostics if d.is_error and d.span]
-    ir = resolve(statements, rep, path)
-    if regroup is not None:
-        ir = regroup(ir)
-    analysis = infer(ir, rep, stop_after_line=min(syntax_lines, default=None))
-    if not rep.has_errors:
-        lint(ir, analysis, rep)
-    return Checked(Source(path, text), ir, analysis, tuple(rep.sorted()))
-
-
-def read_source(path: str | Path) -> str:
-    """The text of a .cnn file, or UsageError (exit 2) saying why it cannot be read."""
-    data = read_bytes(path)
-    if b"\x00" in data[:4096]:
-        raise UsageError(f"cannot read '{path}': it is a binary file, not a .cnn text file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"cannot read '{path}': not UTF-8 text (byte {e.start})") from None
-    return text
-
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
+KERAS_WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
 def check_file(path: str | Path, model: str | None = None,
@@ -93,8 +23,8 @@ def check_file(path: str | Path, model: str | None = None,
     if name.endswith((".py", ".ipynb")):
         return check_script_file(path, model, input_shape)
     if name.endswith(KERAS_SUFFIXES):
-        from cnnc.frontends import keras as keras_files   # h5py and NumPy only when a Keras file is involved
-        return keras_files.check_file(path)
+        from cnnc.frontends import keras  # h5py and NumPy only when a Keras file is involved
+        return keras.check_file(path)
     return check_text(read_source(path), str(path))
 
 
@@ -115,8 +45,8 @@ def check_script_file(path: str | Path, model: str | None = None,
     if whole or not sc.models:
         base = sc.models[0].checked if sc.models else None
         if base is None:
-            from cnnc.analysis.resolve import resolve
             from cnnc.analysis.infer import infer
+            from cnnc.analysis.resolve import resolve
             ir = resolve([], Reporter(str(path)), str(path))
             base = Checked(sc.source, ir, infer(ir, Reporter(str(path))), ())
         return Checked(sc.source, base.ir, base.analysis, tuple(sc.diagnostics), script=sc)
@@ -125,3 +55,15 @@ def check_script_file(path: str | Path, model: str | None = None,
     others = {id(d) for f in sc.models for d in f.checked.diagnostics} - own
     diags = tuple(d for d in sc.diagnostics if id(d) not in others)
     return Checked(sc.source, chosen.checked.ir, chosen.checked.analysis, diags, script=sc)
+
+
+def load_weights(path: str | Path, analysis: Analysis) -> dict:
+    """Weights for `analysis` from a .npz, or from a Keras file: `.weights.h5` (Keras 3), a
+    Keras 2 weights `.h5`, or the weights inside a full-model `.h5` or `.keras`. Strict:
+    WeightsError lists every missing, extra or misshapen array."""
+    from cnnc.support import weights as W
+    wanted, name = analysis.weight_shapes(), analysis.model.name
+    if str(path).lower().endswith(KERAS_WEIGHTS_SUFFIXES):
+        from cnnc.frontends.keras.weights import load_file
+        return W.check(load_file(str(path), analysis), wanted, name, str(path), owned=True)
+    return W.check(W.read_npz(path), wanted, name, str(path), owned=True)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span
 
-SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
-          "pow": "**", "neg": "-", "pos": "+"}
+SYMBOL = S.SYMBOL
 OPERATORS = frozenset(SYMBOL)
 _MAX_MAGNITUDE = 2 ** 63     # beyond any size or count a model can have
 

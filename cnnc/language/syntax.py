@@ -84,11 +84,16 @@ class Applied:
     span: Span
 
 
+# How each operator of a BinOp is written (in messages and in the text front ends emit).
+SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+          "pow": "**", "neg": "-", "pos": "+"}
+
+
 @dataclass(frozen=True)
 class BinOp:
     """Arithmetic with a name in it (`filters * 2`), folded once the name is known."""
 
-    op: str                       # "add", "mul", "neg", ... (cnnc.arith.SYMBOL)
+    op: str                       # "add", "mul", "neg", ... (SYMBOL)
     items: tuple["Value", ...]
     span: Span
     name: str | None = None       # on tensors: the operation's name (front ends give Keras's)
@@ -161,7 +166,6 @@ def describe(v: Value) -> str:
     if isinstance(v, Applied):
         return f"{describe(v.layer)}({_describe_args(v.args)})"
     if isinstance(v, BinOp):
-        from cnnc.language.arith import SYMBOL
         if len(v.items) == 1:
             return SYMBOL[v.op] + describe(v.items[0])
         return f"{describe(v.items[0])} {SYMBOL[v.op]} {describe(v.items[1])}"

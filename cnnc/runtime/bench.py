@@ -13,12 +13,11 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from cnnc.model import Model
+from cnnc.analysis.infer import Analysis
 
 ENGINES = ("onnxruntime (cnnc ONNX)", "numpy (cnnc reference)", "pytorch eager",
            "onnxruntime (torch.onnx.export)")
@@ -65,34 +64,35 @@ def _measure(row: Row, run: Callable[[np.ndarray], np.ndarray], x1: np.ndarray, 
     return out
 
 
-def bench(model: "Model", batch: int = 256, threads: int | None = None, seconds: float = 1.0,
-          numpy: bool = True, torch: bool = True, opset: int | None = None) -> Report:
-    """Time every engine available on `model` with its current weights."""
+def bench(analysis: Analysis, weights: Mapping[str, np.ndarray], batch: int = 256,
+          threads: int | None = None, seconds: float = 1.0, numpy: bool = True, torch: bool = True,
+          opset: int | None = None) -> Report:
+    """Time every engine available on the model of `analysis` with `weights`."""
     from cnnc.backends import onnx as lower
     from cnnc.runtime import sessions as runtime
     threads = threads or runtime.cpu_cores()
-    report = Report(model.name, batch, threads)
+    report = Report(analysis.model.name, batch, threads)
     rng = np.random.default_rng(0)
-    sample = tuple(model.ir.input_shape)
+    sample = tuple(analysis.model.input_shape)
     if None in sample:
         from cnnc.backends.onnx.verify import smoke_shapes
-        sample = smoke_shapes(model.analysis)[0][0]
+        sample = smoke_shapes(analysis)[0][0]
     xb = rng.standard_normal((batch, *sample)).astype(np.float32)
     x1 = xb[:1].copy()
 
     # One engine at a time, each released before the next: idle onnxruntime and
     # OpenMP threads spin for a while and would slow the engine measured after them.
-    sess = runtime.make_session(lower.to_onnx(model, opset).SerializeToString(), "cpu", threads)
+    sess = runtime.make_session(lower.to_onnx(analysis, weights, opset).SerializeToString(), "cpu", threads)
     ours = Row(ENGINES[0])
     reference = _measure(ours, lambda x: sess.run(None, {"input": x})[0], x1, xb, None, seconds)
     del sess
     rows = {ours.engine: ours}
-    module = _torch_module(model, rows) if torch else None
+    module = _torch_module(analysis, weights, rows) if torch else None
     if module is not None:
         rows[ENGINES[3]] = _torch_exported(module, x1, xb, reference, threads, seconds, opset)
     if numpy:
         from cnnc.backends.numpy.network import Network
-        net = Network(model.analysis, model.weights)
+        net = Network(analysis, weights)
         rows[ENGINES[1]] = Row(ENGINES[1])
         _measure(rows[ENGINES[1]], net.forward, x1, xb, reference, seconds)
     if module is not None:
@@ -103,12 +103,13 @@ def bench(model: "Model", batch: int = 256, threads: int | None = None, seconds:
 
 # --- PyTorch ------------------------------------------------------------------------------
 
-def _torch_module(model, rows: dict[str, Row]):
+def _torch_module(analysis: Analysis, weights: Mapping[str, np.ndarray], rows: dict[str, Row]):
     """The PyTorch twin, or None (with a note in both torch rows) when there is none."""
     try:
         import torch  # noqa: F401
+
         from cnnc.runtime.torch_twin import torch_module
-        return torch_module(model)
+        return torch_module(analysis, weights)
     except ImportError:
         note = "torch is not installed"
     except NotImplementedError as e:

@@ -2,7 +2,7 @@
 
     sess = runtime.load_session("mnist.onnx", provider="auto")
     y = runtime.run_batches(sess, x, batch_size=256)
-    y = runtime.predict_onnx(model, x)        # a cnnc Model with its current weights
+    y = runtime.predict_onnx(analysis, weights, x)   # a checked model with its weights
 
 Providers: "cpu"; "cuda" (onnxruntime-gpu and a GPU; otherwise a clear error
 naming the providers that are there); "auto" (CUDA when it is usable, else CPU).
@@ -16,17 +16,16 @@ import os
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from cnnc.analysis.infer import Analysis
 from cnnc.support.diagnostics import UsageError
 from cnnc.support.files import is_npz, read_bytes, read_npy, read_npz, regular_size
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime as ort
-
-    from cnnc.model import Model
 
 PROVIDERS = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
@@ -282,9 +281,9 @@ def input_spec(sess: "ort.InferenceSession") -> InputSpec:
     return InputSpec(i.name, tuple(d if isinstance(d, int) else (d or None) for d in i.shape), dtype)
 
 
-def model_spec(model: "Model") -> InputSpec:
+def model_spec(analysis: Analysis) -> InputSpec:
     from cnnc.backends.onnx import INPUT_NAME
-    return InputSpec(INPUT_NAME, ("batch", *model.ir.input_shape), np.float32)
+    return InputSpec(INPUT_NAME, ("batch", *analysis.model.input_shape), np.float32)
 
 
 def _fmt(shape: Sequence) -> str:
@@ -444,9 +443,10 @@ def run_batches(sess: "ort.InferenceSession", x: np.ndarray, batch_size: int = 2
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
-# --- a cnnc Model on onnxruntime ----------------------------------------------------------
+# --- a checked model on onnxruntime --------------------------------------------------------
 
-_SESSIONS: "weakref.WeakKeyDictionary[Any, tuple[tuple, Any]]" = weakref.WeakKeyDictionary()
+# One session per Analysis (by identity, dropped with it) while its weights stay the same.
+_SESSIONS: dict[int, tuple[tuple, Any]] = {}
 
 
 def weights_fingerprint(weights: dict[str, np.ndarray]) -> str:
@@ -459,23 +459,28 @@ def weights_fingerprint(weights: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def model_session(model: "Model", provider: str = "auto", threads: int | None = None):
-    """A session for `model` with its current weights; reused while they stay the same."""
-    key = (weights_fingerprint(model.weights), provider, threads)
-    cached = _SESSIONS.get(model)
+def model_session(analysis: Analysis, weights: Mapping[str, np.ndarray], provider: str = "auto",
+                  threads: int | None = None):
+    """A session for the ONNX lowering of `analysis` with `weights`; reused while they
+    stay the same."""
+    key = (weights_fingerprint(weights), provider, threads)
+    cached = _SESSIONS.get(id(analysis))
     if cached is not None and cached[0] == key:
         return cached[1]
     from cnnc.backends import onnx as lower
-    proto = lower.to_onnx(model)
-    sess = make_session(proto.SerializeToString(), provider, threads, what=f"model '{model.name}'")
-    _SESSIONS[model] = (key, sess)
+    proto = lower.to_onnx(analysis, weights)
+    sess = make_session(proto.SerializeToString(), provider, threads,
+                        what=f"model '{analysis.model.name}'")
+    if id(analysis) not in _SESSIONS:
+        weakref.finalize(analysis, _SESSIONS.pop, id(analysis), None)
+    _SESSIONS[id(analysis)] = (key, sess)
     return sess
 
 
-def predict_onnx(model: "Model", x: np.ndarray, provider: str = "auto",
-                 batch_size: int = 256) -> np.ndarray:
-    """`model`'s output on x (batch first, channels_last), computed by onnxruntime on the
-    ONNX lowering of the model with its current weights, `batch_size` samples at a time."""
-    prepared = prepare_input(x, model_spec(model), "input data")
-    sess = model_session(model, provider)
+def predict_onnx(analysis: Analysis, weights: Mapping[str, np.ndarray], x: np.ndarray,
+                 provider: str = "auto", batch_size: int = 256) -> np.ndarray:
+    """The model's output on x (batch first, channels_last), computed by onnxruntime on the
+    ONNX lowering of `analysis` with `weights`, `batch_size` samples at a time."""
+    prepared = prepare_input(x, model_spec(analysis), "input data")
+    sess = model_session(analysis, weights, provider)
     return run_batches(sess, prepared.array, batch_size)[0]

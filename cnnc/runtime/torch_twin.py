@@ -15,7 +15,7 @@ small ResNets; others raise NotImplementedError.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnc.analysis import shapes as sh
+from cnnc.analysis.infer import Analysis
 from cnnc.backends.onnx.graph import flatten_permutation
 
 _ACTIVATIONS: dict[str, Callable] = {
@@ -77,19 +78,20 @@ def _conv(cls, cin, cout, k, s, d, groups, weight, bias, pads) -> list[nn.Module
     return _padded(pads, make)
 
 
-def torch_module(model, output_activation: bool = True) -> nn.Module:
-    """The PyTorch twin of a checked cnnc model, with the model's current weights.
+def torch_module(analysis: Analysis, weights: Mapping[str, np.ndarray],
+                 output_activation: bool = True) -> nn.Module:
+    """The PyTorch twin of a checked cnnc model (its Analysis), with `weights`.
     Inputs come channels-first, one argument per model input (`to_channels_first`);
     outputs are in Keras's layout, a list when the model has several.
     output_activation=False leaves out the `activation=` of the output layers (the
     softmax before a cross-entropy), so that a PyTorch loss can take logits.
     Returned in eval mode; `.train()` turns on dropout and BatchNormalization's batch
     statistics (running statistics with momentum 1 - Keras's momentum)."""
-    shapes = {n.name: tuple(n.shape) for n in model.ir.inputs}
+    shapes = {n.name: tuple(n.shape) for n in analysis.model.inputs}
     flat_cf: dict[str, tuple[int, ...] | None] = {n: None for n in shapes}
-    outputs = set(model.ir.outputs)
+    outputs = set(analysis.model.outputs)
     nodes: list[tuple[str, tuple[str, ...], bool, nn.Module]] = []
-    for info in model.analysis.infos:
+    for info in analysis.infos:
         L = info.layer
         srcs = tuple(L.inputs)
         multi = L.family in ("merge", "concatenate", "tensor_op")
@@ -99,7 +101,7 @@ def torch_module(model, output_activation: bool = True) -> nn.Module:
                               else _Merge(L.kind, *ins, L.args.get("axis")))
             cf = None
         else:
-            w = {x.name: model.weights[f"{info.name}/{x.name}"] for x in info.weights}
+            w = {x.name: weights[f"{info.name}/{x.name}"] for x in info.weights}
             ops, cf = _layer_ops(info, w, flat_cf[srcs[0]])
             act = L.args.get("activation", "linear")
             if act != "linear" and (output_activation or info.name not in outputs):
@@ -107,8 +109,8 @@ def torch_module(model, output_activation: bool = True) -> nn.Module:
             mod = ops[0] if len(ops) == 1 else nn.Sequential(*ops)
         nodes.append((info.name, srcs, multi, mod))
         shapes[info.name], flat_cf[info.name] = tuple(info.output_shape), cf
-    ends = [(o, _to_keras_layout(shapes[o], flat_cf[o])) for o in model.ir.outputs]
-    return _Graph(nodes, [n.name for n in model.ir.inputs], ends).eval()
+    ends = [(o, _to_keras_layout(shapes[o], flat_cf[o])) for o in analysis.model.outputs]
+    return _Graph(nodes, [n.name for n in analysis.model.inputs], ends).eval()
 
 
 class _Graph(nn.Module):

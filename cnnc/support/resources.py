@@ -24,8 +24,8 @@ import re
 import resource as _resource
 from dataclasses import dataclass
 
+from cnnc.support.counts import HUGE, sci
 from cnnc.support.diagnostics import UsageError
-from cnnc.analysis.shapes import HUGE, sci
 
 BYTES = 4  # float32
 

@@ -14,19 +14,13 @@ from typing import Mapping
 
 import numpy as np
 
+from cnnc.support import files
 from cnnc.support.atomic import write_bytes
 from cnnc.support.diagnostics import UsageError
-from cnnc.support import files
-from cnnc.analysis.infer import Analysis
 
 
 class WeightsError(UsageError):
     """A weights file that does not fit the model (exit status 2)."""
-
-
-def expected(analysis: Analysis) -> dict[str, tuple[int, ...]]:
-    """Every weight the model has, in Keras order: key -> shape."""
-    return {f"{info.name}/{w.name}": w.shape for info in analysis.infos for w in info.weights}
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -44,11 +38,11 @@ def _strip_model_prefix(arrays: dict[str, np.ndarray], wanted: Mapping[str, tupl
     return arrays
 
 
-def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weights",
-          owned: bool = False) -> dict[str, np.ndarray]:
-    """The arrays as float32 in Keras order, or WeightsError listing every mismatch.
+def check(arrays: dict[str, np.ndarray], wanted: Mapping[str, tuple[int, ...]], model: str,
+          path: str = "weights", owned: bool = False) -> dict[str, np.ndarray]:
+    """The arrays as float32 in the order of `wanted` (every weight of model `model`, key ->
+    shape: `Analysis.weight_shapes()`), or WeightsError listing every mismatch.
     `owned`: the arrays are fresh (read from a file), so float32 ones are kept, not copied."""
-    wanted = expected(analysis)
     arrays = _strip_model_prefix(arrays, wanted)
     problems: list[str] = []
     out: dict[str, np.ndarray] = {}
@@ -70,7 +64,7 @@ def check(arrays: dict[str, np.ndarray], analysis: Analysis, path: str = "weight
     for k in extra:
         problems.append(f"unexpected '{k}' {tuple(arrays[k].shape)}: the model has no such weight")
     if problems:
-        head = f"weights '{path}' do not fit model '{analysis.model.name}'"
+        head = f"weights '{path}' do not fit model '{model}'"
         hint = _renumbered_hint(arrays, wanted)
         raise WeightsError(f"{head} ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
                            problems + ([hint] if hint else []))
@@ -91,18 +85,6 @@ def _renumbered_hint(arrays: Mapping[str, np.ndarray], wanted: Mapping[str, tupl
     return (f"the arrays match the model in order and shape, only the layer names differ "
             f"({shown}): Keras numbers layers per process, so export from a fresh session "
             f"(keras.backend.clear_session() first) or name the layers in both")
-
-
-KERAS_WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
-
-
-def load(path: str | Path, analysis: Analysis) -> dict[str, np.ndarray]:
-    """Weights from a .npz, or from a Keras file: `.weights.h5` (Keras 3), a Keras 2
-    weights `.h5`, or the weights inside a full-model `.h5` or `.keras`."""
-    if str(path).lower().endswith(KERAS_WEIGHTS_SUFFIXES):
-        from cnnc.frontends.keras.weights import load_file
-        return check(load_file(str(path), analysis), analysis, str(path), owned=True)
-    return check(read_npz(path), analysis, str(path), owned=True)
 
 
 def save(path: str | Path, weights: Mapping[str, np.ndarray], protect=()) -> None:

@@ -11,20 +11,56 @@ repeat the first), but every layer's own arguments were already checked.
 
 from __future__ import annotations
 
-from cnnc.support.diagnostics import Reporter
-from cnnc.analysis.ir import Layer, ModelIR
-from cnnc.analysis.infer.basic import activation, batch_norm, dense, flatten, reshape, spatial_dropout, zero_padding
-from cnnc.analysis.infer.core import (BYTES_PER_VALUE, Analysis, Flow, LayerInfo, Rule, ShapeError,  # noqa: F401 (API)
-                   Weight, input_flow)
-from cnnc.analysis.infer.elementwise import (NormalizationShapes, augment, dropout,  # noqa: F401 (API)
-                          dropout_noise_shape, elementwise, layer_norm, layer_norm_axes,
-                          layer_scale, noise, normalization, normalization_shapes, prelu,
-                          prelu_alpha_shape, rescaling, softmax, softmax_axes)
+from cnnc.analysis.infer.basic import (
+    activation,
+    batch_norm,
+    dense,
+    flatten,
+    reshape,
+    spatial_dropout,
+    zero_padding,
+)
+from cnnc.analysis.infer.core import (  # noqa: F401 (API)
+    BYTES_PER_VALUE,
+    Analysis,
+    Flow,
+    LayerInfo,
+    Rule,
+    ShapeError,
+    Weight,
+    input_flow,
+)
+from cnnc.analysis.infer.elementwise import (  # noqa: F401 (API)
+    NormalizationShapes,
+    augment,
+    dropout,
+    dropout_noise_shape,
+    elementwise,
+    layer_norm,
+    layer_norm_axes,
+    layer_scale,
+    noise,
+    normalization,
+    normalization_shapes,
+    prelu,
+    prelu_alpha_shape,
+    rescaling,
+    softmax,
+    softmax_axes,
+)
 from cnnc.analysis.infer.merge import _Provenance, concatenate, custom_scale, merge, tensor_op
 from cnnc.analysis.infer.resample import conv_transpose, cropping, resizing, up_sampling
-from cnnc.analysis.infer.windows import (avg_pool, conv, depthwise_conv, global_avg_pool, global_max_pool, max_pool,
-                      separable_conv)
-
+from cnnc.analysis.infer.windows import (
+    avg_pool,
+    conv,
+    depthwise_conv,
+    global_avg_pool,
+    global_max_pool,
+    max_pool,
+    separable_conv,
+)
+from cnnc.analysis.ir import Layer, ModelIR
+from cnnc.support.diagnostics import Reporter
 
 RULES: dict[str, Rule] = {
     "conv": conv,

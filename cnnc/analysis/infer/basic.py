@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 from cnnc.analysis import shapes as sh
+from cnnc.analysis.infer.common import _feature_axis, _identity, _macs, _need_rank, _weight
+from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
 from cnnc.analysis.ir import Layer
-from cnnc.analysis.infer.common import _need_rank, _weight, _macs, _identity, _feature_axis
-from cnnc.analysis.infer.core import ShapeError, Flow, LayerInfo
 
 
 def flatten(layer: Layer, x: Flow) -> LayerInfo:

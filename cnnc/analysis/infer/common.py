@@ -8,10 +8,9 @@ import re
 from typing import Sequence
 
 from cnnc.analysis import shapes as sh
+from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError, Weight
 from cnnc.analysis.ir import Layer
 from cnnc.analysis.kinds import KINDS
-from cnnc.analysis.infer.core import ShapeError, Weight, Flow, LayerInfo
-
 
 _AXES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 

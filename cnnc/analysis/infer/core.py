@@ -10,9 +10,8 @@ from typing import Callable
 
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.arguments import Initializer, Regularizer
-from cnnc.support.diagnostics import Span
 from cnnc.analysis.ir import Layer, ModelIR
-
+from cnnc.support.diagnostics import Span
 
 BYTES_PER_VALUE = 4  # float32
 
@@ -123,6 +122,10 @@ class Analysis:
     @property
     def output_shapes(self) -> tuple[tuple[int | None, ...] | None, ...]:
         return tuple(self.shape_of(o) for o in self.model.outputs)
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every weight the model has, in Keras order: "layer/weight" -> shape."""
+        return {f"{info.name}/{w.name}": w.shape for info in self.infos for w in info.weights}
 
     @property
     def total_params(self) -> int:

@@ -9,10 +9,10 @@ from typing import Sequence
 
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.arguments import Initializer
+from cnnc.analysis.infer.common import _weight
+from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError, Weight
 from cnnc.analysis.ir import Layer
 from cnnc.analysis.kinds import array_shape
-from cnnc.analysis.infer.common import _weight
-from cnnc.analysis.infer.core import ShapeError, Weight, Flow, LayerInfo
 
 
 def _full(x: Flow) -> tuple[int | None, ...]:

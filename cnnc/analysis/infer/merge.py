@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from cnnc.analysis import shapes as sh
-from cnnc.analysis.ir import Layer, ModelIR
 from cnnc.analysis.infer.common import _feature_axis
-from cnnc.analysis.infer.core import ShapeError, Flow, LayerInfo
+from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
+from cnnc.analysis.ir import Layer, ModelIR
 
 
 class _Provenance:

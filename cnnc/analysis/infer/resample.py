@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 from cnnc.analysis import shapes as sh
+from cnnc.analysis.infer.common import _AXES, _channels, _macs, _need_rank, _weight
+from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
 from cnnc.analysis.ir import Layer
-from cnnc.analysis.infer.common import _AXES, _need_rank, _channels, _weight, _macs
-from cnnc.analysis.infer.core import ShapeError, Flow, LayerInfo
 
 
 def _per_axis(value, rank: int) -> tuple:

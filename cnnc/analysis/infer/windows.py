@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 from cnnc.analysis import shapes as sh
-from cnnc.analysis.ir import Layer
-from cnnc.analysis.infer.common import _need_rank, _channels, _spatial_out, _rf, _weight, _macs
+from cnnc.analysis.infer.common import _channels, _macs, _need_rank, _rf, _spatial_out, _weight
 from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
+from cnnc.analysis.ir import Layer
 
 
 def _window(layer: Layer, x: Flow):

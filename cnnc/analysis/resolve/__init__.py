@@ -9,12 +9,12 @@ counted per name in creation order; an explicit `name=` takes no number.
 
 from __future__ import annotations
 
+from cnnc.analysis.ir import ModelIR
+from cnnc.analysis.resolve.graph import _build, _check_unapplied, _name_nodes
+from cnnc.analysis.resolve.state import _State
+from cnnc.analysis.resolve.statements import _assign, _call_stmt, _input_decl, _model_decl
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Reporter
-from cnnc.analysis.ir import ModelIR
-from cnnc.analysis.resolve.graph import _check_unapplied, _name_nodes, _build
-from cnnc.analysis.resolve.state import _State
-from cnnc.analysis.resolve.statements import _model_decl, _input_decl, _call_stmt, _assign
 
 
 def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>") -> ModelIR:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnc.language import syntax as S
 from cnnc.analysis.arguments import boolean, must_be, optional, positive_int, shape, string
 from cnnc.analysis.compile_spec import CompileSpec, FitSpec
-from cnnc.support.diagnostics import Reporter, Span
 from cnnc.analysis.ir import Layer
 from cnnc.analysis.kinds import Param
-
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Reporter, Span
 
 _INPUT_PARAMS = (
     Param("shape", shape, None),

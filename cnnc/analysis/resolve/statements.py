@@ -4,14 +4,44 @@ assignments, Sequential(...) and Model(...)."""
 from __future__ import annotations
 
 from cnnc.analysis import kinds
-from cnnc.language import syntax as S
 from cnnc.analysis.arguments import ArgError, shape
 from cnnc.analysis.binding import bind
 from cnnc.analysis.compile_spec import resolve_compile, resolve_fit
+from cnnc.analysis.resolve.state import (
+    _IGNORED_METHODS,
+    _INPUT_CLASSES,
+    _MODEL_CLASSES,
+    _MODEL_PARAMS,
+    _MODULES,
+    _SEQUENTIAL,
+    _Const,
+    _LayerObject,
+    _ModelRef,
+    _Node,
+    _State,
+    _Tensor,
+)
+from cnnc.analysis.resolve.tensors import (
+    _apply_new,
+    _apply_object,
+    _chain_layer,
+    _merge_function,
+    _new_input,
+    _new_layer,
+    _tensor_op,
+    _tensor_ref,
+    _uses_tensor,
+)
+from cnnc.analysis.resolve.values import (
+    _canonical,
+    _input_call,
+    _name_hint,
+    _not_a_layer,
+    _subst,
+    _unknown_layer,
+)
+from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span
-from cnnc.analysis.resolve.state import _MODEL_PARAMS, _SEQUENTIAL, _IGNORED_METHODS, _MODEL_CLASSES, _INPUT_CLASSES, _MODULES, _Node, _Tensor, _LayerObject, _ModelRef, _Const, _State
-from cnnc.analysis.resolve.tensors import _new_input, _new_layer, _chain_layer, _apply_new, _apply_object, _merge_function, _tensor_ref, _uses_tensor, _tensor_op
-from cnnc.analysis.resolve.values import _canonical, _input_call, _subst, _name_hint, _unknown_layer, _not_a_layer
 
 
 def _model_decl(st: _State, name: str, span: Span) -> None:

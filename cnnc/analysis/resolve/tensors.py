@@ -6,14 +6,30 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from cnnc.language import arith
 from cnnc.analysis import kinds
-from cnnc.language import syntax as S
 from cnnc.analysis.binding import bind
-from cnnc.support.diagnostics import Span
 from cnnc.analysis.ir import Layer
-from cnnc.analysis.resolve.state import _MODEL_CLASSES, _INPUT_CLASSES, _Node, _Tensor, _LayerObject, _State, _MISSING
-from cnnc.analysis.resolve.values import _canonical, _input_call, _subst, _name_hint, _invalid, _joint_checks, _unknown_layer
+from cnnc.analysis.resolve.state import (
+    _INPUT_CLASSES,
+    _MISSING,
+    _MODEL_CLASSES,
+    _LayerObject,
+    _Node,
+    _State,
+    _Tensor,
+)
+from cnnc.analysis.resolve.values import (
+    _canonical,
+    _input_call,
+    _invalid,
+    _joint_checks,
+    _name_hint,
+    _subst,
+    _unknown_layer,
+)
+from cnnc.language import arith
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Span
 
 
 def _new_input(st: _State, shape_: tuple, span: Span, name: str | None = None) -> _Node:

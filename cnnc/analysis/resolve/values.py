@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnc.language import arith
 from cnnc.analysis import kinds
-from cnnc.language import syntax as S
 from cnnc.analysis.binding import bind
-from cnnc.support.diagnostics import Span, did_you_mean
 from cnnc.analysis.ir import Layer
-from cnnc.analysis.resolve.state import _INPUT_PARAMS, _STATEMENTS, _Tensor, _LayerObject, _Const, _State
+from cnnc.analysis.resolve.state import _INPUT_PARAMS, _STATEMENTS, _Const, _LayerObject, _State, _Tensor
+from cnnc.language import arith
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Span, did_you_mean
 
 
 def _canonical(st: _State, call: S.Call) -> str:

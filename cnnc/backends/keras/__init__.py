@@ -25,9 +25,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from cnnc.backends.keras.config import compile_config, fit_settings, is_sequential, model_config
 from cnnc.support.atomic import atomic_write
 from cnnc.support.diagnostics import UsageError
-from cnnc.backends.keras.config import compile_config, fit_settings, is_sequential, model_config
 
 KERAS_VERSION = "3.15.1"     # the Keras 3 release these files are tested against
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)

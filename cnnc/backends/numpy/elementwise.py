@@ -5,18 +5,22 @@ LayerNormalization, ConvNeXt's LayerScale, Dropout with a `noise_shape`, and the
 augmentation and noise layers (the identity: cnnc trains without augmentation).
 Formulas are Keras 3's (keras/src/layers/...), derivatives at kinks follow
 TensorFlow's gradient kernels. Axes count the batch as 0, as Keras's do; the
-infer rules (cnnc/infer.py) already refused every axis Keras would refuse.
+infer rules (cnnc/analysis/infer/) already refused every axis Keras would refuse.
 
-Registered in `reference.layers.LAYERS`; import this module through that one
-(it subclasses `reference.layers.Layer`).
+Registered in `registry.LAYERS`; the classes subclass `layers.Layer`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnc.analysis.infer import (dropout_noise_shape, layer_norm_axes, normalization_shapes, prelu_alpha_shape,
-                     softmax_axes)
+from cnnc.analysis.infer import (
+    dropout_noise_shape,
+    layer_norm_axes,
+    normalization_shapes,
+    prelu_alpha_shape,
+    softmax_axes,
+)
 from cnnc.backends.numpy.layers import Dropout as _PlainDropout
 from cnnc.backends.numpy.layers import Layer, _dropout_mask
 

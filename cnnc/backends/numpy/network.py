@@ -1,6 +1,6 @@
 """The NumPy reference network: a checked model's layers run forward and backward.
 
-`Network(analysis, weights)` builds one `layers.LAYERS[family]` object per
+`Network(analysis, weights)` builds one `registry.LAYERS[family]` object per
 layer. Weights stay in the dict passed in (keys "layer/weight", Keras layouts);
 optimizers update it in place and the next forward sees the new values.
 Computation happens in the dtype of the input: float32 normally, float64 for
@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnnc.analysis import shapes as sh
-from cnnc.support.diagnostics import UsageError
 from cnnc.analysis.infer import Analysis
 from cnnc.backends.numpy.fusion import plan
-from cnnc.backends.numpy.layers import LAYERS, Layer
+from cnnc.backends.numpy.layers import Layer
+from cnnc.backends.numpy.registry import LAYERS
+from cnnc.support.diagnostics import UsageError
 
 Array = np.ndarray
 
@@ -51,10 +52,10 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 
 def _check_weights(weights: dict[str, Array], analysis: Analysis) -> None:
-    from cnnc.support.weights import WeightsError, expected
+    from cnnc.support.weights import WeightsError
     problems = [f"missing '{k}' {shape}" if k not in weights else
                 f"'{k}' has shape {tuple(np.shape(weights[k]))}, the model needs {shape}"
-                for k, shape in expected(analysis).items()
+                for k, shape in analysis.weight_shapes().items()
                 if k not in weights or tuple(np.shape(weights[k])) != tuple(shape)]
     if problems:
         raise WeightsError(f"weights do not fit model '{analysis.model.name}'", problems)

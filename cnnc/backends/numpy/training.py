@@ -24,6 +24,9 @@ gradient stops training *before* the bad update (`TrainingStopped`), leaving the
 last checkpoint and the model's weights untouched by it; an update that made the
 weights or outputs NaN or inf stops it too, and the model gets back the weights from
 the start of that epoch.
+
+fit and evaluate take the model's Analysis; what training changes (the weights, the
+optimizer's state) lives in a `TrainState` that the caller keeps between runs.
 """
 
 from __future__ import annotations
@@ -40,15 +43,16 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from cnnc.backends.numpy import checkpoint as ckpt
-from cnnc.support import data as D
 from cnnc.analysis.compile_spec import METRICS, OPTIMIZERS, LossSpec, OptimizerSpec, default_optimizer
-from cnnc.support.diagnostics import UsageError, visible
-from cnnc.support.progress import Progress
+from cnnc.analysis.infer import Analysis
+from cnnc.backends.numpy import checkpoint as ckpt
 from cnnc.backends.numpy import losses as L
 from cnnc.backends.numpy import metrics as M
 from cnnc.backends.numpy import optimizers as O
 from cnnc.backends.numpy import regularizers as R
+from cnnc.support import data as D
+from cnnc.support.diagnostics import UsageError, visible
+from cnnc.support.progress import Progress
 
 # Keras fit() arguments cnnc refuses, with the reason.
 _UNSUPPORTED = {
@@ -130,6 +134,17 @@ class History:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
+@dataclass
+class TrainState:
+    """What fit reads and changes besides the Analysis: the weights ("layer/weight" ->
+    array, updated in place; None for a fresh model, drawn from the run's seed) and the
+    optimizer's state, which Keras keeps between fit() calls. Both hold the last good
+    values when fit stops early (Ctrl-C, NaN)."""
+
+    weights: dict[str, np.ndarray] | None = None
+    optimizer: tuple | None = None
+
+
 @dataclass(frozen=True)
 class Settings:
     epochs: int
@@ -161,9 +176,9 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- resolving settings -----------------------------------------------------------------------
 
-def resolve_settings(model, **given: Any) -> Settings:
+def resolve_settings(analysis: Analysis, **given: Any) -> Settings:
     """fit() keyword arguments over the file's fit(...) over Keras's defaults."""
-    spec = model.ir.fit
+    spec = analysis.model.fit
     base = {"epochs": 1, "batch_size": 32, "validation_split": 0.0, "shuffle": True, "seed": None,
             "initial_epoch": 0, "verbose": "auto", "validation_batch_size": None}
     if spec is not None:
@@ -207,10 +222,11 @@ def _check(ok: bool, message: str) -> None:
         raise UsageError(message)
 
 
-def resolve_compile(model, loss: str | LossSpec | None = None, optimizer: str | OptimizerSpec | None = None,
-                    metrics=None, learning_rate: float | None = None) -> Compiled:
+def resolve_compile(analysis: Analysis, loss: str | LossSpec | None = None,
+                    optimizer: str | OptimizerSpec | None = None, metrics=None,
+                    learning_rate: float | None = None) -> Compiled:
     """The file's compile(...) with any overrides; a UsageError when there is no loss."""
-    spec = model.ir.compile
+    spec = analysis.model.compile
     if isinstance(loss, str):
         loss = _loss_by_name(loss)
     if isinstance(optimizer, str):
@@ -220,7 +236,7 @@ def resolve_compile(model, loss: str | LossSpec | None = None, optimizer: str | 
         optimizer = default_optimizer(name)
     loss = loss or (spec.loss if spec else None)
     if loss is None:
-        raise UsageError(f"model '{model.name}' has no loss to train with",
+        raise UsageError(f"model '{analysis.model.name}' has no loss to train with",
                          ["add compile(loss='categorical_crossentropy', ...) to the file, "
                           "or give one with --loss"])
     optimizer = optimizer or (spec.optimizer if spec else default_optimizer("RMSprop"))
@@ -247,11 +263,11 @@ def _loss_by_name(name: str) -> LossSpec:
 
 # --- data -------------------------------------------------------------------------------------
 
-def require_single_io(model, what: str = "fit") -> None:
+def require_single_io(analysis: Analysis, what: str = "fit") -> None:
     """fit, evaluate and the CLI's data paths feed one array and score one output: a
     graph model with several inputs or outputs is a UsageError naming them (before any
     data is read or any weight drawn), never a traceback from deep in a step."""
-    ir = model.ir
+    ir = analysis.model
     parts = []
     if len(ir.inputs) != 1:
         parts.append(f"{len(ir.inputs)} inputs ({', '.join(n.name for n in ir.inputs)})")
@@ -259,20 +275,20 @@ def require_single_io(model, what: str = "fit") -> None:
         parts.append(f"{len(ir.outputs)} outputs ({', '.join(ir.outputs)})")
     if parts:
         raise UsageError(f"{what} supports models with one input and one output; model "
-                         f"'{model.name}' has {' and '.join(parts)}",
-                         ["for inference, cnnc.reference.network.Network(model.analysis, model.weights)"
-                          ".predict(...) takes a list of arrays, one per input, and returns one per "
+                         f"'{ir.name}' has {' and '.join(parts)}",
+                         ["for inference, Model.predict takes a list of arrays, one per input, "
+                          "and returns one per "
                           "output; weights trained elsewhere (Keras) load with Model.load_weights"])
 
 
-def prepare(model, x, y, loss_name: str | None, *, scale: bool = True, divisor: float | None = None,
-            what: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """x, y in the shapes and dtypes the model and loss want (see cnnc.data)."""
+def prepare(analysis: Analysis, x, y, loss_name: str | None, *, scale: bool = True,
+            divisor: float | None = None, what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """x, y in the shapes and dtypes the model and loss want (see support/data.py)."""
     sep = " " if what else ""
-    x = D.prepare_x(x, model.ir.input_shape, scale=scale, divisor=divisor, what=f"{what}{sep}x",
-                    model=f"model '{model.name}'")
-    y = D.prepare_y(y, model.analysis.output_shape, loss_name, what=f"{what}{sep}y",
-                    model=f"model '{model.name}'")
+    model = f"model '{analysis.model.name}'"
+    x = D.prepare_x(x, analysis.model.input_shape, scale=scale, divisor=divisor,
+                    what=f"{what}{sep}x", model=model)
+    y = D.prepare_y(y, analysis.output_shape, loss_name, what=f"{what}{sep}y", model=model)
     D.check_same_length(x, y, what)
     if len(x) == 0:
         raise D.DataError(f"{what or 'the data'} has no samples")
@@ -294,9 +310,9 @@ def validation_cut(n: int, validation_split: float) -> int:
 class _Run:
     """Everything a checkpoint holds, and the step that advances it."""
 
-    def __init__(self, model, net, loss: L.Loss, optimizer: O.Optimizer, metric_fns: dict,
-                 settings: Settings, seed: int):
-        self.model, self.net, self.loss, self.optimizer = model, net, loss, optimizer
+    def __init__(self, analysis: Analysis, net, loss: L.Loss, optimizer: O.Optimizer,
+                 metric_fns: dict, settings: Settings, seed: int):
+        self.net, self.loss, self.optimizer = net, loss, optimizer
         self.metric_fns = metric_fns
         self.settings = settings
         self.seed = seed
@@ -311,7 +327,7 @@ class _Run:
         # variance): kept aside each step so that a bad batch leaves no trace.
         self.forward_state = [k for k in net.weights
                               if k.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
-        self.regularizers = R.terms(model.analysis)
+        self.regularizers = R.terms(analysis)
         self.good: tuple[dict, dict, dict] | None = None    # keep_good's copies
 
     def keep_good(self) -> None:
@@ -324,7 +340,7 @@ class _Run:
     def restore_good(self) -> None:
         weights, meta, arrays = self.good
         for k, w in weights.items():
-            self.net.weights[k][...] = w      # in place: the model shares these arrays
+            self.net.weights[k][...] = w      # in place: the TrainState shares these arrays
         self.optimizer.load_state(meta, arrays)
 
     def _fresh_sums(self) -> dict[str, M.Mean]:
@@ -395,7 +411,7 @@ class _Run:
         return ckpt.save(folder, meta, arrays)
 
     def restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        """Everything but the weights (loaded into the model before the Network is built)."""
+        """Everything but the weights (in the TrainState before the Network is built)."""
         self.optimizer.load_state(meta["optimizer_state"], ckpt.split(arrays, "o"))
         self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
         self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
@@ -406,12 +422,12 @@ class _Run:
         self.history = History(h["history"], h["epoch"], h["params"])
 
 
-def model_fingerprint(model) -> str:
+def model_fingerprint(analysis: Analysis) -> str:
     """Layers, arguments and weight shapes: what must not change between a checkpoint
     and the run that resumes from it."""
     import hashlib
     text = repr([(i.layer.kind, i.name, sorted((k, repr(v)) for k, v in i.layer.args.items()),
-                  [(w.name, w.shape, w.trainable) for w in i.weights]) for i in model.analysis.infos])
+                  [(w.name, w.shape, w.trainable) for w in i.weights]) for i in analysis.infos])
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -442,7 +458,7 @@ def _sigint_flag():
 
 # --- fit -----------------------------------------------------------------------------------
 
-def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None, verbose=None,
+def fit(analysis: Analysis, state: TrainState, x, y, *, batch_size: int | None = None, epochs: int | None = None, verbose=None,
         validation_split: float | None = None, validation_data=None, shuffle: bool | None = None,
         initial_epoch: int | None = None, seed: int | None = None,
         validation_batch_size: int | None = None, checkpoint: str | Path | None = None,
@@ -450,26 +466,27 @@ def fit(model, x, y, *, batch_size: int | None = None, epochs: int | None = None
         divisor: float | None = None, loss=None, optimizer=None, learning_rate: float | None = None,
         metrics=None, on_epoch_end: Callable[[History], None] | None = None, stream=None,
         **keras_only: Any) -> History:
-    """Train `model` on x, y (see the module docstring). Returns a History."""
+    """Train the model of `analysis` on x, y from `state` (see the module docstring); the
+    trained weights and the optimizer's state are left in `state`. Returns a History."""
     _refuse(keras_only)
     checkpoint_every = positive_number("checkpoint_every", checkpoint_every, zero=True)  # 0: every batch
-    require_single_io(model, "fit")
-    settings = resolve_settings(model, batch_size=batch_size, epochs=epochs, verbose=verbose,
+    require_single_io(analysis, "fit")
+    settings = resolve_settings(analysis, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                 validation_split=validation_split, shuffle=shuffle,
                                 initial_epoch=initial_epoch, seed=seed,
                                 validation_batch_size=validation_batch_size)
-    compiled = resolve_compile(model, loss, optimizer, metrics, learning_rate)
-    from cnnc.support import resources   # before the data are converted or any weight drawn
-    resources.check_model(model, settings.batch_size, "fit", training=True)
-    x, y, val = _training_data(model, x, y, validation_data, settings.validation_split,
+    compiled = resolve_compile(analysis, loss, optimizer, metrics, learning_rate)
+    from cnnc.support import resources  # before the data are converted or any weight drawn
+    resources.check(analysis, settings.batch_size, "fit", "train", analysis.model.name)
+    x, y, val = _training_data(analysis, x, y, validation_data, settings.validation_split,
                                compiled.loss.name, scale, divisor)
     folder = Path(checkpoint) if checkpoint is not None else None
-    run, fixed = _start(model, settings, compiled, (x, y, val), folder, resume)
+    run, fixed = _start(analysis, state, settings, compiled, (x, y, val), folder, resume)
     loop = _Loop(run, x, y, val, folder, fixed, checkpoint_every, stream)
     try:
         loop.train(on_epoch_end)
     finally:
-        model.optimizer_state = run.optimizer.state()
+        state.optimizer = run.optimizer.state()
     return run.history
 
 
@@ -481,14 +498,14 @@ def _refuse(keras_only: Mapping[str, Any]) -> None:
             raise UsageError(f"fit({k}=...) is not supported: {_UNSUPPORTED[k]}")
 
 
-def _training_data(model, x, y, validation_data, validation_split: float, loss_name: str,
-                   scale: bool, divisor: float | None):
+def _training_data(analysis: Analysis, x, y, validation_data, validation_split: float,
+                   loss_name: str, scale: bool, divisor: float | None):
     """(x, y, (x_val, y_val) or None), prepared; the split is Keras's (the last fraction)."""
-    x, y = prepare(model, x, y, loss_name, scale=scale, divisor=divisor, what="training data")
+    x, y = prepare(analysis, x, y, loss_name, scale=scale, divisor=divisor, what="training data")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise UsageError("validation_data must be a pair (x_val, y_val)")
-        return x, y, prepare(model, *validation_data, loss_name, scale=scale, divisor=divisor,
+        return x, y, prepare(analysis, *validation_data, loss_name, scale=scale, divisor=divisor,
                              what="validation data")
     if validation_split:
         cut = validation_cut(len(x), validation_split)
@@ -496,11 +513,13 @@ def _training_data(model, x, y, validation_data, validation_split: float, loss_n
     return x, y, None
 
 
-def _start(model, settings: Settings, compiled: Compiled, arrays, folder: Path | None,
-           resume: bool) -> tuple["_Run", dict | None]:
-    """The run's initial state: fresh (seeded init), continued (the model's weights and
+def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: Compiled, arrays,
+           folder: Path | None, resume: bool) -> tuple["_Run", dict | None]:
+    """The run's initial state: fresh (seeded init), continued (the state's weights and
     optimizer), or resumed from the checkpoint in `folder`."""
+    from cnnc.backends.numpy.initializers import initial_weights
     from cnnc.backends.numpy.network import Network
+    from cnnc.support.weights import check
     x, y, val = arrays
     saved = ckpt.load(folder) if (folder is not None and resume and ckpt.exists(folder)) else None
     seed = settings.seed
@@ -510,7 +529,7 @@ def _start(model, settings: Settings, compiled: Compiled, arrays, folder: Path |
         seed = _fresh_seed()
     fixed = None
     if folder is not None:
-        fixed = {"model": model.name, "model_fingerprint": model_fingerprint(model),
+        fixed = {"model": analysis.model.name, "model_fingerprint": model_fingerprint(analysis),
                  "data_fingerprint": ckpt.fingerprint(x, y, *(val or ())),
                  "settings": {"batch_size": settings.batch_size, "shuffle": settings.shuffle,
                               "validation_split": settings.validation_split, "seed": seed},
@@ -518,17 +537,18 @@ def _start(model, settings: Settings, compiled: Compiled, arrays, folder: Path |
         if saved is not None:
             _check_resumable(folder, saved[0], fixed)
     if saved is not None:
-        model.set_weights(ckpt.split(saved[1], "w"))
-    elif not model.has_weights:  # a fresh model: the seed draws its weights too
-        model.init_weights(seed)
-    net = Network(model.analysis, model.weights)
+        state.weights = check(ckpt.split(saved[1], "w"), analysis.weight_shapes(),
+                              analysis.model.name, str(ckpt.path_in(folder)), owned=True)
+    elif state.weights is None:  # a fresh model: the seed draws its weights too
+        state.weights = initial_weights(analysis, seed)
+    net = Network(analysis, state.weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
     opt = O.from_spec(compiled.optimizer, compiled.learning_rate)
-    if saved is None and model.optimizer_state and model.optimizer_state[0].get("name") == opt.name:
-        opt.load_state(*model.optimizer_state)  # Keras keeps its optimizer between fit() calls
-    p_shape = (len(y), *model.analysis.output_shape)
+    if saved is None and state.optimizer and state.optimizer[0].get("name") == opt.name:
+        opt.load_state(*state.optimizer)  # Keras keeps its optimizer between fit() calls
+    p_shape = (len(y), *analysis.output_shape)
     metric_fns = {m: M.resolve(m, y.shape, p_shape) for m in compiled.metrics}
-    run = _Run(model, net, loss_fn, opt, metric_fns, settings, seed)
+    run = _Run(analysis, net, loss_fn, opt, metric_fns, settings, seed)
     if saved is not None:
         run.restore(*saved)
     run.history.params = {"epochs": settings.epochs, "steps": math.ceil(len(x) / settings.batch_size),
@@ -648,48 +668,40 @@ def _evaluate_arrays(forward: Callable[[np.ndarray], np.ndarray], loss_fn: L.Los
     return {k: m.result() for k, m in sums.items()}
 
 
-def _onnx_forward(sess, xb: np.ndarray) -> np.ndarray:
-    from cnnc.runtime.sessions import run_batches
-    return run_batches(sess, xb, len(xb))[0]
-
-
-def evaluate(model, x, y, batch_size: int | None = None, return_dict: bool = False, *,
-             verbose="auto", scale: bool = True, divisor: float | None = None, loss=None,
-             metrics=None, stream=None, runtime: str = "numpy", provider: str = "auto",
+def evaluate(analysis: Analysis, weights: Mapping[str, np.ndarray], x, y,
+             batch_size: int | None = None, return_dict: bool = False, *, verbose="auto",
+             scale: bool = True, divisor: float | None = None, loss=None, metrics=None,
+             stream=None, forward: Callable[[], Callable[[np.ndarray], np.ndarray]] | None = None,
              **keras_only: Any):
     """Keras's evaluate: the loss alone when there are no metrics, else [loss, *metrics],
     or a dict with return_dict=True. Inference mode, batches of batch_size (32).
-    runtime="onnx" computes the outputs with onnxruntime on the model's ONNX lowering."""
-    if runtime not in ("numpy", "onnx"):
-        raise UsageError(f"unknown runtime {runtime!r}", ["choose numpy or onnx"])
+    `forward`: makes the function that computes a batch's outputs with another engine
+    (onnxruntime: runtime/evaluate.py), called once the data are checked; by default the
+    NumPy Network computes them."""
     for k, v in keras_only.items():
         if k not in ("sample_weight", "steps", "callbacks"):
             raise TypeError(f"evaluate() got an unexpected keyword argument {k!r}")
         if v is not None:
             raise UsageError(f"evaluate({k}=...) is not supported")
     from cnnc.backends.numpy.network import Network
-    require_single_io(model, "evaluate")
-    compiled = resolve_compile(model, loss, None, metrics)
+    require_single_io(analysis, "evaluate")
+    compiled = resolve_compile(analysis, loss, None, metrics)
     batch_size = whole_number("batch_size", 32 if batch_size is None else batch_size, 1)
     from cnnc.support import resources
-    resources.check_model(model, batch_size, "evaluate")
-    x, y = prepare(model, x, y, compiled.loss.name, scale=scale, divisor=divisor, what="evaluation data")
-    net = Network(model.analysis, model.weights)
+    resources.check(analysis, batch_size, "evaluate", "infer", analysis.model.name)
+    x, y = prepare(analysis, x, y, compiled.loss.name, scale=scale, divisor=divisor,
+                   what="evaluation data")
+    net = Network(analysis, weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
-    p_shape = (len(y), *model.analysis.output_shape)
+    p_shape = (len(y), *analysis.output_shape)
     metric_fns = {m: M.resolve(m, y.shape, p_shape) for m in compiled.metrics}
     steps = math.ceil(len(x) / batch_size)
     progress = Progress(verbose, 1, steps, stream)
     progress.epoch_start(None)
-    forward = partial(net.forward, training=False)
-    if runtime == "onnx":
-        # One session for the whole evaluation: the data are already prepared, and
-        # looking the session up per batch would hash every weight each time.
-        from cnnc.runtime.sessions import model_session
-        forward = partial(_onnx_forward, model_session(model, provider))
+    outputs = forward() if forward is not None else partial(net.forward, training=False)
     try:
-        penalty = R.penalty(net.weights, R.terms(model.analysis))
-        logs = _evaluate_arrays(forward, loss_fn, metric_fns, x, y, batch_size, progress, penalty)
+        penalty = R.penalty(net.weights, R.terms(analysis))
+        logs = _evaluate_arrays(outputs, loss_fn, metric_fns, x, y, batch_size, progress, penalty)
         progress.epoch_end(steps, logs)
     finally:
         progress.close()

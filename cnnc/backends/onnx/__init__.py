@@ -1,7 +1,10 @@
 """Lowering a checked model to ONNX: standard ops, NHWC at the boundary, NCHW inside.
 
-    proto = cnnc.lower.to_onnx(model)              # verified onnx.ModelProto
-    cnnc.lower.export(model, "deploy/net.onnx")    # verified, then written atomically
+    proto = to_onnx(analysis, weights)                      # verified onnx.ModelProto
+    export(analysis, weights, "deploy/net.onnx", source=src)  # verified, then written atomically
+
+It takes a model's Analysis and its weights ("layer/weight" -> Keras array); the
+source, when given, puts each layer's line into the graph's documentation.
 
 The graph takes one input named "input", shaped like Keras's (batch, *spatial,
 channels) with a symbolic "batch" dimension, and gives one output named
@@ -16,22 +19,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import numpy as np
 import onnx
 from onnx import helper
 
-from cnnc.support.version import __version__
-from cnnc.support.diagnostics import UsageError
-from cnnc.backends.onnx.graph import FLOAT, ExternalSink, Graph, Value, channels_last  # noqa: F401
+from cnnc.analysis.infer import Analysis
 from cnnc.backends.onnx import fold
-from cnnc.backends.onnx.layers import RULES, Step
-from cnnc.backends.onnx.verify import (VerificationError, check_and_infer, check_and_infer_path,  # noqa: F401
-                     check_and_infer_serialized, smoke_run)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cnnc.model import Model
+from cnnc.backends.onnx.graph import FLOAT, ExternalSink, Graph, Value, channels_last  # noqa: F401
+from cnnc.backends.onnx.registry import RULES
+from cnnc.backends.onnx.step import Step
+from cnnc.backends.onnx.verify import (  # noqa: F401
+    VerificationError,
+    check_and_infer,
+    check_and_infer_path,
+    check_and_infer_serialized,
+    smoke_run,
+)
+from cnnc.support.diagnostics import Source, UsageError
+from cnnc.support.version import __version__
+from cnnc.support.weights import check
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "INPUT_NAME", "OUTPUT_NAME", "Lowered",
            "VerificationError", "lower", "to_onnx", "export", "default_path", "write"]
@@ -108,10 +116,10 @@ def _input_dims(shape: tuple[int | None, ...]) -> list[int | str]:
     return dims
 
 
-def _layer_doc(model: "Model", info) -> str:
+def _layer_doc(analysis: Analysis, source: Source | None, info) -> str:
     layer = info.layer
-    line = model.source.line_text(layer.span.line).strip()
-    return f"{layer.kind} '{layer.name}' ({model.ir.path}:{layer.span.line}): {line}"
+    where = f"{layer.kind} '{layer.name}' ({analysis.model.path}:{layer.span.line})"
+    return f"{where}: {source.line_text(layer.span.line).strip()}" if source is not None else where
 
 
 def _layer_weights(info, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -127,26 +135,22 @@ def _io_names(g: Graph, names: list[str], single: str) -> list[str]:
     return [g.fresh(n) for n in names]
 
 
-def build(model: "Model", opset: int | None = None,
-          weights: Mapping[str, np.ndarray] | None = None,
-          metadata: Mapping[str, str] | None = None,
+def build(analysis: Analysis, weights: Mapping[str, np.ndarray], opset: int | None = None,
+          metadata: Mapping[str, str] | None = None, *, source: Source | None = None,
           fold_bn: bool = True, sink: ExternalSink | None = None) -> tuple[onnx.ModelProto, dict[str, tuple]]:
     """The unverified graph, and the shape (batch included) every layer's output must have.
     fold_bn: BatchNormalization after a convolution and ZeroPadding before one are folded
-    into it (lower.fold)."""
+    into it (fold.py)."""
     opset = check_opset(opset)
-    analysis = model.analysis
-    ir = model.ir
+    ir = analysis.model
+    name = ir.name
     if not ir.inputs:
-        raise UsageError(f"model '{model.name}' has no input shape, so it cannot be lowered",
+        raise UsageError(f"model '{name}' has no input shape, so it cannot be lowered",
                          ["declare it, e.g. `input (28, 28, 1)`, or give the first layer input_shape="])
     if not analysis.complete:
-        raise UsageError(f"model '{model.name}' has unknown shapes and cannot be lowered")
-    if weights is None:
-        weights = model.weights
-    else:
-        from cnnc.support.weights import check
-        weights = check(dict(weights), analysis, "weights")
+        raise UsageError(f"model '{name}' has unknown shapes and cannot be lowered")
+    # checked, never kept: the graph copies them into its initializers
+    weights = check(dict(weights), analysis.weight_shapes(), name, "weights", owned=True)
     g = Graph(opset, sink)
     in_names = _io_names(g, [n.name for n in ir.inputs], INPUT_NAME)
     out_names = _io_names(g, list(ir.outputs), OUTPUT_NAME)
@@ -169,7 +173,7 @@ def build(model: "Model", opset: int | None = None,
         if info.name in folded_into:
             bn = analysis.info(folded_into[info.name])
             layer_w = fold.fold(info, layer_w, bn, _layer_weights(bn, weights))
-        step = Step(g, info, layer_w, _layer_doc(model, info), pre_pads.get(info.name))
+        step = Step(g, info, layer_w, _layer_doc(analysis, source, info), pre_pads.get(info.name))
         rule = RULES[info.layer.family]
         if info.layer.spec.multi_input:
             y = rule(step, [values[s] for s in ir.inputs_of(info.layer)])
@@ -193,14 +197,14 @@ def build(model: "Model", opset: int | None = None,
                                             INPUT_DOC + (f"; Keras input '{n.name}'" if len(in_names) > 1 else ""))
               for n, onnx_name in zip(ir.inputs, in_names)]
     shapes = ", ".join(str(tuple(n.shape)) for n in ir.inputs)
-    graph = helper.make_graph(g.nodes, model.name or "model", inputs, outputs, initializer=g.initializers,
-                              doc_string=f"cnnc model '{model.name}' from {ir.path}; "
+    graph = helper.make_graph(g.nodes, name or "model", inputs, outputs, initializer=g.initializers,
+                              doc_string=f"cnnc model '{name}' from {ir.path}; "
                                          f"input {shapes} per sample, channels_last")
     proto = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
                                           producer_name="cnnc", producer_version=__version__,
-                                          doc_string=f"{model.name}: compiled by cnnc {__version__} "
+                                          doc_string=f"{name}: compiled by cnnc {__version__} "
                                                      f"from {ir.path}")
-    props = {"source": str(ir.path), "cnnc_version": __version__, "model": model.name,
+    props = {"source": str(ir.path), "cnnc_version": __version__, "model": name,
              "input_layout": "channels_last (NHWC)", "input_name": ",".join(in_names),
              "output_name": ",".join(out_names)}
     props.update(metadata or {})
@@ -208,41 +212,40 @@ def build(model: "Model", opset: int | None = None,
     return proto, expected
 
 
-def lower(model: "Model", opset: int | None = None,
-          weights: Mapping[str, np.ndarray] | None = None,
-          metadata: Mapping[str, str] | None = None, *, path: str | Path | None = None,
-          external_threshold: int | None = None) -> Lowered:
+def lower(analysis: Analysis, weights: Mapping[str, np.ndarray], opset: int | None = None,
+          metadata: Mapping[str, str] | None = None, *, source: Source | None = None,
+          path: str | Path | None = None, external_threshold: int | None = None) -> Lowered:
     """Build and verify; raises VerificationError (a cnnc bug) if a check fails.
     Weights over `external_threshold` bytes (default EXTERNAL_THRESHOLD, protobuf's
     limit) go to external data: that needs the `path` the model will be written to;
     the files are staged and verified beside it, and `write` moves them in place.
     Weights over STREAM_THRESHOLD are staged the same way, to hold one copy of them in
-    memory, and `write` streams them back into one .onnx (lower.inline)."""
+    memory, and `write` streams them back into one .onnx (inline.py)."""
     opset = check_opset(opset)
     checks = ("onnx.checker full_check", "strict shape inference matches cnnc's shapes",
               "onnxruntime smoke run")
     threshold = EXTERNAL_THRESHOLD if external_threshold is None else external_threshold
-    size = BYTES_PER_WEIGHT * model.analysis.total_params
+    size = BYTES_PER_WEIGHT * analysis.total_params
     inline = threshold >= size > STREAM_THRESHOLD and path is not None
     if size > threshold or inline:
         if path is None:
-            raise UsageError(f"model '{model.name}' has {size:,} bytes of weights, too many for one "
+            raise UsageError(f"model '{analysis.model.name}' has {size:,} bytes of weights, too many for one "
                              "ONNX message (protobuf's 2 GB limit)",
                              ["write it to a file (cnnc compile -o NAME.onnx, Model.to_onnx(path)): "
                               "its weights go to NAME.onnx.data beside it"])
-        staged, inferred = _build_staged(model, opset, weights, metadata, Path(path),
+        staged, inferred = _build_staged(analysis, weights, opset, metadata, source, Path(path),
                                          min(1024, max(0, threshold)))
         try:
-            finite = smoke_run(str(staged / Path(path).name), model.analysis)
+            finite = smoke_run(str(staged / Path(path).name), analysis)
         except BaseException:
             _remove_tree(staged)
             raise
         return Lowered(inferred, opset, sum(n.op_type == "Transpose" for n in inferred.graph.node),
                        finite, checks + (() if inline else ("weights in external data",)), None,
                        staged, inline)
-    proto, expected = build(model, opset, weights, metadata)
+    proto, expected = build(analysis, weights, opset, metadata, source=source)
     proto, data = check_and_infer_serialized(proto, expected)
-    finite = smoke_run(data, model.analysis)
+    finite = smoke_run(data, analysis)
     return Lowered(proto, opset, sum(n.op_type == "Transpose" for n in proto.graph.node), finite,
                    checks, data)
 
@@ -265,8 +268,8 @@ def _remove_tree(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _build_staged(model: "Model", opset: int, weights, metadata, path: Path,
-                  min_bytes: int) -> tuple[Path, onnx.ModelProto]:
+def _build_staged(analysis: Analysis, weights, opset: int, metadata, source: Source | None,
+                  path: Path, min_bytes: int) -> tuple[Path, onnx.ModelProto]:
     """Build the model into a temp folder beside `path` (same file system, so `write`
     renames), its initializers written to NAME.onnx.data as they are made, and verify
     it there; (folder, inferred model without its weights)."""
@@ -283,7 +286,7 @@ def _build_staged(model: "Model", opset: int, weights, metadata, path: Path,
             staged.mkdir()
             sink = ExternalSink(staged / data_path(path).name, min_bytes)
             try:
-                proto, expected = build(model, opset, weights, metadata, sink=sink)
+                proto, expected = build(analysis, weights, opset, metadata, source=source, sink=sink)
             finally:
                 sink.close()
             onnx.save_model(proto, str(staged / "model.onnx"))
@@ -296,10 +299,10 @@ def _build_staged(model: "Model", opset: int, weights, metadata, path: Path,
     return staged, inferred
 
 
-def to_onnx(model: "Model", opset: int | None = None,
-            weights: Mapping[str, np.ndarray] | None = None) -> onnx.ModelProto:
-    """The verified ONNX model of `model` with its current (or the given) weights."""
-    return lower(model, opset, weights).proto
+def to_onnx(analysis: Analysis, weights: Mapping[str, np.ndarray], opset: int | None = None, *,
+            source: Source | None = None) -> onnx.ModelProto:
+    """The verified ONNX model of `analysis` with `weights`."""
+    return lower(analysis, weights, opset, source=source).proto
 
 
 def default_path(source: str | Path) -> Path:
@@ -318,7 +321,8 @@ def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | No
     path = Path(path)
     if staged is None and data is None and weight_bytes(proto) > EXTERNAL_THRESHOLD:
         raise UsageError(f"the ONNX model for '{path}' is over protobuf's 2 GB limit",
-                         ["lower it with lower(model, path=...) so its weights go to external data"])
+                         ["lower it with lower(analysis, weights, path=...) so its weights go to "
+                          "external data"])
     if staged is None:
         if data is None:
             data = proto.SerializeToString()
@@ -350,9 +354,9 @@ def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | No
 
 
 def _write_inline(staged: Path, path: Path, protect) -> int:
-    """One .onnx from the staged model and its data, streamed (lower.inline), atomically."""
-    from cnnc.support.atomic import atomic_write
+    """One .onnx from the staged model and its data, streamed (inline.py), atomically."""
     from cnnc.backends.onnx.inline import inline
+    from cnnc.support.atomic import atomic_write
     try:
         with atomic_write(path, "wb", protect) as out:
             return inline(staged / path.name, out)
@@ -360,15 +364,19 @@ def _write_inline(staged: Path, path: Path, protect) -> int:
         _remove_tree(staged)
 
 
-def export(model: "Model", path: str | Path | None = None, opset: int | None = None,
+def export(analysis: Analysis, weights: Mapping[str, np.ndarray], path: str | Path | None = None,
+           opset: int | None = None, *, source: Source | None = None,
            external_threshold: int | None = None) -> onnx.ModelProto:
-    """Verify, then write to `path` (atomically) when given; returns the model (without
-    its weights when they went to external data, NAME.onnx.data beside `path`)."""
+    """Verify, then write to `path` (atomically, never over the model's source) when given;
+    returns the model (without its weights when they went to external data,
+    NAME.onnx.data beside `path`)."""
+    protect = [analysis.model.path]
     if path is not None:
         from cnnc.support.atomic import check_outputs
-        check_outputs([(path, "the ONNX model")], [model.ir.path])
-    lowered = lower(model, opset, path=path, external_threshold=external_threshold)
+        check_outputs([(path, "the ONNX model")], protect)
+    lowered = lower(analysis, weights, opset, source=source, path=path,
+                    external_threshold=external_threshold)
     if path is not None:
-        write(lowered.proto, path, protect=[model.ir.path], data=lowered.data, staged=lowered.staged,
+        write(lowered.proto, path, protect=protect, data=lowered.data, staged=lowered.staged,
               inline=lowered.inline)
     return lowered.proto

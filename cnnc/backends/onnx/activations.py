@@ -1,4 +1,4 @@
-"""Activations as standard ONNX ops: one rule per name in `cnnc.activations.SUPPORTED`.
+"""Activations as standard ONNX ops: one rule per name in `analysis.activations.SUPPORTED`.
 
 A rule gets the graph, the input tensor's name, the ONNX axis of Keras's last
 (channel) axis (softmax and log_softmax act there) and a name prefix, and

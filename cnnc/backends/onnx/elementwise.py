@@ -5,21 +5,19 @@ LayerNormalization and ConvNeXt's LayerScale. Each keeps the layout it is given
 (channels_first inside the graph after a Conv, channels_last on the raw input,
 FLAT_CF after a Flatten of a CF image): Keras axes are mapped to the physical
 ones and constant arrays (alpha, scale, mean, gamma, ...) are permuted at
-compile time, so no Transpose is added. Registered in `lower.layers.RULES`.
+compile time, so no Transpose is added. Registered in `registry.RULES`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from cnnc.analysis.infer import layer_norm_axes, normalization_shapes, prelu_alpha_shape, softmax_axes
 from cnnc.analysis.kinds import array_shape
 from cnnc.backends.onnx.graph import CF, FLAT_CF, Value, flatten_permutation
-
-if TYPE_CHECKING:       # lower.layers imports this module for its RULES
-    from cnnc.backends.onnx.layers import Rule, Step
+from cnnc.backends.onnx.step import Rule, Step
 
 KERAS_EPSILON = 1e-7   # keras.backend.epsilon(), Normalization's floor on sqrt(variance)
 

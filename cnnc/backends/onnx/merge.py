@@ -5,20 +5,18 @@ Inputs of one rank are merged in a common layout, channels_first when any of
 them already is (a branch after a Conv), so residual connections add no
 Transpose; Concatenate's Keras axis is mapped to that layout. Inputs of
 different ranks follow Keras: channels_last, with size-1 axes inserted after
-the batch axis of the lower-rank ones. Registered in `lower.layers.RULES`.
+the batch axis of the lower-rank ones. Registered in `registry.RULES`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from cnnc.backends.onnx.elementwise import physical_axis
 from cnnc.backends.onnx.graph import CF, CL, FLAT_CF, Value, channels_first, channels_last
-
-if TYPE_CHECKING:       # lower.layers imports this module for its RULES
-    from cnnc.backends.onnx.layers import Step
+from cnnc.backends.onnx.step import Step
 
 _VARIADIC = {"Add": "Sum", "Average": "Mean", "Maximum": "Max", "Minimum": "Min"}
 

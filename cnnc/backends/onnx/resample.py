@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnnc.analysis import shapes as sh
-from cnnc.support.diagnostics import UsageError
 from cnnc.backends.onnx.graph import CF, Value, channels_first
+from cnnc.support.diagnostics import UsageError
 
 INT64_MAX = 2 ** 63 - 1
 

@@ -14,8 +14,8 @@ from typing import Mapping
 import numpy as np
 import onnx
 
-from cnnc.support.diagnostics import Reporter
 from cnnc.analysis.infer import Analysis, infer
+from cnnc.support.diagnostics import Reporter
 
 Shape = tuple  # of int | str | None, batch included
 
@@ -112,7 +112,7 @@ def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[
         outs = trial.output_shapes
         if trial.complete and all(o is not None and None not in o for o in outs):
             return filled, [tuple(o) for o in outs]
-    from cnnc.support.diagnostics import UsageError     # the model's doing, not a cnnc bug
+    from cnnc.support.diagnostics import UsageError  # the model's doing, not a cnnc bug
     raise UsageError(f"cnnc runs the ONNX graph once to verify it, but no size from 32 to 1024 "
                      f"fits the unknown sizes of the model's inputs {shapes}",
                      ["give the input fixed sizes, e.g. input (256, 256, 3) or Input(shape=(256, 256, 3))"])

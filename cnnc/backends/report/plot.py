@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Sequence
 
 from cnnc.analysis import shapes as sh
-from cnnc.support.diagnostics import UsageError, visible as _visible
 from cnnc.analysis.infer import Analysis
+from cnnc.support.diagnostics import UsageError
+from cnnc.support.diagnostics import visible as _visible
 
 FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mmd",
            ".mermaid": "mmd"}

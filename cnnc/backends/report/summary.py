@@ -12,12 +12,13 @@ import sys
 import unicodedata
 from typing import Any, Iterable, Sequence
 
-from cnnc.support.version import __version__
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.arguments import Initializer, Regularizer
-from cnnc.support.diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
 from cnnc.analysis.groups import shown_as, summary_rows
 from cnnc.analysis.infer import BYTES_PER_VALUE, Analysis, LayerInfo, input_flow
+from cnnc.support.counts import HUGE, sci
+from cnnc.support.diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
+from cnnc.support.version import __version__
 
 SCHEMA = "cnnc.summary/1"
 FORMATS = ("text", "json", "markdown")
@@ -25,8 +26,8 @@ FORMATS = ("text", "json", "markdown")
 
 def readable_memory_size(size: float) -> str:
     """Keras's byte formatting: 1024-based, two decimals (364.54 KB)."""
-    if size >= sh.HUGE:
-        return f"{sh.sci(int(size))} B"
+    if size >= HUGE:
+        return f"{sci(int(size))} B"
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size / 1024 < 1:
             return f"{size:.2f} {unit}"
@@ -38,8 +39,8 @@ def readable_count(n: int | None) -> str:
     """1000-based short form for operation counts: 2.79 M."""
     if n is None:
         return "?"
-    if n >= sh.HUGE:
-        return sh.sci(n)
+    if n >= HUGE:
+        return sci(n)
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.2f} {unit}"

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cnnc.support.diagnostics import CnncError, Diagnostic, Source
 from cnnc.frontends.keras.container import SUFFIXES, Container, suffix_of
 from cnnc.frontends.keras.limits import KerasFileError
+from cnnc.support.diagnostics import CnncError, Diagnostic, Source
 
 __all__ = ["SUFFIXES", "KerasFileError", "Imported", "is_keras_path", "import_file", "check_file",
            "is_weights_path"]
@@ -78,7 +78,7 @@ def container_read(path: str | Path) -> Container:
 def check_file(path: str | Path):
     """The Checked model of a Keras file: its .cnn text checked by the front end, the
     diagnostics in the file's terms, its weights read when asked for."""
-    from cnnc.frontends.dispatch import Checked, check_text
+    from cnnc.frontends.cnn import Checked, check_text
     imp = import_file(path)
     checked = check_text(imp.text, str(path), _nested_rows(imp.model))
     diags = tuple(remap(d, imp) for d in checked.diagnostics)

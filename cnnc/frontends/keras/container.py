@@ -23,8 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from cnnc.frontends.keras.limits import (MAX_COMPRESSION_RATIO, MAX_CONFIG_BYTES, MAX_SMALL_MEMBER, MAX_WEIGHTS_BYTES,
-                     MAX_ZIP_MEMBERS, KerasFileError, regular_file)
+from cnnc.frontends.keras.limits import (
+    MAX_COMPRESSION_RATIO,
+    MAX_CONFIG_BYTES,
+    MAX_SMALL_MEMBER,
+    MAX_WEIGHTS_BYTES,
+    MAX_ZIP_MEMBERS,
+    KerasFileError,
+    regular_file,
+)
 
 SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
 

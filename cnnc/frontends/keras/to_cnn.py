@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnc.analysis import kinds
-from cnnc.language import syntax as S
 from cnnc.analysis.arguments import INITIALIZERS, ArgError, Initializer, snake_case
-from cnnc.support.diagnostics import Span
 from cnnc.frontends.keras import naming
 from cnnc.frontends.keras.config import OPS, KLayer, KModel
+from cnnc.language import syntax as S
+from cnnc.support.diagnostics import Span
 
 _SPAN = Span(1, 1, 1, 1)
 UNIFORM_KEYS = {"kernel_size", "strides", "dilation_rate", "pool_size", "size"}

@@ -225,6 +225,7 @@ def _dataset(group, path: str, what: str):
 def open_weights_file(path: str):
     """A context manager giving the root group of a weights file (.weights.h5 or .h5)."""
     import contextlib
+
     from cnnc.frontends.keras.limits import MAX_WEIGHTS_BYTES, regular_file
 
     @contextlib.contextmanager

@@ -157,7 +157,7 @@ class ApplicationsMixin:
     """Evaluator methods for keras.applications (mixed into Evaluator)."""
 
     def new_application(self, cls: str, args: list[ArgVal], node):
-        from cnnc.frontends.python.evaluator import Scope
+        from cnnc.frontends.python.scope import Scope
         from cnnc.frontends.python.values import ModelVal
         span = self.span(node)
         if not _arg(args, "include_top", True, 0) and _arg(args, "input_shape", None, 3) is None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cnnc.support.diagnostics import Diagnostic, Reporter, Source, Span, UsageError
 from cnnc.frontends.python.emit import emit
 from cnnc.frontends.python.evaluator import Evaluator
 from cnnc.frontends.python.source import ScriptSource, read_notebook, read_python
+from cnnc.support.diagnostics import Diagnostic, Reporter, Source, Span, UsageError
 
 SUFFIXES = (".py", ".ipynb")
 
@@ -25,7 +25,7 @@ class FoundModel:
     var: str
     line: int
     kind: str
-    checked: object = field(repr=False)   # frontend.Checked
+    checked: object = field(repr=False)   # frontends.cnn.Checked
     settings_only: bool = False      # its only errors are in compile()/fit(): shapes are good
     where: str = ""
     nested: bool = False             # called as a layer of another model (a part of it)
@@ -98,10 +98,10 @@ def parse_input_shape(text: str | None) -> tuple | None:
 
 def check_script(path: str, text: str, model: str | None = None,
                  input_shape: tuple | None = None) -> ScriptCheck:
-    from cnnc.frontends.dispatch import Checked
     from cnnc.analysis.infer import infer
     from cnnc.analysis.lint import lint
     from cnnc.analysis.resolve import resolve
+    from cnnc.frontends.cnn import Checked
 
     rep = Reporter(path)
     if path.lower().endswith(".ipynb"):

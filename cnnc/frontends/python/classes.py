@@ -17,10 +17,23 @@ from __future__ import annotations
 import ast
 
 from cnnc.analysis import kinds
-from cnnc.support.diagnostics import Span
 from cnnc.frontends.python.keras_api import LAYER_NAMES
-from cnnc.frontends.python.values import (ArgVal, ClassVal, InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal,
-                     PartialVal, SuperRef, TensorVal, TNode, Unknown, shown)
+from cnnc.frontends.python.values import (
+    ArgVal,
+    ClassVal,
+    InstanceVal,
+    KerasObj,
+    KerasRef,
+    LayerVal,
+    ModelVal,
+    PartialVal,
+    SuperRef,
+    TensorVal,
+    TNode,
+    Unknown,
+    shown,
+)
+from cnnc.support.diagnostics import Span
 
 # Layers without weights: a subclassed model may call one several times (`self.pool`),
 # which Keras allows; cnnc runs a copy per call under the same summary row.

@@ -13,11 +13,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnc.frontends.python.keras2 import FIT_RENAMED
+from cnnc.frontends.python.values import (
+    ArgVal,
+    ArrayVal,
+    CallRecord,
+    KerasObj,
+    KerasRef,
+    LayerVal,
+    ModelVal,
+    ModuleRef,
+    TensorVal,
+    TNode,
+    Unknown,
+    shown,
+)
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span
-from cnnc.frontends.python.keras2 import FIT_RENAMED
-from cnnc.frontends.python.values import (ArgVal, ArrayVal, CallRecord, KerasObj, KerasRef, LayerVal, ModelVal,
-                     ModuleRef, TensorVal, TNode, Unknown, shown)
 
 INPUT_SHAPE_HELP = "give the shape of one sample with --input-shape, e.g. --input-shape 28,28,1"
 # fit() arguments that carry data or training machinery, not settings cnnc reads

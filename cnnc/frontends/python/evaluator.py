@@ -16,17 +16,43 @@ import operator
 import re
 from typing import Any
 
-from cnnc.support.diagnostics import Reporter, Span
 from cnnc.analysis.kinds import OP_CLASSES
 from cnnc.frontends.python import datasets, keras2, tfdata
 from cnnc.frontends.python.applications import APPS, ApplicationsMixin
 from cnnc.frontends.python.classes import ClassesMixin
-from cnnc.frontends.python.keras_api import (KERAS1_REMOVED, LAYER_NAMES, MERGE_FUNCTIONS, OBJECT_MODULES, canonical,
-                        exported)
+from cnnc.frontends.python.keras_api import (
+    KERAS1_REMOVED,
+    LAYER_NAMES,
+    MERGE_FUNCTIONS,
+    OBJECT_MODULES,
+    canonical,
+    exported,
+)
+from cnnc.frontends.python.scope import _MISSING, Scope
 from cnnc.frontends.python.source import ScriptSource
-from cnnc.frontends.python.values import (ArgVal, ArrayVal, BoundMethod, CallRecord, ClassVal, DataStream, DatasetRef, FuncVal,
-                     InstanceVal, KerasObj, KerasRef, LayerVal, ModelVal, ModuleRef, PartialVal,
-                     SuperRef, TensorVal, TNode, Unknown, shown)
+from cnnc.frontends.python.values import (
+    ArgVal,
+    ArrayVal,
+    BoundMethod,
+    CallRecord,
+    ClassVal,
+    DatasetRef,
+    DataStream,
+    FuncVal,
+    InstanceVal,
+    KerasObj,
+    KerasRef,
+    LayerVal,
+    ModelVal,
+    ModuleRef,
+    PartialVal,
+    SuperRef,
+    TensorVal,
+    TNode,
+    Unknown,
+    shown,
+)
+from cnnc.support.diagnostics import Reporter, Span
 
 MAX_STEPS = 400_000          # expressions evaluated in one script
 MAX_LOOP = 10_000            # iterations of one loop
@@ -61,27 +87,6 @@ class _Raise(Exception):
     pass
 
 
-class Scope:
-    def __init__(self, parent: "Scope | None" = None):
-        self.vars: dict[str, Any] = {}
-        self.parent = parent
-        self.module: Scope = parent.module if parent is not None else self
-        self.stars: list[tuple[str, ...]] = []
-
-    @property
-    def is_module(self) -> bool:
-        return self.parent is None
-
-    def lookup(self, name: str):
-        s = self
-        while s is not None:
-            if name in s.vars:
-                return s.vars[name]
-            s = s.parent
-        return _MISSING
-
-
-_MISSING = object()
 _BUILTIN_NAMES = {"range", "len", "int", "float", "str", "tuple", "list", "dict", "print",
                   "enumerate", "zip", "min", "max", "sum", "abs", "round", "reversed", "sorted",
                   "bool", "isinstance", "repr", "any", "all", "divmod", "pow", "super", "set",

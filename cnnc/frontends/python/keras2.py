@@ -6,8 +6,8 @@ Keras 3 and warns loudly."""
 
 from __future__ import annotations
 
-from cnnc.support.diagnostics import Reporter
 from cnnc.frontends.python.values import ArgVal, LayerVal
+from cnnc.support.diagnostics import Reporter
 
 # old keyword -> (Keras 3 keyword, how the value changes)
 _RENAMED = {
