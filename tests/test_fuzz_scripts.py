@@ -50,6 +50,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnc.analysis.symbolic import Expr, evaluate
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "tests" / "data" / "scripts"
 BIG = os.environ.get("CNNC_FUZZ") == "big"
@@ -103,6 +105,14 @@ def _span_problem(d, lines: list[str], notebook: bool) -> str | None:
     return None
 
 
+def _positive(d, values) -> bool:
+    """A size that is a positive int, or an expression in open dimensions that is positive
+    at `values` (sizes the model works for)."""
+    if isinstance(d, Expr):
+        return evaluate(d, values) > 0
+    return isinstance(d, int) and not isinstance(d, bool) and d > 0
+
+
 def _model_problems(found) -> list[str]:
     """An `ok` model with a size that is not a positive integer, or negative params."""
     out = []
@@ -112,16 +122,18 @@ def _model_problems(found) -> list[str]:
     a = checked.analysis
     if not a.complete:
         out.append(f"model {found.var} (line {found.line}) is ok but its shapes are incomplete")
+    # open sizes (expressions) are checked at the smallest sizes the model works for
+    values = {name: (a.constraints.sets[name].first(1) or [1])[0] if name in a.constraints.sets else 1
+              for name in a.constraints.dims}
     for info in a.infos:
         shapes = [f.shape for f in info.input_flows] + [info.output.shape]
         for shape in shapes:
-            if shape is None or any(not (d is None or (isinstance(d, int) and not isinstance(d, bool)
-                                                       and d > 0)) for d in shape):
+            if shape is None or any(not (d is None or _positive(d, values)) for d in shape):
                 out.append(f"model {found.var} (line {found.line}) is ok but layer {info.name} has "
                            f"shape {shape}")
                 break
         for w in info.weights:
-            if any(not isinstance(d, int) or d <= 0 for d in w.shape):
+            if any(not _positive(d, values) for d in w.shape):
                 out.append(f"model {found.var} is ok but {info.name}/{w.name} has shape {w.shape}")
     try:
         if a.total_params < 0:

@@ -49,7 +49,8 @@ def _layers(checked) -> list[dict]:
     for row in summary_rows(checked.analysis):
         if getattr(row.layer, "is_op", False):
             continue
-        shape = [None] + list(row.output.shape) if row.output is not None else None
+        # Keras's view of the shape: None where a size is open
+        shape = [None] + list(row.output_shape) if row.output is not None else None
         params = sum(_params(m) for m in row.members) if hasattr(row, "members") else _params(row)
         out.append({"name": row.name, "class": row.layer.kind, "output_shape": shape,
                     "params": params})

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from cnnc.analysis.symbolic import Expr, dim
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span, did_you_mean
 
@@ -35,6 +36,8 @@ def literal(v: S.Value, name: str = "value") -> Any:
     """The plain Python value of numbers, strings, None/True/False, tuples, lists."""
     if isinstance(v, (S.Number, S.String)):
         return v.value
+    if isinstance(v, S.Open):
+        return v.expr
     if isinstance(v, S.Name) and v.dotted in _CONSTANTS:
         return _CONSTANTS[v.dotted]
     if isinstance(v, S.Tuple):
@@ -71,6 +74,23 @@ def expect_int(v: S.Value, name: str, minimum: int | None = None) -> int:
 def positive_int(v: S.Value, name: str) -> int:
     return expect_int(v, name, minimum=1)
 
+
+def count(v: S.Value, name: str) -> int | Expr:
+    """A count that may be open (units=num_classes): a positive int, or an expression in
+    open dimensions that is positive for every value (dimensions are >= 1; every
+    coefficient positive)."""
+    x = literal(v, name)
+    if isinstance(x, Expr):
+        if not positive_everywhere(x):
+            raise ArgError(f"`{name}` must be positive for every value of its open sizes, got "
+                           f"{S.describe(v)}", v.span)
+        return x
+    return expect_int(v, name, minimum=1)
+
+
+def positive_everywhere(x: Expr) -> bool:
+    """Every coefficient positive: dimensions are >= 1, so the expression is >= 1."""
+    return all(c > 0 for _, c in x.terms)
 
 def any_int(v: S.Value, name: str) -> int:
     return expect_int(v, name)
@@ -178,7 +198,12 @@ def layer_name(v: S.Value, name: str) -> str:
 
 
 def shape(v: S.Value, name: str) -> tuple[int | None, ...]:
-    """A sample shape: positive ints, None for a size known only at run time."""
+    """A sample shape: positive ints, None for a size known only at run time, and open
+    sizes: a name not defined anywhere (`input (H, W, 3)`) stands for a size Keras leaves
+    as None, named; an open dimension declared with `name: int` for one fixed before the
+    model is built."""
+    if isinstance(v, S.Tuple):
+        v = S.Tuple(tuple(_open_name(i) for i in v.items), v.span)
     x = literal(v, name)
     if _is_int(x):
         x = (x,)
@@ -188,10 +213,22 @@ def shape(v: S.Value, name: str) -> tuple[int | None, ...]:
         raise ArgError(f"`{name}` must be a tuple of sizes such as (28, 28, 1), got {S.describe(v)}",
                        v.span)
     for item in x:
-        if item is not None and (not _is_int(item) or item <= 0):
+        if isinstance(item, Expr):
+            if not positive_everywhere(item):
+                raise ArgError(f"`{name}` sizes must be positive for every value of their open "
+                               f"sizes, got {S.describe(v)}", v.span)
+        elif item is not None and (not _is_int(item) or item <= 0):
             raise ArgError(f"`{name}` sizes must be positive integers or None, got {S.describe(v)}",
                            v.span)
     return x
+
+
+def _open_name(item: S.Value) -> S.Value:
+    """A plain name in a shape that is not a constant: a size left open (Keras's None),
+    named by the source."""
+    if isinstance(item, S.Name) and len(item.parts) == 1 and item.dotted not in _CONSTANTS:
+        return S.Open(dim(item.dotted, none=True), item.span)
+    return item
 
 
 _UNSET = object()

@@ -62,12 +62,16 @@ class Layer:
 
 @dataclass(frozen=True)
 class InputNode:
-    """A model input (Keras's InputLayer): one sample's shape, batch left out."""
+    """A model input (Keras's InputLayer): one sample's shape, batch left out. `shape`
+    is Keras's view (None where the size is open); `open`, when the source names some
+    of its open sizes (`input (H, W, 3)`, a size taken from data), the shape with those
+    as expressions (symbolic.py)."""
 
     name: str
     shape: tuple[int | None, ...]
     span: Span | None = None
     kind: str = "InputLayer"
+    open: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ class ModelIR:
     # model.layers with those rows in place of their layers (empty: layer_order).
     groups: Mapping[str, str] = field(default_factory=dict)
     row_order: tuple[str, ...] = ()
+    # The open dimensions (sizes not fixed yet), each with where it comes from
+    # ("line 3", "the height of input 'input_layer' (None)", "len(class_names), line 12").
+    dims: Mapping[str, str] = field(default_factory=dict)
 
     # --- the single-input, single-output view most commands use ------------------
 
@@ -152,5 +159,5 @@ class ModelIR:
 
     def with_input_shapes(self, shapes: list[tuple[int | None, ...]]) -> "ModelIR":
         """The same model with other input shapes (the ONNX verifier fills unknown sizes)."""
-        nodes = tuple(replace(n, shape=tuple(s)) for n, s in zip(self.inputs, shapes))
+        nodes = tuple(replace(n, shape=tuple(s), open=None) for n, s in zip(self.inputs, shapes))
         return replace(self, inputs=nodes)

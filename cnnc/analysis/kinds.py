@@ -19,6 +19,7 @@ from cnnc.analysis.arguments import (
     any_int,
     boolean,
     choice,
+    count,
     expect_int,
     fraction,
     initializer,
@@ -28,12 +29,14 @@ from cnnc.analysis.arguments import (
     number,
     optional,
     optional_int,
+    positive_everywhere,
     positive_int,
     regularizer,
     shape,
     snake_case,
     tuple_of,
 )
+from cnnc.analysis.symbolic import Expr
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import did_you_mean
 
@@ -160,11 +163,15 @@ def target_shape(v: S.Value, name: str) -> tuple[int, ...]:
         x = (x,)
     if isinstance(x, list):
         x = tuple(x)
-    if not isinstance(x, tuple) or not x or not all(isinstance(i, int) and not isinstance(i, bool)
-                                                   for i in x):
+    if not isinstance(x, tuple) or not x or not all(
+            (isinstance(i, int) and not isinstance(i, bool)) or isinstance(i, Expr) for i in x):
         raise ArgError(f"`{name}` must be a tuple of integers such as (7, 7, 64), got "
                        f"{S.describe(v)}", v.span)
-    if any(i == 0 or i < -1 for i in x) or x.count(-1) > 1:
+    if any(isinstance(i, Expr) and not positive_everywhere(i) for i in x):
+        raise ArgError(f"`{name}` sizes must be positive for every value of their open sizes, "
+                       f"got {S.describe(v)}", v.span)
+    fixed = [i for i in x if isinstance(i, int)]
+    if any(i == 0 or i < -1 for i in fixed) or fixed.count(-1) > 1:
         raise ArgError(f"`{name}` sizes must be positive, with at most one -1, got "
                        f"{S.describe(v)}", v.span)
     return x
@@ -296,7 +303,7 @@ COMMON = (
 def _conv_params(rank: int, separable: bool = False, depthwise: bool = False) -> tuple[Param, ...]:
     t = tuple_of(rank)
     ones = (1,) * rank
-    head: list[Param] = [] if depthwise else [Param("filters", positive_int)]
+    head: list[Param] = [] if depthwise else [Param("filters", count)]
     head += [Param("kernel_size", t), Param("strides", t, ones),
              Param("padding", padding_mode(rank == 1 and not separable and not depthwise), "valid")]
     if depthwise:
@@ -372,7 +379,7 @@ _BN = (
 )
 
 _DENSE = (
-    Param("units", positive_int),
+    Param("units", count),
     _activation_param(),
     Param("use_bias", boolean, True),
     _init("kernel_initializer", "GlorotUniform"),
@@ -552,7 +559,7 @@ def _conv_transpose_params(rank: int) -> tuple[Param, ...]:
     t = tuple_of(rank)
     ones = (1,) * rank
     out_pad = Param("output_padding", optional(tuple_of(rank, allow_zero=True)), None)
-    head = [Param("filters", positive_int), Param("kernel_size", t), Param("strides", t, ones),
+    head = [Param("filters", count), Param("kernel_size", t), Param("strides", t, ones),
             Param("padding", choice(("valid", "same")), "valid")]
     head += [DATA_FORMAT, out_pad] if rank == 3 else [out_pad, DATA_FORMAT]
     head += [Param("dilation_rate", t, ones), _activation_param(), Param("use_bias", boolean, True),

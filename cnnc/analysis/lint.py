@@ -99,7 +99,7 @@ def _loss_vs_output(model: ModelIR, analysis: Analysis, rep: Reporter) -> None:
         rep.warning(f"{loss.name} on a 1-unit output: the loss is always 0", loss.span,
                     "for a binary classifier use binary_crossentropy with a 1-unit sigmoid, or "
                     "give the last layer one unit per class")
-    elif loss.name == "binary_crossentropy" and act == "softmax" and units and units > 1:
+    elif loss.name == "binary_crossentropy" and act == "softmax" and isinstance(units, int) and units > 1:
         rep.warning(f"binary_crossentropy on a {units}-way softmax", loss.span,
                     "for one label among several classes use categorical_crossentropy "
                     "(or sparse_categorical_crossentropy with integer labels)")

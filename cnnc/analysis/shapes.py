@@ -1,8 +1,8 @@
 """Shape arithmetic, as Keras 3 computes it (keras/src/ops/operation_utils.py).
 
 Small pure functions on one spatial axis, shared by the checker, the NumPy
-reference, the ONNX lowering and the tests. `None` stands for a size known
-only at run time and propagates.
+reference, the ONNX lowering and the tests. A size is an int, an expression in open
+dimensions (symbolic.py: the arithmetic below works on both), or `None`, unknown.
 """
 
 from __future__ import annotations
@@ -10,7 +10,18 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-Size = int | None
+from cnnc.analysis.symbolic import Expr, shown_as_none, undefined_in_keras
+
+Size = int | Expr | None
+
+
+def undefined(n: Size) -> bool:
+    """Whether Keras sees None here: unknown, or depending on an axis Keras leaves open."""
+    return n is None or (isinstance(n, Expr) and undefined_in_keras(n))
+
+
+def _show(n: Size) -> str:
+    return "None" if n is None or (isinstance(n, Expr) and shown_as_none(n)) else str(n)
 
 
 def effective_kernel(k: int, d: int = 1) -> int:
@@ -57,7 +68,7 @@ def pads(n: Size, k: int, s: int, d: int, padding: str) -> tuple[int, int] | Non
         return 0, 0
     if padding == "causal":
         return causal_pads(k, d)
-    if n is None:
+    if not isinstance(n, int):
         return None
     return same_pads(n, k, s, d)
 
@@ -125,10 +136,10 @@ def numel(shape: Sequence[Size]) -> Size:
 
 def fmt_shape(shape: Sequence[Size], batch: bool = True) -> str:
     """Keras's way: (None, 26, 26, 32)."""
-    items = (["None"] if batch else []) + ["None" if n is None else str(n) for n in shape]
+    items = (["None"] if batch else []) + [_show(n) for n in shape]
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def fmt_size(shape: Sequence[Size]) -> str:
     """26x26 for messages."""
-    return "x".join("?" if n is None else str(n) for n in shape)
+    return "x".join("?" if _show(n) == "None" else str(n) for n in shape)

@@ -300,6 +300,9 @@ def _convert(t: Tree, rep: Reporter) -> S.Statement | None:
     if t.data == "model_decl":
         tok = t.children[0]
         return S.ModelDecl(str(tok), _meta_span(t), _span(tok))
+    if t.data == "dim_decl":
+        name, kind = t.children
+        return S.DimDecl(str(name), _span(name), str(kind), _span(kind))
     if t.data == "input_decl":
         alias = t.children[1]
         return S.InputDecl(_value(t.children[0]), _meta_span(t), str(alias) if alias is not None else None)

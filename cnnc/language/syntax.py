@@ -99,7 +99,17 @@ class BinOp:
     name: str | None = None       # on tensors: the operation's name (front ends give Keras's)
 
 
-Value = Union[Number, String, Name, Tuple, List, Call, Applied, BinOp]
+@dataclass(frozen=True)
+class Open:
+    """A size not known yet: an open dimension, or arithmetic on open dimensions.
+    `expr` is the size as an expression (analysis/symbolic.py); front ends emit it for
+    values that come from data, resolve for names declared with `name: int`."""
+
+    expr: object
+    span: Span
+
+
+Value = Union[Number, String, Name, Tuple, List, Call, Applied, BinOp, Open]
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,16 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class DimDecl:
+    """`num_classes: int`: an open dimension (a size not fixed yet)."""
+
+    name: str
+    span: Span
+    type_name: str
+    type_span: Span
+
+
+@dataclass(frozen=True)
 class Import:
     """A Python import in a pasted tutorial: no effect but its aliases
     (`from keras.layers import MaxPooling2D as MP`)."""
@@ -145,7 +165,7 @@ class Import:
     span: Span
 
 
-Statement = Union[ModelDecl, InputDecl, CallStmt, Assign, Import]
+Statement = Union[ModelDecl, InputDecl, CallStmt, Assign, Import, DimDecl]
 
 
 def describe(v: Value) -> str:
@@ -165,6 +185,8 @@ def describe(v: Value) -> str:
         return f"{v.name.dotted}({_describe_args(v.args)})"
     if isinstance(v, Applied):
         return f"{describe(v.layer)}({_describe_args(v.args)})"
+    if isinstance(v, Open):
+        return str(v.expr)
     if isinstance(v, BinOp):
         if len(v.items) == 1:
             return SYMBOL[v.op] + describe(v.items[0])

@@ -76,7 +76,7 @@ def bench(analysis: Analysis, weights: Mapping[str, np.ndarray], batch: int = 25
     sample = tuple(analysis.model.input_shape)
     if None in sample:
         from cnnc.backends.onnx.verify import smoke_shapes
-        sample = smoke_shapes(analysis)[0][0]
+        sample = smoke_shapes(analysis)[0][0][0]
     xb = rng.standard_normal((batch, *sample)).astype(np.float32)
     x1 = xb[:1].copy()
 

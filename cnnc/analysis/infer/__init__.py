@@ -11,6 +11,7 @@ repeat the first), but every layer's own arguments were already checked.
 
 from __future__ import annotations
 
+from cnnc.analysis.constraints import Constraints
 from cnnc.analysis.infer.basic import (
     activation,
     batch_norm,
@@ -22,6 +23,7 @@ from cnnc.analysis.infer.basic import (
 )
 from cnnc.analysis.infer.core import (  # noqa: F401 (API)
     BYTES_PER_VALUE,
+    CONSTRAINTS,
     Analysis,
     Flow,
     LayerInfo,
@@ -60,6 +62,7 @@ from cnnc.analysis.infer.windows import (
     separable_conv,
 )
 from cnnc.analysis.ir import Layer, ModelIR
+from cnnc.analysis.symbolic import dims_of
 from cnnc.support.diagnostics import Reporter
 
 RULES: dict[str, Rule] = {
@@ -107,21 +110,36 @@ def infer(model: ModelIR, rep: Reporter, stop_after_line: int | None = None) -> 
     parse) get no shapes: what flows into them is unknown. Layers that reach no
     output are checked too (Keras checks a layer when it is called), but are not
     part of the Analysis."""
-    flows: dict[str, Flow | None] = {n.name: input_flow(n.shape) for n in model.inputs}
+    constraints = Constraints()
+    open_inputs = open_input_shapes(model)
+    flows: dict[str, Flow | None] = {n.name: input_flow(shape) for n, shape
+                                     in zip(model.inputs, open_inputs)}
+    for flow in flows.values():
+        for size in flow.shape:
+            for d in dims_of(size).values():
+                constraints.declare(d)
     infos: list[LayerInfo] = []
     complete = bool(model.inputs) and bool(model.outputs)
     live = len(model.layers)
-    for k, layer in enumerate((*model.layers, *model.detached)):
-        info = _infer_layer(model, layer, flows, rep, stop_after_line)
-        flows[layer.name] = info.output if info is not None else None
-        if k < live:
-            if info is None:
-                complete = False
-            else:
-                infos.append(info)
-    return Analysis(model, tuple(infos), complete)
+    token = CONSTRAINTS.set(constraints)
+    try:
+        for k, layer in enumerate((*model.layers, *model.detached)):
+            info = _infer_layer(model, layer, flows, rep, stop_after_line)
+            flows[layer.name] = info.output if info is not None else None
+            if k < live:
+                if info is None:
+                    complete = False
+                else:
+                    infos.append(info)
+    finally:
+        CONSTRAINTS.reset(token)
+    return Analysis(model, tuple(infos), complete, constraints, tuple(open_inputs))
 
 
+def open_input_shapes(model: ModelIR) -> list[tuple]:
+    """The inputs' sample shapes with their open sizes as expressions (resolve names a
+    None after its axis: H, W, ...)."""
+    return [node.open or node.shape for node in model.inputs]
 def _infer_layer(model: ModelIR, layer: Layer, flows: dict[str, Flow | None], rep: Reporter,
                  stop_after_line: int | None) -> LayerInfo | None:
     xs = [flows.get(src) for src in model.inputs_of(layer)]

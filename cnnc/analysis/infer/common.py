@@ -5,18 +5,66 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cnnc.analysis import shapes as sh
-from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError, Weight
+from cnnc.analysis.constraints import Check, Unsatisfiable
+from cnnc.analysis.infer.core import CONSTRAINTS, Flow, LayerInfo, ShapeError, Weight
 from cnnc.analysis.ir import Layer
 from cnnc.analysis.kinds import KINDS
+from cnnc.analysis.symbolic import Expr, floor_div, render
 
 _AXES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
 _LAYOUT = {1: "(batch, steps, channels)", 2: "(batch, height, width, channels)",
            3: "(batch, depth, height, width, channels)"}
+
+
+def need(layer: Layer, terms: Sequence[tuple[object, str]], text: str,
+         on_fail: Callable[[], ShapeError]) -> None:
+    """A size check that depends on open dimensions: it holds when any of `terms` holds
+    (`expr >= 0` for "ge", `expr == 0` for "eq"). Recorded as a constraint of the model;
+    `on_fail()` is raised when no value satisfies it, and a ShapeError naming both sides
+    when no value satisfies it together with the checks of earlier layers."""
+    constraints = CONSTRAINTS.get()
+    check = Check(tuple(terms), text, layer.name, layer.span.line if layer.span else None)
+    if constraints is None:          # outside a model's inference: decide it for every value
+        if check.solve() is not None and check.solve().empty:
+            raise on_fail()
+        return
+    try:
+        ok = constraints.require(check)
+    except Unsatisfiable as e:
+        earlier = [c for c in constraints.checks_of(e.dim)][:3]
+        raise ShapeError(f"{layer.kind} needs {text}, which holds only for {e.dim}: {e.alone.describe()}; "
+                         f"the layers before it need {e.dim}: {e.before.describe()}, and no size "
+                         "is both", layer.span,
+                         *[f"'{c.layer}' (line {c.line}) needs {c.text}" for c in earlier]) from None
+    if not ok:
+        raise on_fail()
+
+
+def divisible(layer: Layer, n, k: int, text: str, on_fail: Callable[[], ShapeError]) -> None:
+    """`n` a multiple of `k`, n an open size."""
+    need(layer, [(n - k * floor_div(n, k), "eq")], text, on_fail)
+
+
+def at_least(layer: Layer, n, k: int, text: str, on_fail: Callable[[], ShapeError]) -> None:
+    need(layer, [(n - k, "ge")], text, on_fail)
+
+
+def equal(layer: Layer, a, b, text: str, on_fail: Callable[[], ShapeError],
+          broadcast: bool = False) -> None:
+    """a == b (or, where arrays broadcast, either is 1)."""
+    terms = [(a - b, "eq")]
+    if broadcast:
+        terms += [(a - 1, "eq"), (b - 1, "eq")]
+    need(layer, terms, text, on_fail)
+
+
+def is_open(n) -> bool:
+    return isinstance(n, Expr)
 
 
 def _need_rank(layer: Layer, x: Flow, rank: int) -> None:
@@ -30,7 +78,7 @@ def _need_rank(layer: Layer, x: Flow, rank: int) -> None:
 
 def _rank_hint(x: Flow, rank: int, layer_kind: str = "") -> str:
     n = sh.numel(x.shape)
-    if len(x.shape) < rank + 1 and n is not None:
+    if len(x.shape) < rank + 1 and isinstance(n, int):
         guess = _guess_reshape(n, rank)
         if guess:
             return f"add a Reshape before it, e.g. Reshape({guess})"
@@ -45,7 +93,7 @@ def _rank_hint(x: Flow, rank: int, layer_kind: str = "") -> str:
         if variant != layer_kind and variant in KINDS:
             hints.append(f"use {variant} instead")
         keep = len(x.shape) - rank            # leading axes merged into the first one
-        if None not in x.shape[:keep]:
+        if all(isinstance(n, int) for n in x.shape[:keep]):
             merged = (math.prod(x.shape[:keep]), *x.shape[keep:])
             hints.append(f"add a Reshape before it that merges axes, e.g. Reshape({sh.fmt_shape(merged, batch=False)})")
         return "; or ".join(hints)
@@ -63,7 +111,7 @@ def _guess_reshape(n: int, rank: int) -> str:
 
 def _channels(layer: Layer, x: Flow) -> int:
     c = x.shape[-1]
-    if c is None:
+    if sh.undefined(c):
         raise ShapeError(f"{layer.kind} needs the channel dimension to be known, got None",
                          layer.span, "Keras refuses an undefined channel axis too")
     return c
@@ -75,9 +123,15 @@ def _spatial_out(layer: Layer, x: Flow, k: Sequence[int], s: Sequence[int], d: S
     out = tuple(sh.pool_output_length(n, kk, ss, padding) if pooling
                 else sh.conv_output_length(n, kk, ss, dd, padding)
                 for n, kk, ss, dd in zip(spatial, k, s, d))
-    bad = [i for i, o in enumerate(out) if o is not None and o <= 0]
+    bad = [i for i, o in enumerate(out) if isinstance(o, int) and o <= 0]
     if bad:
         raise _too_small(layer, spatial, k, s, d, out, bad, pooling)
+    for i, o in enumerate(out):
+        if is_open(o):
+            what = "pool_size" if pooling else "kernel_size"
+            at_least(layer, o, 1, f"the output {_AXES[len(spatial)][i]} {render(o)} >= 1 "
+                     f"({what} {k[i]} on {render(spatial[i])})",
+                     lambda i=i: _too_small(layer, spatial, k, s, d, out, [i], pooling))
     return out
 
 
@@ -90,9 +144,10 @@ def _too_small(layer: Layer, spatial, k, s, d, out, bad, pooling: bool) -> Shape
     i = bad[0]
     axis = _AXES[rank][i]
     if pooling or d[i] == 1:
-        formula = f"floor(({spatial[i]} - {k[i]}) / {s[i]}) + 1 = {out[i]}"
+        formula = f"floor(({render(spatial[i])} - {k[i]}) / {s[i]}) + 1 = {render(out[i])}"
     else:
-        formula = f"floor(({spatial[i]} - {d[i]}*({k[i]}-1) - 1) / {s[i]}) + 1 = {out[i]}"
+        formula = (f"floor(({render(spatial[i])} - {d[i]}*({k[i]}-1) - 1) / {s[i]}) + 1 = "
+                   f"{render(out[i])}")
     kernel_desc = f"{what}={sh.fmt_size(size)}" + (f" with dilation_rate={sh.fmt_size(d)}" if dilated else "")
     msg = (f"{layer.kind} {kernel_desc} does not fit its input: needs at least "
            f"{sh.fmt_size(need)}, got {sh.fmt_size(spatial)}")
@@ -116,7 +171,7 @@ def _weight(layer: Layer, name: str, shape: tuple[int, ...], init_arg: str,
     return Weight(name, shape, trainable and layer.trainable, layer.args[init_arg], reg)
 
 
-def _macs(out_spatial: Sequence[int | None], per_position: int) -> int | None:
+def _macs(out_spatial: Sequence[sh.Size], per_position) -> sh.Size:
     n = sh.numel(out_spatial)
     return None if n is None else n * per_position
 

@@ -4,13 +4,16 @@ Analysis, and ShapeError (a rule's refusal, with its arithmetic)."""
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.arguments import Initializer, Regularizer
+from cnnc.analysis.constraints import Constraints
 from cnnc.analysis.ir import Layer, ModelIR
+from cnnc.analysis.symbolic import keras_view
 from cnnc.support.diagnostics import Span
 
 BYTES_PER_VALUE = 4  # float32
@@ -65,17 +68,20 @@ class LayerInfo:
     def input_flows(self) -> tuple[Flow, ...]:
         return self.inputs or (self.input,)
 
+    # Keras's view of the shapes: None where a size is open. The open sizes themselves,
+    # as expressions, are in the flows (`info.output.shape`).
+
     @property
     def input_shapes(self) -> tuple[tuple[int | None, ...], ...]:
-        return tuple(f.shape for f in self.input_flows)
+        return tuple(keras_view(f.shape) for f in self.input_flows)
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:
-        return self.input.shape
+        return keras_view(self.input.shape)
 
     @property
     def output_shape(self) -> tuple[int | None, ...]:
-        return self.output.shape
+        return keras_view(self.output.shape)
 
     @property
     def params(self) -> int:
@@ -100,6 +106,9 @@ class Analysis:
     model: ModelIR
     infos: tuple[LayerInfo, ...]      # the model's layers, in model order
     complete: bool          # False when some layer's shape could not be inferred
+    # what the open dimensions must satisfy (their sets of working sizes, conditions)
+    constraints: Constraints = field(default_factory=Constraints, compare=False)
+    open_inputs: tuple = ()           # the inputs' shapes with their open sizes named
 
     @cached_property
     def _by_name(self) -> dict[str, LayerInfo]:
@@ -112,12 +121,26 @@ class Analysis:
             raise KeyError(name) from None
 
     def shape_of(self, tensor: str) -> tuple[int | None, ...] | None:
-        """The sample shape of a node's tensor (an input or a layer), None if unknown."""
+        """The sample shape of a node's tensor (an input or a layer), None if unknown;
+        Keras's view (None where a size is open)."""
         node = self.model.input_node(tensor)
         if node is not None:
             return node.shape
         info = self._by_name.get(tensor)
         return info.output_shape if info is not None else None
+
+    def open_shape_of(self, tensor: str) -> tuple | None:
+        """The sample shape with its open sizes as expressions."""
+        for node, shape in zip(self.model.inputs, self.open_inputs or ()):
+            if node.name == tensor:
+                return shape
+        info = self._by_name.get(tensor)
+        return info.output.shape if info is not None else None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether some size is not fixed yet (an open dimension)."""
+        return bool(self.constraints.dims)
 
     @property
     def output_shapes(self) -> tuple[tuple[int | None, ...] | None, ...]:
@@ -153,6 +176,10 @@ class Analysis:
 
 
 Rule = Callable[[Layer, Flow], LayerInfo]
+
+# The constraints of the model being inferred: rules record the size checks that
+# depend on open dimensions here (common.need), instead of deciding them.
+CONSTRAINTS: ContextVar[Constraints | None] = ContextVar("constraints", default=None)
 
 
 def input_flow(shape: tuple[int | None, ...]) -> Flow:

@@ -51,7 +51,7 @@ def _mixing(x: Flow, axes: Sequence[int]) -> Flow:
         i = a - 1
         if 0 <= i < len(rf):
             n = x.shape[i]
-            if n is None:
+            if not isinstance(n, int):
                 return Flow(x.shape)
             rf[i] = rf[i] + (n - 1) * x.jump[i]
     return Flow(x.shape, tuple(rf), x.jump)
@@ -69,7 +69,7 @@ def _fits_broadcast(layer: Layer, arg: str, shape: tuple[int, ...], x: Flow) -> 
         target = full[axis]
         if d == 1 or d == target:
             continue
-        what = "the batch axis" if axis == 0 else f"axis {axis} (size {'unknown' if target is None else target})"
+        what = "the batch axis" if axis == 0 else f"axis {axis} (size {'unknown' if sh.undefined(target) else target})"
         raise ShapeError(f"{layer.kind} {arg} of shape {shape} does not broadcast to its input "
                          f"{sh.fmt_shape(x.shape)}: its size {d} meets {what}", layer.span_of(arg),
                          "arrays align with the input from the right (NumPy broadcasting); each "
@@ -102,7 +102,7 @@ def prelu_alpha_shape(layer: Layer, x: Flow) -> tuple[int | None, ...]:
 
 def prelu(layer: Layer, x: Flow) -> LayerInfo:
     shape = prelu_alpha_shape(layer, x)
-    unknown = [i + 1 for i, n in enumerate(shape) if n is None]
+    unknown = [i + 1 for i, n in enumerate(shape) if sh.undefined(n)]
     if unknown:
         raise ShapeError(f"PReLU needs a known size on every axis it does not share; axis "
                          f"{unknown[0]} of {sh.fmt_shape(x.shape)} is None", layer.span,
@@ -158,7 +158,7 @@ def normalization_shapes(layer: Layer, x: Flow) -> NormalizationShapes:
     full = _full(x)
     keep = tuple(sorted(_positive_axes(layer, "axis", layer["axis"] or (), x)))
     for a in keep:
-        if full[a] is None:
+        if sh.undefined(full[a]):
             what = "the batch axis" if a == 0 else f"axis {a}"
             raise ShapeError(f"Normalization keeps separate statistics per index of {what}, "
                              f"whose size is unknown in {sh.fmt_shape(x.shape)}",
@@ -211,7 +211,7 @@ def layer_norm_axes(layer: Layer, x: Flow) -> tuple[tuple[int, ...], tuple[int, 
     pos = _positive_axes(layer, "axis", raw, x)
     full = _full(x)
     for a in pos:
-        if a == 0 or full[a] is None:
+        if a == 0 or sh.undefined(full[a]):
             what = "the batch axis" if a == 0 else f"axis {a}"
             raise ShapeError(f"LayerNormalization's gamma/beta need a known size on every "
                              f"normalised axis; {what} of {sh.fmt_shape(x.shape)} is unknown",
@@ -251,7 +251,7 @@ def layer_scale(layer: Layer, x: Flow) -> LayerInfo:
     else:
         raise ShapeError(f"LayerScale projection_dim={p} does not match the last axis of its input "
                          f"{sh.fmt_shape(x.shape)}", layer.span_of("projection_dim"),
-                         f"use projection_dim={c}" if c is not None else
+                         f"use projection_dim={c}" if not sh.undefined(c) else
                          "the last axis must have a known size")
     gamma = Weight("variable", (p,), layer.trainable,
                    Initializer("Constant", (("value", layer["init_values"]),)))
@@ -293,10 +293,10 @@ def _check_noise_shape(layer: Layer, x: Flow) -> None:
                 continue
             if d is None:
                 msg = (f"{layer.kind} noise_shape {noise}: its None at index {i} takes the size of input "
-                       f"axis {i} ({'unknown' if size is None else size}), but with {len(noise)} "
+                       f"axis {i} ({'unknown' if sh.undefined(size) else size}), but with {len(noise)} "
                        f"entries for {len(full)} axes it lines up with axis {axis}")
                 note = "give one entry per axis, batch first, e.g. (None, 1, 1, None)"
-            elif target is None:
+            elif sh.undefined(target):
                 what = "the batch axis" if axis == 0 else f"axis {axis}"
                 msg = (f"{layer.kind} noise_shape {noise}: size {size} meets {what}, whose size is "
                        f"known only when training")

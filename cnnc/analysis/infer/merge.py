@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from cnnc.analysis import shapes as sh
-from cnnc.analysis.infer.common import _feature_axis
+from cnnc.analysis.infer.common import _feature_axis, equal, is_open
 from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
 from cnnc.analysis.ir import Layer, ModelIR
+from cnnc.analysis.symbolic import render
 
 
 class _Provenance:
@@ -64,7 +65,8 @@ def _merge_error(layer: Layer, xs: Sequence[Flow], i: int, j: int, axis: int, wh
 
 def merge(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
     """Add, Subtract, Multiply, Average, Maximum, Minimum: Keras broadcasts the sample
-    shapes from the last axis (a size 1 stretches; None matches anything)."""
+    shapes from the last axis (a size 1 stretches; None matches anything at build time,
+    and must match or be 1 when it runs: an open size states that as a constraint)."""
     out: tuple[int | None, ...] = xs[0].shape
     for j in range(1, len(xs)):
         other = xs[j].shape
@@ -80,6 +82,16 @@ def merge(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
                 merged.append(p)
             elif p == 1:
                 merged.append(q)
+            elif is_open(p) or is_open(q):
+                i = _culprit(xs[:j], axis, p)
+                message = (f"{layer.kind} cannot merge {sh.fmt_shape(xs[i].shape)} (from "
+                           f"'{layer.inputs[i]}') with {sh.fmt_shape(other)} (from '{layer.inputs[j]}'): "
+                           f"sizes {render(p)} and {render(q)} on axis {n + axis + 1} differ for "
+                           "every value")
+                equal(layer, p, q, f"{render(p)} == {render(q)} (or either 1) on axis {n + axis + 1}",
+                      lambda i=i, message=message: _merge_error(layer, xs, i, j, axis, why, message),
+                      broadcast=True)
+                merged.append(p)
             else:
                 i = _culprit(xs[:j], axis, p)
                 raise _merge_error(layer, xs, i, j, axis, why,
@@ -118,7 +130,8 @@ def _rank_fix(layer: Layer, a: tuple, b: tuple, j: int) -> str:
 
 
 def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo:
-    """Keras's Concatenate: equal ranks, equal sizes except on `axis` (None matches)."""
+    """Keras's Concatenate: equal ranks, equal sizes except on `axis` (None matches at
+    build time; open sizes must be equal: a constraint)."""
     rank = len(xs[0].shape) + 1
     axis = layer["axis"]
     for j, x in enumerate(xs[1:], 1):
@@ -135,6 +148,13 @@ def concatenate(layer: Layer, xs: Sequence[Flow], why: _Provenance) -> LayerInfo
             if k == a - 1 or p is None or q is None or p == q:
                 continue
             i = 0       # the first input sets every other axis
+            if is_open(p) or is_open(q):
+                message = (f"Concatenate(axis={axis}) needs equal sizes on every other axis: "
+                           f"{render(p)} (from '{layer.inputs[i]}') and {render(q)} (from "
+                           f"'{layer.inputs[j]}') on axis {k + 1} differ for every value")
+                equal(layer, p, q, f"{render(p)} == {render(q)} on axis {k + 1}",
+                      lambda k=k, message=message: _merge_error(layer, xs, 0, j, k, why, message))
+                continue
             raise _merge_error(layer, xs, i, j, k, why,
                                f"Concatenate(axis={axis}) needs equal sizes on every other axis: "
                                f"{sh.fmt_shape(xs[i].shape)} (from '{layer.inputs[i]}') and "

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 from cnnc.analysis import shapes as sh
-from cnnc.analysis.infer.common import _AXES, _channels, _macs, _need_rank, _weight
+from cnnc.analysis.infer.common import _AXES, _channels, _macs, _need_rank, _weight, at_least, is_open
 from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
 from cnnc.analysis.ir import Layer
+from cnnc.analysis.symbolic import render
 
 
 def _per_axis(value, rank: int) -> tuple:
@@ -67,16 +68,24 @@ def cropping(layer: Layer, x: Flow) -> LayerInfo:
     _need_rank(layer, x, r)
     crop = layer["cropping"]
     out = tuple(None if n is None else n - a - b for n, (a, b) in zip(x.shape[:-1], crop))
-    bad = [i for i, o in enumerate(out) if o is not None and o <= 0]
+    bad = [i for i, o in enumerate(out) if isinstance(o, int) and o <= 0]
     if bad:
-        i = bad[0]
-        (a, b), n = crop[i], x.shape[i]
-        raise ShapeError(f"{layer.kind} cropping={crop if r > 1 else crop[0]} leaves nothing of "
-                         f"the {_AXES[r][i]} axis: {n} - {a} - {b} = {out[i]}",
-                         layer.span_of("cropping"),
-                         f"the cropping of each axis must be smaller than its size "
-                         f"{sh.fmt_size(x.shape[:-1])}; Keras refuses it too")
+        raise _cropped_away(layer, x, crop, out, bad[0])
+    for i, o in enumerate(out):
+        if is_open(o):
+            at_least(layer, o, 1, f"the {_AXES[r][i]} {render(o)} >= 1 after cropping",
+                     lambda i=i: _cropped_away(layer, x, crop, out, i))
     return LayerInfo(layer, x, Flow((*out, x.shape[-1]), x.rf, x.jump), (), 0)
+
+
+def _cropped_away(layer: Layer, x: Flow, crop, out, i: int) -> ShapeError:
+    r = layer.rank
+    (a, b), n = crop[i], x.shape[i]
+    return ShapeError(f"{layer.kind} cropping={crop if r > 1 else crop[0]} leaves nothing of "
+                      f"the {_AXES[r][i]} axis: {render(n)} - {a} - {b} = {render(out[i])}",
+                      layer.span_of("cropping"),
+                      f"the cropping of each axis must be smaller than its size "
+                      f"{sh.fmt_size(x.shape[:-1])}; Keras refuses it too")
 
 
 def resizing(layer: Layer, x: Flow) -> LayerInfo:

@@ -6,7 +6,16 @@ from __future__ import annotations
 import math
 
 from cnnc.analysis import shapes as sh
-from cnnc.analysis.infer.common import _channels, _macs, _need_rank, _rf, _spatial_out, _weight
+from cnnc.analysis.infer.common import (
+    _channels,
+    _macs,
+    _need_rank,
+    _rf,
+    _spatial_out,
+    _weight,
+    divisible,
+    is_open,
+)
 from cnnc.analysis.infer.core import Flow, LayerInfo, ShapeError
 from cnnc.analysis.ir import Layer
 
@@ -26,23 +35,37 @@ def conv(layer: Layer, x: Flow) -> LayerInfo:
     """Conv1D/2D/3D, grouped when groups > 1: the channels split into `groups` groups,
     each convolved with its own filters // groups filters; kernel (*k, C // groups, F)."""
     f, g = layer["filters"], layer.args.get("groups", 1)
-    if f % g:
-        raise ShapeError(f"{layer.kind} filters={f} is not divisible by groups={g}",
-                         layer.span_of("groups"),
-                         "Keras: The number of filters must be evenly divisible by the number "
-                         f"of groups. Received: groups={g}, filters={f}.")
+    if is_open(f):
+        divisible(layer, f, g, f"filters={f} divisible by groups={g}",
+                  lambda: _filters_error(layer, f, g))
+    elif f % g:
+        raise _filters_error(layer, f, g)
     c, k, out, rf, jump = _window(layer, x)
-    if c % g:
-        raise ShapeError(f"{layer.kind} groups={g} does not divide its {c} input channels",
-                         layer.span_of("groups"),
-                         "Keras: The number of input channels must be evenly divisible by the "
-                         f"number of groups. Received groups={g}, but the input has {c} channels "
-                         f"(full input shape is {sh.fmt_shape(x.shape)}).")
+    if is_open(c):
+        divisible(layer, c, g, f"its {c} input channels divisible by groups={g}",
+                  lambda: _groups_error(layer, x, c, g))
+    elif c % g:
+        raise _groups_error(layer, x, c, g)
     weights = [_weight(layer, "kernel", (*k, c // g, f), "kernel_initializer")]
     if layer["use_bias"]:
         weights.append(_weight(layer, "bias", (f,), "bias_initializer"))
     return LayerInfo(layer, x, Flow((*out, f), rf, jump), tuple(weights),
                      _macs(out, math.prod(k) * c // g * f))
+
+
+def _filters_error(layer: Layer, f, g: int) -> ShapeError:
+    return ShapeError(f"{layer.kind} filters={f} is not divisible by groups={g}",
+                      layer.span_of("groups"),
+                      "Keras: The number of filters must be evenly divisible by the number "
+                      f"of groups. Received: groups={g}, filters={f}.")
+
+
+def _groups_error(layer: Layer, x: Flow, c, g: int) -> ShapeError:
+    return ShapeError(f"{layer.kind} groups={g} does not divide its {c} input channels",
+                      layer.span_of("groups"),
+                      "Keras: The number of input channels must be evenly divisible by the "
+                      f"number of groups. Received groups={g}, but the input has {c} channels "
+                      f"(full input shape is {sh.fmt_shape(x.shape)}).")
 
 
 def depthwise_conv(layer: Layer, x: Flow) -> LayerInfo:
@@ -90,7 +113,7 @@ def _global_pool(layer: Layer, x: Flow) -> LayerInfo:
     c = x.shape[-1]
     out = (*(1,) * r, c) if layer["keepdims"] else (c,)
     rf = None
-    if x.rf is not None and x.jump is not None and all(n is not None for n in x.shape[:-1]):
+    if x.rf is not None and x.jump is not None and all(isinstance(n, int) for n in x.shape[:-1]):
         rf = tuple(rr + (n - 1) * j for rr, j, n in zip(x.rf, x.jump, x.shape[:-1]))
     return LayerInfo(layer, x, Flow(out, rf, None), (), 0)
 

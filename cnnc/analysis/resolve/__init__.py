@@ -12,15 +12,21 @@ from __future__ import annotations
 from cnnc.analysis.ir import ModelIR
 from cnnc.analysis.resolve.graph import _build, _check_unapplied, _name_nodes
 from cnnc.analysis.resolve.state import _State
-from cnnc.analysis.resolve.statements import _assign, _call_stmt, _input_decl, _model_decl
+from cnnc.analysis.resolve.statements import _assign, _call_stmt, _dim_decl, _input_decl, _model_decl
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Reporter
 
 
-def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>") -> ModelIR:
-    st = _State(rep)
+def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>",
+            sizes: dict[str, int] | None = None,
+            input_shape: tuple[int, ...] | None = None) -> ModelIR:
+    """`sizes` fixes open dimensions by name (`--define`); `input_shape` fixes the open
+    sizes of the one input (`--input-shape`)."""
+    st = _State(rep, sizes)
     for stmt in statements:
-        if isinstance(stmt, S.Import):
+        if isinstance(stmt, S.DimDecl):
+            _dim_decl(st, stmt)
+        elif isinstance(stmt, S.Import):
             st.aliases.update(stmt.aliases)
         elif isinstance(stmt, S.ModelDecl):
             _model_decl(st, stmt.name, stmt.span)
@@ -32,4 +38,4 @@ def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>"
             _call_stmt(st, stmt)
     _check_unapplied(st)
     names = _name_nodes(st)
-    return _build(st, names, path)
+    return _build(st, names, path, input_shape)

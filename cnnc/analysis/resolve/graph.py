@@ -9,6 +9,7 @@ from types import MappingProxyType
 from cnnc.analysis.graph_order import ancestors, keras_order
 from cnnc.analysis.ir import InputNode, Layer, ModelIR
 from cnnc.analysis.resolve.state import _INPUT_BASE, _Node, _State
+from cnnc.analysis.symbolic import Expr, dim, dims_of, keras_view, substitute
 
 
 def _check_unapplied(st: _State) -> None:
@@ -49,7 +50,7 @@ def _unique(name: str, seen: dict) -> str:
     return f"{name}#{k}"
 
 
-def _build(st: _State, names: list[str], path: str) -> ModelIR:
+def _build(st: _State, names: list[str], path: str, input_shape: tuple | None = None) -> ModelIR:
     inputs_all = [n for n in st.nodes if n.layer is None]
     outputs, model_inputs = _outputs_and_inputs(st, inputs_all)
     parents = {names[n.id]: [names[i] for i in n.inputs] for n in st.nodes}
@@ -67,14 +68,75 @@ def _build(st: _State, names: list[str], path: str) -> ModelIR:
             layers.append(_final_layer(node, names))
     detached = [_final_layer(n, names) for n in sorted(st.nodes, key=lambda n: n.seq)
                 if n.layer is not None and n.applied and names[n.id] not in live]
-    inputs = tuple(InputNode(names[n.id], n.shape, n.span) for n in model_inputs)
+    inputs = _input_nodes(st, [(names[n.id], n) for n in model_inputs], input_shape)
     functional = st.functional or len(inputs) > 1 or len(out_names) > 1 or any(
         len(l.inputs) != 1 for l in layers)
     default = "functional" if functional else "sequential"
     return ModelIR(name=default if st.name is None else st.name,      # Keras allows name=""
                    inputs=inputs, layers=tuple(layers), outputs=tuple(out_names),
                    compile=st.compile, fit=st.fit, path=path, functional=functional,
-                   layer_order=tuple(order), detached=tuple(detached))
+                   layer_order=tuple(order), detached=tuple(detached), dims=dict(st.dims))
+
+
+# Names for the axes a source leaves as None, per spatial rank: (steps), (H, W), (D, H, W)
+_AXIS_DIMS = {0: (), 1: ("T",), 2: ("H", "W"), 3: ("D", "H", "W")}
+_AXIS_WORDS = {"T": "steps", "H": "height", "W": "width", "D": "depth", "C": "channels"}
+
+
+def _input_nodes(st: _State, nodes: list, input_shape: tuple | None) -> tuple[InputNode, ...]:
+    """The inputs, their open sizes named: a None (Keras's) after its axis (H, W; T for
+    steps; numbered per input when several inputs have them); `input_shape` and the sizes
+    given by name (--define) fixed."""
+    taken = {name for _, n in nodes for s in n.shape for name in dims_of(s)} | set(st.dims)
+    several = sum(1 for _, n in nodes if None in n.shape) > 1
+    out = []
+    for k, (name, node) in enumerate(nodes):
+        shape = list(node.shape)
+        if input_shape is not None and k == 0:
+            shape = _given_shape(st, node, shape, input_shape)
+        spatial = _AXIS_DIMS.get(len(shape) - 1, ())
+        for i, size in enumerate(shape):
+            for d in dims_of(size):
+                st.dims.setdefault(d, f"input '{name}', line {node.span.line}" if node.span else
+                                   f"input '{name}'")
+            if size is not None:
+                continue
+            base = spatial[i] if i < len(spatial) else ("C" if i == len(shape) - 1 else f"N{i}")
+            dim_name = f"{base}{k + 1}" if several else base
+            while dim_name in taken:
+                dim_name += "_"
+            taken.add(dim_name)
+            st.dims[dim_name] = f"the {_AXIS_WORDS.get(base, f'axis {i + 1}')} of input '{name}' (None)"
+            shape[i] = dim(dim_name, none=True, auto=True)
+        shape = [substitute(s, st.sizes) for s in shape]
+        view = keras_view(tuple(shape))
+        opened = tuple(shape) if any(isinstance(s, Expr) for s in shape) else None
+        out.append(InputNode(name, view, node.span, open=opened))
+    return tuple(out)
+
+
+def _given_shape(st: _State, node: _Node, shape: list, given: tuple) -> list:
+    """--input-shape: fills the sizes the first input leaves open (None, or a name of its
+    own); a fixed size must agree, and a declared dimension is fixed with --define."""
+    where = node.span
+    if len(given) != len(shape):
+        st.rep.error(f"--input-shape {given} has {len(given)} sizes, the input "
+                     f"{keras_view(tuple(shape))} has {len(shape)}", where,
+                     "give one size per axis, batch left out")
+        return shape
+    out = []
+    for i, (have, want) in enumerate(zip(shape, given)):
+        if isinstance(have, int) and have != want:
+            st.rep.error(f"--input-shape gives axis {i + 1} the size {want}, but the model fixes it "
+                         f"at {have}", where, "--input-shape fills the sizes the source leaves open")
+        declared = [d for d in dims_of(have) if d in st.vars]
+        if declared:
+            st.rep.error(f"--input-shape cannot fix axis {i + 1} ({have}): it is the open dimension "
+                         f"'{declared[0]}'", where, f"fix it with --define {declared[0]}={want}")
+            out.append(have)
+        else:
+            out.append(want if have is None or isinstance(have, Expr) else have)
+    return out
 
 
 def _final_layer(node: _Node, names: list[str]) -> Layer:

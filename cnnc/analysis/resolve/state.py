@@ -96,8 +96,10 @@ class _Const:
 
 
 class _State:
-    def __init__(self, rep: Reporter):
+    def __init__(self, rep: Reporter, sizes: dict[str, int] | None = None):
         self.rep = rep
+        self.sizes = dict(sizes or {})         # --define: open dimensions given a value
+        self.dims: dict[str, str] = {}         # open dimension -> where it comes from
         self.name: str | None = None
         self.name_span: Span | None = None
         self.nodes: list[_Node] = []

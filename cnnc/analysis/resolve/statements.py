@@ -40,6 +40,7 @@ from cnnc.analysis.resolve.values import (
     _subst,
     _unknown_layer,
 )
+from cnnc.analysis.symbolic import dim
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span
 
@@ -54,9 +55,27 @@ def _model_decl(st: _State, name: str, span: Span) -> None:
     st.name, st.name_span = name, span
 
 
+def _dim_decl(st: _State, stmt: S.DimDecl) -> None:
+    """`num_classes: int`: a size not fixed yet, or the value --define gives it."""
+    if stmt.type_name != "int":
+        st.rep.error(f"an open dimension is a whole number: write `{stmt.name}: int`",
+                     stmt.type_span, f"got `{stmt.name}: {stmt.type_name}`")
+        return
+    if stmt.name in st.vars or stmt.name in st.dims:
+        st.rep.error(f"'{stmt.name}' is already defined", stmt.span,
+                     "an open dimension is declared once, before it is used")
+        return
+    st.dims[stmt.name] = f"line {stmt.span.line}"
+    if stmt.name in st.sizes:
+        value = st.sizes[stmt.name]
+        st.vars[stmt.name] = _Const(S.Number(value, str(value), stmt.span))
+    else:
+        st.vars[stmt.name] = _Const(S.Open(dim(stmt.name), stmt.span))
+
+
 def _input_decl(st: _State, stmt: S.InputDecl) -> None:
     try:
-        value = shape(stmt.value, "input")
+        value = shape(_subst(st, stmt.value), "input")
     except ArgError as e:
         st.rep.error(e.message, e.span, *e.notes)
         # The layers below have no input shape because of this error: "the model has no

@@ -8,6 +8,7 @@ from cnnc.analysis import kinds
 from cnnc.analysis.binding import bind
 from cnnc.analysis.ir import Layer
 from cnnc.analysis.resolve.state import _INPUT_PARAMS, _STATEMENTS, _Const, _LayerObject, _State, _Tensor
+from cnnc.analysis.symbolic import Expr, exact_div, floor_div
 from cnnc.language import arith
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span, did_you_mean
@@ -59,8 +60,41 @@ def _subst(st: _State, v):
             except arith.FoldError as e:
                 st.rep.error(e.message, e.span, *e.notes)
                 return S.Name(("None",), v.span)     # reported here: the argument is dropped
+        if all(isinstance(i, (S.Number, S.Open)) for i in items):
+            try:
+                return _fold_open(v.op, items, v.span)
+            except arith.FoldError as e:
+                st.rep.error(e.message, e.span, *e.notes)
+                return S.Name(("None",), v.span)
         return S.BinOp(v.op, tuple(items), v.span, v.name)
     return v
+
+
+_OPEN_OPS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+             "floordiv": lambda a, b: floor_div(a, b)}
+
+
+def _fold_open(op: str, items: list, span: Span) -> S.Value:
+    """Arithmetic with an open size (`num_classes + 1`, `H // 2`): the exact expression.
+    Only what keeps a size an integer: + - * on integers, // and exact / by a positive
+    integer."""
+    values = [i.expr if isinstance(i, S.Open) else i.value for i in items]
+    if any(isinstance(x, float) for x in values):
+        raise arith.FoldError(f"'{arith.SYMBOL[op]}' of an open size and a float: sizes are "
+                              "integers", span)
+    if op in ("neg", "pos"):
+        out = -values[0] if op == "neg" else values[0]
+    elif op == "div" and isinstance(values[1], int) and values[1] > 0 \
+            and exact_div(values[0], values[1]) is not None:
+        out = exact_div(values[0], values[1])
+    elif op in _OPEN_OPS and (op != "floordiv" or (isinstance(values[1], int) and values[1] > 0)):
+        out = _OPEN_OPS[op](*values)
+    else:
+        raise arith.FoldError(f"'{arith.SYMBOL[op]}' is not defined here on an open size "
+                              f"({S.describe(items[0])} {arith.SYMBOL[op]} {S.describe(items[-1])})",
+                              span, "open sizes take + - *, // by a positive integer, and / when "
+                              "it divides exactly")
+    return S.Open(out, span) if isinstance(out, Expr) else S.Number(out, str(out), span)
 
 
 def _name_hint(st: _State, name: str) -> str:

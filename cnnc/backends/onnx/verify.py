@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from cnnc.analysis.infer import Analysis, infer
+from cnnc.analysis.symbolic import evaluate
 from cnnc.support.diagnostics import Reporter
 
 Shape = tuple  # of int | str | None, batch included
@@ -99,23 +100,47 @@ def _compare(inferred: onnx.ModelProto, expected: Mapping[str, Shape]) -> None:
                                     f"cnnc expects {want}")
 
 
-def smoke_shapes(analysis: Analysis) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
-    """Concrete sample shapes of the inputs (unknown sizes filled in) that the model
-    accepts, and the output sample shapes cnnc's own inference gives for them."""
+def smoke_shapes(analysis: Analysis, count: int = 1) -> list[tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]:
+    """Up to `count` sets of concrete input sample shapes the model works for (its open
+    sizes taken from the sizes that work, from 32 up), each with the output shapes cnnc's
+    own inference gives for them."""
     shapes = [tuple(n.shape) for n in analysis.model.inputs]
     if all(None not in s for s in shapes) and all(
             o is not None and None not in o for o in analysis.output_shapes):
-        return shapes, [tuple(o) for o in analysis.output_shapes]
-    for n in (32, 64, 128, 256, 512, 1024):
-        filled = [tuple(n if d is None else d for d in s) for s in shapes]
+        return [(shapes, [tuple(o) for o in analysis.output_shapes])]
+    found = []
+    for values in _valid_values(analysis, count):
+        filled = [tuple(evaluate(d, values) if d is not None else 32 for d in s)
+                  for s in (analysis.open_inputs or shapes)]
         trial = infer(analysis.model.with_input_shapes(filled), Reporter())
         outs = trial.output_shapes
         if trial.complete and all(o is not None and None not in o for o in outs):
-            return filled, [tuple(o) for o in outs]
+            found.append((filled, [tuple(o) for o in outs]))
+    if found:
+        return found
     from cnnc.support.diagnostics import UsageError  # the model's doing, not a cnnc bug
-    raise UsageError(f"cnnc runs the ONNX graph once to verify it, but no size from 32 to 1024 "
-                     f"fits the unknown sizes of the model's inputs {shapes}",
+    raise UsageError(f"cnnc runs the ONNX graph to verify it, but no size from 32 to 1024 "
+                     f"fits the open sizes of the model's inputs {shapes}",
                      ["give the input fixed sizes, e.g. input (256, 256, 3) or Input(shape=(256, 256, 3))"])
+
+
+def _valid_values(analysis: Analysis, count: int) -> list[dict[str, int]]:
+    """Values of the open dimensions that every check of the model accepts: the smallest
+    working sizes from 32 up (from 1 when none is that large), then the next ones."""
+    c = analysis.constraints
+    candidates = {}
+    for name in c.dims:
+        s = c.sets.get(name)
+        first = s.first(count + 8, start=32) if s is not None else list(range(32, 32 + count + 8))
+        candidates[name] = first or (s.first(count + 8) if s is not None else [])
+    out = []
+    for k in range(count + 8):
+        values = {n: v[min(k, len(v) - 1)] for n, v in candidates.items() if v}
+        if len(values) == len(candidates) and not c.failures(values) and values not in out:
+            out.append(values)
+        if len(out) == count:
+            break
+    return out or [{n: 32 for n in c.dims}]
 
 
 def smoke_run(proto: "onnx.ModelProto | bytes | str", analysis: Analysis, batch: int = 2) -> bool:
@@ -123,8 +148,8 @@ def smoke_run(proto: "onnx.ModelProto | bytes | str", analysis: Analysis, batch:
     weights and, say, an exponential activation: worth a warning, not a failure)."""
     import onnxruntime as ort
 
-    samples, out_samples = smoke_shapes(analysis)
     rng = np.random.default_rng(0)
+    finite = True
     try:
         # a path (str) for a model with external data: onnxruntime finds the weights beside it
         data = proto if isinstance(proto, (bytes, str)) else proto.SerializeToString()
@@ -132,13 +157,23 @@ def smoke_run(proto: "onnx.ModelProto | bytes | str", analysis: Analysis, batch:
         # one run does not pay back a second, pre-packed copy of every weight matrix
         so.add_session_config_entry("session.disable_prepacking", "1")
         sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-        feeds = {i.name: rng.standard_normal((batch, *s)).astype(np.float32)
-                 for i, s in zip(sess.get_inputs(), samples)}
-        ys = sess.run(None, feeds)
     except Exception as e:  # onnxruntime raises its own exception types
-        raise VerificationError(f"onnxruntime could not run the graph: {e}") from None
-    for y, want in zip(ys, out_samples):
-        if y.shape != (batch, *want):
-            raise VerificationError(f"onnxruntime gave an output of shape {y.shape}, cnnc expects "
-                                    f"{(batch, *want)}")
-    return all(bool(np.all(np.isfinite(y))) for y in ys)
+        raise VerificationError(f"onnxruntime could not load the graph: {e}") from None
+    # open sizes stay symbolic in the graph: it is run at several sizes that work
+    for samples, out_samples in smoke_shapes(analysis, SMOKE_SIZES):
+        try:
+            feeds = {i.name: rng.standard_normal((batch, *s)).astype(np.float32)
+                     for i, s in zip(sess.get_inputs(), samples)}
+            ys = sess.run(None, feeds)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise VerificationError(f"onnxruntime could not run the graph on inputs {samples}: "
+                                    f"{e}") from None
+        for y, want in zip(ys, out_samples):
+            if y.shape != (batch, *want):
+                raise VerificationError(f"onnxruntime gave an output of shape {y.shape} for inputs "
+                                        f"{samples}, cnnc expects {(batch, *want)}")
+        finite = finite and all(bool(np.all(np.isfinite(y))) for y in ys)
+    return finite
+
+
+SMOKE_SIZES = 3     # input sizes an ONNX graph with open sizes is run at

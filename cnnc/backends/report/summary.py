@@ -16,6 +16,8 @@ from cnnc.analysis import shapes as sh
 from cnnc.analysis.arguments import Initializer, Regularizer
 from cnnc.analysis.groups import shown_as, summary_rows
 from cnnc.analysis.infer import BYTES_PER_VALUE, Analysis, LayerInfo, input_flow
+from cnnc.analysis.symbolic import Expr
+from cnnc.analysis.symbolic import render as render_expr
 from cnnc.support.counts import HUGE, sci
 from cnnc.support.diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
 from cnnc.support.version import __version__
@@ -24,8 +26,20 @@ SCHEMA = "cnnc.summary/1"
 FORMATS = ("text", "json", "markdown")
 
 
-def readable_memory_size(size: float) -> str:
+def count(n) -> str:
+    """A count as the table shows it: 1,234,567, an expression in open dimensions
+    (`3,987,904 + 129*num_classes`), or ? when unknown."""
+    if n is None:
+        return "?"
+    if isinstance(n, Expr):
+        return render_expr(n, constant_first=True, digits=True)
+    return f"{n:,}"
+
+
+def readable_memory_size(size) -> str:
     """Keras's byte formatting: 1024-based, two decimals (364.54 KB)."""
+    if isinstance(size, Expr):
+        return f"{count(size)} B"
     if size >= HUGE:
         return f"{sci(int(size))} B"
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -39,6 +53,8 @@ def readable_count(n: int | None) -> str:
     """1000-based short form for operation counts: 2.79 M."""
     if n is None:
         return "?"
+    if isinstance(n, Expr):
+        return count(n)
     if n >= HUGE:
         return sci(n)
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -52,6 +68,8 @@ def _axes(values: Sequence[int] | None) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Expr):
+        return render_expr(value)
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, Initializer):
@@ -75,15 +93,17 @@ def _layer_record(info: LayerInfo) -> dict:
         "input_shape": [None, *info.input_shape],
         "input_shapes": [[None, *shape] for shape in info.input_shapes],
         "output_shape": [None, *info.output_shape],
-        "params": info.params,
-        "trainable_params": info.trainable_params,
-        "non_trainable_params": info.non_trainable_params,
-        "weights": [{"name": w.name, "shape": list(w.shape), "trainable": w.trainable,
-                     "params": w.size, "initializer": w.initializer.name,
+        **({"open_output_shape": _jsonable((None, *info.output.shape))}
+           if any(isinstance(n, Expr) for n in info.output.shape) else {}),
+        "params": _jsonable(info.params),
+        "trainable_params": _jsonable(info.trainable_params),
+        "non_trainable_params": _jsonable(info.non_trainable_params),
+        "weights": [{"name": w.name, "shape": _jsonable(list(w.shape)), "trainable": w.trainable,
+                     "params": _jsonable(w.size), "initializer": w.initializer.name,
                      "regularizer": None if w.regularizer is None else
                      {"l1": w.regularizer.l1, "l2": w.regularizer.l2}} for w in info.weights],
-        "macs": info.macs,
-        "activation_bytes": info.activation_bytes,
+        "macs": _jsonable(info.macs),
+        "activation_bytes": _jsonable(info.activation_bytes),
         "receptive_field": None if info.output.rf is None else list(info.output.rf),
         "jump": None if info.output.jump is None else list(info.output.jump),
         "config": {k: _jsonable(v) for k, v in layer.args.items()},
@@ -94,13 +114,15 @@ def _row_record(row) -> dict:
     """A row of Keras's table (a custom layer's row stands for its `members`)."""
     members = [m.name for m in getattr(row, "members", ())]
     return {"name": row.name, "type": row.layer.kind, "output_shape": [None, *row.output_shape],
-            "params": row.params, **({"members": members} if members else {})}
+            "params": _jsonable(row.params), **({"members": members} if members else {})}
 
 
 def _activation_totals(analysis: Analysis) -> tuple[int | None, int | None, str | None]:
     sizes = [(i.activation_bytes, i.name) for i in analysis.infos]
     if not sizes or any(s is None for s, _ in sizes):
         return None, None, None
+    if any(isinstance(s, Expr) for s, _ in sizes):     # which is largest depends on the sizes
+        return sum(s for s, _ in sizes), None, None
     largest = max(sizes, key=lambda t: t[0])
     return sum(s for s, _ in sizes), largest[0], largest[1]
 
@@ -136,14 +158,14 @@ def to_dict(analysis: Analysis, diagnostics: Iterable[Diagnostic] = ()) -> dict:
         "layers": [_layer_record(i) for i in analysis.infos],
         **({"rows": [_row_record(r) for r in summary_rows(analysis)]} if model.groups else {}),
         "totals": {
-            "params": analysis.total_params,
-            "trainable_params": analysis.trainable_params,
-            "non_trainable_params": analysis.non_trainable_params,
-            "params_bytes": analysis.total_params * BYTES_PER_VALUE,
-            "trainable_bytes": analysis.trainable_params * BYTES_PER_VALUE,
-            "non_trainable_bytes": analysis.non_trainable_params * BYTES_PER_VALUE,
-            "macs": analysis.total_macs,
-            "activation_bytes": total_act,
+            "params": _jsonable(analysis.total_params),
+            "trainable_params": _jsonable(analysis.trainable_params),
+            "non_trainable_params": _jsonable(analysis.non_trainable_params),
+            "params_bytes": _jsonable(analysis.total_params * BYTES_PER_VALUE),
+            "trainable_bytes": _jsonable(analysis.trainable_params * BYTES_PER_VALUE),
+            "non_trainable_bytes": _jsonable(analysis.non_trainable_params * BYTES_PER_VALUE),
+            "macs": _jsonable(analysis.total_macs),
+            "activation_bytes": _jsonable(total_act),
             "largest_activation_bytes": largest,
             "largest_activation_layer": largest_name,
         },
@@ -159,6 +181,7 @@ def to_dict(analysis: Analysis, diagnostics: Iterable[Diagnostic] = ()) -> dict:
             "validation_split": model.fit.validation_split, "shuffle": model.fit.shuffle,
             "seed": model.fit.seed, "initial_epoch": model.fit.initial_epoch},
         "diagnostics": [d.as_dict() for d in diagnostics],
+        **(_dimensions_record(analysis) if analysis.constraints.dims else {}),
     }
     return record
 
@@ -172,14 +195,14 @@ _ALIGN = ("<", "<", ">", ">", ">", ">", ">")
 
 def _keras_cells(info: LayerInfo) -> tuple[str, ...]:
     """Layer (type), Output Shape, Param #: Keras's own columns."""
-    return (f"{_one_line(info.name)} ({info.layer.kind})", sh.fmt_shape(info.output_shape),
-            f"{info.params:,}")
+    return (f"{_one_line(info.name)} ({info.layer.kind})", sh.fmt_shape(info.output.shape),
+            count(info.params))
 
 
 def _extra_cells(info: LayerInfo) -> tuple[str, ...]:
     """MACs, activation memory, receptive field, jump: what cnnc adds."""
     act = info.activation_bytes
-    return ("?" if info.macs is None else f"{info.macs:,}",
+    return (count(info.macs),
             "?" if act is None else readable_memory_size(act),
             _axes(info.output.rf), _axes(info.output.jump))
 
@@ -200,25 +223,67 @@ def _pad(text: str, align: str, width: int) -> str:
     return fill + text if align == ">" else text + fill
 
 
+def _dimension_lines(analysis: Analysis) -> list[str]:
+    """The open dimensions, where each comes from and the sizes that work; the checks
+    that narrow them and those that tie several together."""
+    c = analysis.constraints
+    if not c.dims:
+        return []
+    origins = analysis.model.dims
+    lines = [" Open sizes (not fixed yet; --define NAME=VALUE fixes one):"]
+    for name in c.dims:
+        where = origins.get(name, "")
+        lines.append(f"   {_one_line(name)}{' (' + _one_line(where) + ')' if where else ''}: "
+                     f"{c.describe(name)}")
+        for check in c.checks_of(name)[:3]:
+            if check not in c.conditions:
+                lines.append(f"     {_one_line(check.layer)} (line {check.line}) needs {_one_line(check.text)}")
+    if c.conditions:
+        lines.append(" And for the sizes together:")
+        lines += [f"   {_one_line(k.layer)} (line {k.line}) needs {_one_line(k.text)}" for k in c.conditions]
+    return lines
+
+
+def _dimensions_record(analysis: Analysis) -> dict:
+    c = analysis.constraints
+    dims = []
+    for name, d in c.dims.items():
+        s = c.sets.get(name)
+        dims.append({"name": name, "from": analysis.model.dims.get(name), "keras_none": d.none,
+                     "sizes": c.describe(name), "first_sizes": (s.first(8) if s is not None else
+                                                              list(range(1, 9))),
+                     "checks": [_check_record(k) for k in c.checks_of(name) if k not in c.conditions]})
+    return {"dimensions": dims, "conditions": [_check_record(k) for k in c.conditions]}
+
+
+def _check_record(check) -> dict:
+    return {"layer": check.layer, "line": check.line, "needs": check.text,
+            "any_of": [{"expression": render_expr(e), "relation": ">= 0" if rel == "ge" else "== 0"}
+                       for e, rel in check.terms]}
+
+
 def _totals_lines(analysis: Analysis, keras_only: bool) -> list[str]:
     b = BYTES_PER_VALUE
     lines = [
-        f" Total params: {analysis.total_params:,} ({readable_memory_size(analysis.total_params * b)})",
-        f" Trainable params: {analysis.trainable_params:,} "
+        f" Total params: {count(analysis.total_params)} "
+        f"({readable_memory_size(analysis.total_params * b)})",
+        f" Trainable params: {count(analysis.trainable_params)} "
         f"({readable_memory_size(analysis.trainable_params * b)})",
-        f" Non-trainable params: {analysis.non_trainable_params:,} "
+        f" Non-trainable params: {count(analysis.non_trainable_params)} "
         f"({readable_memory_size(analysis.non_trainable_params * b)})",
     ]
     if keras_only:
         return lines
     macs = analysis.total_macs
-    lines.append(f" Total MACs: {'?' if macs is None else f'{macs:,}'} per sample "
-                 f"({readable_count(macs)})")
+    lines.append(f" Total MACs: {count(macs)} per sample" +
+                 ("" if isinstance(macs, Expr) else f" ({readable_count(macs)})"))
     total_act, largest, name = _activation_totals(analysis)
-    if total_act is not None:
+    if total_act is not None and largest is None:
+        lines.append(f" Activation memory: {readable_memory_size(total_act)} per sample")
+    elif total_act is not None:
         lines.append(f" Activation memory: {readable_memory_size(total_act)} per sample "
                      f"(largest output: {readable_memory_size(largest)}, {_one_line(name)})")
-    return lines
+    return lines + _dimension_lines(analysis)
 
 
 _BOX = {"top": "┏━┳┓", "head": "┃┃", "sep": "┡━╇┩", "row": "││", "mid": "├─┼┤", "bottom": "└─┴┘"}
@@ -393,12 +458,13 @@ def _graph_rows(analysis: Analysis, entries: list, graph: bool,
     for entry in entries:
         if entry in model.inputs:
             node = entry
-            row: tuple[str, ...] = (f"{_one_line(node.name)} ({node.kind})", sh.fmt_shape(node.shape), "0")
+            shape = analysis.open_shape_of(node.name) or node.shape
+            row: tuple[str, ...] = (f"{_one_line(node.name)} ({node.kind})", sh.fmt_shape(shape), "0")
             if graph:
                 row += ("-",)
             if not keras_only:
                 flow = input_flow(node.shape)
-                n = sh.numel(node.shape)
+                n = sh.numel(shape)
                 row += ("0", "?" if n is None else readable_memory_size(n * BYTES_PER_VALUE),
                         _axes(flow.rf), _axes(flow.jump))
             rows.append(row)
