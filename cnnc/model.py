@@ -132,6 +132,7 @@ class Model:
         """Weights keyed "layer/weight": those of the model's file (a Keras file), else
         freshly initialised on first use."""
         if self._weights is None:
+            self.require_fixed("weights")
             if self._checked.weights is not None:
                 from cnnc.support import weights as W
                 self._weights = W.check(self._checked.weights(self.analysis),
@@ -155,7 +156,28 @@ class Model:
                 self._weights = state.weights
             self.optimizer_state = state.optimizer
 
+    def require_fixed(self, what: str = "this") -> None:
+        """UsageError when a weight's shape (or a layer argument) still depends on an open
+        size: training, running and exporting need them fixed. It names each size, where it
+        comes from, what depends on it, and how to give it."""
+        unfixed = self.analysis.unfixed()
+        if not unfixed:
+            return
+        origins = self.ir.dims
+        notes = []
+        for name, uses in unfixed.items():
+            where = f" ({origins[name]})" if name in origins else ""
+            more = f" and {len(uses) - 3} more" if len(uses) > 3 else ""
+            notes.append(f"{name}{where} decides {', '.join(uses[:3])}{more}")
+        names = list(unfixed)
+        example = " ".join(f"--define {n}=N" for n in names)
+        notes.append(f"give {'it' if len(names) == 1 else 'them'}: {example} on the command line, "
+                     f"or cnnc.load(path, define={{{', '.join(repr(n) + ': N' for n in names)}}})")
+        raise UsageError(f"{what} needs the weights of model '{self.name}', whose shapes are not "
+                         f"fixed yet: they depend on {', '.join(names)}", notes)
+
     def init_weights(self, seed: int | None = None) -> None:
+        self.require_fixed("init_weights()")
         if seed is not None:
             seed = _whole("seed", seed, 0)
         from cnnc.backends.numpy.initializers import initial_weights
@@ -166,11 +188,13 @@ class Model:
 
     def set_weights(self, weights: Mapping[str, "np.ndarray"]) -> None:
         """Weights keyed "layer/weight" (as get_weights and save_weights give them)."""
+        self.require_fixed("set_weights()")
         from cnnc.support import weights as W
         self._weights = W.check(_weight_arrays(weights), self.analysis.weight_shapes(), self.name,
                                 "set_weights")
 
     def load_weights(self, path: str | Path) -> None:
+        self.require_fixed("load_weights()")
         self._weights = load_weights(_path(path, "load_weights"), self.analysis)
 
     def save_weights(self, path: str | Path) -> None:
@@ -273,15 +297,19 @@ class Model:
         return lower.export(self.analysis, self.weights, path, opset=opset, source=self.source)
 
 
-def load(path: str | Path) -> Model:
-    """Read, parse and check a .cnn file. Raises CnncError (with every
-    diagnostic) if it has errors, UsageError if it cannot be read."""
-    return Model(check_file(_path(path, "load")))
+def load(path: str | Path, define: Mapping[str, int] | None = None,
+         input_shape: tuple | None = None) -> Model:
+    """Read, parse and check a model: a .cnn file, a Keras model file (.keras, .h5, .json)
+    or a Keras script or notebook. Raises CnncError (with every diagnostic) if it has
+    errors, UsageError if it cannot be read. `define` fixes open sizes by name
+    ({"num_classes": 10}); `input_shape` the sizes its input leaves open."""
+    return Model(check_file(_path(path, "load"), input_shape=_input_shape(input_shape),
+                            sizes=_sizes(define)))
 
 
-def loads(text: str, path: str = "<string>") -> Model:
+def loads(text: str, path: str = "<string>", define: Mapping[str, int] | None = None) -> Model:
     """Check the text of a .cnn file (a str; bytes are read as UTF-8). `path` names it
-    in diagnostics."""
+    in diagnostics; `define` fixes open sizes by name."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8-sig")
@@ -295,7 +323,38 @@ def loads(text: str, path: str = "<string>") -> Model:
         raise UsageError("loads() got text with a NUL character: binary data, not a .cnn text")
     if not isinstance(path, str):
         raise UsageError(f"loads(path=...) names the text in messages: a str, got {_type(path)}")
-    return Model(check_text(text, path))
+    return Model(check_text(text, path, sizes=_sizes(define)))
+
+
+def _sizes(define) -> dict[str, int] | None:
+    """`define=`: open sizes by name, each a whole number >= 1."""
+    if define is None:
+        return None
+    if not isinstance(define, Mapping):
+        raise UsageError(f"define must be a dict of sizes by name, e.g. {{'num_classes': 10}}, "
+                         f"got {_type(define)}")
+    out = {}
+    for key, value in define.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise UsageError(f"define: a size's name must be a name such as 'num_classes', got {key!r:.60}")
+        out[key] = _size(f"define[{key!r}]", value)
+    return out
+
+
+def _size(name: str, value: Any) -> int:
+    """A size: a whole number >= 1 (NumPy integers too, never a bool), checked without
+    loading NumPy."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise UsageError(f"{name} must be a whole number >= 1, got {value!r:.60}")
+    return int(value)
+
+
+def _input_shape(shape) -> tuple | None:
+    if shape is None:
+        return None
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or not shape:
+        raise UsageError(f"input_shape must be a tuple of sizes such as (28, 28, 1), got {shape!r:.60}")
+    return tuple(_size("input_shape", n) for n in shape)
 
 
 # --- checking what the API is given -----------------------------------------------------------

@@ -290,12 +290,17 @@ def solve(x, relation: str) -> SizeSet:
 @dataclass(frozen=True)
 class Check:
     """One size check a layer made: it holds when any of its terms holds (`expr >= 0`
-    for "ge", `expr == 0` for "eq"); `text` says it as the rule does."""
+    for "ge", `expr == 0` for "eq"); `text` says it as the rule does (a function giving
+    the text is accepted: most checks hold for every value and are never shown)."""
 
     terms: tuple[tuple[object, str], ...]
-    text: str
+    wording: object                 # str, or a function returning it
     layer: str
     line: int | None = None
+
+    @property
+    def text(self) -> str:
+        return self.wording() if callable(self.wording) else self.wording
 
     def dims(self) -> dict[str, Dim]:
         out: dict[str, Dim] = {}

@@ -16,32 +16,51 @@ def print_diagnostics(checked: Checked, stream=None) -> None:
         print(render_all(checked.diagnostics, checked.source, color=use_color(stream)), file=stream)
 
 
-def add_source_arguments(p) -> None:
-    """--model and --input-shape: which model of a Keras script or notebook, and the
-    input shape where the script's data decides it."""
-    p.add_argument("--model", metavar="NAME",
-                   help="a Keras script or notebook's model: its variable (or NAME:LINE; in a notebook NAME:cell N)")
+def add_source_arguments(p, model: bool = True) -> None:
+    """--define and --input-shape: the sizes a source leaves open; --model: which model of
+    a Keras script or notebook."""
+    if model:
+        p.add_argument("--model", metavar="NAME",
+                       help="a Keras script or notebook's model: its variable (or NAME:LINE; in a "
+                            "notebook NAME:cell N)")
     p.add_argument("--input-shape", metavar="SHAPE",
-                   help="one sample's shape where a Keras script takes it from data, e.g. 28,28,1")
+                   help="one sample's shape where the source leaves sizes open (None, a Keras "
+                        "script's data), e.g. 28,28,1")
+    p.add_argument("--define", metavar="NAME=VALUE", action="append", default=[],
+                   help="fix an open size by name (num_classes=10, H=256); may be repeated")
 
 
 def source_options(args) -> dict:
     from cnnc.frontends.python import parse_input_shape
     return {"model": getattr(args, "model", None),
-            "input_shape": parse_input_shape(getattr(args, "input_shape", None))}
+            "input_shape": parse_input_shape(getattr(args, "input_shape", None)),
+            "sizes": parse_defines(getattr(args, "define", None) or [])}
+
+
+def parse_defines(items: list[str]) -> dict[str, int] | None:
+    """--define NAME=VALUE, repeated: sizes by name (whole numbers >= 1)."""
+    from cnnc.support.diagnostics import UsageError
+    out: dict[str, int] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name.isidentifier():
+            raise UsageError(f"--define takes NAME=VALUE, e.g. --define num_classes=10, got {item!r:.80}")
+        if not value.isdigit() or len(value) > 18 or int(value) < 1:
+            raise UsageError(f"--define {name}: the size must be a whole number >= 1, got {value!r:.40}")
+        if name in out and out[name] != int(value):
+            raise UsageError(f"--define {name} is given twice ({out[name]} and {value})")
+        out[name] = int(value)
+    return out or None
 
 
 def load_checked(path: str, quiet: bool = False, model: str | None = None,
-                 input_shape: tuple | None = None) -> Checked:
+                 input_shape: tuple | None = None, sizes: dict | None = None) -> Checked:
     """Check a file, print its warnings; raise CnncError (exit 1) on errors."""
-    if model is not None or input_shape is not None:
-        if not str(path).lower().endswith((".py", ".ipynb")):
-            from cnnc.support.diagnostics import UsageError
-            raise UsageError("--model and --input-shape are for Keras scripts and notebooks "
-                             "(.py, .ipynb)")
-        checked = check_file(path, model, input_shape)
-    else:
-        checked = check_file(path)
+    if model is not None and not str(path).lower().endswith((".py", ".ipynb")):
+        from cnnc.support.diagnostics import UsageError
+        raise UsageError("--model is for Keras scripts and notebooks (.py, .ipynb)")
+    checked = check_file(path, model, input_shape, sizes)
     if not checked.ok:
         raise CnncError(checked.diagnostics, checked.source, exit_code=1)
     if not quiet:
@@ -49,9 +68,13 @@ def load_checked(path: str, quiet: bool = False, model: str | None = None,
     return checked
 
 
-def load_model(path: str, quiet: bool = False, **source):
+def load_model(path: str, quiet: bool = False, command: str = "this command", **source):
+    """The checked model, its weights' shapes fixed (a command that builds, trains or
+    runs it needs them: an open size is a UsageError saying how to give it)."""
     from cnnc.model import Model
-    return Model(load_checked(path, quiet, **source))
+    model = Model(load_checked(path, quiet, **source))
+    model.require_fixed(command)
+    return model
 
 
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

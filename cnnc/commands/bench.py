@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.seconds <= MAX_SECONDS:    # nan and inf too: inf never ended
         raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds}")
     lower.check_opset(args.opset)
-    model = load_model(args.file, **source_options(args))
+    model = load_model(args.file, command="cnnc bench", **source_options(args))
     from cnnc.backends.numpy.training import require_single_io
     require_single_io(model.analysis, "cnnc bench")   # it times one input batch against one output
     from cnnc.support import resources  # before any weight exists: the ONNX lowering, then batches

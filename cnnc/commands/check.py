@@ -25,23 +25,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only, not warnings")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="Keras scripts: list the statements skipped because they build no model")
-    p.add_argument("--input-shape", metavar="SHAPE",
-                   help="one sample's shape where a Keras script takes it from data, e.g. 28,28,1")
+    from cnnc.commands._common import add_source_arguments
+    add_source_arguments(p, model=False)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnc.commands._common import source_options
     status = 0
     report = []
+    opts = source_options(args)
     for path in args.files:
         try:
             if str(path).lower().endswith((".py", ".ipynb")):
-                from cnnc.frontends.python import parse_input_shape
-                checked = check_script_file(path, None, parse_input_shape(args.input_shape),
-                                            whole=True)
+                checked = check_script_file(path, None, opts["input_shape"], whole=True,
+                                            sizes=opts["sizes"])
             else:
-                checked = check_file(path)
+                checked = check_file(path, input_shape=opts["input_shape"], sizes=opts["sizes"])
         except UsageError as e:
             print(f"cnnc: error: {e.message}", file=sys.stderr)
+            for note in e.notes:
+                print(f"  note: {note}", file=sys.stderr)
             report.append({"path": path, "readable": False, "error": e.message, "diagnostics": []})
             status = max(status, 2)
             continue

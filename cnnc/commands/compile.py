@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--external-data-threshold must be >= 0, got {args.external_data_threshold}")
     check_outputs([(path, "-o"), (lower.data_path(path), "its external data (NAME.onnx.data)")],
                   protect)      # before any work
-    model = load_model(args.file, quiet=args.quiet, **source_options(args))
+    model = load_model(args.file, command="cnnc compile", quiet=args.quiet, **source_options(args))
     resources.check_model(model, 2, "cnnc compile", work="compile")   # before any weight exists
     if args.weights:
         model.load_weights(args.weights)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.support import data as D
 
     check_data_arguments(args)
-    model = load_model(args.file, **source_options(args))
+    model = load_model(args.file, command="cnnc evaluate", **source_options(args))
     train.require_single_io(model.analysis, "cnnc evaluate")  # before any data is read
     from cnnc.support import resources
     from cnnc.support.diagnostics import UsageError

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.backends.keras.config import is_sequential
     from cnnc.backends.report.summary import readable_memory_size
 
-    model = load_model(args.file, quiet=args.quiet, **source_options(args))
+    model = load_model(args.file, command="cnnc export", quiet=args.quiet, **source_options(args))
     from cnnc.support import resources
     resources.check_model(model, 1, "cnnc export", work="compile")
     if args.weights:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.support import data as D
     from cnnc.support.atomic import write_bytes, write_text
 
-    model = load_model(args.file, **source_options(args))
+    model = load_model(args.file, command="cnnc predict", **source_options(args))
     from cnnc.backends.numpy.training import require_single_io
     require_single_io(model.analysis, "cnnc predict")  # one --data array in, one array out
     if args.output and Path(args.output).suffix not in (".npy", ".csv"):

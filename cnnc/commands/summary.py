@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([(args.output, "-o")], [args.file])
     if str(args.file).lower().endswith((".py", ".ipynb")):
         return _script_summaries(args)
-    checked = load_checked(args.file)
+    checked = load_checked(args.file, **source_options(args))
     text = render(checked.analysis, args.format, diagnostics=checked.diagnostics,
                   keras_only=args.keras, ascii=True if args.ascii else None)
     if args.output:
@@ -54,7 +54,7 @@ def _script_summaries(args: argparse.Namespace) -> int:
 
     opts = source_options(args)
     checked = check_script_file(args.file, opts["model"], opts["input_shape"],
-                                whole=opts["model"] is None)
+                                whole=opts["model"] is None, sizes=opts["sizes"])
     sc = checked.script
     models = [m for m in sc.models if opts["model"] is None or m.checked.ir is checked.ir]
     shown = [m for m in models if m.checked.ok or m.settings_only]

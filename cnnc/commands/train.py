@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_data_arguments(args)
     train.positive_number("--checkpoint-every", args.checkpoint_every, zero=True)
-    model = load_model(args.file, **source_options(args))
+    model = load_model(args.file, command="cnnc train", **source_options(args))
     train.require_single_io(model.analysis, "cnnc train")  # before any data is read
     # the overrides checked by fit's own rules (backends/numpy/training.py), before any data is read
     settings = train.resolve_settings(model.analysis, epochs=args.epochs, batch_size=args.batch_size,

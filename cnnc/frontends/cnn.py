@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from cnnc.analysis.infer import Analysis, infer
 from cnnc.analysis.ir import ModelIR
@@ -43,28 +43,48 @@ class Checked:
 
 
 def check_text(text: str, path: str = "<string>",
-               regroup: Callable[[ModelIR], ModelIR] | None = None) -> Checked:
+               regroup: Callable[[ModelIR], ModelIR] | None = None,
+               sizes: Mapping[str, int] | None = None,
+               input_shape: tuple[int, ...] | None = None) -> Checked:
     """Parse, resolve, infer and lint; never raises for problems in the text.
     `regroup`: applied to the resolved model before its shapes are inferred (a Keras
-    file's nested models, shown as one summary row each: groups.regroup)."""
+    file's nested models, shown as one summary row each: groups.regroup). `sizes` fix
+    open dimensions by name (--define), `input_shape` the input's open sizes; a name
+    that is no open dimension of the model is a UsageError."""
     # The checker builds many small acyclic objects; the cycle collector only
     # slows it down (by half on a 10,000-layer stack).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(text, path, regroup)
+        checked = _check(text, path, regroup, sizes, input_shape)
     finally:
         if was_enabled:
             gc.enable()
+    check_sizes_used(sizes, [checked.ir], path)
+    return checked
 
 
-def _check(text: str, path: str, regroup=None) -> Checked:
+def check_sizes_used(sizes: Mapping[str, int] | None, irs, path: str) -> None:
+    """A --define that names no open dimension of the models is a usage error (a typo
+    would otherwise pass unnoticed)."""
+    known: dict[str, str] = {}
+    for ir in irs:
+        if ir is not None:
+            known.update(ir.dims)
+    unknown = sorted(set(sizes or ()) - set(known))
+    if unknown:
+        listing = ", ".join(sorted(known)) if known else "none"
+        raise UsageError(f"--define {unknown[0]}: '{path}' has no open size named {unknown[0]!r}",
+                         [f"its open sizes: {listing}"])
+
+
+def _check(text: str, path: str, regroup=None, sizes=None, input_shape=None) -> Checked:
     rep = Reporter(path)
     statements = parse(text, rep)
     # A statement that did not parse is a layer missing from the stack: shapes after it
     # would only produce errors that are not the user's.
     syntax_lines = [d.span.line for d in rep.diagnostics if d.is_error and d.span]
-    ir = resolve(statements, rep, path)
+    ir = resolve(statements, rep, path, dict(sizes or {}), input_shape)
     if regroup is not None:
         ir = regroup(ir)
     analysis = infer(ir, rep, stop_after_line=min(syntax_lines, default=None))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Mapping
 
 from cnnc.analysis.infer import Analysis
 from cnnc.frontends.cnn import Checked, check_text, read_source
@@ -16,20 +17,22 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
 KERAS_WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
-def check_file(path: str | Path, model: str | None = None,
-               input_shape: tuple | None = None) -> Checked:
-    """Check a .cnn file, or a Keras model file (.keras, .h5, .json) read as one."""
+def check_file(path: str | Path, model: str | None = None, input_shape: tuple | None = None,
+               sizes: Mapping[str, int] | None = None) -> Checked:
+    """Check a .cnn file, a Keras model file (.keras, .h5, .json) or a Keras script;
+    `input_shape` and `sizes` (--define) fix its open sizes."""
     name = str(path).lower()
     if name.endswith((".py", ".ipynb")):
-        return check_script_file(path, model, input_shape)
+        return check_script_file(path, model, input_shape, sizes=sizes)
     if name.endswith(KERAS_SUFFIXES):
         from cnnc.frontends import keras  # h5py and NumPy only when a Keras file is involved
-        return keras.check_file(path)
-    return check_text(read_source(path), str(path))
+        return keras.check_file(path, sizes, input_shape)
+    return check_text(read_source(path), str(path), sizes=sizes, input_shape=input_shape)
 
 
 def check_script_file(path: str | Path, model: str | None = None,
-                      input_shape: tuple | None = None, whole: bool = False) -> Checked:
+                      input_shape: tuple | None = None, whole: bool = False,
+                      sizes: Mapping[str, int] | None = None) -> Checked:
     """A Keras script or notebook (read with `ast`, never run): the model `model`
     names (or the only one) with its diagnostics; `whole` (or no model chosen when
     there are several) keeps every model's diagnostics, for `cnnc check`."""
@@ -38,7 +41,7 @@ def check_script_file(path: str | Path, model: str | None = None,
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        sc = check_script(str(path), decode(read_bytes(path), str(path)), model, input_shape)
+        sc = check_script(str(path), decode(read_bytes(path), str(path)), model, input_shape, sizes)
     finally:
         if was_enabled:
             gc.enable()

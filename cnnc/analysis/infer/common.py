@@ -21,7 +21,7 @@ _LAYOUT = {1: "(batch, steps, channels)", 2: "(batch, height, width, channels)",
            3: "(batch, depth, height, width, channels)"}
 
 
-def need(layer: Layer, terms: Sequence[tuple[object, str]], text: str,
+def need(layer: Layer, terms: Sequence[tuple[object, str]], text: str | Callable[[], str],
          on_fail: Callable[[], ShapeError]) -> None:
     """A size check that depends on open dimensions: it holds when any of `terms` holds
     (`expr >= 0` for "ge", `expr == 0` for "eq"). Recorded as a constraint of the model;
@@ -37,7 +37,7 @@ def need(layer: Layer, terms: Sequence[tuple[object, str]], text: str,
         ok = constraints.require(check)
     except Unsatisfiable as e:
         earlier = [c for c in constraints.checks_of(e.dim)][:3]
-        raise ShapeError(f"{layer.kind} needs {text}, which holds only for {e.dim}: {e.alone.describe()}; "
+        raise ShapeError(f"{layer.kind} needs {check.text}, which holds only for {e.dim}: {e.alone.describe()}; "
                          f"the layers before it need {e.dim}: {e.before.describe()}, and no size "
                          "is both", layer.span,
                          *[f"'{c.layer}' (line {c.line}) needs {c.text}" for c in earlier]) from None
@@ -45,16 +45,16 @@ def need(layer: Layer, terms: Sequence[tuple[object, str]], text: str,
         raise on_fail()
 
 
-def divisible(layer: Layer, n, k: int, text: str, on_fail: Callable[[], ShapeError]) -> None:
+def divisible(layer: Layer, n, k: int, text: str | Callable[[], str], on_fail: Callable[[], ShapeError]) -> None:
     """`n` a multiple of `k`, n an open size."""
     need(layer, [(n - k * floor_div(n, k), "eq")], text, on_fail)
 
 
-def at_least(layer: Layer, n, k: int, text: str, on_fail: Callable[[], ShapeError]) -> None:
+def at_least(layer: Layer, n, k: int, text: str | Callable[[], str], on_fail: Callable[[], ShapeError]) -> None:
     need(layer, [(n - k, "ge")], text, on_fail)
 
 
-def equal(layer: Layer, a, b, text: str, on_fail: Callable[[], ShapeError],
+def equal(layer: Layer, a, b, text: str | Callable[[], str], on_fail: Callable[[], ShapeError],
           broadcast: bool = False) -> None:
     """a == b (or, where arrays broadcast, either is 1)."""
     terms = [(a - b, "eq")]
@@ -129,8 +129,9 @@ def _spatial_out(layer: Layer, x: Flow, k: Sequence[int], s: Sequence[int], d: S
     for i, o in enumerate(out):
         if is_open(o):
             what = "pool_size" if pooling else "kernel_size"
-            at_least(layer, o, 1, f"the output {_AXES[len(spatial)][i]} {render(o)} >= 1 "
-                     f"({what} {k[i]} on {render(spatial[i])})",
+            at_least(layer, o, 1, lambda i=i, o=o, what=what: (
+                         f"the output {_AXES[len(spatial)][i]} {render(o)} >= 1 "
+                         f"({what} {k[i]} on {render(spatial[i])})"),
                      lambda i=i: _too_small(layer, spatial, k, s, d, out, [i], pooling))
     return out
 

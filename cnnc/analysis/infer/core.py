@@ -13,7 +13,7 @@ from cnnc.analysis import shapes as sh
 from cnnc.analysis.arguments import Initializer, Regularizer
 from cnnc.analysis.constraints import Constraints
 from cnnc.analysis.ir import Layer, ModelIR
-from cnnc.analysis.symbolic import keras_view
+from cnnc.analysis.symbolic import dim, dims_of, keras_view
 from cnnc.support.diagnostics import Span
 
 BYTES_PER_VALUE = 4  # float32
@@ -140,7 +140,55 @@ class Analysis:
     @property
     def is_open(self) -> bool:
         """Whether some size is not fixed yet (an open dimension)."""
-        return bool(self.constraints.dims)
+        return bool(self.open_dims)
+
+    @property
+    def open_dims(self) -> dict[str, str]:
+        """The open dimensions, each with where it comes from, in the source's order."""
+        out = dict(self.model.dims)
+        for name in self.constraints.dims:
+            out.setdefault(name, "")
+        return out
+
+    def size_problems(self, samples: dict[str, tuple[int, ...]]) -> list[str]:
+        """Why the model does not work for these input sample shapes (input name -> shape
+        without the batch axis): each open size that takes a value outside the sizes that
+        work, and each check those values break. Empty when they work."""
+        values: dict[str, int] = {}
+        for node, shape in zip(self.model.inputs, self.open_inputs or ()):
+            got = samples.get(node.name)
+            if got is None or len(got) != len(shape):
+                continue
+            for size, n in zip(shape, got):
+                named = dims_of(size)
+                if len(named) == 1 and size == dim(*_dim_args(next(iter(named.values())))):
+                    values.setdefault(next(iter(named)), n)
+        out = []
+        for name, v in values.items():
+            s = self.constraints.sets.get(name)
+            if s is not None and v not in s:
+                out.append(f"{name} = {v}: the model works for {name}: {s.describe()}")
+        for check in self.constraints.failures(values):
+            if len(check.dims()) > 1 or not out:
+                out.append(f"{check.layer} (line {check.line}) needs {check.text}")
+        return out
+
+    def unfixed(self) -> dict[str, list[str]]:
+        """What cannot be built while sizes are open: for each open dimension, the weights
+        whose shape and the layer arguments whose value depend on it ("dense_1/kernel
+        (128, num_classes)"). Tensor sizes may stay open: the data decides them."""
+        out: dict[str, list[str]] = {}
+        for info in self.infos:
+            for w in info.weights:
+                for name in set().union(*(dims_of(n) for n in w.shape)):
+                    shape = "(" + ", ".join(str(n) for n in w.shape) + ")"
+                    out.setdefault(name, []).append(f"'{info.name}/{w.name}' {shape}")
+            for key, value in info.layer.args.items():
+                values = value if isinstance(value, tuple) else (value,)
+                for name in set().union(*(dims_of(v) for v in values)):
+                    shown = ", ".join(map(str, values)) if isinstance(value, tuple) else str(value)
+                    out.setdefault(name, []).append(f"'{info.name}' {key}={shown}")
+        return out
 
     @property
     def output_shapes(self) -> tuple[tuple[int | None, ...] | None, ...]:
@@ -176,6 +224,10 @@ class Analysis:
 
 
 Rule = Callable[[Layer, Flow], LayerInfo]
+
+
+def _dim_args(d) -> tuple:
+    return d.name, d.none, d.auto
 
 # The constraints of the model being inferred: rules record the size checks that
 # depend on open dimensions here (common.need), instead of deciding them.

@@ -18,10 +18,11 @@ from cnnc.support.diagnostics import Reporter
 
 
 def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>",
-            sizes: dict[str, int] | None = None,
-            input_shape: tuple[int, ...] | None = None) -> ModelIR:
+            sizes: dict[str, int] | None = None, input_shape: tuple[int, ...] | None = None,
+            only_open_inputs: bool = False) -> ModelIR:
     """`sizes` fixes open dimensions by name (`--define`); `input_shape` fixes the open
-    sizes of the one input (`--input-shape`)."""
+    sizes of the first input (`--input-shape`; with `only_open_inputs`, an input with
+    no open size is left as it is instead of checked against it)."""
     st = _State(rep, sizes)
     for stmt in statements:
         if isinstance(stmt, S.DimDecl):
@@ -38,4 +39,4 @@ def resolve(statements: list[S.Statement], rep: Reporter, path: str = "<string>"
             _call_stmt(st, stmt)
     _check_unapplied(st)
     names = _name_nodes(st)
-    return _build(st, names, path, input_shape)
+    return _build(st, names, path, input_shape, only_open_inputs)

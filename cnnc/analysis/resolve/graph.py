@@ -50,7 +50,8 @@ def _unique(name: str, seen: dict) -> str:
     return f"{name}#{k}"
 
 
-def _build(st: _State, names: list[str], path: str, input_shape: tuple | None = None) -> ModelIR:
+def _build(st: _State, names: list[str], path: str, input_shape: tuple | None = None,
+           only_open_inputs: bool = False) -> ModelIR:
     inputs_all = [n for n in st.nodes if n.layer is None]
     outputs, model_inputs = _outputs_and_inputs(st, inputs_all)
     parents = {names[n.id]: [names[i] for i in n.inputs] for n in st.nodes}
@@ -68,6 +69,9 @@ def _build(st: _State, names: list[str], path: str, input_shape: tuple | None = 
             layers.append(_final_layer(node, names))
     detached = [_final_layer(n, names) for n in sorted(st.nodes, key=lambda n: n.seq)
                 if n.layer is not None and n.applied and names[n.id] not in live]
+    if only_open_inputs and model_inputs and not any(
+            s is None or isinstance(s, Expr) for s in model_inputs[0].shape):
+        input_shape = None
     inputs = _input_nodes(st, [(names[n.id], n) for n in model_inputs], input_shape)
     functional = st.functional or len(inputs) > 1 or len(out_names) > 1 or any(
         len(l.inputs) != 1 for l in layers)

@@ -44,6 +44,11 @@ def check_input(x, analysis: Analysis, index: int = 0) -> Array:
         which = f" for its input '{inputs[index].name}'" if len(inputs) > 1 else ""
         raise UsageError(f"input data has shape {_fmt(got)}, the model '{analysis.model.name}' "
                          f"expects {want}{which} (batch first)", notes)
+    if analysis.is_open and index < len(inputs):
+        problems = analysis.size_problems({inputs[index].name: got[1:]})
+        if problems:
+            raise UsageError(f"input data of shape {_fmt(got)} does not fit model "
+                             f"'{analysis.model.name}' at that size", problems)
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 

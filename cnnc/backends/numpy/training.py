@@ -289,6 +289,11 @@ def prepare(analysis: Analysis, x, y, loss_name: str | None, *, scale: bool = Tr
     x = D.prepare_x(x, analysis.model.input_shape, scale=scale, divisor=divisor,
                     what=f"{what}{sep}x", model=model)
     y = D.prepare_y(y, analysis.output_shape, loss_name, what=f"{what}{sep}y", model=model)
+    if analysis.is_open:
+        problems = analysis.size_problems({analysis.model.inputs[0].name: x.shape[1:]})
+        if problems:
+            raise UsageError(f"{what or 'the data'}: samples of shape {x.shape[1:]} do not fit "
+                             f"{model} at that size", problems)
     D.check_same_length(x, y, what)
     if len(x) == 0:
         raise D.DataError(f"{what or 'the data'} has no samples")

@@ -26,6 +26,7 @@ import onnx
 from onnx import helper
 
 from cnnc.analysis.infer import Analysis
+from cnnc.analysis.symbolic import Expr, dims_of
 from cnnc.backends.onnx import fold
 from cnnc.backends.onnx.graph import FLOAT, ExternalSink, Graph, Value, channels_last  # noqa: F401
 from cnnc.backends.onnx.registry import RULES
@@ -108,11 +109,21 @@ def check_opset(opset: int | None) -> int:
     return opset
 
 
-def _input_dims(shape: tuple[int | None, ...]) -> list[int | str]:
+def _input_dims(shape: tuple[int | None, ...], named: tuple = ()) -> list[int | str]:
+    """The ONNX input dimensions: symbolic "batch", then the sizes; an open size the source
+    names (`input (H, W, 3)`) keeps its name, a None is named after its axis."""
     names = _AXIS_NAMES.get(len(shape) - 1, ())
     dims: list[int | str] = ["batch"]
     for i, n in enumerate(shape):
-        dims.append(n if n is not None else (names[i] if i < len(names) else f"dim{i + 1}"))
+        own = named[i] if i < len(named) else None
+        source_named = isinstance(own, Expr) and str(own) in dims_of(own) and \
+            not dims_of(own)[str(own)].auto
+        if n is not None:
+            dims.append(n)
+        elif source_named:
+            dims.append(str(own))
+        else:
+            dims.append(names[i] if i < len(names) else f"dim{i + 1}")
     return dims
 
 
@@ -193,9 +204,10 @@ def build(analysis: Analysis, weights: Mapping[str, np.ndarray], opset: int | No
         outputs.append(helper.make_tensor_value_info(
             onnx_name, FLOAT, ["batch", *y.shape], f"float32, Keras's layout of '{tensor}': "
             "(batch, *output_shape)"))
-    inputs = [helper.make_tensor_value_info(onnx_name, FLOAT, _input_dims(tuple(n.shape)),
+    named = analysis.open_inputs or [()] * len(ir.inputs)
+    inputs = [helper.make_tensor_value_info(onnx_name, FLOAT, _input_dims(tuple(n.shape), own),
                                             INPUT_DOC + (f"; Keras input '{n.name}'" if len(in_names) > 1 else ""))
-              for n, onnx_name in zip(ir.inputs, in_names)]
+              for n, onnx_name, own in zip(ir.inputs, in_names, named)]
     shapes = ", ".join(str(tuple(n.shape)) for n in ir.inputs)
     graph = helper.make_graph(g.nodes, name or "model", inputs, outputs, initializer=g.initializers,
                               doc_string=f"cnnc model '{name}' from {ir.path}; "

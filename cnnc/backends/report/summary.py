@@ -70,7 +70,7 @@ def _axes(values: Sequence[int] | None) -> str:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Expr):
         return render_expr(value)
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     if isinstance(value, Initializer):
         return {"class_name": value.name, "config": {k: v for k, v in value.args}}
@@ -181,7 +181,7 @@ def to_dict(analysis: Analysis, diagnostics: Iterable[Diagnostic] = ()) -> dict:
             "validation_split": model.fit.validation_split, "shuffle": model.fit.shuffle,
             "seed": model.fit.seed, "initial_epoch": model.fit.initial_epoch},
         "diagnostics": [d.as_dict() for d in diagnostics],
-        **(_dimensions_record(analysis) if analysis.constraints.dims else {}),
+        **(_dimensions_record(analysis) if analysis.is_open else {}),
     }
     return record
 
@@ -227,14 +227,13 @@ def _dimension_lines(analysis: Analysis) -> list[str]:
     """The open dimensions, where each comes from and the sizes that work; the checks
     that narrow them and those that tie several together."""
     c = analysis.constraints
-    if not c.dims:
+    dims = analysis.open_dims
+    if not dims:
         return []
-    origins = analysis.model.dims
     lines = [" Open sizes (not fixed yet; --define NAME=VALUE fixes one):"]
-    for name in c.dims:
-        where = origins.get(name, "")
-        lines.append(f"   {_one_line(name)}{' (' + _one_line(where) + ')' if where else ''}: "
-                     f"{c.describe(name)}")
+    for name, where in dims.items():
+        lines.append(f"   {_one_line(name)}: {c.describe(name)}" +
+                     (f"  [{_one_line(where)}]" if where else ""))
         for check in c.checks_of(name)[:3]:
             if check not in c.conditions:
                 lines.append(f"     {_one_line(check.layer)} (line {check.line}) needs {_one_line(check.text)}")
@@ -247,9 +246,10 @@ def _dimension_lines(analysis: Analysis) -> list[str]:
 def _dimensions_record(analysis: Analysis) -> dict:
     c = analysis.constraints
     dims = []
-    for name, d in c.dims.items():
+    for name, where in analysis.open_dims.items():
         s = c.sets.get(name)
-        dims.append({"name": name, "from": analysis.model.dims.get(name), "keras_none": d.none,
+        d = c.dims.get(name)
+        dims.append({"name": name, "from": where or None, "keras_none": bool(d and d.none),
                      "sizes": c.describe(name), "first_sizes": (s.first(8) if s is not None else
                                                               list(range(1, 9))),
                      "checks": [_check_record(k) for k in c.checks_of(name) if k not in c.conditions]})

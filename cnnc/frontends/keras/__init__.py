@@ -75,12 +75,13 @@ def container_read(path: str | Path) -> Container:
     return container.read(path)
 
 
-def check_file(path: str | Path):
+def check_file(path: str | Path, sizes=None, input_shape: tuple | None = None):
     """The Checked model of a Keras file: its .cnn text checked by the front end, the
-    diagnostics in the file's terms, its weights read when asked for."""
+    diagnostics in the file's terms, its weights read when asked for. `sizes` and
+    `input_shape` fix its open sizes (a None in its input shape)."""
     from cnnc.frontends.cnn import Checked, check_text
     imp = import_file(path)
-    checked = check_text(imp.text, str(path), _nested_rows(imp.model))
+    checked = check_text(imp.text, str(path), _nested_rows(imp.model), sizes, input_shape)
     diags = tuple(remap(d, imp) for d in checked.diagnostics)
     if checked.ir is not None and imp.model.nested:
         from cnnc.frontends.keras.weights import remember

@@ -112,10 +112,12 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
         bad = next((d for d in shape if isinstance(d, Unknown)), None)
         if bad is not None:
             raise AppError(f"{cls}'s input_shape= is not known without running the script: {bad.why}")
+    # without the top, Keras takes images of any size: None leaves height or width open
     if not (isinstance(shape, (tuple, list)) and len(shape) == 3 and all(
-            isinstance(d, int) and not isinstance(d, bool) for d in shape)):
+            (isinstance(d, int) and not isinstance(d, bool)) or (d is None and i < 2 and not include_top)
+            for i, d in enumerate(shape))):
         raise AppError(f"{cls}: input_shape must be (height, width, channels), got {shown(shape)}")
-    if shape[2] != 3 or min(shape[:2]) < app.min_size:
+    if shape[2] != 3 or any(d is not None and d < app.min_size for d in shape[:2]):
         raise AppError(f"{cls} takes 3-channel images of at least {app.min_size}x{app.min_size}, "
                        f"got input_shape={tuple(shape)!r} (Keras refuses it too)")
     text = (zoo_dir() / f"{app.file}.cnn").read_text(encoding="utf-8")

@@ -97,7 +97,10 @@ def parse_input_shape(text: str | None) -> tuple | None:
 
 
 def check_script(path: str, text: str, model: str | None = None,
-                 input_shape: tuple | None = None) -> ScriptCheck:
+                 input_shape: tuple | None = None, sizes=None) -> ScriptCheck:
+    """Every model the script builds, checked; `input_shape` gives the sizes the script
+    takes from data (and fills an input's open sizes), `sizes` fix open dimensions by
+    name (--define)."""
     from cnnc.analysis.infer import infer
     from cnnc.analysis.lint import lint
     from cnnc.analysis.resolve import resolve
@@ -128,7 +131,8 @@ def check_script(path: str, text: str, model: str | None = None,
         for msg, span, notes in out.problems + out.settings_problems:
             mrep.error(msg, span, *notes)
         stmts = out.statements if not out.problems else []
-        ir = out.regroup(resolve(stmts, mrep, path))
+        ir = out.regroup(resolve(stmts, mrep, path, dict(sizes or {}), input_shape,
+                                 only_open_inputs=True))
         analysis = infer(ir, mrep)
         if not mrep.has_errors:
             lint(ir, analysis, mrep)
@@ -151,8 +155,8 @@ def check_script(path: str, text: str, model: str | None = None,
         for f in found:
             for d in f.checked.diagnostics:
                 _locate_in_cell(d, src)
-    if model is not None:
-        pass                                  # selection happens in the caller (select)
+    from cnnc.frontends.cnn import check_sizes_used
+    check_sizes_used(sizes, [f.checked.ir for f in found], path)
     return ScriptCheck(source, found, diags, ev.skipped, src)
 
 
