@@ -300,3 +300,15 @@ def test_input_shape_fixes_a_keras_none_and_data_of_a_bad_size_is_refused(tmp_pa
     with pytest.raises(cnnc.UsageError) as e:
         m.predict(np.zeros((1, 30, 32, 1), np.float32))
     assert any("H = 30" in n and "multiples of 16" in n for n in e.value.notes)
+
+
+def test_keras_files_with_none_sizes_get_their_sets(capsys):
+    """tests/data/keras/fcn_open.json: Keras's to_json() of a small FCN on (None, None, 3)
+    with one pooling undone by an up-sampling and concatenated with the encoder."""
+    from .conftest import ROOT
+    path = ROOT / "tests" / "data" / "keras" / "fcn_open.json"
+    assert main(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "H: even sizes  [the height of input 'image' (None)]" in out
+    assert "concatenate needs 2*floor(H/2) == H on axis 1" in out
+    assert "(None, None, None, 16)" in out          # Keras's own view in the table

@@ -231,15 +231,20 @@ def _dimension_lines(analysis: Analysis) -> list[str]:
     if not dims:
         return []
     lines = [" Open sizes (not fixed yet; --define NAME=VALUE fixes one):"]
+    # a Keras file is checked as the .cnn text it becomes: its lines mean nothing to the reader
+    own_lines = not str(analysis.model.path).lower().endswith((".keras", ".h5", ".hdf5", ".json"))
+
+    def where_is(check) -> str:
+        return f"{_one_line(check.layer)}" + (f" (line {check.line})" if own_lines else "")
     for name, where in dims.items():
         lines.append(f"   {_one_line(name)}: {c.describe(name)}" +
                      (f"  [{_one_line(where)}]" if where else ""))
         for check in c.checks_of(name)[:3]:
             if check not in c.conditions:
-                lines.append(f"     {_one_line(check.layer)} (line {check.line}) needs {_one_line(check.text)}")
+                lines.append(f"     {where_is(check)} needs {_one_line(check.text)}")
     if c.conditions:
         lines.append(" And for the sizes together:")
-        lines += [f"   {_one_line(k.layer)} (line {k.line}) needs {_one_line(k.text)}" for k in c.conditions]
+        lines += [f"   {where_is(k)} needs {_one_line(k.text)}" for k in c.conditions]
     return lines
 
 
