@@ -312,3 +312,15 @@ def test_keras_files_with_none_sizes_get_their_sets(capsys):
     assert "H: even sizes  [the height of input 'image' (None)]" in out
     assert "concatenate needs 2*floor(H/2) == H on axis 1" in out
     assert "(None, None, None, 16)" in out          # Keras's own view in the table
+
+
+def test_plot_and_markdown_show_open_counts(tmp_path, capsys):
+    (tmp_path / "m.cnn").write_text(CLASSIFIER)
+    for suffix in ("dot", "mmd"):
+        out = tmp_path / f"m.{suffix}"
+        assert main(["plot", str(tmp_path / "m.cnn"), "-o", str(out)]) == 0
+        text = out.read_text()
+        assert "(None, num_classes)" in text and "129*num_classes" in text, suffix
+    assert main(["summary", str(tmp_path / "m.cnn"), "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "`(None, num_classes)`" in md and "- num_classes: any size  [line 1]" in md

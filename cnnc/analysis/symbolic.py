@@ -361,5 +361,15 @@ def render(x, constant_first: bool = False, digits: bool = False) -> str:
     return out
 
 
+def count_text(n) -> str:
+    """A count as reports show it: 1,234,567, an expression in open dimensions
+    (`3,987,904 + 129*num_classes`), or ? when unknown."""
+    if n is None:
+        return "?"
+    if isinstance(n, Expr):
+        return render(n, constant_first=True, digits=True)
+    return f"{n:,}"
+
+
 def _atom_text(a: Atom) -> str:
     return str(a)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.infer import Analysis
+from cnnc.analysis.symbolic import count_text
 from cnnc.support.diagnostics import UsageError
 from cnnc.support.diagnostics import visible as _visible
 
@@ -55,15 +56,16 @@ def nodes_and_edges(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int
         node = inputs.get(name)
         if node is not None:
             boxes.append({"name": name, "type": node.kind, "inputs": [],
-                          "input_shape": None, "output_shape": _shape_text(node.shape),
+                          "input_shape": None,
+                          "output_shape": _shape_text(analysis.open_shape_of(name) or node.shape),
                           "params": None})
             continue
         info = analysis.info(name)
         srcs = list(info.layer.inputs)
-        shapes = [_shape_text(analysis.shape_of(s)) for s in srcs]
+        shapes = [_shape_text(analysis.open_shape_of(s)) for s in srcs]
         boxes.append({"name": name, "type": info.layer.kind, "inputs": srcs,
                       "input_shape": shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]",
-                      "output_shape": _shape_text(info.output_shape), "params": info.params})
+                      "output_shape": _shape_text(info.output.shape), "params": info.params})
         for s in srcs:
             j = index.get(s)
             if j is not None and (j, i) not in seen:
@@ -84,16 +86,17 @@ def _row_boxes(analysis: Analysis) -> tuple[list[dict], list[tuple[int, int]]]:
     for i, r in enumerate(rows):
         if r in model.inputs:
             boxes.append({"name": r.name, "type": r.kind, "inputs": [], "input_shape": None,
-                          "output_shape": _shape_text(r.shape), "params": None})
+                          "output_shape": _shape_text(analysis.open_shape_of(r.name) or r.shape),
+                          "params": None})
             continue
         members = getattr(r, "members", None) or (r,)
         inside = {m.name for m in members}
         real = list(dict.fromkeys(s for m in members for s in m.layer.inputs if s not in inside))
         srcs = list(dict.fromkeys(b for s in real for b in _boxes_behind(model, s, shown_as)))
-        shapes = [_shape_text(analysis.shape_of(s)) for s in real]
+        shapes = [_shape_text(analysis.open_shape_of(s)) for s in real]
         boxes.append({"name": r.name, "type": r.layer.kind, "inputs": srcs,
                       "input_shape": shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]",
-                      "output_shape": _shape_text(r.output_shape), "params": r.params})
+                      "output_shape": _shape_text(r.output.shape), "params": r.params})
         edges += [(index[s], i) for s in srcs if s in index]
     return boxes, edges
 
@@ -157,7 +160,7 @@ def _dot_label(box: dict, show_params: bool) -> str:
                              for c in cols) + "</tr>"]
     if show_params and box["params"] is not None:
         rows.append(f'<tr><td colspan="{span}" bgcolor="white"><font point-size="14">'
-                    f'Params: <b>{box["params"]:,}</b></font></td></tr>')
+                    f'Params: <b>{html_escape(count_text(box["params"]))}</b></font></td></tr>')
     return ('<<table border="0" cellborder="1" bgcolor="black" cellpadding="10">'
             + "".join(rows) + "</table>>")
 
@@ -190,7 +193,7 @@ def to_mermaid(analysis: Analysis, show_params: bool = True) -> str:
             parts.append(f"input: {mermaid_escape(box['input_shape'])}")
         parts.append(f"output: {mermaid_escape(box['output_shape'])}")
         if show_params and box["params"] is not None:
-            parts.append(f"params: {box['params']:,}")
+            parts.append(f"params: {count_text(box['params'])}")
         out.append(f'    n{i}["{"<br/>".join(parts)}"]')
     for a, b in edges:
         out.append(f"    n{a} --> n{b}")

@@ -17,6 +17,7 @@ from cnnc.analysis.arguments import Initializer, Regularizer
 from cnnc.analysis.groups import shown_as, summary_rows
 from cnnc.analysis.infer import BYTES_PER_VALUE, Analysis, LayerInfo, input_flow
 from cnnc.analysis.symbolic import Expr
+from cnnc.analysis.symbolic import count_text as count
 from cnnc.analysis.symbolic import render as render_expr
 from cnnc.support.counts import HUGE, sci
 from cnnc.support.diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
@@ -24,16 +25,6 @@ from cnnc.support.version import __version__
 
 SCHEMA = "cnnc.summary/1"
 FORMATS = ("text", "json", "markdown")
-
-
-def count(n) -> str:
-    """A count as the table shows it: 1,234,567, an expression in open dimensions
-    (`3,987,904 + 129*num_classes`), or ? when unknown."""
-    if n is None:
-        return "?"
-    if isinstance(n, Expr):
-        return render_expr(n, constant_first=True, digits=True)
-    return f"{n:,}"
 
 
 def readable_memory_size(size) -> str:
