@@ -335,7 +335,7 @@ def _sizes(define) -> dict[str, int] | None:
                          f"got {_type(define)}")
     out = {}
     for key, value in define.items():
-        if not isinstance(key, str) or not key.isidentifier():
+        if not isinstance(key, str) or not key.strip() or len(key) > 200:
             raise UsageError(f"define: a size's name must be a name such as 'num_classes', got {key!r:.60}")
         out[key] = _size(f"define[{key!r}]", value)
     return out

@@ -94,6 +94,7 @@ class ModelIR:
     # The open dimensions (sizes not fixed yet), each with where it comes from
     # ("line 3", "the height of input 'input_layer' (None)", "len(class_names), line 12").
     dims: Mapping[str, str] = field(default_factory=dict)
+    defined: tuple[str, ...] = ()       # the sizes --define gave a value (no longer open)
 
     # --- the single-input, single-output view most commands use ------------------
 

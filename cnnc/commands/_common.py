@@ -42,9 +42,10 @@ def parse_defines(items: list[str]) -> dict[str, int] | None:
     from cnnc.support.diagnostics import UsageError
     out: dict[str, int] = {}
     for item in items:
-        name, eq, value = item.partition("=")
+        # the name may be an expression the source writes (`len(class_names)=5`)
+        name, eq, value = item.rpartition("=")
         name, value = name.strip(), value.strip()
-        if not eq or not name.isidentifier():
+        if not eq or not name or len(name) > 200:
             raise UsageError(f"--define takes NAME=VALUE, e.g. --define num_classes=10, got {item!r:.80}")
         if not value.isdigit() or len(value) > 18 or int(value) < 1:
             raise UsageError(f"--define {name}: the size must be a whole number >= 1, got {value!r:.40}")

@@ -71,6 +71,7 @@ def check_sizes_used(sizes: Mapping[str, int] | None, irs, path: str) -> None:
     for ir in irs:
         if ir is not None:
             known.update(ir.dims)
+            known.update(dict.fromkeys(ir.defined, ""))
     unknown = sorted(set(sizes or ()) - set(known))
     if unknown:
         listing = ", ".join(sorted(known)) if known else "none"

@@ -79,7 +79,9 @@ def _build(st: _State, names: list[str], path: str, input_shape: tuple | None = 
     return ModelIR(name=default if st.name is None else st.name,      # Keras allows name=""
                    inputs=inputs, layers=tuple(layers), outputs=tuple(out_names),
                    compile=st.compile, fit=st.fit, path=path, functional=functional,
-                   layer_order=tuple(order), detached=tuple(detached), dims=dict(st.dims))
+                   layer_order=tuple(order), detached=tuple(detached),
+                   dims={k: v for k, v in st.dims.items() if k not in st.sizes},
+                   defined=tuple(k for k in st.dims if k in st.sizes))
 
 
 # Names for the axes a source leaves as None, per spatial rank: (steps), (H, W), (D, H, W)
