@@ -334,30 +334,20 @@ def render(x, constant_first: bool = False, digits: bool = False) -> str:
     129*num_classes`), `digits` groups the constant's digits."""
     if not isinstance(x, Expr):
         return f"{x:,}" if digits and isinstance(x, int) else str(x)
-    parts = []
-    const = 0
+    terms = []                                     # (coefficient, text without its sign)
     for m, c in x.terms:
         if m == ():
-            const = c
-            continue
-        body = "*".join(str(a) if p == 1 else f"{_atom_text(a)}^{p}" for a, p in m)
-        parts.append((c, body))
-    pieces = [(c, body) for c, body in parts]
-    if const:
-        text_const = f"{abs(const):,}" if digits else str(abs(const))
-        entry = (const, None, text_const)
-        ordered = [entry] + [(c, b, None) for c, b in pieces] if constant_first else \
-            [(c, b, None) for c, b in pieces] + [entry]
-    else:
-        ordered = [(c, b, None) for c, b in pieces]
-    out = ""
-    for i, (c, body, text) in enumerate(ordered):
-        if body is None:
-            term = text
+            text = f"{abs(c):,}" if digits else str(abs(c))
         else:
-            term = body if abs(c) == 1 else f"{abs(c)}*{body}"
-        sign = "-" if c < 0 else "+"
-        out += (("-" if sign == "-" else "") + term) if i == 0 else f" {sign} {term}"
+            body = "*".join(str(a) if p == 1 else f"{a}^{p}" for a, p in m)
+            text = body if abs(c) == 1 else f"{abs(c)}*{body}"
+        terms.append((c, text, m == ()))
+    # the constant comes first in canonical order; counts keep it there, sizes put it last
+    if not constant_first and terms[0][2]:
+        terms = terms[1:] + terms[:1]
+    out = ("-" if terms[0][0] < 0 else "") + terms[0][1]
+    for c, text, _ in terms[1:]:
+        out += f" {'-' if c < 0 else '+'} {text}"
     return out
 
 
@@ -370,6 +360,3 @@ def count_text(n) -> str:
         return render(n, constant_first=True, digits=True)
     return f"{n:,}"
 
-
-def _atom_text(a: Atom) -> str:
-    return str(a)
