@@ -60,6 +60,11 @@ def zoo_dir() -> Path:
     return packaged if packaged.is_dir() else package.parent / "examples" / "zoo"
 
 
+# Applications whose Keras code chooses layers by comparing tensor sizes as it builds them
+# (NASNet's _adjust_block): one transcription cannot stand for every size.
+_SIZE_SHAPED = ("NASNetMobile",)
+
+
 class AppError(Exception):
     def __init__(self, message: str, *notes: str):
         super().__init__(message)
@@ -117,6 +122,10 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
             (isinstance(d, int) and not isinstance(d, bool)) or (d is None and i < 2 and not include_top)
             for i, d in enumerate(shape))):
         raise AppError(f"{cls}: input_shape must be (height, width, channels), got {shown(shape)}")
+    if cls in _SIZE_SHAPED and None in shape:
+        raise AppError(f"{cls}'s layers depend on its input size (Keras compares the sizes of its "
+                       "cells' inputs while it builds them), so cnnc cannot check it on an open size",
+                       f"give the size: input_shape=({app.size}, {app.size}, 3)")
     if shape[2] != 3 or any(d is not None and d < app.min_size for d in shape[:2]):
         raise AppError(f"{cls} takes 3-channel images of at least {app.min_size}x{app.min_size}, "
                        f"got input_shape={tuple(shape)!r} (Keras refuses it too)")
