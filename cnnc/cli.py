@@ -20,7 +20,7 @@ from cnnc.support.diagnostics import CnncError, UsageError, did_you_mean, use_co
 from cnnc.support.version import __version__
 
 COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
-            "predict", "bench")
+            "predict", "bench", "lsp")
 
 
 class _Parser(argparse.ArgumentParser):
