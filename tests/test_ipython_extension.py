@@ -46,6 +46,10 @@ CELLS = [
     "bad = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 3), layers.Flatten(),\n"
     "                        layers.Dense(10)])\nbad.fit(x, y)",                             # 16
     "model.fit(x, y)",                                                                      # 17
+    "%unload_ext cnnc",                                                                     # 18
+    "late = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 30)])",            # 19
+    "%load_ext cnnc",                                                                       # 20
+    "late.fit(x, y)",                                                                       # 21
 ]
 
 # the diagnostic as the stopped cell shows it: the layer is in In [6], line 1
@@ -173,3 +177,12 @@ def test_import_cnnc_stays_light():
             "for m in sys.modules if m.startswith(('IPython', 'pygls', 'numpy', 'cnnc.integrations'))}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "True []", out.stderr
+
+
+def test_models_built_before_the_extension_was_loaded_are_known(executed):
+    """Unloaded, the extension stops nothing; loaded again, it reads every cell run so far."""
+    assert _errors(executed[18]) == [] and executed[18].outputs == []
+    [error] = _errors(executed[20])
+    assert error.traceback[0] == ("In [19]:1:69: error: Conv2D kernel_size=30x30 does not fit its "
+                                  "input: needs at least 30x30, got 28x28")
+    assert "FIT RAN" not in _text(executed[20])

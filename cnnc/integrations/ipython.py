@@ -6,8 +6,8 @@ build is checked. A cell that builds a model with errors, or uses one (names its
 variable: `model.fit(...)`), is stopped before it runs, before TensorFlow starts or
 training begins, and the errors are shown under it with their cell and line. Warnings
 of the models a cell builds are shown and the cell runs. A cell that cannot touch a model
-(it names neither Keras, nor a model's variable, nor a function or class that a Keras cell
-defined or imported) is not checked: it runs without delay.
+(it names neither Keras, nor a model's variable, nor anything that a cell naming Keras
+imported, defined or assigned) is not checked: it runs without delay.
 
     %cnnc summary [NAME]     cnnc's summary of a model built so far (default: the last one)
     %cnnc plot [NAME]        its graph, drawn inline (SVG with Graphviz; else Mermaid text)
@@ -24,7 +24,9 @@ is stopped too, until a cell builds it again without errors.
 from __future__ import annotations
 
 import ast
+import gc
 import json
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -87,13 +89,14 @@ class Extension:
         self._pending = None
 
     def _before(self, info) -> None:
-        if not self._relevant(info.raw_cell):
+        names = _names(info.raw_cell)
+        if not self._relevant(info.raw_cell, names):
             return
         number = self._number(info)
         check = self.check(info.raw_cell, number)
         if check is None:
             return
-        stop, show = self._verdict(check, info.raw_cell)
+        stop, show = self._verdict(check, names)
         if stop and self.mode == "stop":
             self._pending = (number, self._render(check, stop + show, stopped=True))
         elif stop or show:
@@ -123,21 +126,17 @@ class Extension:
 
     def _parsed(self, count: int, text: str) -> frozenset | None:
         if count not in self._parses:
-            try:
-                tree = ast.parse(self.shell.transform_cell(text))
-            except Exception:  # noqa: BLE001 - SyntaxError, or a transformer's own failure
-                self._parses[count] = None
-            else:
-                self._parses[count] = _bound(tree) if "keras" in text else frozenset()
+            tree = _python(text)
+            self._parses[count] = None if tree is None else (
+                _bound(tree) if "keras" in text else frozenset())
         return self._parses[count]
 
-    def _relevant(self, cell: str) -> bool:
+    def _relevant(self, cell: str, names: set[str]) -> bool:
         """Can this cell build or use a model? It mentions Keras, a model's variable, or a
-        name that a Keras cell run before imported or defined (a builder function, a layer
-        class imported from Keras). Other cells (data, plots, prints) are not checked at all."""
+        name that a cell naming Keras imported, defined or assigned (a builder function, a
+        layer class imported from Keras, a model, a tensor). Other cells are not checked."""
         if "keras" in cell:
             return True
-        names = _names(cell)
         if names & self._model_vars:
             return True
         raw = list(getattr(self.shell.history_manager, "input_hist_raw", []) or [])
@@ -158,17 +157,16 @@ class Extension:
         nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
               "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": n,
                          "source": text} for n, text in cells]}
-        sc = check_script("notebook.ipynb", json.dumps(nb))
+        sc = _quickly(check_script, "notebook.ipynb", json.dumps(nb))
         self._model_vars.update(m.var for m in sc.models)
         result = CellCheck(sc, [n for n, _ in cells], [t for _, t in cells])
         self._last = (key, result)
         return result
 
-    def _verdict(self, check: CellCheck, cell: str) -> tuple[list, list]:
+    def _verdict(self, check: CellCheck, used: set[str]) -> tuple[list, list]:
         """(errors that stop the cell, warnings to show) for the cell about to run: the
         errors of the models it builds or uses, the warnings of those it builds."""
         current = len(check.texts)
-        used = _names(cell)
         stop: list[Diagnostic] = []
         show: list[Diagnostic] = []
         for m in latest_models(check.script):
@@ -296,6 +294,18 @@ def latest_models(sc) -> list:
     return sorted(latest.values(), key=lambda m: m.line)
 
 
+def _quickly(check, *args):
+    """A check with the cycle collector off, as the command line runs it (the checker
+    makes many small acyclic objects; collecting cycles among them only costs time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return check(*args)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _cell_of(sc, line: int) -> int | None:
     cells = sc.script.cells if sc.script is not None else None
     return cells[line - 1][0] if cells and 1 <= line <= len(cells) else None
@@ -309,25 +319,45 @@ def _where(check: CellCheck, line: int) -> str:
     return f"line {line}"
 
 
+_MAGIC_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])|\?\s*$")
+
+
+def _python(cell: str) -> ast.Module | None:
+    """A cell's syntax tree, IPython's magics and shell escapes left out (their lines
+    blanked, as cnnc's notebook reader does; IPython's own transformer is far slower on a
+    long cell); None when the cell is not Python (it failed on a syntax error)."""
+    try:
+        return ast.parse(cell)
+    except (SyntaxError, ValueError):
+        pass
+    if cell.lstrip().startswith("%%"):
+        return ast.parse("")            # a cell magic: other code than Python
+    lines = ["" if _MAGIC_LINE.search(line) else line for line in cell.split("\n")]
+    try:
+        return ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        return None
+
+
 def _names(cell: str) -> set[str]:
     """The names a cell's code reads or binds (a cell that does not parse: its words)."""
-    from IPython.core.inputtransformer2 import TransformerManager
-    try:
-        tree = ast.parse(TransformerManager().transform_cell(cell))
-    except Exception:  # noqa: BLE001 - not Python: fall back to the words in it
-        import re
+    tree = _python(cell)
+    if tree is None:
         return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", cell))
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def _bound(tree: ast.Module) -> frozenset:
-    """The names a cell's top level imports or defines (functions, classes)."""
+    """The names a cell's top level binds: imports, functions, classes, assignments."""
     names = set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
     return frozenset(names)
 
 

@@ -17,6 +17,7 @@ cnnc's (1-based, code points) and the client's (0-based, UTF-16 unless negotiate
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -78,7 +79,13 @@ def _script(path: str, text: str, version: int | None) -> Analyzed:
     if "keras" not in text:
         return Analyzed(version)
     from cnnc.frontends.python import check_script
-    sc = check_script(path, text)
+    was_enabled = gc.isenabled()
+    gc.disable()                 # as the command line checks: cycles among the checker's objects are rare
+    try:
+        sc = check_script(path, text)
+    finally:
+        if was_enabled:
+            gc.enable()
     diags = [d for d in sc.diagnostics if not (d.span is None and d.message == NO_MODEL)]
     return Analyzed(version, diags, [Model(m.var, m.line, m.checked) for m in sc.models])
 
