@@ -291,3 +291,23 @@ def test_help_says_what_every_command_takes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "written in .cnn files" not in text
     assert "Keras scripts and notebooks (.py, .ipynb, read without running them)" in text
+
+
+def test_file_names_reach_the_terminal_escaped(tmp_path, monkeypatch, capsys):
+    """A file name with an escape sequence is shown escaped, in diagnostics and in the
+    message of a file whose check hit a bug."""
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "m" / "bad\x1b[2J.cnn", (EXAMPLES / "errors" / "kernel_too_big.cnn").read_text())
+    _write(tmp_path / "m" / "boom\x1b[2J.cnn", (EXAMPLES / "mnist.cnn").read_text())
+    real = _jobs._check
+
+    def buggy(target, opts):
+        if "boom" in target.path:
+            raise RuntimeError("boom")
+        return real(target, opts)
+    monkeypatch.setattr(_jobs, "_check", buggy)
+    assert main(["check", "m"]) == 70
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "m/bad\\x1b[2J.cnn:9:12: error: Conv2D kernel_size=7x7" in err
+    assert "internal error while checking 'm/boom\\x1b[2J.cnn': RuntimeError: boom" in err

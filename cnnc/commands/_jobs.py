@@ -72,12 +72,12 @@ def check_target(target: Target, opts: Options) -> FileResult:
     except UsageError as e:
         return _problem(target, 2, e.message, e.notes)
     except MemoryError:
-        return _problem(target, 2, f"out of memory while checking '{target.path}'")
+        return _problem(target, 2, f"out of memory while checking '{visible(target.path)}'")
     except RecursionError:
-        return _problem(target, INTERNAL, f"internal error while checking '{target.path}': "
+        return _problem(target, INTERNAL, f"internal error while checking '{visible(target.path)}': "
                         "RecursionError: too deeply nested", _bug_notes())
     except Exception as e:  # noqa: BLE001 - one file's bug must not lose the others' results
-        return _problem(target, INTERNAL, f"internal error while checking '{target.path}': "
+        return _problem(target, INTERNAL, f"internal error while checking '{visible(target.path)}': "
                         f"{type(e).__name__}: {visible(str(e))}", _bug_notes())
 
 
@@ -159,6 +159,7 @@ def _places(path: str, diags: Sequence[Diagnostic]) -> list[tuple | None]:
 def script_note(path: str, sc, verbose: bool) -> str:
     """A Keras script: which models were checked, how many statements were skipped."""
     found = ", ".join(f"'{m.var}' ({m.where})" for m in sc.models) or "none"
+    path = visible(path)
     lines = [f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
              f"{found}"]
     n = len(sc.skipped)
@@ -259,7 +260,7 @@ def _result(future, target: Target) -> FileResult | None:
     except BrokenProcessPool:
         return None
     except Exception as e:  # noqa: BLE001 - a result that could not come back
-        return _problem(target, INTERNAL, f"internal error while checking '{target.path}': "
+        return _problem(target, INTERNAL, f"internal error while checking '{visible(target.path)}': "
                         f"{type(e).__name__}: {visible(str(e))}", _bug_notes()[:1])
 
 
@@ -272,7 +273,7 @@ def _alone(target: Target, opts: Options, ctx, check) -> FileResult:
             return pool.submit(check, target, opts).result()
         except BrokenProcessPool:
             return _problem(target, INTERNAL,
-                            f"internal error while checking '{target.path}': the process checking it "
+                            f"internal error while checking '{visible(target.path)}': the process checking it "
                             "stopped without a result (killed, out of memory, or a crash in native code)",
                             _bug_notes()[:1])
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from cnnc.support.diagnostics import visible
+
 # Folder names never searched (besides hidden ones): what build tools, package managers
 # and environments create. Named on the command line, they are searched all the same.
 EXCLUDED_DIRS = frozenset({
@@ -253,7 +255,7 @@ def _search(root: str, spec, found: Found) -> list[Target]:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            found.unreadable.append((folder, f"cannot read folder '{folder}': "
+            found.unreadable.append((folder, f"cannot read folder '{visible(folder)}': "
                                              f"{e.strerror or type(e).__name__}"))
             continue
         subfolders = []
