@@ -311,3 +311,24 @@ def test_file_names_reach_the_terminal_escaped(tmp_path, monkeypatch, capsys):
     assert "\x1b" not in err
     assert "m/bad\\x1b[2J.cnn:9:12: error: Conv2D kernel_size=7x7" in err
     assert "internal error while checking 'm/boom\\x1b[2J.cnn': RuntimeError: boom" in err
+
+
+def test_the_pre_filter_reads_imports_not_words(tmp_path, monkeypatch, capsys):
+    """Code that imports Keras or TensorFlow is checked, and so is a script that compiles
+    and fits a model its own module builds (it reaches the checker, which reads what it can
+    of it); code that only names Keras in a string or a comment is not."""
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "proj" / "models.py", "import tensorflow as tf\n\n\ndef build():\n"
+           "    return tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(3)])\n")
+    _write(tmp_path / "proj" / "train.py", "from models import build\n\nmodel = build()\n"
+           "model.compile(optimizer='adam', loss='mse')\nmodel.fit(x, y)\n")
+    _write(tmp_path / "proj" / "notes.py", "# keras is used elsewhere\nprint('keras')\n")
+    _write(tmp_path / "proj" / "nb.ipynb", json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+           "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                      "source": ["from tensorflow import keras\n", "m = keras.Sequential([keras.Input((4,)), "
+                                 "keras.layers.Dense(2)])\n"]}]}))
+    status, doc, err = _json(capsys, "proj")
+    assert status == 0
+    assert [f["path"] for f in doc["files"]] == ["proj/models.py", "proj/nb.ipynb", "proj/train.py"]
+    assert [m["variable"] for m in doc["files"][1]["models"]] == ["m"]
+    assert doc["summary"]["skipped_without_keras"] == 1

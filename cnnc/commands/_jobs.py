@@ -56,7 +56,7 @@ class FileResult:
     text: str = ""                          # what the text format prints for it (stderr)
     problem: str | None = None              # unreadable, or a bug: the message
     problem_notes: list[str] = field(default_factory=list)
-    no_model: bool = False                  # found in a folder, mentions Keras, builds no model
+    no_model: bool = False                  # found in a folder, uses Keras, builds no model
 
     @property
     def checked(self) -> bool:
@@ -273,8 +273,9 @@ def _alone(target: Target, opts: Options, ctx, check) -> FileResult:
             return pool.submit(check, target, opts).result()
         except BrokenProcessPool:
             return _problem(target, INTERNAL,
-                            f"internal error while checking '{visible(target.path)}': the process checking it "
-                            "stopped without a result (killed, out of memory, or a crash in native code)",
+                            f"internal error while checking '{visible(target.path)}': the process "
+                            "checking it stopped without a result (killed, out of memory, or a crash "
+                            "in native code)",
                             _bug_notes()[:1])
 
 

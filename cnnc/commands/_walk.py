@@ -9,11 +9,11 @@ adds gitignore-style patterns. Files are sorted by path, so the output never dep
 order the file system or the worker processes give.
 
 A cheap pre-filter decides, without evaluating anything, which found files can hold a
-model: Python code and notebooks that never mention Keras, JSON that is not a Keras model
-config, HDF5 files without a `model_config` (weights, data sets) are passed over and only
-counted. Files named on the command line are checked whatever they are (as a single
-`cnnc check FILE` always did), unless `--skip-non-models` asks for the same filter
-(pre-commit passes every changed .py file).
+model: Python code and notebooks that neither import Keras (or TensorFlow) nor compile and
+fit a model, JSON that is not a Keras model config, HDF5 files without a `model_config`
+(weights, data sets) are passed over and only counted. Files named on the command line
+are checked whatever they are (as a single `cnnc check FILE` always did), unless
+`--skip-non-models` asks for the same filter (pre-commit passes every changed .py file).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from cnnc.support.diagnostics import visible
+from cnnc.support.diagnostics import UsageError, visible
 
 # Folder names never searched (besides hidden ones): what build tools, package managers
 # and environments create. Named on the command line, they are searched all the same.
@@ -42,6 +42,10 @@ _SCRIPT_LIMIT = 16 * 2**20        # the Python front end's own limit: it says wh
 _HDF5_HEAD = 2**20                # Keras writes model_config into the root's first object header
 _JSON_HEAD = 4096                 # model.to_json() starts with its class name
 _KERAS_JSON = re.compile(rb'"class_name"\s*:\s*"(Sequential|Functional|Model)"')
+# Code that builds a Keras model imports Keras (or TensorFlow); in a notebook the import is
+# inside a JSON string. Code that only calls a model builder from a module of its own
+# (`model = build(); model.compile(...); model.fit(...)`) compiles and fits a model.
+_IMPORTS_KERAS = re.compile(rb'(?:^|[\s"\';])(?:import|from)[ \t]+(?:keras|tensorflow|tf_keras)\b', re.M)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ def may_hold_model(path: str) -> bool:
     except OSError:
         return True
     if name.endswith(SCRIPT_SUFFIXES):
-        return len(head) > limit or b"keras" in head
+        return (len(head) > limit or _IMPORTS_KERAS.search(head) is not None
+                or (b".compile(" in head and b".fit(" in head))
     if name.endswith(".json"):
         return _KERAS_JSON.search(head) is not None
     return head.startswith(b"\x89HDF\r\n\x1a\n") and b"model_config" in head
@@ -174,8 +179,6 @@ def exclude_spec(patterns: Sequence[str]):
     if not patterns:
         return None
     import pathspec
-
-    from cnnc.support.diagnostics import UsageError
     try:
         return pathspec.GitIgnoreSpec.from_lines(list(patterns))
     except (ValueError, TypeError) as e:
@@ -188,7 +191,7 @@ def _excluded(spec, shown: str, rel_to_root: str | None, is_dir: bool) -> bool:
     tail = "/" if is_dir else ""
     names = [shown] + ([rel_to_root] if rel_to_root else [])
     return any(spec.match_file(n.replace(os.sep, "/").removeprefix("./") + tail) for n in names
-               if not n.startswith(".." + "/") and n not in ("", "."))
+               if not n.startswith("../") and n not in ("", "."))
 
 
 def _is_environment(path: str) -> bool:
