@@ -164,6 +164,8 @@ def test_the_same_output_with_one_process_or_several(project, capsys):
 
 
 def _check_with_pid(target: Target, opts: _jobs.Options) -> _jobs.FileResult:
+    import time
+    time.sleep(0.05)          # long enough that one worker cannot take every file alone
     return _jobs.FileResult(target.path, target.kind, text=str(os.getpid()))
 
 
