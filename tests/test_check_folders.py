@@ -334,3 +334,14 @@ def test_the_pre_filter_reads_imports_not_words(tmp_path, monkeypatch, capsys):
     assert [f["path"] for f in doc["files"]] == ["proj/models.py", "proj/nb.ipynb", "proj/train.py"]
     assert [m["variable"] for m in doc["files"][1]["models"]] == ["m"]
     assert doc["summary"]["skipped_without_keras"] == 1
+
+
+def test_lsp_without_pygls_says_how_to_install():
+    """`cnnc lsp` where pygls is not installed: exit 2 and the line to install it."""
+    code = ("import sys; sys.modules['pygls'] = None; from cnnc.cli import main; "
+            "sys.exit(main(['lsp']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2
+    assert out.stderr == ("cnnc: error: cnnc lsp needs the pygls package (pygls is missing)\n"
+                          "  note: install it with: pip install 'cnnc[lsp]'\n")

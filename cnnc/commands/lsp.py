@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from cnnc.integrations.lsp import serve
     except ImportError as e:
-        raise UsageError(f"cnnc lsp needs the pygls package ({e.name or e} is missing)",
+        missing = (e.name or "pygls").split(".")[0]
+        raise UsageError(f"cnnc lsp needs the pygls package ({missing} is missing)",
                          ["install it with: pip install 'cnnc[lsp]'"]) from None
     serve()
     return 0
