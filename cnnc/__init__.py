@@ -22,6 +22,19 @@ __all__ = ["CnncError", "Diagnostic", "Model", "NumericWarning", "UsageError", "
 _TRAINING = ("TrainingStopped", "TrainingInterrupted")
 
 
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext cnnc` in IPython or Jupyter: check the notebook's Keras models before
+    each cell runs; `%cnnc summary`, `%cnnc plot` (cnnc/integrations/ipython.py). Imported
+    only here, so that `import cnnc` stays light."""
+    from cnnc.integrations.ipython import load
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from cnnc.integrations.ipython import unload
+    unload(ipython)
+
+
 def __getattr__(name: str):
     # fit()'s exceptions (docs/TRAINING.md) live with the NumPy trainer; importing it here
     # would load NumPy for every `import cnnc` (and `cnnc check`): fetched when asked for.

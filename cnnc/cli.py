@@ -20,7 +20,7 @@ from cnnc.support.diagnostics import CnncError, UsageError, did_you_mean, use_co
 from cnnc.support.version import __version__
 
 COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
-            "predict", "bench")
+            "predict", "bench", "lsp")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,8 +34,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cnnc", description="Compile and check Keras-style convolutional networks "
-                     "written in .cnn files.")
+    parser = _Parser(prog="cnnc", description="Check, compile, train and run Keras-style "
+                     "convolutional networks: .cnn files, Keras model files (.keras, .h5, .json) "
+                     "and Keras scripts and notebooks (.py, .ipynb, read without running them). "
+                     "`cnnc check` also takes folders.")
     parser.add_argument("--version", action="version", version=f"cnnc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

@@ -1,4 +1,4 @@
-"""What the commands share: loading a .cnn file and printing its diagnostics."""
+"""What the commands share: loading a model (.cnn, Keras file, script) and printing its diagnostics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import sys
 from cnnc.frontends.cnn import Checked
 from cnnc.frontends.dispatch import check_file
 from cnnc.support.diagnostics import CnncError, render_all, use_color
+
+MODEL_FILE_HELP = ("the model: a .cnn file, a Keras model file (.keras, .h5, .json) or a Keras "
+                   "script or notebook (.py, .ipynb; --model picks one of several models)")
 
 
 def print_diagnostics(checked: Checked, stream=None) -> None:

@@ -16,8 +16,8 @@ MAX_SECONDS = 3600.0      # per measurement
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from cnnc.commands._common import add_source_arguments
+    from cnnc.commands._common import MODEL_FILE_HELP, add_source_arguments
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     add_source_arguments(p)
     p.add_argument("--weights", metavar="NPZ", help="weights (.npz); default: fresh, seed 0")
     p.add_argument("--batch", type=int, default=256, metavar="N",

@@ -1,28 +1,54 @@
-"""Check .cnn files: parse them, infer every shape and report every problem.
+"""Check models without running anything: .cnn files, Keras model files (.keras, .h5,
+.json) and Keras scripts and notebooks (.py, .ipynb, read with Python's ast, never run).
+Every shape is inferred and every problem reported, with its place in the file.
 
-Prints nothing for a clean file. Exit status 0 when there are no errors
-(warnings allowed), 1 when a model has errors, 2 when a file cannot be read.
+Folders are searched: their .cnn files, Keras model files, and the scripts and notebooks
+that use Keras (others are skipped unread past a quick look), honouring .gitignore and
+leaving out hidden folders, virtual environments and build folders; --exclude leaves out
+more. The files are checked in parallel on the machine's cores; the output is in the order
+of the paths. A clean file prints nothing; with several files or a folder, a last line
+counts files, models, errors and warnings.
+
+Exit status: 0 no errors (warnings allowed; -W counts them as errors), 1 a model has
+errors, 2 a file or folder could not be read or bad usage, 70 a bug in cnnc while checking
+a file (the other files are still checked and reported).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import sys
+import time
 
-from cnnc.frontends.dispatch import check_file, check_script_file
-from cnnc.support.diagnostics import UsageError, render_all, use_color, visible
+from cnnc.support.diagnostics import UsageError, use_color
 
-HELP = "check .cnn files and report errors and warnings"
+HELP = "check models (.cnn, Keras files, scripts and notebooks; folders too) and report every problem"
+FORMATS = ("text", "json", "sarif", "github")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help=".cnn files to check")
-    p.add_argument("--format", choices=("text", "json"), default="text",
-                   help="text diagnostics on stderr (default) or JSON on stdout")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="files to check (.cnn; Keras model files .keras, .h5, .json; Keras scripts "
+                        "and notebooks .py, .ipynb) or folders to search for them")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text: diagnostics on stderr (default); json: a report on stdout; sarif: "
+                        "SARIF 2.1.0 for code scanning; github: GitHub Actions annotations")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the json, sarif or github output to FILE (atomically) instead of stdout")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out paths matching this gitignore-style pattern (repeatable), "
+                        "e.g. --exclude 'legacy/' --exclude '*_old.py'")
+    p.add_argument("--skip-non-models", action="store_true",
+                   help="treat files named on the command line as those found in folders: skip "
+                        "code without Keras and files that are not Keras models instead of "
+                        "reporting them (for pre-commit, which names every changed file)")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="check with N processes (default: one per core; 1 checks in this process)")
     p.add_argument("-W", "--warnings-as-errors", dest="werror", action="store_true",
                    help="exit 1 when there are warnings too")
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors only, not warnings")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print errors only: no warnings, notes or summary line")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="Keras scripts: list the statements skipped because they build no model")
     from cnnc.commands._common import add_source_arguments
@@ -30,56 +56,67 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnc.commands import _formats as F
+    from cnnc.commands._jobs import FileResult, Options, check_all, default_jobs
+    from cnnc.commands._walk import collect
+
+    start = time.perf_counter()
+    jobs = _jobs(args.jobs, default_jobs())
+    if args.output is not None and args.format == "text":
+        raise UsageError("-o is for the json, sarif and github formats; text goes to stderr",
+                         ["add --format json (or sarif, github), or redirect: 2> FILE"])
     from cnnc.commands._common import source_options
+    source = source_options(args)
+    found = collect(args.paths, args.exclude, args.skip_non_models)
+    if args.output is not None:      # before any checking: never over a file it reads
+        from cnnc.support.atomic import check_outputs
+        check_outputs([(args.output, "-o")], [t.path for t in found.targets])
+    several = found.folders > 0 or len(args.paths) > 1
+    color = use_color(sys.stderr)
+    opts = Options(input_shape=source["input_shape"], sizes=source["sizes"], quiet=args.quiet,
+                   werror=args.werror, color=color,
+                   notes=not several or args.verbose, verbose=args.verbose)
+    totals = F.Totals(passed_over=found.passed_over)
     status = 0
-    report = []
-    opts = source_options(args)
-    for path in args.files:
-        try:
-            if str(path).lower().endswith((".py", ".ipynb")):
-                checked = check_script_file(path, None, opts["input_shape"], whole=True,
-                                            sizes=opts["sizes"])
-            else:
-                checked = check_file(path, input_shape=opts["input_shape"], sizes=opts["sizes"])
-        except UsageError as e:
-            print(f"cnnc: error: {e.message}", file=sys.stderr)
-            for note in e.notes:
-                print(f"  note: {note}", file=sys.stderr)
-            report.append({"path": path, "readable": False, "error": e.message, "diagnostics": []})
-            status = max(status, 2)
-            continue
-        diags = [d for d in checked.diagnostics if d.is_error or not args.quiet]
-        failed = not checked.ok or (args.werror and checked.diagnostics)
-        if failed:
-            status = max(status, 1)
-        sc = getattr(checked, "script", None)
-        if args.format == "json":
-            entry = {"path": path, "readable": True, "ok": not failed,
-                     "diagnostics": [d.as_dict() for d in diags]}
-            if sc is not None:
-                entry["models"] = [m.as_dict() for m in sc.models]
-                entry["skipped"] = [{"line": line, "code": code} for line, code in sc.skipped]
-            report.append(entry)
-        elif diags:
-            print(render_all(diags, checked.source, color=use_color(sys.stderr)), file=sys.stderr)
-        if sc is not None and args.format != "json" and not args.quiet:
-            _script_note(path, sc, args.verbose)
-    if args.format == "json":
-        json.dump({"files": report, "exit_status": status}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    results = []
+    folders = [FileResult(path, "folder", 2, problem=why, text=f"cnnc: error: {why}")
+               for path, why in found.unreadable]
+    for r in itertools.chain(folders, check_all(found.targets, opts, jobs)):
+        totals.add(r)
+        status = max(status, r.status)
+        results.append(r)
+        # diagnostics go where the format says; a file that could not be checked is also
+        # said on stderr, whatever the format (a CI log shows it)
+        if r.text and (args.format == "text" or not r.checked):
+            print(r.text, file=sys.stderr)
+    totals.seconds = time.perf_counter() - start
+    _write(args, results, status, totals if several else None)
+    if several and not args.quiet:
+        print(F.summary_line(totals), file=sys.stderr)
     return status
 
 
-def _script_note(path: str, sc, verbose: bool) -> None:
-    """A Keras script: which models were checked, and how many statements were skipped."""
-    found = ", ".join(f"'{m.var}' ({m.where})" for m in sc.models) or "none"
-    print(f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
-          f"{found}", file=sys.stderr)
-    n = len(sc.skipped)
-    if n:
-        print(f"{path}: note: skipped {n} statement{'s' if n != 1 else ''} that build{'s' if n == 1 else ''} "
-              f"no model (printing, plotting, training loops, ...)"
-              + ("" if verbose else "; -v lists them"), file=sys.stderr)
-        if verbose:
-            for line, code in sc.skipped:
-                print(visible(f"  {sc.script.where(line) if sc.script else line}: {code}"), file=sys.stderr)
+def _jobs(asked: int | None, cores: int) -> int:
+    if asked is None:
+        return cores
+    if asked < 1:
+        raise UsageError(f"--jobs must be at least 1, got {asked}")
+    return asked
+
+
+def _write(args: argparse.Namespace, results, status: int, totals) -> None:
+    """The machine formats, on stdout or into -o FILE."""
+    from cnnc.commands import _formats as F
+    if args.format == "text":
+        return
+    if args.format == "json":
+        text = F.to_json(results, status, totals)
+    elif args.format == "sarif":
+        text = F.to_sarif(results, status)
+    else:
+        text = F.to_github(results)
+    if args.output is not None:
+        from cnnc.support.atomic import write_text
+        write_text(args.output, text, protect=[r.path for r in results])
+    else:
+        sys.stdout.write(text)

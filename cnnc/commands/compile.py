@@ -1,6 +1,7 @@
-"""Compile a .cnn file to ONNX: check it, print its summary, lower it, verify the
-graph (onnx checker, strict shape inference against cnnc's shapes, an onnxruntime
-smoke run) and write it atomically, by default next to the source as NAME.onnx.
+"""Compile a model (.cnn, Keras model file, Keras script or notebook) to ONNX: check
+it, print its summary, lower it, verify the graph (onnx checker, strict shape inference
+against cnnc's shapes, an onnxruntime smoke run) and write it atomically, by default next
+to the source as NAME.onnx.
 
 Weights come from --weights (a Keras-compatible .npz) or are freshly initialised
 with --seed (the ONNX file of an untrained model: useful to check deployment).
@@ -12,14 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnc.commands._common import load_model, source_options
+from cnnc.commands._common import MODEL_FILE_HELP, load_model, source_options
 from cnnc.support.diagnostics import UsageError, visible
 
-HELP = "check a .cnn file, print its summary and write a verified ONNX model"
+HELP = "check a model, print its summary and write a verified ONNX model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     p.add_argument("-o", "--output", metavar="PATH",

@@ -17,8 +17,8 @@ HELP = "compute the loss and metrics of trained weights on a dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
-    from cnnc.commands._common import add_source_arguments
+    from cnnc.commands._common import MODEL_FILE_HELP, add_source_arguments
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     add_source_arguments(p)
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="Keras-compatible weights (.npz, .weights.h5); required unless FILE is a "

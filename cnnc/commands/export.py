@@ -14,13 +14,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnc.commands._common import add_source_arguments, load_model, output_path, source_options
+from cnnc.commands._common import (
+    MODEL_FILE_HELP,
+    add_source_arguments,
+    load_model,
+    output_path,
+    source_options,
+)
 
-HELP = "write a Keras 3 .keras file (model, compile settings, weights) from a .cnn file"
+HELP = "write a Keras 3 .keras file (model, compile settings, weights) from a model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write the .keras (default: FILE with .keras; a folder: "
                         "FILE's name in it)")

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import argparse
 
-from cnnc.commands._common import add_source_arguments, load_checked, output_path, source_options
+from cnnc.commands._common import (
+    MODEL_FILE_HELP,
+    add_source_arguments,
+    load_checked,
+    output_path,
+    source_options,
+)
 from cnnc.support.diagnostics import UsageError, visible
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     add_source_arguments(p)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write: .svg (default: FILE with .svg), .png, .dot or .mmd; "

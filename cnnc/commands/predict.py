@@ -12,14 +12,14 @@ import argparse
 import io
 from pathlib import Path
 
-from cnnc.commands._common import add_threads_argument
+from cnnc.commands._common import MODEL_FILE_HELP, add_threads_argument
 from cnnc.support.diagnostics import UsageError, visible
 
 HELP = "run trained weights on a dataset's samples and print or save the outputs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     p.add_argument("--weights", metavar="WEIGHTS",

@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnc.commands._common import add_source_arguments, load_checked, source_options
+from cnnc.commands._common import MODEL_FILE_HELP, add_source_arguments, load_checked, source_options
 from cnnc.support.atomic import write_text
 
 HELP = "print a Keras-style summary with MACs, memory and receptive fields"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument("--keras", action="store_true",
                    help="only Keras's columns and totals (Layer, Output Shape, Param #)")

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnc.commands._common import add_threads_argument
+from cnnc.commands._common import MODEL_FILE_HELP, add_threads_argument
 from cnnc.support.diagnostics import UsageError, visible, visible_lines
 
 HELP = "train a model on a dataset (Keras fit) and write its weights"
@@ -38,7 +38,7 @@ def check_data_arguments(args: argparse.Namespace) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the .cnn file")
+    p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
     add_data_arguments(p)
