@@ -265,3 +265,35 @@ def test_applications_without_top_at_every_size_from_1_to_256(app):
         if runs:
             want = tuple(evaluate(n, values) for n in a.infos[-1].output.shape)
             assert tuple(out.shape[1:]) == want, (app, size)
+
+
+SIZES = [(32, 32), (33, 35), (75, 75), (96, 97), (97, 97), (127, 130), (224, 224), (225, 231)]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_applications_at_even_and_odd_sizes_layer_by_layer(app):
+    """Keras pads some applications by the parity of each stride-2 stage (correct_pad) and
+    NASNet picks its layers by its cells' sizes: every layer's output shape and parameter
+    count at odd and even sizes, against Keras built at that size."""
+    for h, w in SIZES:
+        script = (f"import keras\nbase = keras.applications.{app}(include_top=False, weights=None, "
+                  f"input_shape=({h}, {w}, 3))\n")
+        sc = check_script(f"{app}.py", script)
+        keras.backend.clear_session()
+        try:
+            kmodel = getattr(keras.applications, app)(include_top=False, weights=None,
+                                                      input_shape=(h, w, 3))
+        except ValueError:                        # below its minimum size: cnnc refuses too
+            assert any(d.is_error for d in sc.diagnostics), (app, h, w)
+            continue
+        if not sc.models or not sc.models[0].checked.ok:
+            messages = [d.message for d in sc.diagnostics]
+            # NASNet away from multiples of 32: cnnc says why it does not follow Keras there
+            assert app == "NASNetMobile" and any("multiples of 32" in m for m in messages), \
+                (app, h, w, messages)
+            continue
+        infos = {i.name: i for i in sc.models[0].checked.analysis.infos}
+        for layer in kmodel.layers[1:]:
+            info = infos[layer.name]
+            assert info.output_shape == tuple(layer.output.shape[1:]), (app, h, w, layer.name)
+            assert info.params == layer.count_params(), (app, h, w, layer.name)

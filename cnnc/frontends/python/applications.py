@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnc.frontends.python.app_sizes import fit_paddings, size_problem
 from cnnc.frontends.python.values import ArgVal, Unknown, shown
 
 
@@ -129,8 +130,12 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
     if shape[2] != 3 or any(d is not None and d < app.min_size for d in shape[:2]):
         raise AppError(f"{cls} takes 3-channel images of at least {app.min_size}x{app.min_size}, "
                        f"got input_shape={tuple(shape)!r} (Keras refuses it too)")
+    problem = None if None in shape else size_problem(cls, tuple(shape))
+    if problem:
+        raise AppError(problem, f"give input_shape=({app.size}, {app.size}, 3)")
     text = (zoo_dir() / f"{app.file}.cnn").read_text(encoding="utf-8")
     text = _INPUT.sub(f"inputs = Input(shape={tuple(shape)!r})", text, count=1)
+    text = fit_paddings(cls, text, tuple(shape))
     top = text.index("\n# top\n")
     head, tail = text[:top], text[top:]
     model_line = re.search(r"^model = Model\(inputs, x, name='([^']*)'\)$", tail, re.M)
