@@ -72,6 +72,9 @@ def _script_note(path: str, sc, verbose: bool) -> None:
     found = ", ".join(f"'{m.var}' ({m.where})" for m in sc.models) or "none"
     print(f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
           f"{found}", file=sys.stderr)
+    for sig, line, why in getattr(sc, "builders", ()):
+        print(visible(f"{path}: note: {sig} (line {line}) builds a model but {why}; check it with "
+                      f"--model \"{sig.split('(')[0]}(...)\""), file=sys.stderr)
     n = len(sc.skipped)
     if n:
         print(f"{path}: note: skipped {n} statement{'s' if n != 1 else ''} that build{'s' if n == 1 else ''} "

@@ -50,7 +50,7 @@ def canonical(path: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
     ('tensorflow', 'keras', 'layers') -> ('keras', 'layers'); ('keras', 'layers',
     'convolutional') -> ('keras', 'layers') with a note; other tensorflow paths stay."""
     p = tuple(path)
-    if p and p[0] in ("tf_keras",):
+    if p and p[0] in ("tf_keras", "keras_core"):
         p = ("keras",) + p[1:]
     if "keras" in p:
         p = p[len(p) - 1 - p[::-1].index("keras"):]
@@ -89,3 +89,36 @@ def exported(module: tuple[str, ...], name: str) -> bool:
                   ("keras", "metrics"), ("keras", "constraints")):
         return True
     return False
+
+
+# Names a tutorial snippet uses without importing them (the article imported them in an
+# earlier block): module aliases, and Keras's own names. name -> (path, the import line)
+_ALIASES = {
+    "keras": (("keras",), "import keras"),
+    "tf": (("tensorflow",), "import tensorflow as tf"),
+    "layers": (("keras", "layers"), "from keras import layers"),
+    "models": (("keras", "models"), "from keras import models"),
+    "optimizers": (("keras", "optimizers"), "from keras import optimizers"),
+    "K": (("keras", "backend"), "from keras import backend as K"),
+    "np": (("numpy",), "import numpy as np"),
+}
+_TOP_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "models"}
+_FUNCTIONS = {"to_categorical": ("keras", "utils"), "image_dataset_from_directory": ("keras", "utils"),
+              "plot_model": ("keras", "utils")}
+
+
+def snippet_import(name: str) -> tuple[tuple[str, ...], str] | None:
+    """What a name used without an import is in Keras, and the line that imports it."""
+    if name in _ALIASES:
+        return _ALIASES[name]
+    if name in _TOP_NAMES:
+        module = _TOP_NAMES[name]
+        return ("keras", name), f"from keras.{module} import {name}"
+    if name in _FUNCTIONS:
+        return _FUNCTIONS[name] + (name,), f"from {'.'.join(_FUNCTIONS[name])} import {name}"
+    if name in LAYER_NAMES and name[:1].isupper() and name not in ("Layer", "InputSpec"):
+        return ("keras", "layers", name), f"from keras.layers import {name}"
+    from cnnc.analysis.compile_spec import OPTIMIZERS
+    if name in OPTIMIZERS:
+        return ("keras", "optimizers", name), f"from keras.optimizers import {name}"
+    return None
