@@ -90,8 +90,13 @@ _ORDER = {"include_top": 0, "weights": 1, "input_tensor": 2, "input_shape": 3, "
           "classes": 5}
 
 
-def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
-    """The application's code (Python) for these arguments, and its model name."""
+_UNSET = object()
+
+
+def source_of(cls: str, args: list[ArgVal], name_rows=_UNSET) -> tuple[str, str]:
+    """The application's code (Python) for these arguments, and its model name
+    (`name_rows`: the rows Keras's input shape has when it is not the built one, None
+    for an application built without input_shape)."""
     app = APPS[cls]
     get = lambda key, default: _arg(args, key, default, _ORDER.get(key))  # noqa: E731
     include_top = get("include_top", True)
@@ -137,7 +142,10 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
     model_line = re.search(r"^model = Model\(inputs, x, name='([^']*)'\)$", tail, re.M)
     name = model_line.group(1)
     if app.sized_name:
-        rows = shape[0] if shape[0] in _SIZED_ROWS[cls] else 224
+        rows = shape[0] if name_rows is _UNSET else name_rows
+        cols = shape[1] if name_rows is _UNSET else name_rows
+        if get("weights", "imagenet") == "imagenet" and (rows != cols or rows not in _SIZED_ROWS[cls]):
+            rows = 224                   # Keras names it after the weights it would load
         name = app.sized_name.format(rows=rows)
     if include_top:
         if pooling is not None:
@@ -168,7 +176,7 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
 class ApplicationsMixin:
     """Evaluator methods for keras.applications (mixed into Evaluator)."""
 
-    def new_application(self, cls: str, args: list[ArgVal], node):
+    def new_application(self, cls: str, args: list[ArgVal], node, name_rows=_UNSET):
         from cnnc.frontends.python.values import ModelVal, TensorVal
         span = self.span(node)
         tensor = _arg(args, "input_tensor", None, _ORDER["input_tensor"])
@@ -180,7 +188,8 @@ class ApplicationsMixin:
             # the session come in Keras's order) and again, with the same names, on that tensor.
             names = dict(self.name_counts)
             size = APPS[cls].size
-            probe = self.new_application(cls, args + [ArgVal("input_shape", (size, size, 3), span)], node)
+            probe = self.new_application(cls, args + [ArgVal("input_shape", (size, size, 3), span)], node,
+                                         name_rows=None)
             self.models.remove(probe)
             if probe.problems:
                 self.models.append(probe)
@@ -189,7 +198,7 @@ class ApplicationsMixin:
             self.models.append(m)
             return m
         try:
-            code, name = source_of(cls, args)
+            code, name = source_of(cls, args, name_rows)
         except AppError as e:
             m = ModelVal("functional", span, name=cls)
             m.problems.append((e.message, span, e.notes))
@@ -205,12 +214,15 @@ class ApplicationsMixin:
         shape = self.tensor_shape(tensor, node)
         rest = [a for a in args if a.keyword != "input_tensor" and not (
             a.keyword is None and args.index(a) == _ORDER["input_tensor"])]
+        name_rows = _UNSET
         if isinstance(shape, tuple) and _arg(args, "input_shape", None, 3) is None:
             rest.append(ArgVal("input_shape", tuple(shape[1:]), span))
+            rows = shape[1] if shape[1] == shape[2] and shape[1] in _SIZED_ROWS.get(cls, ()) else 224
+            name_rows = rows if _arg(args, "include_top", True, 0) else None
         try:
             if not isinstance(shape, tuple):
                 raise AppError(f"{cls}(input_tensor=...): {shape.why}")
-            code, name = source_of(cls, rest)
+            code, name = source_of(cls, rest, name_rows)
         except AppError as e:
             m = ModelVal("functional", span, name=cls)
             m.problems.append((e.message, span, e.notes))
@@ -257,7 +269,7 @@ class ApplicationsMixin:
         args = [a for a in args if a.keyword != "input_shape"] + [ArgVal("input_shape", shape, m.span)]
         now, self.name_counts = self.name_counts, dict(names)
         try:
-            built = self.new_application(cls, args, node)
+            built = self.new_application(cls, args, node, name_rows=None)
         finally:
             self.name_counts = now
         self.models.remove(built)

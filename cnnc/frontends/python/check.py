@@ -273,7 +273,7 @@ def _found_models(runs, src: ScriptSource, path: str, input_shape) -> list[Found
             var = m.var or f"model_{unnamed}"
             checked, settings_only = _checked(out, path, src)
             where = src.where(m.span.line) if m.span.line <= len(src.text.split("\n")) else ""
-            cond = describe(conds)
+            cond = describe(conds) or ("otherwise" if len(versions) > 1 or len(present) < len(complete) else "")
             if m.offered:
                 where += ", called by cnnc"
             if cond:

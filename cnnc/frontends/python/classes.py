@@ -68,6 +68,33 @@ def _accepted(f, extra: list[ArgVal]) -> list[ArgVal]:
             or a.kwarg is not None]
 
 
+BATCH = "the batch size"
+
+
+def _activation_layer(act: str, rest: list[ArgVal], span) -> tuple[str, list[ArgVal]] | None:
+    """The Keras layer an activation function with arguments is (relu with max_value is
+    ReLU(max_value=...), softmax with axis is Softmax(axis=...)); None: cnnc does not
+    follow those arguments."""
+    kws = {a.keyword: a.value for a in rest if a.keyword is not None}
+    if any(a.keyword is None for a in rest) or not all(
+            v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in kws.values()):
+        return None
+    if act in ("relu", "relu6") and set(kws) <= {"max_value", "negative_slope", "alpha", "threshold"}:
+        given = [ArgVal(k if k != "alpha" else "negative_slope", v, span) for k, v in kws.items()
+                 if v is not None]
+        if act == "relu6":
+            given.append(ArgVal("max_value", 6.0, span))
+        return "ReLU", given
+    if act == "leaky_relu" and set(kws) <= {"alpha", "negative_slope"}:
+        return "LeakyReLU", [ArgVal("negative_slope", v, span) for v in kws.values() if v is not None]
+    if act in ("softmax", "log_softmax") and set(kws) <= {"axis"}:
+        axis = kws.get("axis", -1)
+        if axis == -1:
+            return "Activation", [ArgVal(None, act, span)]
+        return ("Softmax", [ArgVal("axis", axis, span)]) if act == "softmax" else None
+    return None
+
+
 class ClassesMixin:
     """Evaluator methods for the script's classes (mixed into Evaluator)."""
 
@@ -311,12 +338,14 @@ class ClassesMixin:
         return f"{row}.{base}" + (f"_{n}" if n else "")
 
     def activation_call(self, func, args: list[ArgVal], node):
-        """`keras.activations.relu(x)`, `tf.nn.relu(x)`, `self.activation(x)` inside a
-        custom layer's call(): an Activation layer inside its row. None: not one."""
+        """`keras.activations.relu(x)`, `tf.nn.relu(x)`, `K.relu(x, max_value=6)`,
+        `self.activation(x)` inside a custom layer's call(): an activation layer inside its
+        row (ReLU, LeakyReLU, Softmax where the arguments need one). None: not one."""
         if not self.groups and not self.tracing:
             return None
-        name = None
-        if isinstance(func, KerasRef) and len(func.path) >= 2 and func.path[-2] in ("activations", "nn", "ops"):
+        name, given = None, []
+        if isinstance(func, KerasRef) and len(func.path) >= 2 and func.path[-2] in (
+                "activations", "nn", "ops", "backend"):
             name = func.last
         elif isinstance(func, KerasObj) and func.path[-2:] == ("activations", "get") and func.args:
             name = func.args[0].value
@@ -325,10 +354,19 @@ class ClassesMixin:
         if not isinstance(name, str) or name not in ACTIVATION_FUNCTIONS:
             return None
         tensors = [a for a in args if isinstance(a.value, TensorVal)]
+        rest = [a for a in args if not isinstance(a.value, TensorVal)]
         if len(tensors) != 1:
             return None
+        span = self.span(node)
         act = "silu" if name == "swish" else name
-        layer = self.hidden_layer("Activation", [ArgVal(None, act, self.span(node))], node, act)
+        if rest:
+            made = _activation_layer(act, rest, span)
+            if made is None:
+                return None
+            cls, given = made
+        else:
+            cls, given = "Activation", [ArgVal(None, act, span)]
+        layer = self.hidden_layer(cls, given, node, act)
         return self.apply_layer(layer, [tensors[0]], node)
 
     def tensor_function(self, func, args: list[ArgVal], node):
@@ -351,6 +389,8 @@ class ClassesMixin:
                 return None
             layer = self.hidden_layer("Concatenate", [ArgVal("axis", axis, self.span(node))], node, "concat")
             return self.apply_layer(layer, [ArgVal(None, list(values), self.span(node))], node)
+        if last == "reshape":
+            return self.reshape_call(args, node)
         ops = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "true_divide": "div"}
         if last in ops:
             pos = [a for a in args if a.keyword is None][:2]
@@ -358,6 +398,23 @@ class ClassesMixin:
                     isinstance(a.value, (TensorVal, int, float)) and not isinstance(a.value, bool) for a in pos):
                 return self.tensor_op(ops[last], [(a.value, node) for a in pos], node)
         return None
+
+    def reshape_call(self, args: list[ArgVal], node):
+        """`tf.reshape(x, [-1, 7 * 7 * 64])`, `keras.ops.reshape(x, (batch, h, w, c))` in
+        call(): a Reshape of the sample (the first size is the batch: -1, None, or the
+        batch size `tf.shape(x)[0]`)."""
+        pos = [a for a in args if a.keyword is None]
+        x = pos[0].value if pos else next((a.value for a in args if a.keyword in ("tensor", "x")), None)
+        shape = pos[1].value if len(pos) > 1 else next(
+            (a.value for a in args if a.keyword in ("shape", "newshape", "new_shape")), None)
+        if not isinstance(x, TensorVal) or not isinstance(shape, (tuple, list)) or not shape:
+            return None
+        first, rest = shape[0], tuple(shape[1:])
+        batch = first in (-1, None) or (isinstance(first, Unknown) and first.name == BATCH)
+        if not batch or not all(isinstance(d, int) and not isinstance(d, bool) for d in rest):
+            return None
+        layer = self.hidden_layer("Reshape", [ArgVal(None, rest, self.span(node))], node, "reshape")
+        return self.apply_layer(layer, [ArgVal(None, x, self.span(node))], node)
 
     def weightless_copy(self, layer: LayerVal) -> LayerVal | None:
         """A weightless layer called again inside a subclassed model or a custom layer:

@@ -128,14 +128,24 @@ def to_syntax(v: Any, span: Span, what: str = "this value", depth: int = 0) -> S
     raise EmitError(f"cnnc cannot write {what} here: it is {describe(v)}", span)
 
 
+_FROM_DATA = " comes from the data"
+
+
 def unknown_message(v: Unknown, what: str) -> str:
-    if v.data and v.name:
-        where = f" (line {v.span.line})" if v.span is not None else ""
-        named = v.name if v.name in v.why else f"{v.name}, {v.why.replace(' comes from the data', '')}"
-        return f"cnnc cannot know {what} without running the script: `{named}`{where} comes from the data" \
-            if not named.endswith("comes from the data") else \
-            f"cnnc cannot know {what} without running the script: {named}{where}"
-    return f"cnnc cannot know {what} without running the script: {v.why}"
+    return f"cnnc cannot know {what} without running the script: {reason(v)}"
+
+
+def reason(v: Unknown) -> str:
+    """Why a value cannot be known; a size from the data is named as the source calls
+    it, with the expression it comes from and its line."""
+    line = f"line {v.span.line}" if v.span is not None else ""
+    if v.data and v.name and v.why.endswith(_FROM_DATA) and v.why.startswith("`"):
+        expr = v.why[1:-len(_FROM_DATA) - 1]
+        where = f" ({line}: `{expr}`)" if expr != v.name else f" ({line})"
+        return f"`{v.name}`{where}{_FROM_DATA}"
+    if v.data and v.name and v.name.isidentifier() and line:
+        return f"`{v.name}` ({line}) comes from data: {v.why}"
+    return v.why
 
 
 def _data_note(what: str) -> str:
@@ -148,14 +158,27 @@ def _data_note(what: str) -> str:
 def _args(args: list[ArgVal], what: str = "", warnings: list | None = None,
           depth: int = 0) -> tuple[S.Arg, ...]:
     out = []
+    names = _param_names(what)
+    positional = 0
     for a in args:
-        label = f"`{a.keyword}`" if a.keyword else "this argument"
+        key = a.keyword
+        if key is None:
+            key = names[positional] if positional < len(names) else None
+            positional += 1
+        label = f"`{key}`" if key else "this argument"
         if what:
             label += f" of {what}"
         if warnings is not None and a.keyword and _left_out(a, label, warnings):
             continue
         out.append(S.Arg(a.keyword, to_syntax(a.value, a.span, label, depth), a.span, a.keyword_span))
     return tuple(out)
+
+
+def _param_names(cls: str) -> tuple[str, ...]:
+    """A Keras layer's parameters in their positional order (for messages)."""
+    from cnnc.analysis import kinds
+    spec = kinds.lookup(cls) if cls and cls[:1].isupper() else None
+    return tuple(p.name for p in spec.params) if spec is not None else ()
 
 
 def _left_out(a: ArgVal, label: str, warnings: list) -> bool:
@@ -239,7 +262,7 @@ def _input_arg_shape(args: list[ArgVal], input_shape: tuple | None) -> list[ArgV
             if unknown:
                 if input_shape is None:
                     bad = v if isinstance(v, Unknown) else next(x for x in v if isinstance(x, Unknown))
-                    raise EmitError(f"the input shape is not known from the script: {bad.why}",
+                    raise EmitError(f"the input shape is not known from the script: {reason(bad)}",
                                     a.span, INPUT_SHAPE_HELP)
                 key = "shape" if a.keyword in (None, "batch_shape") else a.keyword
                 a = ArgVal(key, tuple(input_shape), a.span, a.keyword_span)
@@ -389,7 +412,7 @@ def _sequential(m: ModelVal, nodes: list[TNode], input_shape, out: Emitted) -> N
             raise EmitError("a model added to a Sequential (a nested model) is not supported", span,
                             "add its layers one by one instead")
         elif isinstance(item, Unknown):
-            raise EmitError(f"cnnc cannot know this layer without running the script: {item.why}",
+            raise EmitError(f"cnnc cannot know this layer without running the script: {reason(item)}",
                             item.span or span)
         else:
             raise EmitError("Sequential takes layers; this is not a layer cnnc can follow", span)
@@ -403,7 +426,7 @@ def _declared_shape(m: ModelVal, input_shape) -> tuple[tuple, Span]:
             return tuple(v[1:]), m.build_span
         if input_shape is not None:
             return tuple(input_shape), m.build_span
-        why = v.why if isinstance(v, Unknown) else f"build() got {shown(v)}"
+        why = reason(v) if isinstance(v, Unknown) else f"build() got {shown(v)}"
         raise EmitError(f"the input shape is not known from the script: {why}", m.build_span,
                         INPUT_SHAPE_HELP)
     if m.data_shape is not None:
@@ -430,7 +453,7 @@ def _tensor_list(v, what: str, span: Span) -> tuple[list[int], bool]:
     bad = v if isinstance(v, Unknown) else next(
         (x for x in v if isinstance(x, Unknown)), None) if isinstance(v, (list, tuple)) else None
     if bad is not None:
-        raise EmitError(f"cnnc cannot know the model's {what}: {bad.why}", bad.span or span,
+        raise EmitError(f"cnnc cannot know the model's {what}: {reason(bad)}", bad.span or span,
                         *((INPUT_SHAPE_HELP,) if bad.data else ()))
     raise EmitError(f"the model's {what} must be tensors", span)
 

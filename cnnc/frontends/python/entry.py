@@ -96,6 +96,9 @@ def builder_entry(ev, scope) -> None:
         except Budget:
             raise
         made = ev.models[before:]
+        if not made:
+            why = out.why if isinstance(out, Unknown) else "it builds none cnnc can follow"
+            ev.offered.append((sig, f.node.lineno, f"with its defaults, cnnc builds no model: {why}"))
         for m in made:
             m.offered = call
         if isinstance(out, ModelVal):

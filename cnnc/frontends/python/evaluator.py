@@ -74,6 +74,12 @@ _SEQUENTIAL_METHODS = {"add", "compile", "fit", "fit_generator", "build", "summa
                        "predict_generator", "export", "get_config", "predict_on_batch",
                        "reset_states", "call", "compute_output_shape"}
 _TENSOR_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+# what a module of Keras 2's keras_applications package imports from its package
+KERAS_APPLICATIONS_NAMES = frozenset({"get_submodules_from_kwargs", "imagenet_utils",
+                                      "_obtain_input_shape", "decode_predictions", "correct_pad",
+                                      "preprocess_input", "keras_applications"})
+# methods of data that count something: a size from the data
+_COUNTS = frozenset({"nunique", "count", "__len__", "num_classes"})
 # names Keras gives a model's own: model.name, layer.name, ...
 _KERAS_HELPERS = {"int_shape", "is_keras_tensor", "get_source_inputs", "image_data_format",
                   "image_dim_ordering", "_obtain_input_shape", "obtain_input_shape", "correct_pad",
@@ -266,6 +272,15 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
         elif isinstance(value, LayerVal) and value.written and not value.var:
             value.var = name
 
+    def assign(self, target: ast.expr, value, scope: Scope, value_node) -> None:
+        if isinstance(target, ast.Name) and isinstance(value, Unknown) and value.data \
+                and value_node is not None and not value.name == target.id:
+            # a size or data bound to a variable is called by the variable's name, at this line
+            value = Unknown(f"`{self.snippet(value_node)}` comes from the data"
+                            if value.why.endswith("comes from the data") else value.why,
+                            self.span(value_node), True, target.id, value.test)
+        super().assign(target, value, scope, value_node)
+
     def missing_name(self, node, scope):
         for mod in scope.module.stars:
             if exported(mod, node.id):
@@ -345,7 +360,10 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             mod = self.project.import_value(self, path, level, node, scope) if self.project else None
             if mod is not None:
                 return mod
-            if level:
+            if level and set(path) & KERAS_APPLICATIONS_NAMES:
+                # a copy of a keras_applications module: its package's helpers are Keras's
+                path = ("keras", "applications") + tuple(p for p in path if p != "keras_applications")
+            elif level:
                 return Unknown(f"'{'.' * level}{'.'.join(path)}' is a module cnnc cannot find next to "
                                "the script", self.span(node), name=path[-1])
         if path[0] == "keras_applications":
@@ -683,6 +701,9 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
         if any(isinstance(a.value, TensorVal) for a in args):
             return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer cnnc "
                            "can follow", span)
+        if isinstance(func, Unknown) and func.data and isinstance(getattr(node, "func", None), ast.Attribute) \
+                and node.func.attr in _COUNTS:
+            return data_size(self.snippet(node), span)    # train["label"].nunique()
         return super().call_other(func, args, node, scope)
 
     def call_model(self, func: ModelVal, args: list[ArgVal], node):
@@ -840,6 +861,13 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             if made is not None:
                 self.touched = True
                 return made
+        if last == "shape" and parent in ("tensorflow", "ops", "backend") and args and \
+                isinstance(args[0].value, TensorVal):
+            from cnnc.frontends.python.classes import BATCH
+            shape = self.tensor_shape(args[0].value, node)     # tf.shape(x): the batch size unknown
+            if isinstance(shape, tuple):
+                return (Unknown(BATCH, span, name=BATCH),) + tuple(shape[1:])
+            return shape
         if last in _KERAS_HELPERS or (last == "Input" and any(a.keyword == "tensor" for a in args)):
             helped = self.keras2_helper(last, args, node)
             if helped is not _NO_HELP:
@@ -918,6 +946,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             return None
         if last in ("floatx",):
             return "float32"
+        if last == "backend" and parent == "backend":
+            return "tensorflow"
         if last in ("epsilon",) and parent == "backend":
             return 1e-7
         if parent in OBJECT_MODULES or last in ("l1", "l2", "l1_l2", "L1", "L2", "L1L2"):
@@ -1299,8 +1329,14 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
                 for inp in ir.inputs:
                     if inp.name == target:
                         shape = inp.shape
+            first = next((d for d in rep.diagnostics if d.is_error), None)
+            if first is not None:           # the model's own errors: said where they are
+                for d in rep.diagnostics:
+                    if d.is_error:
+                        self.note_once(("probe", d.message, d.span), d.message, d.span, *d.notes, error=True)
             result = (None,) + tuple(shape) if shape is not None else Unknown(
-                f"`{self.snippet(node)}`: the layers before it do not check, so its shape is unknown",
+                f"`{self.snippet(node)}`: the layers before it do not check, so its shape is unknown"
+                + (f" ({self.where(first.span.line)}: {first.message})" if first and first.span else ""),
                 span)
         cached[t.node] = result
         return result

@@ -1115,6 +1115,9 @@ class Interpreter:
 
     def subscript(self, obj, key, node):
         if isinstance(obj, Unknown):
+            if obj.data and is_int(key) and obj.name and obj.name.endswith(".shape"):
+                from cnnc.frontends.python.datasize import data_size
+                return data_size(self.snippet(node), self.span(node))     # x.shape[1]
             return Unknown(obj.why, obj.span, obj.data, self.snippet(node) if obj.name else None)
         if isinstance(key, Unknown):
             return key
