@@ -19,8 +19,15 @@ from cnnc.frontends.dispatch import check_script_file
 from cnnc.frontends.python import check_script
 
 SCRIPTS = Path(__file__).parent / "data" / "scripts"
-TRUTHS = sorted(SCRIPTS.glob("*.truth.json"))
+# the corpus of public Keras code, and the reader's own cases (tests/data/reader)
+FOLDERS = [SCRIPTS, Path(__file__).parent / "data" / "reader"]
+TRUTHS = [t for folder in FOLDERS for t in sorted(folder.glob("*.truth.json"))]
 REFUSALS = json.loads((SCRIPTS / "cnnc_refusals.json").read_text())
+
+
+def _refusals(folder: Path) -> dict:
+    path = folder / "cnnc_refusals.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _statement_lines(script: Path, line: int) -> range:
@@ -56,7 +63,8 @@ def _layers(checked) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("truth_path", TRUTHS, ids=lambda p: p.name.replace(".truth.json", ""))
+@pytest.mark.parametrize("truth_path", TRUTHS,
+                         ids=lambda p: f"{p.parent.name}/{p.name.replace('.truth.json', '')}")
 def test_corpus_matches_keras(truth_path):
     truth = json.loads(truth_path.read_text())
     script = truth_path.with_name(truth["source"])
@@ -72,7 +80,7 @@ def test_corpus_matches_keras(truth_path):
     found: dict = {}
     for m in sc.models:                      # a variable bound to several models: match names too
         found.setdefault(m.var, []).append(m)
-    refusals = REFUSALS.get(truth["source"], {})
+    refusals = _refusals(truth_path.parent).get(truth["source"], {})
     for model in truth["models"]:
         if model["variable"] in refusals:
             # Keras builds it, cnnc must refuse it (a layer or construct outside its scope)

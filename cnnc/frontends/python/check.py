@@ -166,6 +166,7 @@ def check_script(path: str, text: str, model: str | None = None,
     _number_alike(found)
     script_errors = [d for d in script_diags if d.is_error]
     all_diags = list(script_diags)
+    _share_alike(found, script_diags)
     for f in found:
         if script_errors:
             own_ok = f.checked.ok
@@ -173,12 +174,30 @@ def check_script(path: str, text: str, model: str | None = None,
             f.settings_only = f.settings_only or own_ok    # its shapes are still checked
         all_diags.extend(f.checked.diagnostics)
     base = runs[0].result.ev
-    builders = base.offered
+    called = set().union(*(r.result.ev.called for r in runs))
+    builders = [b[:3] for b in base.offered if b[3] not in called]
     if not found and not any(d.is_error for d in script_diags):
         all_diags.append(_no_model(base, runs, path, builders))
     all_diags = _unique_sorted(all_diags)
     _relocate(all_diags, smap, found, src)
     return ScriptCheck(Source(path, src.text), found, all_diags, base.skipped, src, builders)
+
+
+def _share_alike(found: list[FoundModel], script_diags: list[Diagnostic]) -> None:
+    """Equal diagnostics of several models (two models built by one builder) become one
+    object, so that a model's own diagnostics are found among the file's by identity."""
+    from dataclasses import replace
+    canon: dict = {}
+    for d in script_diags:
+        canon.setdefault(_diag_key(d), d)
+    for f in found:
+        shared = tuple(canon.setdefault(_diag_key(d), d) for d in f.checked.diagnostics)
+        f.checked = replace(f.checked, diagnostics=shared)
+
+
+def _diag_key(d: Diagnostic) -> tuple:
+    s = d.span
+    return (d.severity, d.message, (s.line, s.column) if s else None)
 
 
 def _check_call(ev, text: str) -> None:

@@ -13,7 +13,6 @@ import ast
 
 from cnnc.frontends.python.limits import Budget, _Raise
 from cnnc.frontends.python.values import (
-    ArgVal,
     ClassMethod,
     ClassVal,
     FuncVal,
@@ -83,7 +82,7 @@ def builder_entry(ev, scope) -> None:
         required = _required(f, owner is not None and not isinstance(owner, str))
         sig = f"{owner + '.' if isinstance(owner, str) else ''}{name}({_signature(f)})"
         if required:
-            ev.offered.append((sig, f.node.lineno, "needs " + ", ".join(required)))
+            ev.offered.append((sig, f.node.lineno, "needs " + ", ".join(required), id(f.node)))
             continue
         call = f"{owner + '.' if isinstance(owner, str) else ''}{name}()"
         ev.name_counts = {}
@@ -91,14 +90,15 @@ def builder_entry(ev, scope) -> None:
         try:
             out = ev.call_function(f, [], f.node)
         except _Raise as r:
-            ev.offered.append((sig, f.node.lineno, f"raises {_exception(r)} with its defaults"))
+            ev.offered.append((sig, f.node.lineno, f"raises {_exception(r)} with its defaults", id(f.node)))
             continue
         except Budget:
             raise
         made = ev.models[before:]
         if not made:
             why = out.why if isinstance(out, Unknown) else "it builds none cnnc can follow"
-            ev.offered.append((sig, f.node.lineno, f"with its defaults, cnnc builds no model: {why}"))
+            ev.offered.append((sig, f.node.lineno, f"with its defaults, cnnc builds no model: {why}",
+                               id(f.node)))
         for m in made:
             m.offered = call
         if isinstance(out, ModelVal):
@@ -178,6 +178,3 @@ def _exception(r: _Raise) -> str:
         return f"{exc.attrs.get('type')}{msg}"[:200]
     return "an exception"
 
-
-def fake_args(f: FuncVal, span) -> list[ArgVal]:
-    return []

@@ -525,6 +525,7 @@ class Interpreter:
         subject = self.eval(stmt.subject, scope)
         for case in stmt.cases:
             bound: dict[str, Any] = {}
+            case = _CaseIn(case, scope)
             hit = self.match(case.pattern, subject, bound, case)
             if hit is None:
                 key = ("match", self.snippet(stmt.subject, 200), self.snippet(case.pattern, 200))
@@ -560,7 +561,7 @@ class Interpreter:
         if isinstance(v, Unknown):
             return None
         if t == "MatchValue":
-            want = self.eval(p.value, Scope(None))
+            want = self.eval(p.value, getattr(case, "scope", None) or Scope(None))
             return self.compare_values(ast.Eq, v, want, p.value)
         if t == "MatchSingleton":
             return v is p.value
@@ -588,7 +589,7 @@ class Interpreter:
                 return False
             results = []
             for k, q in zip(p.keys, p.patterns):
-                key = self.eval(k, Scope(None))
+                key = self.eval(k, getattr(case, "scope", None) or Scope(None))
                 if not self.hashable(key, k) or key not in v:
                     return False
                 results.append(self.match(q, v[key], bound, case))
@@ -596,8 +597,31 @@ class Interpreter:
                 bound[p.rest] = dict(v)
             return False if False in results else None if None in results else True
         if t == "MatchClass":
-            return None
+            return self.match_class(p, v, bound, case)
         return None
+
+    def match_class(self, p, v, bound: dict, case) -> bool | None:
+        """`case Point(x, y=0)`, `case str() as s`: isinstance, then the attributes."""
+        from cnnc.frontends.python.pybuiltins import type_check
+        cls = self.eval(p.cls, case.scope) if hasattr(case, "scope") else None
+        if cls is None:
+            return None
+        hit = type_check(self, v, cls)
+        if hit is not True:
+            return hit
+        results = []
+        if p.patterns:
+            if isinstance(cls, Builtin) and len(p.patterns) == 1:
+                results.append(self.match(p.patterns[0], v, bound, case))   # str(x): the subject
+            else:
+                names = self.class_attr(cls, "__match_args__") if isinstance(cls, ClassVal) else None
+                if not isinstance(names, tuple) or len(names) < len(p.patterns):
+                    return None
+                for name, q in zip(names, p.patterns):
+                    results.append(self.match(q, self.attribute(v, name, p), bound, case))
+        for name, q in zip(p.kwd_attrs, p.kwd_patterns):
+            results.append(self.match(q, self.attribute(v, name, p), bound, case))
+        return False if False in results else None if None in results else True
 
     # --- assignment -------------------------------------------------------------------
 
@@ -1735,6 +1759,14 @@ class Interpreter:
 
 
 _METHODS: dict = {}
+
+
+class _CaseIn:
+    """A match case with the scope its patterns' names are read in."""
+
+    def __init__(self, case, scope):
+        self.case, self.scope = case, scope
+        self.pattern, self.guard, self.body = case.pattern, case.guard, case.body
 
 
 def _dispatch(cls, prefix: str, node_type):
