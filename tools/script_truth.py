@@ -441,6 +441,7 @@ def truth_of(path: Path, folder: Path | None = None) -> dict:
     keras = stub_keras(full_size=path.name in FULL_SIZE)
     keras.backend.clear_session()
     KERAS2_USED.clear()
+    EAGER_SHAPES.clear()  # keyed by id(layer): an earlier script's ids are reused
     code = code_of(path)
     namespace: dict = {"__name__": "__main__"}
     record: dict = {"source": path.name, "keras": keras.__version__, "models": []}
