@@ -24,13 +24,19 @@ errors are elsewhere, wrong when cnnc reports no error at all.
 Exit statuses are checked too: an error printed with exit 0, or exit 1 without an error.
 
     python tools/corpus_report.py tests/data/scripts2 [--cnnc .venv/bin/cnnc]
-        [--json OUT.json] [--markdown OUT.md] [--jobs 8]
+        [--json OUT.json] [--markdown OUT.md] [--also OTHER.json ...] [--jobs 8]
+
+--markdown writes the totals, the exit-status issues, the refusals grouped by cause (CAUSES:
+patterns on cnnc's first error) and the table of every model; whatever OUT.md already has
+after the line MARKER is kept (notes written by hand). --also adds the totals of other
+folders' --json results (e.g. tests/data/scripts) for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import datetime
 import json
 import os
 import re
@@ -54,7 +60,8 @@ def run(cmd: list[str], timeout: int = TIMEOUT) -> dict:
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {"rc": None, "stdout": "", "stderr": f"timeout after {timeout} s", "crash": "timeout"}
+        return {"rc": None, "stdout": "", "stderr": f"timeout after {timeout} s",
+                "crash": "timeout"}
     crash = None
     if p.returncode == 70 or "internal error" in p.stderr:
         crash = "internal error (exit %d)" % p.returncode
@@ -177,8 +184,8 @@ def report_file(truth_path: Path, cnnc: str) -> dict:
     out["check_rc"], out["summary_rc"] = check["rc"], summary["rc"]
     first_file_error = (where(errors[0]) + errors[0]["message"] if errors else None)
     if crashed:
-        text = crash_text(check if check["crash"] else summary) if (check["crash"] or summary["crash"]) \
-            else crashed
+        failed = check if check["crash"] else summary if summary["crash"] else None
+        text = crash_text(failed) if failed else crashed
         rows = ([{"model": "(keras error)"}] if "error" in truth else
                 [{"model": m["variable"]} for m in truth["models"]])
         for r in rows:
@@ -210,7 +217,8 @@ def report_file(truth_path: Path, cnnc: str) -> dict:
         label = var + (f" (in {model['function']}())" if model.get("function") else "")
         row = {"model": label}
         if "error" in model or model.get("layers") is None:
-            row.update(outcome="missing", detail="no layers in the truth: " + str(model.get("error")))
+            row.update(outcome="missing",
+                       detail="no layers in the truth: " + str(model.get("error")))
             out["models"].append(row)
             continue
         same = found.get(var, [])
@@ -222,7 +230,8 @@ def report_file(truth_path: Path, cnnc: str) -> dict:
             out["models"].append(row)
             continue
         candidates = [built.get((c["variable"], c["line"])) for c in same]
-        named = [c for c, b in zip(same, candidates) if b is not None and b.get("model") == model["name"]]
+        named = [c for c, b in zip(same, candidates)
+                 if b is not None and b.get("model") == model["name"]]
         pick = named[-1] if named else same[-1]
         got = built.get((pick["variable"], pick["line"]))
         if not pick.get("ok") or got is None:
@@ -252,9 +261,111 @@ def report_file(truth_path: Path, cnnc: str) -> dict:
     return out
 
 
-def git_commit(path: Path) -> str:
+# Refusal causes, by a pattern on cnnc's first error (first match wins)
+CAUSES = [
+    (r"_obtain_input_shape",
+     "Keras 2 applications helper `_obtain_input_shape(...)` not followed"),
+    (r"int_shape\(\.\.\.\)` on a tensor",
+     "`K.int_shape(tensor)` (keras/tensorflow.keras backend) not followed"),
+    (r"np\.unique|len\(class_names\)|num_classes",
+     "class count from data (`len(np.unique(y_train))`, ...)"),
+    (r"asarray\(", "input shape from a NumPy array literal (`asarray([[...]]).reshape(...)`)"),
+    (r"steps_per_epoch", "fit(steps_per_epoch=...) from data or unsupported: blocks the model"),
+    (r"call\(\) cannot be followed: `tf\.",
+     "subclassed model: `tf.nn.*`/`tf.*` op in call() not followed"),
+    (r"comprehension's condition",
+     "comprehension with a condition on layers (`type(layer) in ...`)"),
+    (r"is not followed by cnnc$|\(\) is not followed",
+     "a plain Python class/callable building layers not followed"),
+    (r"slicing a tensor", "tensor slicing (`x[:, :, :, a:b]`) in a Lambda"),
+    (r"set in the loop at line \d+ over `range\(", "loop over a range cnnc cannot know"),
+    (r"cannot be the name '[\w.]+'", "attribute of a sibling module not followed"),
+    (r"found no Keras model",
+     "no model found: sibling-module import or unknown branch not followed"),
+    (r"Keras 1's spelling|Keras 2's spelling",
+     "cnnc stops at a later Keras 1/2 spelling than Keras"),
+    (r"does not support the optimizer|does not support the Keras layer|Keras application cnnc does "
+     r"not carry", "unsupported optimizer/layer/application"),
+    (r"metrics must be names|loss must be a name|cannot be a call here",
+     "compile() argument not a name"),
+    (r"add_weight|has no call\(\)|called a second time|nested model with several|\.call\(\) cannot",
+     "custom layer/model outside cnnc's scope"),
+]
+MARKER = "<!-- notes written by hand below this line are kept when the file is regenerated -->"
+
+
+def cause_of(detail: str) -> str:
+    for pattern, cause in CAUSES:
+        if re.search(pattern, detail):
+            return cause
+    return "other: " + detail[:80]
+
+
+def markdown(result: dict, also: list[dict], old_text: str) -> str:
+    t = result["totals"]
+    out = [f"# cnnc on {result['folder']}: baseline",
+           "",
+           f"Generated by `tools/corpus_report.py` on {result['date']} with cnnc at commit "
+           f"`{result['cnnc_commit']}` (`{result['cnnc']}`), through the command line only "
+           "(`cnnc check --format json`, `cnnc summary --format json`, `cnnc summary --model "
+           "VAR:LINE` for a refused model's first error). Truth: each script's `.truth.json` "
+           "(tools/script_truth.py, Keras "
+           f"{result.get('keras', '3')}). Outcomes are defined in tools/corpus_report.py.",
+           "", "## Totals", "",
+           "| corpus | files | models | " + " | ".join(OUTCOMES) + " | exit-status issues |",
+           "|---|---:|---:|" + "---:|" * len(OUTCOMES) + "---:|"]
+    for r in [result, *also]:
+        tt = r["totals"]
+        out.append(f"| {r['folder']} | {tt['files']} | {tt['models']} | "
+                   + " | ".join(str(tt[o]) for o in OUTCOMES)
+                   + f" | {tt['exit_status_issues']} |")
+    out += ["", "A script Keras 3 itself refuses counts as one row, model `(keras error)`.", ""]
+    issues = [(f["file"], c, i) for f in result["files"] for c, i in f["exit_status"].items()]
+    out += ["## Exit statuses", ""]
+    out += [f"- `{f}`: `cnnc {c}`: {i}" for f, c, i in issues] or ["- none"]
+    for r in also:
+        for f in r["files"]:
+            for c, i in f["exit_status"].items():
+                out.append(f"- ({r['folder']}) `{f['file']}`: `cnnc {c}`: {i}")
+    groups: dict = {}
+    for f in result["files"]:
+        for m in f["models"]:
+            if m["outcome"] in ("refused", "exact (settings refused)", "missing", "crash"):
+                groups.setdefault(cause_of(m["detail"]), []).append(
+                    f"{f['file']}:{m['model']}" + (" (settings)" if m["outcome"] != "refused"
+                                                    else ""))
+    out += ["", "## Refusals by cause (grouped by cnnc's first error)", "",
+            "| cause | models | where |", "|---|---:|---|"]
+    for cause, where in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        out.append(f"| {cause} | {len(where)} | " + ", ".join(f"`{w}`" for w in where) + " |")
+    out += ["", "## Every model", "", "| file | model | outcome | first error / difference |",
+            "|---|---|---|---|"]
+    for f in result["files"]:
+        for m in f["models"]:
+            detail = m["detail"].replace("|", "\\|").replace("\n", " ")
+            if m.get("keras_error"):
+                detail += f" — Keras: {m['keras_error']}".replace("|", "\\|")
+            out.append(f"| {f['file']} | {m['model']} | {m['outcome']} | {detail} |")
+    out += ["", MARKER]
+    if MARKER in old_text:
+        out.append(old_text.split(MARKER, 1)[1].strip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def shown(path: str) -> str:
+    """A path relative to the repository when it is inside it."""
+    root = Path(__file__).resolve().parent.parent
     try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+        return str(Path(path).absolute().relative_to(root))
+    except ValueError:
+        return path
+
+
+def git_commit(path: Path) -> str:
+    """The last commit that changed the cnnc package in the checkout at `path`."""
+    try:
+        return subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h", "--",
+                               "cnnc", "grammar", "pyproject.toml"],
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
@@ -274,8 +385,11 @@ def totals(files: list[dict]) -> dict:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--cnnc", default=str(Path(__file__).resolve().parent.parent / ".venv/bin/cnnc"))
+    ap.add_argument("--cnnc",
+                    default=str(Path(__file__).resolve().parent.parent / ".venv/bin/cnnc"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--also", type=Path, action="append", default=[])
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
     args = ap.parse_args(argv)
     truths = sorted(args.folder.glob("*.truth.json"))
@@ -284,16 +398,22 @@ def main(argv: list[str]) -> int:
     width = max((len(f["file"]) for f in files), default=10)
     for f in files:
         for m in f["models"]:
-            print(f"{f['file']:<{width}}  {m['model'][:28]:<28}  {m['outcome']:<13}  "
+            print(f"{f['file']:<{width}}  {m['model'][:28]:<28}  {m['outcome']:<24}  "
                   f"{m['detail'][:110]}")
         for cmd, issue in f["exit_status"].items():
             print(f"{f['file']:<{width}}  {'(exit status)':<28}  {cmd}: {issue}")
     t = totals(files)
     print("\n" + ", ".join(f"{k}: {v}" for k, v in t.items()))
+    keras = sorted({json.loads(p.read_text()).get("keras", "?") for p in truths})
+    result = {"folder": str(args.folder), "date": datetime.date.today().isoformat(),
+              "cnnc_commit": git_commit(Path(__file__).resolve().parent.parent),
+              "cnnc": shown(args.cnnc), "keras": ", ".join(keras), "totals": t, "files": files}
     if args.json:
-        args.json.write_text(json.dumps({
-            "folder": str(args.folder), "cnnc_commit": git_commit(Path(__file__).resolve().parent),
-            "cnnc": args.cnnc, "totals": t, "files": files}, indent=1) + "\n")
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.markdown:
+        old = args.markdown.read_text() if args.markdown.exists() else ""
+        also = [json.loads(p.read_text()) for p in args.also]
+        args.markdown.write_text(markdown(result, also, old))
     return 0
 
 
