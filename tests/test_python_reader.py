@@ -374,7 +374,7 @@ def test_a_size_from_data_is_refused_naming_the_expression():
 
 # --- exit status and messages -----------------------------------------------------------------
 
-CORPUS = sorted(p for folder in (DATA / "scripts", READER) for p in folder.iterdir()
+CORPUS = sorted(p for folder in (DATA / "scripts", DATA / "scripts2", READER) for p in folder.iterdir()
                 if p.suffix in (".py", ".ipynb"))
 _INTERNAL = re.compile(r"\b(Unknown|KerasRef|ModuleRef|Builtin|ArgVal|TNode|LayerVal|ModelVal|KerasObj|"
                        r"FuncVal|PartialVal|ClassVal|InstanceVal|ObjectVal|IterVal|ModuleVal|BoundMethod|"

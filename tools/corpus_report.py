@@ -106,6 +106,25 @@ def statement_lines(script: Path, line: int) -> range:
     return range(line or 0, (line or 0) + 1)
 
 
+def truth_cell(script: Path, line: int):
+    """A notebook's (cell, line in cell) for a line of the code script_truth.py ran (its
+    code cells joined by a blank line, magic lines left out)."""
+    if not line:
+        return None
+    cells = json.loads(script.read_text(encoding="utf-8"))["cells"]
+    at = 0
+    for number, cell in enumerate(cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell["source"]
+        src = "".join(src) if isinstance(src, list) else src
+        kept = [k for k, l in enumerate(src.split("\n"), start=1) if not l.lstrip().startswith(("%", "!"))]
+        if at + len(kept) >= line:
+            return number, kept[line - at - 1]
+        at += len(kept) + 1
+    return None
+
+
 def rows_of(model: dict) -> list[dict]:
     """Keras's model.layers rows from a summary JSON record (custom layers and nested
     models are one row; tensor-arithmetic operations are not layers in Keras)."""
@@ -195,6 +214,9 @@ def report_file(truth_path: Path, cnnc: str) -> dict:
         e = truth["error"]
         lines = statement_lines(script, e["line"])
         at = [d for d in errors if d.get("line") in lines]
+        if script.suffix == ".ipynb":       # the truth's line counts its own joined code
+            where_ = truth_cell(script, e["line"])
+            at = [d for d in errors if where_ is not None and (d.get("cell"), d.get("cell_line")) == where_]
         if at:
             outcome, detail = "exact", where(at[0]) + at[0]["message"]
         elif errors:

@@ -154,9 +154,15 @@ def check_script(path: str, text: str, model: str | None = None,
     runs, untried = explore(run_once)
     if call is not None:
         _check_call(runs[0].result.ev, model)
-    diags: list[Diagnostic] = list(rep.diagnostics)
-    for r in runs:
-        diags.extend(r.result.rep.diagnostics)
+    diags: list[Diagnostic] = list(rep.diagnostics) + list(runs[0].result.rep.diagnostics)
+    base_keys = {_diag_key(d) for d in diags}
+    for i, r in enumerate(runs[1:], start=1):
+        for d in r.result.rep.diagnostics:     # only under another side of a condition: say which
+            if _diag_key(d) not in base_keys:
+                cond = describe(conditions(runs, [i]))
+                if cond:
+                    d.notes = list(d.notes) + [f"only {cond}"]
+            diags.append(d)
     script_diags = _unique_sorted(diags)
     if untried:
         script_diags.append(Diagnostic("warning", f"cnnc followed {len(runs)} combinations of the "

@@ -281,24 +281,30 @@ class ClassesMixin:
         extra = [ArgVal(k, v, span) for k, v in arguments.items()] if isinstance(arguments, dict) else []
         layer.uses += 1
         row = layer.shown_cls or "Lambda"
+        # Keras runs a Lambda's function now only when no output_shape= says its shape
+        quiet = any(a.keyword == "output_shape" for a in layer.args)
         out = self.run_in_row(layer, row, given, node, lambda: self.call(
-            layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None))
+            layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None), quiet)
         if not isinstance(out, TensorVal):
             why = out.why if isinstance(out, Unknown) else "it returns no tensor cnnc can follow"
             return self.refused_node(layer, node, f"cnnc cannot follow this {row}'s function: {why}",
                                      given)
         return out
 
-    def run_in_row(self, layer: LayerVal, shown: str, given: ArgVal, node, run):
+    def run_in_row(self, layer: LayerVal, shown: str, given: ArgVal, node, run, quiet: bool = False):
         """`run()` (a custom layer's call(), a Lambda's function) on the tensor, everything
         it makes under the row (layer's name, `shown`); an input returned as it is passes
         through an Identity. The new tensor, or what `run` gave instead of one."""
+        from cnnc.frontends.python.emit import _given_name
+        row = _given_name(layer)              # name= as given, else Keras's
         start = len(self.nodes)
-        self.groups.append((layer.keras_name, shown))
+        self.groups.append((row, shown))
         try:
             try:
                 out = run()
             except _Raise as r:
+                if not quiet:
+                    raise                 # Keras runs it now: the script stops there
                 from cnnc.frontends.python.entry import _exception
                 out = Unknown(f"it raises {_exception(r)}", self.span(node))
             if isinstance(out, TensorVal) and out.node < start:
@@ -308,7 +314,7 @@ class ClassesMixin:
             self.groups.pop()
         if isinstance(out, TensorVal):
             for k in range(start, len(self.nodes)):
-                self.nodes[k].group = (layer.keras_name, shown, layer.seq, self.span(node))
+                self.nodes[k].group = (row, shown, layer.seq, self.span(node))
         return out
 
     def hidden_layer(self, cls: str, args: list[ArgVal], node, base: str) -> LayerVal:

@@ -35,7 +35,8 @@ from cnnc.support.diagnostics import Span
 INPUT_SHAPE_HELP = "give the shape of one sample with --input-shape, e.g. --input-shape 28,28,1"
 # fit() arguments that carry data or training machinery, not settings cnnc reads
 _FIT_DROPPED = {"x", "y", "validation_data", "callbacks", "verbose", "workers",
-                "use_multiprocessing", "max_queue_size", "generator"}
+                "use_multiprocessing", "max_queue_size", "generator", "max_q_size", "nb_worker",
+                "pickle_safe"}
 # fit() and compile() settings Keras takes that cnnc's training does not implement: they
 # decide no shape, so they are left out with a warning instead of stopping the model
 _FIT_UNSUPPORTED = {"class_weight": "cnnc's training does not weight classes",
@@ -245,7 +246,7 @@ def layer_call(layer: LayerVal, warnings: list | None = None) -> S.Call:
 def _keras_name(args: list[ArgVal], name: str | None, span: Span) -> tuple[S.Arg, ...]:
     """name= as Keras would give it, unless the script names the layer itself: Keras
     numbers layers per session, so a script's second model has conv2d_3, not conv2d."""
-    if name is None or any(a.keyword == "name" for a in args):
+    if name is None or any(a.keyword == "name" and a.value is not None for a in args):
         return ()
     return (S.Arg("name", S.String(name, span), span, span),)
 
@@ -458,6 +459,13 @@ def _tensor_list(v, what: str, span: Span) -> tuple[list[int], bool]:
     raise EmitError(f"the model's {what} must be tensors", span)
 
 
+def _keras_class(cls: str) -> str:
+    """The class Keras shows for a layer written under an alias (MaxPool2D is MaxPooling2D)."""
+    from cnnc.analysis import kinds
+    spec = kinds.lookup(cls)
+    return spec.name if spec is not None else cls
+
+
 def _given_name(layer: LayerVal) -> str | None:
     given = next((a.value for a in layer.args if a.keyword == "name"), None)
     return given if isinstance(given, str) else layer.keras_name
@@ -483,7 +491,7 @@ def _row(m: ModelVal, node: TNode, out: Emitted, names: dict) -> None:
         out.groups[name] = ("", "")
     elif m.style == "subclassed" and node.layer is not None:
         own = node.layer.copy_of or node.layer
-        out.groups[name] = (_given_name(own), own.cls)
+        out.groups[name] = (_given_name(own), _keras_class(own.cls))
         out.rank[_given_name(own)] = own.seq
 
 

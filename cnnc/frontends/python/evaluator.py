@@ -22,11 +22,13 @@ from cnnc.frontends.python.datasize import data_size, named
 from cnnc.frontends.python.interp import Interpreter, is_int, known
 from cnnc.frontends.python.keras_api import (
     KERAS1_REMOVED,
+    KERAS3_BACKEND,
     LAYER_NAMES,
     MERGE_FUNCTIONS,
     OBJECT_MODULES,
     canonical,
     exported,
+    gone_in_keras3,
     snippet_import,
 )
 from cnnc.frontends.python.limits import MAX_INT, Budget, _Break, _Continue, _Raise, _Return
@@ -214,8 +216,11 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
         if r.exits:
             return
         from cnnc.frontends.python.entry import _exception
-        self.rep.error(f"the script stops here: it raises {_exception(r)}", self.span(stmt),
-                       "Python would stop at this statement; the models built before it are checked")
+        at = r.span or self.span(stmt)
+        self.rep.error(f"the script stops here: it raises {_exception(r)}", at,
+                       "Python would stop at this statement; the models built before it are checked",
+                       f"raised while running the statement at {self.where(stmt.lineno)}"
+                       if at.line != stmt.lineno else "")
 
     def run_module_body(self, body: list, scope: Scope) -> None:
         """A sibling module's statements (imported: its __name__ is not '__main__')."""
@@ -224,8 +229,10 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
                 self.exec_stmt(stmt, scope)
             except (_Return, _Break, _Continue):
                 pass
-            except _Raise:
-                return                       # the import fails there; what it defined stays
+            except _Raise as r:
+                if r.exits:
+                    return
+                raise                        # the import fails, and so does the importer
 
     def poison(self, bodies, scope: Scope, why: str, span: Span) -> None:
         for body in bodies:
@@ -300,6 +307,9 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
 
     def e_Call(self, node, scope):
         f = node.func
+        if isinstance(f, ast.Name) and f.id in ("globals", "locals") and not node.args \
+                and scope.lookup(f.id) is _MISSING:
+            return (scope.module if f.id == "globals" else scope).vars   # the live namespace
         if (isinstance(f, ast.Attribute) and f.attr == "add" and isinstance(f.value, ast.Name)
                 and scope.lookup(f.value.id) is _MISSING and self.project is not None
                 and f.value.id not in self.project.bound_names(scope.info)):
@@ -370,11 +380,21 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             path = ("keras", "applications") + path[1:]
         if path[0] in ("keras", "tensorflow", "tf_keras", "keras_core") or "keras" in path:
             p, note = canonical(path)
-            if note:
+            if gone_in_keras3(path[:-1] if isinstance(node, ast.ImportFrom) else path):
+                module = ".".join(path[:-1] if isinstance(node, ast.ImportFrom) else path)
+                self.note_once(("gone", module), f"Keras 3 has no module '{module}' (a Keras 2 module): "
+                               "this import fails", self.span(node),
+                               "import the name from the top-level Keras module (keras.layers, keras.backend, "
+                               "...); cnnc reads it so to check the rest", error=True)
+            elif note:
                 self.note_once(("path", path[:3]), note, self.span(node), *keras2.path_fix(path))
             if p[:2] == ("keras", "datasets") and len(p) == 3:
                 return DatasetRef(p[2])
-            return KerasRef(p)
+            tf = path[0] in ("tensorflow",)
+            if p[:2] == ("keras", "backend") and len(p) == 3 and not tf and p[2] not in KERAS3_BACKEND:
+                raise _Raise(ObjectVal("exception", {"type": "ImportError", "args": (
+                    f"cannot import name '{p[2]}' from 'keras.backend' in Keras 3",)}), span=self.span(node))
+            return KerasRef(p, tf)
         std = stdlib_value(self, path)
         if std is not None:
             return std
@@ -399,6 +419,12 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
         if isinstance(obj, TensorVal):
             if attr == "shape":
                 return self.tensor_shape(obj, node)
+            if attr == "get_shape" and not (self.groups or self.tracing):
+                # Keras 3's symbolic tensors have no get_shape() (TensorFlow's eager ones do)
+                from cnnc.frontends.python.values import ObjectVal
+                raise _Raise(ObjectVal("exception", {"type": "AttributeError", "args": (
+                    "'KerasTensor' object has no attribute 'get_shape' in Keras 3: write x.shape",)}),
+                    span=span)
             if attr == "get_shape":
                 return BoundMethod(obj, attr, span)
             if attr == "dtype":
@@ -425,12 +451,17 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
                 return "2.21.0"
         if obj.path == ("keras",) and attr == "__version__":
             return "3.15.1"
+        tf = obj.tf or obj.path[0] in ("tensorflow",)
+        if obj.path == ("keras", "backend") and not tf and attr not in KERAS3_BACKEND:
+            raise _Raise(ObjectVal("exception", {"type": "AttributeError", "args": (
+                f"module 'keras.backend' has no attribute '{attr}' in Keras 3 (tf.keras.backend "
+                "or keras.ops has it)",)}), span=span)
         path, note = canonical(obj.path + (attr,))
         if note:
             self.note_once(("path", span.line, path[:2]), note, span, *keras2.path_fix(obj.path + (attr,)))
         if path[:2] == ("keras", "datasets") and len(path) == 3:
             return DatasetRef(path[2])
-        return KerasRef(path)
+        return KerasRef(path, tf)
 
     def module_attribute(self, obj: ModuleRef, attr: str, node):
         path = obj.path + (attr,)
@@ -794,6 +825,11 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             if fn in ("array", "asarray", "float32", "copy", "ascontiguousarray"):
                 return vals[0]
             return self.array_method(vals[0], fn, vals[1:], kws, node)
+        if ref.path[0] == "numpy" and ref.path[-1] in ("array", "asarray") and vals and \
+                isinstance(vals[0], (list, tuple)):
+            made = datasets.literal_array(vals[0], kws.get("dtype") if isinstance(kws.get("dtype"), str) else None)
+            if made is not None:
+                return made
         if ref.path[0] == "numpy" and ref.path[-1] == "concatenate" and vals:
             return datasets.concatenate(vals[0], vals[1] if len(vals) > 1 else kws.get("axis", 0), span)
         if ref.path[0] == "numpy":
@@ -856,6 +892,10 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
     def keras_call(self, ref: KerasRef, args: list[ArgVal], node):
         path, last, span = ref.path, ref.last, self.span(node)
         parent = path[-2] if len(path) > 1 else ""
+        if last in ("constant", "convert_to_tensor", "array") and args and isinstance(args[0].value, (list, tuple)):
+            made = datasets.literal_array(args[0].value)
+            if made is not None:
+                return made
         if path[0] == "tensorflow" or parent in ("ops", "random"):
             made = datasets.made_array(last, args, span) or datasets.elementwise(last, args)
             if made is not None:
@@ -1047,7 +1087,9 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
         span = self.span(node)
         layer = LayerVal(cls, args, span, self.span(node.func), written=(cls,), seq=self.next_seq())
         keras2.translate_layer(layer, self.rep)
-        if not any(a.keyword == "name" for a in layer.args):   # a given name takes no number
+        # a given name takes no number; name=None is Keras's automatic name
+        layer.args = [a for a in layer.args if not (a.keyword == "name" and a.value is None)]
+        if not any(a.keyword == "name" for a in layer.args):
             layer.keras_name = self.keras_name(layer.cls)
         if cls in KERAS1_REMOVED:
             layer.unsupported = KERAS1_REMOVED[cls]

@@ -485,11 +485,12 @@ class Interpreter:
         exc = self.eval(stmt.exc, scope) if stmt.exc is not None else None
         if isinstance(exc, Builtin) and exc.name in EXCEPTIONS:
             exc = ObjectVal("exception", {"type": exc.name, "args": ()})
-        raise _Raise(exc)
+        raise _Raise(exc, span=self.span(stmt))
 
     def s_Assert(self, stmt, scope):
         if self.truth(self.eval(stmt.test, scope), stmt.test) is False:
-            raise _Raise(ObjectVal("exception", {"type": "AssertionError", "args": ()}))
+            raise _Raise(ObjectVal("exception", {"type": "AssertionError", "args": ()}),
+                         span=self.span(stmt))
 
     def s_Delete(self, stmt, scope):
         for target in stmt.targets:
@@ -1612,7 +1613,7 @@ class Interpreter:
         if self_obj is not None:
             positional = [ArgVal(None, self_obj, span)] + positional
         if strict:
-            self.check_call(f, params, posonly, positional, keywords)
+            self.check_call(f, params, posonly, positional, keywords, node)
         n_default_start = len(params) - len(f.defaults)
         for i, p in enumerate(params):
             if i < len(positional):
@@ -1640,7 +1641,7 @@ class Interpreter:
             scope.vars[a.kwarg.arg] = keywords
         return scope
 
-    def check_call(self, f: FuncVal, params, posonly, positional, keywords) -> None:
+    def check_call(self, f: FuncVal, params, posonly, positional, keywords, node=None) -> None:
         """Python's TypeError for a call that does not fit the function's parameters."""
         a = f.node.args
         why = None
@@ -1661,7 +1662,8 @@ class Interpreter:
             if missing:
                 why = f"{f.name}() missing required argument '{missing[0]}'"
         if why is not None:
-            raise _Raise(ObjectVal("exception", {"type": "TypeError", "args": (why,)}))
+            raise _Raise(ObjectVal("exception", {"type": "TypeError", "args": (why,)}),
+                         span=self.span(node) if node is not None else None)
 
     def call_function(self, f: FuncVal, args: list[ArgVal], node, self_obj=None, strict: bool = False):
         span = self.span(node) if node is not None else None

@@ -173,7 +173,7 @@ def obtain_input_shape(args: list[ArgVal], span, rep: Reporter):
         return Unknown("obtain_input_shape's input_shape is not a shape", span)
 
     def fail(message: str):
-        raise _Raise(ObjectVal("exception", {"type": "ValueError", "args": (message,)}))
+        raise _Raise(ObjectVal("exception", {"type": "ValueError", "args": (message,)}), span=span)
 
     if weights != "imagenet" and shape and len(shape) == 3:
         default = (size, size, shape[-1])

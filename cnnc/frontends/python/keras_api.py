@@ -18,6 +18,36 @@ KERAS2_MODULES = {
 }
 ENGINE = {"engine", "topology", "training", "functional", "sequential", "input_layer",
           "base_layer"}
+# Of these, the ones a script may still import (cnnc warns and reads them as their Keras 3
+# names, as tools/script_truth.py shims them for the truth); importing any other Keras 2
+# module fails in Keras 3, and cnnc says so as an error.
+KEPT_KERAS2 = {("keras", "layers"): {"convolutional", "core", "pooling", "normalization", "merge",
+                                     "advanced_activations", "experimental"},
+               ("keras", "utils"): {"np_utils", "vis_utils", "data_utils", "generic_utils",
+                                    "layer_utils", "conv_utils"},
+               ("keras", "optimizers"): {"legacy", "optimizer_v2"},
+               ("keras", "engine"): {"topology"}}
+GONE_MODULES = {("keras", "backend"): {"tensorflow_backend", "theano_backend", "cntk_backend",
+                                      "common", "load_backend"}}
+
+
+def gone_in_keras3(path: tuple[str, ...]) -> bool:
+    """Whether importing this Keras 2 module path fails in Keras 3 (ModuleNotFoundError)."""
+    p = tuple(path)
+    if p and p[0] in ("tf_keras", "keras_core"):
+        return False
+    if "keras" in p:
+        p = p[len(p) - 1 - p[::-1].index("keras"):]
+    if len(p) < 3:
+        return False
+    head, mod = p[:2], p[2]
+    if head in GONE_MODULES and mod in GONE_MODULES[head]:
+        return True
+    if head in KERAS2_MODULES and mod in KERAS2_MODULES[head]:
+        return mod not in KEPT_KERAS2.get(head, ())
+    if head == ("keras", "engine"):
+        return mod not in KEPT_KERAS2[head] and mod[:1].islower() and mod in ENGINE
+    return False
 
 LAYER_NAMES = frozenset(kinds.all_layer_names()) | kinds.KERAS_OTHER_LAYERS | frozenset(
     kinds.APPLICATION_LAYERS) | frozenset({
@@ -122,3 +152,12 @@ def snippet_import(name: str) -> tuple[tuple[str, ...], str] | None:
     if name in OPTIMIZERS:
         return ("keras", "optimizers", name), f"from keras.optimizers import {name}"
     return None
+
+
+# keras.backend in Keras 3 (tf.keras.backend keeps Keras 2's functions); int_shape and
+# image_dim_ordering are followed with a warning (tools/script_truth.py maps them too)
+KERAS3_BACKEND = frozenset({
+    "backend", "clear_session", "epsilon", "floatx", "get_uid", "image_data_format",
+    "is_float_dtype", "is_int_dtype", "is_keras_tensor", "result_type", "set_epsilon",
+    "set_floatx", "set_image_data_format", "standardize_dtype", "int_shape",
+    "image_dim_ordering", "set_image_dim_ordering", "set_learning_phase", "learning_phase"})

@@ -47,8 +47,8 @@ class _Continue(Exception):
 class _Raise(Exception):
     """A Python exception the script raises (`raise`, a failed assert, sys.exit())."""
 
-    def __init__(self, exc=None, exits: bool = False):
-        self.exc, self.exits = exc, exits
+    def __init__(self, exc=None, exits: bool = False, span: Span | None = None):
+        self.exc, self.exits, self.span = exc, exits, span
 
 
 # Exceptions of Python, each with its base (for `except LookupError:`)

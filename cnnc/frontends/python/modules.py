@@ -151,7 +151,7 @@ class Project:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             src = read_python(str(file), text, own)
-        if own.has_errors or not src.chunks or not src.chunks[0].body and text.strip():
+        if own.has_errors or not src.chunks:
             first = next((d for d in own.diagnostics if d.is_error), None)
             self.codes[key] = (f"{file.name} is not Python cnnc can read" +
                                (f" (line {first.span.line}: {first.message})" if first and first.span else ""))

@@ -477,7 +477,9 @@ def type_check(ev, v, t, subclass: bool = False) -> bool | None:
             return True
         name = type_name(v) if not subclass else (v.name if isinstance(v, Builtin) else None)
         if name is None:
-            return ev.isinstance_other(v, t)
+            other = ev.isinstance_other(v, t)
+            # an object cnnc stands in for (a function, a layer, a class) is no str or list
+            return False if other is None and not subclass and not isinstance(v, Unknown) else other
         while name is not None:
             if name == t.name:
                 return True

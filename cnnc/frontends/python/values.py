@@ -32,6 +32,7 @@ class KerasRef:
     """A name in Keras's API: a module, a class or a function (`keras.layers.Conv2D`)."""
 
     path: tuple[str, ...]        # canonical: starts with 'keras'
+    tf: bool = field(default=False, compare=False)   # through tf.keras (its backend keeps Keras 2's functions)
 
     @property
     def last(self) -> str:
