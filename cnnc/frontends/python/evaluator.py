@@ -349,6 +349,19 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             value = self.module_value(base + (a.name,), stmt, stmt.level or 0, scope)
             self.bind_import(a.asname or a.name, value, scope)
 
+    def submodule(self, module: ModuleVal, attr: str, node):
+        """`pkg.sub` of a package whose __init__ does not import `sub`: read it."""
+        info = module.scope.info
+        if self.project is None or info is None or not info.package or info.folder is None:
+            return None
+        files = self.project._walk(info.folder, (attr,))
+        if not files:
+            return None
+        mod = self.project.run_module(self, files[-1], f"{module.name}.{attr}", node)
+        if isinstance(mod, ModuleVal):
+            module.scope.vars[attr] = mod
+        return mod
+
     def bind_import(self, name: str, value, scope: Scope) -> None:
         scope.target(name).vars[name] = value
 
@@ -729,7 +742,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
             return self.module_call(func, args, node)
         if isinstance(func, DatasetRef):
             return Unknown("a dataset module is not callable", span)
-        if any(isinstance(a.value, TensorVal) for a in args):
+        if any(isinstance(a.value, TensorVal) for a in args) and not isinstance(func, Unknown):
             return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer cnnc "
                            "can follow", span)
         if isinstance(func, Unknown) and func.data and isinstance(getattr(node, "func", None), ast.Attribute) \
@@ -880,12 +893,6 @@ class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
         if fn in ("ceil", "floor"):
             return float(out)                 # NumPy's ceil and floor give floats
         return out
-
-    def decorator_other(self, dec, value, node):
-        return value
-
-    def exception_class(self, v) -> bool:
-        return isinstance(v, Builtin)
 
     # --- Keras ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from cnnc.support.diagnostics import Reporter, UsageError
 
 MAX_MODULES = 64
 MAX_BYTES = 16 * 1024 * 1024
-MAX_IMPORT_DEPTH = 16
+MAX_IMPORT_DEPTH = 40
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Project:
     codes: dict = field(default_factory=dict)       # resolved path -> ModuleCode | str (why not)
     bytes_read: int = 0
     search: list = field(default_factory=list)
+    found: dict = field(default_factory=dict)       # (path, level, folder) -> files, or None
 
     def __post_init__(self):
         folder = self.script.parent if self.script is not None else None
@@ -84,10 +85,17 @@ class Project:
 
     def locate(self, path: tuple[str, ...], level: int, info: ModuleInfo | None) -> list[Path] | None:
         """The files of `path`'s packages and module, outermost first (a package's
-        __init__.py, or a folder without one), or None when it is not the script's."""
+        __init__.py, or a folder without one), or None when it is not the script's.
+        Looked up on disk once per check (every run asks again)."""
         if self.script is None:
             return None
         info = info or self.main_info
+        key = (path, level, info.folder)
+        if key not in self.found:
+            self.found[key] = self._locate(path, level, info)
+        return self.found[key]
+
+    def _locate(self, path: tuple[str, ...], level: int, info: ModuleInfo) -> list[Path] | None:
         if level:
             base = info.folder
             for _ in range(level - 1):
@@ -218,7 +226,10 @@ class Project:
         mod = ModuleVal(dotted, scope)
         ev.modules[key] = mod
         if ev.import_depth >= MAX_IMPORT_DEPTH:
-            return mod
+            ev.note_once(("deep", key), f"cnnc follows imports {MAX_IMPORT_DEPTH} modules deep; "
+                         f"{dotted} is not read", ev.span(node))
+            return Unknown(f"the module {dotted} is imported more than {MAX_IMPORT_DEPTH} modules deep",
+                           ev.span(node), name=dotted)
         ev.import_depth += 1
         try:
             ev.run_module_body(code.body, scope)

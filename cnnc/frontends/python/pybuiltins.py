@@ -42,7 +42,6 @@ from cnnc.frontends.python.values import (
     StaticMethod,
     SuperRef,
     Unknown,
-    describe,
 )
 
 _WIDTHS = re.compile(r"\d+")
@@ -1766,6 +1765,3 @@ def new_instance(ev, cls: ClassVal, args: list[ArgVal], node):
     ev.run_init(inst, args, node)
     return inst
 
-
-def describe_value(v) -> str:
-    return describe(v)
