@@ -55,7 +55,7 @@ _TOP_END = re.compile(r"^x = (GlobalAveragePooling2D|Flatten)\(", re.M)
 _INPUT_LINE = re.compile(r"^inputs = Input\(shape=\([^)]*\)\)$", re.M)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
 def _parsed(code: str) -> ast.Module:
     """An application's code, parsed once per process, numbered from ZOO_LINE (the
     evaluator shows its positions as the call's)."""

@@ -149,7 +149,8 @@ def check_script(path: str, text: str, model: str | None = None,
             ev.step_limit = min(ev.step_limit, max(limit, 1))
         ev.run(src.chunks, entry)
         emitted = [_emit(m, ev, input_shape, k) for m, k in _unique(ev.models)]
-        return _Result(ev, own, emitted), ev.steps, not ev.out_of_steps
+        # what a run costs: its steps, and its layers and tensors (each is checked later)
+        return _Result(ev, own, emitted), ev.steps + 30 * len(ev.nodes), not ev.out_of_steps
 
     runs, untried = explore(run_once)
     if call is not None:
@@ -165,8 +166,9 @@ def check_script(path: str, text: str, model: str | None = None,
             diags.append(d)
     script_diags = _unique_sorted(diags)
     if untried:
-        script_diags.append(Diagnostic("warning", f"cnnc followed {len(runs)} combinations of the "
-                                       "conditions it cannot know; others are left unchecked", None,
+        followed = f"{len(runs)} combination{'s' if len(runs) != 1 else ''}"
+        script_diags.append(Diagnostic("warning", f"cnnc followed {followed} of the conditions it "
+                                       "cannot know (its budget); others are left unchecked", None,
                                        [], path))
     found = _found_models(runs, src, path, input_shape)
     _number_alike(found)
@@ -247,6 +249,10 @@ def _fingerprint(m, out) -> int:
         return id(out)
 
 
+_SPANS = ("span", "name_span", "target_span", "keyword_span", "alias_span")
+_FIELDS: dict = {}
+
+
 def _normalized(v, tensors: dict):
     """A model's statements without what a branch elsewhere in the script changes while
     the model stays the same: the names Keras numbers per session and the names of
@@ -255,21 +261,27 @@ def _normalized(v, tensors: dict):
 
     from cnnc.language import syntax as S
     if isinstance(v, (list, tuple)):
-        return tuple(_normalized(x, tensors) for x in v if not (isinstance(x, S.Arg) and x.keyword == "name"))
-    if isinstance(v, S.ModelDecl):
+        return tuple(_normalized(x, tensors) for x in v if not (type(x) is S.Arg and x.keyword == "name"))
+    t = type(v)
+    if t is S.ModelDecl:
         return ("model",)
-    if isinstance(v, S.Assign):
+    if t is S.Assign:
         tensors.setdefault(v.target, f"t{len(tensors)}")
         return ("=", tensors[v.target], _normalized(v.value, tensors))
-    if isinstance(v, S.Name) and len(v.parts) == 1 and v.parts[0] in tensors:
-        return ("t", tensors[v.parts[0]])
-    if isinstance(v, S.BinOp):
+    if t is S.Name:
+        return ("t", tensors[v.parts[0]]) if len(v.parts) == 1 and v.parts[0] in tensors else v.parts
+    if t is S.Number:
+        return ("n", v.text)
+    if t is S.String:
+        return ("s", v.value)
+    if t is S.BinOp:
         return ("op", v.op, _normalized(v.items, tensors))
-    if is_dataclass(v):
-        return (type(v).__name__,) + tuple(_normalized(getattr(v, f.name), tensors) for f in fields(v)
-                                           if f.name not in ("span", "name_span", "target_span",
-                                                             "keyword_span", "alias_span"))
-    return v
+    names = _FIELDS.get(t)
+    if names is None:
+        names = _FIELDS[t] = tuple(f.name for f in fields(v) if f.name not in _SPANS) if is_dataclass(v) else ()
+    if not names:
+        return v
+    return (t.__name__,) + tuple(_normalized(getattr(v, n), tensors) for n in names)
 
 
 def _found_models(runs, src: ScriptSource, path: str, input_shape) -> list[FoundModel]:

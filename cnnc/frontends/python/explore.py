@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 MAX_RUNS = 16
-TOTAL_STEPS = 1_200_000
+TOTAL_STEPS = 600_000
 
 
 @dataclass
@@ -56,12 +56,16 @@ def explore(run_once: Callable[[Decisions, int], tuple[Any, int, bool]]) -> tupl
     tried: set = {frozenset()}
     runs: list[Run] = []
     steps = 0
+    first = None
     while queue and len(runs) < MAX_RUNS and steps < TOTAL_STEPS:
+        if first is not None and steps + first > TOTAL_STEPS:
+            break                      # another run like the first would not fit
         forced = queue.pop(0)
         d = Decisions(dict(forced))
         limit = TOTAL_STEPS - steps if runs else None
         result, used, complete = run_once(d, limit)
         steps += used
+        first = used if first is None else first
         runs.append(Run(d, result, complete))
         if not complete:
             if len(runs) == 1:
