@@ -733,7 +733,8 @@ def keras_cases(base, rng: random.Random, n: int, out: Path) -> list[Case]:
     for shape in ((12, 12, 1), (8, 8, 3), (8, 8, 2)):
         xs[shape] = out / f"kx_{'x'.join(map(str, shape))}.npy"
         np.save(xs[shape], np.random.default_rng(0).random((2, *shape), dtype=np.float32))
-    shape_of = {"seq_cnn": (12, 12, 1), "residual": (8, 8, 3), "keras2": (8, 8, 2)}
+    shape_of = {"seq_cnn": (12, 12, 1), "residual": (8, 8, 3), "keras2": (8, 8, 2),
+                "fcn_open": (8, 8, 3)}      # open sizes: 8x8 is one that works
     cases = []
     for i in range(n):
         name = rng.choice(sorted(files))

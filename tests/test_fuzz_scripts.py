@@ -79,14 +79,17 @@ def _alarm(signum, frame):
 
 
 _REPR = re.compile(r"object at 0x|<class '|\b(Unknown|ArgVal|TNode|LayerVal|ModelVal|Scope|"
-                   r"FuncVal|ClassVal|InstanceVal|Tensor)\(|<function |<cnnc\.|Traceback")
+                   r"FuncVal|ClassVal|InstanceVal|Tensor)\(|<function |<cnnc\.|Traceback|"
+                   r"\b(KerasRef|ModuleRef|Builtin|KerasObj|PartialVal|ObjectVal|IterVal|ModuleVal|"
+                   r"BoundMethod|SuperRef|TensorVal|ArrayVal|DataStream|DatasetRef|StaticMethod|ClassMethod|"
+                   r"Endless|NoneType)\b")
 
 
 def _span_problem(d, lines: list[str], notebook: bool) -> str | None:
     s = d.span
     if s is None:
         # about the whole file: no model at all, or notebook cells that are not cells
-        if d.message == "found no Keras model in this file" or (
+        if d.message == "found no Keras model in this file" or d.message.startswith("cnnc followed") or (
                 notebook and "of this notebook" in d.message and d.message.endswith("left out")):
             return None
         return f"no span: {d.severity}: {d.message[:160]}"
@@ -124,7 +127,7 @@ def _model_problems(found) -> list[str]:
         out.append(f"model {found.var} (line {found.line}) is ok but its shapes are incomplete")
     # open sizes (expressions) are checked at the smallest sizes the model works for
     values = {name: (a.constraints.sets[name].first(1) or [1])[0] if name in a.constraints.sets else 1
-              for name in a.constraints.dims}
+              for name in a.open_dims}
     for info in a.infos:
         shapes = [f.shape for f in info.input_flows] + [info.output.shape]
         for shape in shapes:
@@ -136,7 +139,8 @@ def _model_problems(found) -> list[str]:
             if any(not _positive(d, values) for d in w.shape):
                 out.append(f"model {found.var} is ok but {info.name}/{w.name} has shape {w.shape}")
     try:
-        if a.total_params < 0:
+        total = a.total_params
+        if (evaluate(total, values) if isinstance(total, Expr) else total) < 0:
             out.append(f"model {found.var} is ok with {a.total_params} parameters")
     except Exception as e:  # noqa: BLE001
         out.append(f"model {found.var}: total_params raised {type(e).__name__}: {e}")
@@ -147,7 +151,14 @@ def _check_case(case: dict, workdir: Path) -> dict:
     from cnnc.frontends.python import check_script
     from cnnc.support.diagnostics import CnncError, UsageError
     suffix = ".ipynb" if case["kind"].startswith("nb") else ".py"
+    if case.get("files"):                  # sibling modules: the case gets a folder of its own
+        workdir = workdir / re.sub(r"\W", "_", case["id"])
+        for name, text in case["files"].items():
+            target = workdir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
     path = str(workdir / f"case{suffix}")
+    Path(path).write_text(case["text"], encoding="utf-8")
     problems: list[str] = []
     tb = ""
     t0 = time.monotonic()
@@ -218,15 +229,16 @@ def _check_case(case: dict, workdir: Path) -> dict:
     out = {"id": case["id"], "seconds": round(seconds, 3), "problems": problems, "tb": tb[-2500:],
            "models": models, "diags": len(sc.diagnostics) if sc else -1}
     if case.get("cli") and not any(p.startswith(("hang", "slow", "memory")) for p in problems):
-        out["problems"] += _run_cli(path, case["text"], models, workdir)
+        out["problems"] += _run_cli(path, case["text"], models, workdir, case.get("calls", []))
     return out
 
 
-def _run_cli(path: str, text: str, models: list[dict], workdir: Path) -> list[str]:
+def _run_cli(path: str, text: str, models: list[dict], workdir: Path, calls: list[str]) -> list[str]:
     from cnnc.cli import main
     Path(path).write_text(text, encoding="utf-8")
     problems = []
     argvs = [["check", path], ["summary", path, "--format", "json"]]
+    argvs += [["summary", path, "--model", call] for call in calls[:2]]
     oks = [m for m in models if m["ok"]]
     if oks:
         m = oks[0]
@@ -255,6 +267,8 @@ def _run_cli(path: str, text: str, models: list[dict], workdir: Path) -> list[st
             what.append(f"exit {rc}")
         if rc in (1, 2) and not (err.strip() or "json" in argv):
             what.append("no message on stderr")
+        if rc == 0 and ": error: " in err:
+            what.append("an error printed with exit status 0")
         if "Traceback (most recent call last)" in err:
             what.append("a traceback")
         if what:
@@ -533,6 +547,8 @@ class Gen:
     """A random Keras program."""
 
     def __init__(self, rng: random.Random):
+        self.files: dict[str, str] = {}
+        self.calls: list[str] = []
         self.rng = rng
         self.lines: list[str] = []
         self.n = 0
@@ -815,7 +831,7 @@ class Gen:
         fn = self.new("block")
         self.lines += [f"def {fn}(x, filters{r('', '=16', '=None')}, depth=2):",
                        f"    for _ in range({r('depth', '2', '10**5', '-1', 'filters')}):",
-                       f"        x = layers.Conv2D(filters, 3, padding='same')(x)",
+                       "        x = layers.Conv2D(filters, 3, padding='same')(x)",
                        f"    {r('return x', 'return ' + fn + '(x, filters, depth)', 'return ' + fn + '(x, filters, depth - 1) if depth else x', 'return', 'return [x]', 'return x, x')}"]
         name = self.new("model")
         self.lines += [f"inp = keras.Input({r('(32, 32, 3)', '(8, 8, 1)', '(4, 4, 3)')})",
@@ -877,6 +893,90 @@ class Gen:
             "x = keras.Input((8,))\nys = [x]\nfor i in range(200):\n    ys.append(keras.layers.add(ys[-2:] if len(ys) > 1 else ys))\nm = keras.Model(x, ys[-1])",
         ))
 
+    def branches(self) -> str:
+        """Models behind conditions cnnc cannot know: flags without defaults, sys.argv, the
+        environment; nested, in elif chains, in match statements, deciding shapes."""
+        r = self.r
+        name = self.new("model")
+        cond = r("args.arch == 'a'", "len(sys.argv) > 1", "os.environ.get('BIG')", "args.deep",
+                 "sys.argv[-1] == 'x' and args.deep", "not args.deep", "args.width > 8",
+                 "random.random() > 0.5", "args.arch in ('a', 'b')", "x_train.shape[-1] == 3")
+        if "args." in cond and not any("parse_args" in line for line in self.lines):
+            self.lines += ["import argparse", "parser = argparse.ArgumentParser()",
+                           f"parser.add_argument('--arch'{r('', ', default=' + repr('a'), ', required=True')})",
+                           f"parser.add_argument('--deep', action={r(repr('store_true'), repr('store_false'))})",
+                           f"parser.add_argument('--width', type=int{r('', ', default=16', ', default=' + repr('4'))})",
+                           "args = parser.parse_args()"]
+        self.lines += ["import sys, os, random", f"if {cond}:",
+                       f"    shape, units = {r(*SHAPES)}, {r('10', '2', '0', 'args.width' if 'args' in cond else '3')}",
+                       r("elif len(sys.argv) > 2:\n    shape, units = (8, 8, 3), 1", "")]
+        self.lines += ["else:", f"    shape, units = {r(*SHAPES)}, {r('4', '1', '-1')}"]
+        form = self.rng.random()
+        if form < 0.4:
+            self.lines.append(f"{name} = keras.Sequential([keras.Input(shape), {self.layer()}, "
+                              f"layers.Flatten(), layers.Dense(units)])")
+        elif form < 0.7:
+            self.lines += [f"match {r('units', 'shape', 'args.arch' if 'args' in cond else 'units')}:",
+                           "    case 10 | 'a':",
+                           f"        {name} = keras.Sequential([keras.Input(shape), layers.Dense(units)])",
+                           "    case (a, b, c) if a > 4:",
+                           f"        {name} = keras.Sequential([keras.Input(shape), {self.layer()}])",
+                           "    case _:",
+                           f"        {name} = {r('None', 'keras.Sequential()', 'keras.Sequential([keras.Input(shape)])')}"]
+        else:
+            self.lines += ["try:",
+                           f"    {name} = keras.Sequential([keras.Input(shape), layers.Dense(units)])",
+                           f"    {r('raise ValueError(units)', 'pass', 'assert units > 2', 'sys.exit(0)')}",
+                           "except (ValueError, AssertionError) as e:",
+                           f"    {name} = keras.Sequential([keras.Input((3,)), layers.Dense(2)])",
+                           "finally:", f"    {r('pass', 'print(shape)', 'units = 0')}"]
+        return name
+
+    def sibling(self) -> str:
+        """A builder in a module next to the script, or in a package (relative imports,
+        a cycle, a module that is not there, one that is not Python)."""
+        r = self.r
+        fn = self.new("build")
+        body = [f"def {fn}(width={r('8', '0', 'None', '10**9')}, shape={r(*SHAPES)}):",
+                f"    return keras.Sequential([keras.Input(shape), {self.layer()}, layers.Dense(width)])"]
+        header = r(*HEADERS)
+        kind = self.rng.random()
+        if kind < 0.4:
+            self.files["helpers.py"] = header + "\n".join(body) + "\n" + r("", "from case import *\n",
+                                                                           "import helpers\n", "x = (\n")
+            self.lines.append(f"from helpers import {fn}{r('', ' as alias')}")
+            call = fn if "alias" not in self.lines[-1] else "alias"
+        elif kind < 0.8:
+            self.files["pkg/__init__.py"] = r("", f"from .models import {fn}\n", "from . import models\n",
+                                              "from .missing import x\n")
+            self.files["pkg/blocks.py"] = header + "def block(x):\n    return layers.Dense(2)(x)\n"
+            self.files["pkg/models.py"] = header + r("from .blocks import block\n", "from ..outside import y\n",
+                                                     "from . import blocks\n", "from .models import *\n") \
+                + "\n".join(body) + "\n"
+            self.lines.append(r(f"from pkg.models import {fn}", f"from pkg import {fn}",
+                                f"import pkg.models\n{fn} = pkg.models.{fn}"))
+            call = fn
+        else:
+            self.lines.append(f"from {r('nothere', '.nothere', 'os.path')} import {fn}")
+            call = fn
+        name = self.new("model")
+        self.lines.append(f"{name} = {call}({r('', '4', 'width=2', 'shape=(3,)', '*[]', '**{}')})")
+        self.calls.append(f"{call}({r('', '3', 'width=5, shape=(4,)', 'nope=1', '1, 2, 3')})")
+        return name
+
+    def builder(self) -> None:
+        """A builder the file defines but never calls (cnnc calls it, or --model does)."""
+        r = self.r
+        fn = self.new("make")
+        self.lines += [f"def {fn}({r('', 'n=3', 'n', 'n=3, *, shape=(4,)', 'hp')}):",
+                       f"    {r('m = keras.Sequential()', 'm = keras.Sequential([keras.Input((4,))])')}",
+                       f"    m.add(layers.Dense({r('3', 'n', 'hp.Int(1)', '-1')}))",
+                       f"    {r('return m', 'return', 'return m, m', 'raise ValueError(m)')}"]
+        self.calls.append(self.r(f"{fn}()", f"{fn}(2)", f"{fn}(n=2)", f"{fn}(" * 50 + ")" * 50,
+                                 "x" * 3000, "__import__('os').system('true')", f"{fn}(n=open('/etc/passwd'))",
+                                 f"(lambda: {fn}())()", f"{fn}(*range(10**6))", f"[{fn}() for _ in range(10)][0]",
+                                 "exit()", f"{fn}(n=10**100)"))
+
     def program(self) -> str:
         r = self.rng
         self.lines.append(self.r(*HEADERS))
@@ -902,8 +1002,14 @@ class Gen:
                 models.append(self.application())
             elif form < 0.87:
                 models.append(self.nested(models))
-            elif form < 0.94:
+            elif form < 0.91:
                 models.append(self.helper())
+            elif form < 0.95:
+                models.append(self.branches())
+            elif form < 0.97:
+                models.append(self.sibling())
+            elif form < 0.98:
+                self.builder()
             else:
                 self.hostile()
         if models and r.random() < 0.35:
@@ -919,10 +1025,12 @@ class Gen:
 def generated_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
     for k in range(n):
-        text = Gen(rng).program()
+        g = Gen(rng)
+        text = g.program()
         if rng.random() < 0.2:
             text = mutate_python(rng, text, rng.randint(1, 2))
-        cases.append({"id": f"gen-{SEED}-{k}", "kind": "py", "text": text})
+        cases.append({"id": f"gen-{SEED}-{k}", "kind": "py", "text": text, "files": g.files,
+                      "calls": g.calls})
     return cases
 
 
@@ -1053,6 +1161,8 @@ def test_fuzz_mutated_corpus(tmp_path):
 def test_fuzz_generated_programs(tmp_path):
     rng = random.Random(SEED + 1)
     cases = _with_cli(rng, generated_cases(rng, scale(160, 3000)), 0.08)
+    for c in cases:                   # --model calls run through the CLI
+        c["cli"] = c["cli"] or (bool(c["calls"]) and rng.random() < 0.5)
     assert_clean(cases, run_cases(cases, tmp_path))
 
 
@@ -1109,7 +1219,12 @@ if __name__ == "__main__":
     if sys.argv[1] == "WORKER":
         _worker(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "SHOW":      # python tests/test_fuzz_scripts.py SHOW gen-20240611-17
-        sys.stdout.write(_find_case(sys.argv[2])["text"])
+        c = _find_case(sys.argv[2])
+        for name, text in (c.get("files") or {}).items():
+            sys.stdout.write(f"# --- {name}\n{text}\n")
+        if c.get("calls"):
+            sys.stdout.write(f"# --- --model calls: {c['calls']}\n")
+        sys.stdout.write(c["text"])
     elif sys.argv[1] == "MIN":       # ... MIN gen-20240611-17 [problem prefix]: a smaller case
         c = _find_case(sys.argv[2])
         c["cli"] = True

@@ -25,7 +25,18 @@ on a symbolic Input of the shape they were built with, so that each layer has an
 (or, where call() needs eager tensors, such as tf.nn.relu, once on zeros of that shape,
 noting each layer's output shape).
 
+Keras 2 helpers that Keras 3 dropped under their old names but kept under new ones
+(`_obtain_input_shape`, `keras.engine.topology.get_source_inputs`, `keras.utils.data_utils`,
+`K.int_shape`, `K.image_dim_ordering()`, ...) are mapped to their Keras 3 equivalents
+(KERAS2_HELPERS); the ones a script calls are listed in its truth as "keras2_helpers".
+With --dir, the scripts of that folder are run with no command-line arguments, with the
+folder on sys.path (a script's sibling modules import as they do next to it) and from a
+scratch working directory (what a script writes stays out of the repository); a folder's
+support modules (no .truth.json wanted) are named in its support_modules.txt. Without
+--dir the tool behaves as before for tests/data/scripts (its truths are unchanged).
+
     TF_CPP_MIN_LOG_LEVEL=3 /tmp/kvenv/bin/python tools/script_truth.py [FILES...]
+    TF_CPP_MIN_LOG_LEVEL=3 /tmp/kvenv/bin/python tools/script_truth.py --dir tests/data/scripts2 [FILES...]
 """
 
 from __future__ import annotations
@@ -49,7 +60,10 @@ SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (5
          "cifar100": (50000, 10000), "boston_housing": (404, 102)}
 FULL_SIZE = {"dlwp3_ch08_mnist_convnet.ipynb", "dlwp1_ch05_intro_convnets.ipynb",
              "keras_guide_functional_mnist_autoencoder.py", "keras_guide_training_multi_io.py",
-             "keras_guide_subclassing_vae.py"}
+             "keras_guide_subclassing_vae.py",
+             # tests/data/scripts2 (index samples past 20)
+             "dlai_c1w3_fashion_conv.ipynb", "bnsreenu_cifar_gan.py",
+             "packt_adl_colorization_ae.py", "bnsreenu_vae_mnist.py"}
 # image folders the excerpts download, by a name in their path: their class names
 IMAGE_DIRS = {
     "flower_photos": ["daisy", "dandelion", "roses", "sunflowers", "tulips"],
@@ -61,11 +75,18 @@ IMAGE_DIRS = {
     "dataset/test_set": ["cats", "dogs"],
     "data/train": ["cats", "dogs"],
     "data/validation": ["cats", "dogs"],
+    # tests/data/scripts2
+    "rps-test-set": ["paper", "rock", "scissors"],
+    "rps": ["paper", "rock", "scissors"],
+    "horse-or-human": ["horses", "humans"],
+    "data/test": ["cats", "dogs"],  # bnsreenu_emotion_detection.py: a stand-in, its model
+                                    # does not depend on the classes
 }
 KERAS2_LAYER_MODULES = ("convolutional", "core", "pooling", "normalization", "merge",
                         "advanced_activations")
 DISPLAY_MODULES = ("matplotlib", "matplotlib.pyplot", "PIL", "PIL.Image", "PIL.ImageOps",
-                   "IPython", "IPython.display", "seaborn")
+                   "IPython", "IPython.display", "seaborn", "ipywidgets",
+                   "matplotlib.image")
 
 
 def code_of(path: Path) -> str:
@@ -129,7 +150,7 @@ def stub_keras(full_size: bool = False):
 
     for method in ("fit", "fit_generator"):
         setattr(keras.Model, method, fit)
-    for method in ("save", "save_weights"):
+    for method in ("save", "save_weights", "load_weights"):
         setattr(keras.Model, method, nothing)
     keras.Model.evaluate = lambda *a, **k: [0.0, 0.0]
     def imdb_load_data(*a, **k):
@@ -154,8 +175,74 @@ def stub_keras(full_size: bool = False):
     # the same names in keras.layers (cnnc warns about the old path)
     for old in KERAS2_LAYER_MODULES:
         sys.modules.setdefault("keras.layers." + old, keras.layers)
+    keras2_helpers(keras)
     stub_files(keras, tf)
     return keras
+
+
+KERAS2_USED: set = set()  # the KERAS2_HELPERS a script called (recorded in its truth)
+
+
+def keras2_helpers(keras) -> None:
+    """KERAS2_HELPERS: Keras 2 functions that Keras 3 dropped under their old names but kept
+    under new ones, mapped to those (same arguments, same results), so that the model-building
+    code of Keras 2 applications-style scripts runs as Keras 3 would run it. Each call is
+    noted in KERAS2_USED."""
+    import types
+
+    from keras.src.applications.imagenet_utils import obtain_input_shape
+    from keras.src.backend import standardize_data_format
+
+    def used(name, fn):
+        def helper(*a, **k):
+            KERAS2_USED.add(name)
+            return fn(*a, **k)
+        return helper
+
+    def image_dim_ordering():
+        return "tf" if keras.backend.image_data_format() == "channels_last" else "th"
+
+    def convert_all_kernels_in_model(*a, **k):
+        return None  # Theano kernel flipping: Keras 3 has no Theano
+
+    def module(name, **attrs):
+        m = sys.modules.get(name) or types.ModuleType(name)
+        for attr, value in attrs.items():
+            setattr(m, attr, value)
+        sys.modules[name] = m
+        return m
+
+    def keras2_obtain_input_shape(input_shape, default_size, min_size, data_format,
+                                  require_flatten=None, weights=None, include_top=None):
+        # Keras 2.0 named the flag include_top, Keras 2.1+ require_flatten
+        flatten = require_flatten if include_top is None else include_top
+        return obtain_input_shape(input_shape, default_size, min_size, data_format, flatten,
+                                  weights)
+
+    obtain = used("_obtain_input_shape", keras2_obtain_input_shape)
+    get_source_inputs = used("get_source_inputs", keras.utils.get_source_inputs)
+    engine = dict(get_source_inputs=get_source_inputs, Input=keras.Input,
+                  InputSpec=keras.layers.InputSpec, Layer=keras.layers.Layer)
+    module("keras.engine", **engine)
+    module("keras.engine.topology", **engine)
+    module("keras.utils.data_utils", get_file=keras.utils.get_file)
+    module("keras.utils.layer_utils", get_source_inputs=get_source_inputs,
+           convert_all_kernels_in_model=used("convert_all_kernels_in_model",
+                                             convert_all_kernels_in_model),
+           convert_dense_weights_data_format=used("convert_dense_weights_data_format",
+                                                  convert_all_kernels_in_model))
+    module("keras.utils.vis_utils", plot_model=keras.utils.plot_model)
+    module("keras.utils.generic_utils", get_custom_objects=keras.saving.get_custom_objects,
+           CustomObjectScope=keras.saving.CustomObjectScope)
+    module("keras.utils.conv_utils", normalize_data_format=used(
+        "conv_utils.normalize_data_format", standardize_data_format))
+    keras.applications.imagenet_utils._obtain_input_shape = obtain
+    module("keras_applications")
+    module("keras_applications.imagenet_utils", _obtain_input_shape=obtain,
+           preprocess_input=keras.applications.imagenet_utils.preprocess_input,
+           decode_predictions=keras.applications.imagenet_utils.decode_predictions)
+    keras.backend.int_shape = used("K.int_shape", lambda x: tuple(x.shape))
+    keras.backend.image_dim_ordering = used("K.image_dim_ordering", image_dim_ordering)
 
 
 class _Inert:
@@ -350,9 +437,11 @@ def np_prod(shape) -> int:
     return n
 
 
-def truth_of(path: Path) -> dict:
+def truth_of(path: Path, folder: Path | None = None) -> dict:
     keras = stub_keras(full_size=path.name in FULL_SIZE)
     keras.backend.clear_session()
+    KERAS2_USED.clear()
+    EAGER_SHAPES.clear()  # keyed by id(layer): an earlier script's ids are reused
     code = code_of(path)
     namespace: dict = {"__name__": "__main__"}
     record: dict = {"source": path.name, "keras": keras.__version__, "models": []}
@@ -365,15 +454,31 @@ def truth_of(path: Path) -> dict:
                 # `self` in a method is the model being built, not a model the script made
                 if isinstance(value, keras.Model) and var != "self":
                     local_models.append((frame.f_code.co_name, var, value))
-    try:
-        sys.setprofile(profiler)
-        exec(compile(code, str(path), "exec"), namespace)
-    except BaseException as e:  # noqa: BLE001 - the script's own failure is the truth
-        tb = traceback.extract_tb(e.__traceback__)
-        line = next((f.lineno for f in reversed(tb) if f.filename == str(path)), None)
-        record["error"] = {"type": type(e).__name__, "message": str(e)[:500], "line": line}
-    finally:
-        sys.setprofile(None)
+    import contextlib
+    import os
+    import tempfile
+    with contextlib.ExitStack() as stack:
+        if folder is not None:  # --dir: sibling modules importable, a scratch working directory
+            forget_modules(folder)
+            sys.path.insert(0, str(folder))
+            stack.callback(sys.path.remove, str(folder))
+            scratch = stack.enter_context(tempfile.TemporaryDirectory())
+            stack.callback(os.chdir, os.getcwd())
+            os.chdir(scratch)
+            # run as `python script.py` with no arguments (argparse takes its defaults)
+            stack.callback(setattr, sys, "argv", sys.argv)
+            sys.argv = [path.name]
+        try:
+            sys.setprofile(profiler)
+            exec(compile(code, str(path), "exec"), namespace)
+        except BaseException as e:  # noqa: BLE001 - the script's own failure is the truth
+            tb = traceback.extract_tb(e.__traceback__)
+            line = next((f.lineno for f in reversed(tb) if f.filename == str(path)), None)
+            record["error"] = {"type": type(e).__name__, "message": str(e)[:500], "line": line}
+        finally:
+            sys.setprofile(None)
+    if KERAS2_USED:
+        record["keras2_helpers"] = sorted(KERAS2_USED)
     seen = set()
     bound = [(None, var, value) for var, value in namespace.items()] + local_models
     for function, var, value in bound:
@@ -394,11 +499,34 @@ def truth_of(path: Path) -> dict:
     return record
 
 
+def forget_modules(folder: Path) -> None:
+    """Drop the modules an earlier script imported from the folder (each script imports its
+    siblings afresh, in its own Keras session)."""
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and Path(file).resolve().is_relative_to(folder):
+            del sys.modules[name]
+
+
+def support_modules(folder: Path) -> set:
+    """The folder's support modules (imported by its scripts, no truth of their own)."""
+    listing = folder / "support_modules.txt"
+    if not listing.exists():
+        return set()
+    return {l.strip() for l in listing.read_text().splitlines()
+            if l.strip() and not l.startswith("#")}
+
+
 def main(argv: list[str]) -> int:
-    files = [Path(a) for a in argv] or sorted(
-        p for p in SCRIPTS.iterdir() if p.suffix in (".py", ".ipynb"))
+    folder = None
+    if argv[:1] == ["--dir"]:
+        folder, argv = Path(argv[1]).resolve(), argv[2:]
+    scripts = folder or SCRIPTS
+    support = support_modules(scripts)
+    files = [Path(a).resolve() if folder else Path(a) for a in argv] or sorted(
+        p for p in scripts.iterdir() if p.suffix in (".py", ".ipynb") and p.name not in support)
     for path in files:
-        record = truth_of(path)
+        record = truth_of(path, folder)
         out = path.with_name(path.name + ".truth.json")
         out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         print(f"{path.name}: {len(record['models'])} models"

@@ -164,6 +164,9 @@ def script_note(path: str, sc, verbose: bool) -> str:
     path = visible(path)
     lines = [f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
              f"{found}"]
+    for sig, line, why in getattr(sc, "builders", ()):   # builders the script never calls
+        lines.append(visible(f"{path}: note: {sig} (line {line}) builds a model but {why}; check "
+                             f"it with --model \"{sig.split('(')[0]}(...)\""))
     n = len(sc.skipped)
     if n:
         lines.append(f"{path}: note: skipped {n} statement{'s' if n != 1 else ''} that "

@@ -67,7 +67,8 @@ def _script_summaries(args: argparse.Namespace) -> int:
     if args.format == "json":
         record = {"path": args.file, "models": []}
         for m in shown:
-            entry = {"variable": m.var, "line": m.line, "where": m.where, "kind": m.kind}
+            entry = {"variable": m.var, "line": m.line, "where": m.where, "kind": m.kind,
+                     "condition": m.condition or None, "called_by_cnnc": m.offered}
             entry.update(to_dict(m.checked.analysis, m.checked.diagnostics))
             record["models"].append(entry)
         text = json.dumps(record, indent=2)

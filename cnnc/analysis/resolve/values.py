@@ -8,7 +8,7 @@ from cnnc.analysis import kinds
 from cnnc.analysis.binding import bind
 from cnnc.analysis.ir import Layer
 from cnnc.analysis.resolve.state import _INPUT_PARAMS, _STATEMENTS, _Const, _LayerObject, _State, _Tensor
-from cnnc.analysis.symbolic import Expr, exact_div, floor_div
+from cnnc.analysis.symbolic import Expr, dims_of, exact_div, floor_div, substitute
 from cnnc.language import arith
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span, did_you_mean
@@ -39,8 +39,12 @@ def _input_call(st: _State, call: S.Call) -> tuple[tuple, str | None] | None:
 
 
 def _subst(st: _State, v):
-    """The value with names bound to constants (`filters = 32`, `opt = Adam()`) replaced."""
-    if not st.vars and not isinstance(v, S.BinOp):
+    """The value with names bound to constants (`filters = 32`, `opt = Adam()`) replaced,
+    and open sizes given by --define fixed (an open size a front end emits is recorded
+    with the line it comes from)."""
+    if isinstance(v, S.Open):
+        return _open(st, v)
+    if not st.vars and not isinstance(v, (S.BinOp, S.Tuple, S.List, S.Call)):
         return v
     if isinstance(v, S.Name) and len(v.parts) == 1:
         bound = st.vars.get(v.dotted)
@@ -72,6 +76,16 @@ def _subst(st: _State, v):
 
 _OPEN_OPS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
              "floordiv": lambda a, b: floor_div(a, b)}
+
+
+def _open(st: _State, v: S.Open) -> S.Value:
+    for name in dims_of(v.expr):
+        if name not in st.sizes:
+            st.dims.setdefault(name, f"line {v.span.line}" if v.span else "")
+        elif name not in st.dims:
+            st.dims[name] = ""              # given by --define: known, no longer open
+    fixed = substitute(v.expr, st.sizes)
+    return S.Open(fixed, v.span) if isinstance(fixed, Expr) else S.Number(fixed, str(fixed), v.span)
 
 
 def _fold_open(op: str, items: list, span: Span) -> S.Value:

@@ -13,6 +13,7 @@ shows a nested model. cnnc has no pretrained weights: `weights="imagenet"` is no
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,17 @@ MODULES = {"vgg16": "VGG16", "resnet50": "ResNet50", "resnet": "ResNet50", "resn
 _SIZED_ROWS = {"MobileNet": (128, 160, 192, 224), "MobileNetV2": (96, 128, 160, 192, 224)}
 _INPUT = re.compile(r"^inputs = Input\(shape=\([^)]*\), name='input_layer'\)$", re.M)
 _TOP_END = re.compile(r"^x = (GlobalAveragePooling2D|Flatten)\(", re.M)
+_INPUT_LINE = re.compile(r"^inputs = Input\(shape=\([^)]*\)\)$", re.M)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(code: str) -> ast.Module:
+    """An application's code, parsed once per process, numbered from ZOO_LINE (the
+    evaluator shows its positions as the call's)."""
+    from cnnc.frontends.python.source import ZOO_LINE
+    tree = ast.parse(code)
+    ast.increment_lineno(tree, ZOO_LINE)
+    return tree
 
 
 def zoo_dir() -> Path:
@@ -84,8 +96,13 @@ _ORDER = {"include_top": 0, "weights": 1, "input_tensor": 2, "input_shape": 3, "
           "classes": 5}
 
 
-def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
-    """The application's code (Python) for these arguments, and its model name."""
+_UNSET = object()
+
+
+def source_of(cls: str, args: list[ArgVal], name_rows=_UNSET) -> tuple[str, str]:
+    """The application's code (Python) for these arguments, and its model name
+    (`name_rows`: the rows Keras's input shape has when it is not the built one, None
+    for an application built without input_shape)."""
     app = APPS[cls]
     get = lambda key, default: _arg(args, key, default, _ORDER.get(key))  # noqa: E731
     include_top = get("include_top", True)
@@ -98,7 +115,7 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
         if isinstance(value, Unknown):
             raise AppError(f"{cls}'s {key}= is not known without running the script: {value.why}")
     if get("input_tensor", None) is not None:
-        raise AppError(f"{cls}(input_tensor=...) is not followed by cnnc",
+        raise AppError(f"{cls}(input_tensor=...) takes a tensor of the model being built",
                        "give input_shape= and call the model on the tensor: base(x)")
     for key in ("alpha", "depth_multiplier", "minimalistic"):
         if _arg(args, key, None) not in (None, 1.0, 1, False):
@@ -141,7 +158,10 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
     model_line = re.search(r"^model = Model\(inputs, x, name='([^']*)'\)$", tail, re.M)
     name = model_line.group(1)
     if app.sized_name:
-        rows = shape[0] if shape[0] in _SIZED_ROWS[cls] else 224
+        rows = shape[0] if name_rows is _UNSET else name_rows
+        cols = shape[1] if name_rows is _UNSET else name_rows
+        if get("weights", "imagenet") == "imagenet" and (rows != cols or rows not in _SIZED_ROWS[cls]):
+            rows = 224                   # Keras names it after the weights it would load
         name = app.sized_name.format(rows=rows)
     if include_top:
         if pooling is not None:
@@ -172,17 +192,20 @@ def source_of(cls: str, args: list[ArgVal]) -> tuple[str, str]:
 class ApplicationsMixin:
     """Evaluator methods for keras.applications (mixed into Evaluator)."""
 
-    def new_application(self, cls: str, args: list[ArgVal], node):
-        from cnnc.frontends.python.scope import Scope
-        from cnnc.frontends.python.values import ModelVal
+    def new_application(self, cls: str, args: list[ArgVal], node, name_rows=_UNSET):
+        from cnnc.frontends.python.values import ModelVal, TensorVal
         span = self.span(node)
+        tensor = _arg(args, "input_tensor", None, _ORDER["input_tensor"])
+        if isinstance(tensor, TensorVal):
+            return self.application_on(cls, args, tensor, node)
         if not _arg(args, "include_top", True, 0) and _arg(args, "input_shape", None, 3) is None:
             # Any image size: Keras builds it now on (None, None, 3) and runs it on the tensor
             # it is called on. cnnc builds it at the default size now (the names it takes from
             # the session come in Keras's order) and again, with the same names, on that tensor.
             names = dict(self.name_counts)
             size = APPS[cls].size
-            probe = self.new_application(cls, args + [ArgVal("input_shape", (size, size, 3), span)], node)
+            probe = self.new_application(cls, args + [ArgVal("input_shape", (size, size, 3), span)], node,
+                                         name_rows=None)
             self.models.remove(probe)
             if probe.problems:
                 self.models.append(probe)
@@ -191,27 +214,62 @@ class ApplicationsMixin:
             self.models.append(m)
             return m
         try:
-            code, name = source_of(cls, args)
+            code, name = source_of(cls, args, name_rows)
         except AppError as e:
             m = ModelVal("functional", span, name=cls)
             m.problems.append((e.message, span, e.notes))
             self.models.append(m)
             return m
+        return self.run_application(cls, args, code, name, node, {})
+
+    def application_on(self, cls: str, args: list[ArgVal], tensor, node):
+        """`MobileNetV2(input_tensor=x)`: Keras builds the application's layers on x; the
+        model's inputs are the inputs x comes from."""
+        from cnnc.frontends.python.values import ModelVal, TensorVal
+        span = self.span(node)
+        shape = self.tensor_shape(tensor, node)
+        rest = [a for a in args if a.keyword != "input_tensor" and not (
+            a.keyword is None and args.index(a) == _ORDER["input_tensor"])]
+        name_rows = _UNSET
+        if isinstance(shape, tuple) and _arg(args, "input_shape", None, 3) is None:
+            rest.append(ArgVal("input_shape", tuple(shape[1:]), span))
+            rows = shape[1] if shape[1] == shape[2] and shape[1] in _SIZED_ROWS.get(cls, ()) else 224
+            name_rows = rows if _arg(args, "include_top", True, 0) else None
+        try:
+            if not isinstance(shape, tuple):
+                raise AppError(f"{cls}(input_tensor=...): {shape.why}")
+            code, name = source_of(cls, rest, name_rows)
+        except AppError as e:
+            m = ModelVal("functional", span, name=cls)
+            m.problems.append((e.message, span, e.notes))
+            self.models.append(m)
+            return m
+        code = _INPUT_LINE.sub("inputs = __input_tensor__", code, count=1)
+        code = code.replace("\nmodel = Model(inputs, x, name=", "\nmodel = Model(__source_inputs__, x, name=")
+        sources = [TensorVal(k) for k in self.source_inputs(tensor.node)]
+        return self.run_application(cls, rest, code, name, node, {
+            "__input_tensor__": tensor, "__source_inputs__": sources[0] if len(sources) == 1 else sources})
+
+    def run_application(self, cls: str, args: list[ArgVal], code: str, name: str, node, given: dict):
+        from cnnc.frontends.python.scope import Scope
+        from cnnc.frontends.python.values import ModelVal
+        span = self.span(node)
         weights = _arg(args, "weights", "imagenet", _ORDER["weights"])
         if weights is not None:
             self.rep.warning(f"cnnc has no pretrained weights for {cls} (weights={shown(weights)}): shapes "
                              "and parameter counts are exact, but compile, train and export start "
                              "from random weights", span, "pass weights=None to say so, or load "
                              "trained weights into the compiled model with --weights")
-        tree = ast.parse(code)
-        for n in ast.walk(tree):          # every diagnostic inside points at the call
-            if hasattr(n, "lineno"):
-                n.lineno, n.col_offset = node.lineno, node.col_offset
-                n.end_lineno, n.end_col_offset = node.end_lineno, node.end_col_offset
+        tree = _parsed(code)
         scope = Scope()
         scope.stars += [("keras", "layers"), ("keras", "initializers"), ("keras",)]
+        scope.vars.update(given)
         functional = self.name_counts.get("functional", 0)
-        self.exec_block(tree.body, scope)
+        self.app_spans.append(span)     # every diagnostic inside points at the call
+        try:
+            self.exec_block(tree.body, scope)
+        finally:
+            self.app_spans.pop()
         self.name_counts["functional"] = functional   # an application takes no "functional" name
         m = scope.vars.get("model")
         if not isinstance(m, ModelVal):
@@ -227,7 +285,7 @@ class ApplicationsMixin:
         args = [a for a in args if a.keyword != "input_shape"] + [ArgVal("input_shape", shape, m.span)]
         now, self.name_counts = self.name_counts, dict(names)
         try:
-            built = self.new_application(cls, args, node)
+            built = self.new_application(cls, args, node, name_rows=None)
         finally:
             self.name_counts = now
         self.models.remove(built)

@@ -18,15 +18,19 @@ import ast
 
 from cnnc.analysis import kinds
 from cnnc.frontends.python.keras_api import LAYER_NAMES
+from cnnc.frontends.python.limits import _Raise
 from cnnc.frontends.python.values import (
     ArgVal,
+    BoundMethod,
+    ClassMethod,
     ClassVal,
+    FuncVal,
     InstanceVal,
     KerasObj,
     KerasRef,
     LayerVal,
     ModelVal,
-    PartialVal,
+    StaticMethod,
     SuperRef,
     TensorVal,
     TNode,
@@ -50,6 +54,45 @@ ACTIVATION_FUNCTIONS = frozenset({
     "leaky_relu", "linear", "mish", "log_softmax"})
 
 _SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_shape")
+# what keras.Model gives a subclass: self.compile(...), self.summary() in its own methods
+_MODEL_METHODS = frozenset({"compile", "fit", "build", "summary", "save", "save_weights",
+                            "load_weights", "predict", "evaluate", "get_layer"})
+
+
+def _accepted(f, extra: list[ArgVal]) -> list[ArgVal]:
+    """The extra arguments of a layer call that Keras passes on to call(): `training`
+    and `mask` only when call() takes them."""
+    a = f.node.args
+    names = {p.arg for p in a.args + a.kwonlyargs}
+    return [x for x in extra if x.keyword not in ("training", "mask") or x.keyword in names
+            or a.kwarg is not None]
+
+
+BATCH = "the batch size"
+
+
+def _activation_layer(act: str, rest: list[ArgVal], span) -> tuple[str, list[ArgVal]] | None:
+    """The Keras layer an activation function with arguments is (relu with max_value is
+    ReLU(max_value=...), softmax with axis is Softmax(axis=...)); None: cnnc does not
+    follow those arguments."""
+    kws = {a.keyword: a.value for a in rest if a.keyword is not None}
+    if any(a.keyword is None for a in rest) or not all(
+            v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in kws.values()):
+        return None
+    if act in ("relu", "relu6") and set(kws) <= {"max_value", "negative_slope", "alpha", "threshold"}:
+        given = [ArgVal(k if k != "alpha" else "negative_slope", v, span) for k, v in kws.items()
+                 if v is not None]
+        if act == "relu6":
+            given.append(ArgVal("max_value", 6.0, span))
+        return "ReLU", given
+    if act == "leaky_relu" and set(kws) <= {"alpha", "negative_slope"}:
+        return "LeakyReLU", [ArgVal("negative_slope", v, span) for v in kws.values() if v is not None]
+    if act in ("softmax", "log_softmax") and set(kws) <= {"axis"}:
+        axis = kws.get("axis", -1)
+        if axis == -1:
+            return "Activation", [ArgVal(None, act, span)]
+        return ("Softmax", [ArgVal("axis", axis, span)]) if act == "softmax" else None
+    return None
 
 
 class ClassesMixin:
@@ -57,49 +100,28 @@ class ClassesMixin:
 
     # --- definitions --------------------------------------------------------------
 
-    def define_class(self, node: ast.ClassDef, scope) -> None:
-        kind, bases = "other", []
-        for b in node.bases:
-            v = self.eval(b, scope)
+    def new_class(self, node: ast.ClassDef, bases: list, scope) -> ClassVal:
+        """The class's kind from its bases: a Keras Layer or Model subclass, a subclass of
+        a concrete Keras layer, or a plain class (the interpreter's)."""
+        cls = super().new_class(node, bases, scope)
+        for v in bases:
             if isinstance(v, KerasRef) and v.last in ("Model", "Functional", "Sequential"):
-                kind = "model" if v.last != "Sequential" else "sequential_subclass"
+                cls.kind = "model" if v.last != "Sequential" else "sequential_subclass"
             elif isinstance(v, KerasRef) and v.last == "Layer":
-                kind = "layer"
+                cls.kind = "layer"
             elif isinstance(v, KerasRef) and v.last in LAYER_NAMES:
-                kind = "keras_layer_subclass"
-            elif isinstance(v, ClassVal):
-                bases.append(v)
-                if v.kind != "other":
-                    kind = v.kind
-        cls = ClassVal(node.name, kind, node, self.span(node), scope, tuple(bases))
-        for stmt in node.body:           # class attributes: `INPUT_SHAPE = (28, 28, 1)`
-            if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
-                value = self.eval(stmt.value, scope)
-                for t in stmt.targets:
-                    cls.attrs[t.id] = value
-        scope.vars[node.name] = cls
-
-    def class_attribute(self, cls: ClassVal, attr: str, span: Span):
-        """`LeNet.build` (a staticmethod or classmethod), `Config.SIZE`."""
-        for c in (cls, *cls.bases):
-            if attr in c.attrs:
-                return c.attrs[attr]
-        f = self.class_method(cls, attr)
-        if f is None:
-            return Unknown(f"'{cls.name}.{attr}' is not known", span)
-        if any(isinstance(d, ast.Name) and d.id == "classmethod" for d in f.node.decorator_list):
-            return PartialVal(f, [ArgVal(None, cls, span)])
-        return f
+                cls.kind = "keras_layer_subclass"
+        return cls
 
     def class_method(self, cls: ClassVal, name: str):
-        for stmt in cls.node.body:
-            if isinstance(stmt, ast.FunctionDef) and stmt.name == name:
-                return self.make_function(stmt, cls.closure)
-        for base in cls.bases:
-            found = self.class_method(base, name)
-            if found is not None:
-                return found
-        return None
+        """The class's own (or inherited) function `name`, or None."""
+        f = self.class_attr(cls, name)
+        if isinstance(f, (StaticMethod, ClassMethod)):
+            f = f.func
+        return f if isinstance(f, FuncVal) else None
+
+    def class_attribute_other(self, cls: ClassVal, attr: str, node):
+        return Unknown(f"'{cls.name}.{attr}' is not known", self.span(node))
 
     # --- instances ----------------------------------------------------------------
 
@@ -110,8 +132,10 @@ class ClassesMixin:
             what = "a Keras layer class" if cls.kind == "keras_layer_subclass" else "Sequential"
             return LayerVal(cls.name, args, span, self.span(node.func), written=(cls.name,),
                             unsupported=f"'{cls.name}' subclasses {what} (class at "
-                            f"{self.src.where(cls.span.line)}); cnnc follows subclasses of "
+                            f"{self.where(cls.span.line)}); cnnc follows subclasses of "
                             "keras.layers.Layer and keras.Model built from Keras layers")
+        if cls.kind not in ("layer", "model"):
+            return super().instantiate(cls, args, node)
         inst = InstanceVal(cls)
         if cls.kind == "layer":
             self.touched = True
@@ -124,39 +148,58 @@ class ClassesMixin:
             if layer.keras_name is None:       # unless super().__init__(name=...) named it
                 layer.keras_name = self.keras_name(cls.name)
             if self.class_method(cls, "call") is None and layer.unsupported is None:
-                layer.unsupported = (f"'{cls.name}' (class at {self.src.where(cls.span.line)}) "
+                layer.unsupported = (f"'{cls.name}' (class at {self.where(cls.span.line)}) "
                                      "has no call() cnnc can follow")
             return layer
-        if cls.kind == "model":
-            self.touched = True
-            io = [a.value for a in args if a.keyword in (None, "inputs", "outputs")][:2]
-            if self.class_method(cls, "call") is None and len(io) == 2 and all(
-                    isinstance(v, TensorVal) or (isinstance(v, (list, tuple, dict)) and v) for v in io):
-                # CustomModel(inputs, outputs): a functional model of that class (train_step)
-                return self.new_functional(args, node, keras_name=cls.name)
-            given = next((a.value for a in args if a.keyword == "name"), None)
-            m = ModelVal("subclassed", span, name=given if isinstance(given, str) else None,
-                         instance=inst)
-            inst.model = m
-            self.models.append(m)
-            self.run_init(inst, args, node)
-            if m.name is None and m.keras_name is None:     # super().__init__(name=...) names it
-                m.keras_name = self.keras_name(cls.name)
-            return m
+        self.touched = True
+        io = [a.value for a in args if a.keyword in (None, "inputs", "outputs")][:2]
+        if self.class_method(cls, "call") is None and len(io) == 2 and all(
+                isinstance(v, TensorVal) or (isinstance(v, (list, tuple, dict)) and v) for v in io):
+            # CustomModel(inputs, outputs): a functional model of that class (train_step)
+            return self.new_functional(args, node, keras_name=cls.name)
+        given = next((a.value for a in args if a.keyword == "name"), None)
+        m = ModelVal("subclassed", span, name=given if isinstance(given, str) else None,
+                     instance=inst)
+        self.reached.add(span.line)
+        inst.model = m
+        self.models.append(m)
         self.run_init(inst, args, node)
-        return inst
-
-    def run_init(self, inst: InstanceVal, args: list[ArgVal], node) -> None:
-        init = self.class_method(inst.cls, "__init__")
-        if init is not None:
-            self.call_function(init, args, node, self_obj=inst)
+        if m.name is None and m.keras_name is None:     # super().__init__(name=...) names it
+            m.keras_name = self.keras_name(cls.name)
+        if m.kind == "subclassed" and m.inputs is not None and m.outputs is not None:
+            m.kind = "functional"          # super().__init__(inputs, outputs): a functional model
+        return m
 
     def instance_method(self, inst: InstanceVal, name: str, args: list[ArgVal], node):
         """`self.method(...)`: the class's own, or what Keras's Layer gives it."""
         f = self.class_method(inst.cls, name)
         if f is not None:
             return self.call_function(f, args, node, self_obj=inst)
+        return self.instance_method_other(inst, name, args, node)
+
+    def instance_attribute_other(self, obj: InstanceVal, attr: str, node):
+        if obj.cls.kind not in ("layer", "model"):
+            return None
         span = self.span(node)
+        owner = obj.layer or obj.model
+        if attr.startswith("add_") or attr in _MODEL_METHODS:
+            return BoundMethod(obj, attr, span)
+        if attr == "name":
+            name = getattr(owner, "keras_name", None) if isinstance(owner, LayerVal) else (
+                owner.name if owner is not None and owner.name is not None else getattr(owner, "keras_name", None))
+            return name if isinstance(name, str) else Unknown("the name", span)
+        if attr in ("built", "trainable"):
+            return attr == "trainable"
+        if attr == "layers" and obj.model is not None:
+            return [v for v in obj.attrs.values() if isinstance(v, (LayerVal, ModelVal))]
+        if attr in ("dtype", "compute_dtype", "variable_dtype"):
+            return "float32"
+        return None
+
+    def instance_method_other(self, inst: InstanceVal, name: str, args: list[ArgVal], node):
+        span = self.span(node)
+        if inst.model is not None and name in _MODEL_METHODS:
+            return self.model_method(inst.model, name, args, node)
         if name == "add_loss" and inst.cls.kind in ("layer", "model"):
             self.note_once(("add_loss", inst.cls.name), f"'{inst.cls.name}' adds a loss of its own "
                            "(add_loss): shapes are exact, but cnnc's training leaves that loss out",
@@ -171,21 +214,32 @@ class ClassesMixin:
             elif isinstance(owner, ModelVal) and not owner.problems:
                 owner.problems.append((why, span, ()))
             return Unknown(why, span)
+        if name in ("add_metric", "add_update"):
+            return None
         return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
 
     def super_call(self, ref: SuperRef, name: str, args: list[ArgVal], node):
-        """`super().__init__(**kwargs)` and friends: a base class of the script, or Keras's."""
+        """`super().__init__(**kwargs)` and friends of Keras's base classes."""
         inst = ref.obj
-        for base in inst.cls.bases:
-            f = self.class_method(base, name)
-            if f is not None:
-                return self.call_function(f, args, node, self_obj=inst)
+        if not isinstance(inst, InstanceVal):
+            return None
         if name == "__init__":
             given = next((a.value for a in args if a.keyword == "name"), None)
             if isinstance(given, str) and inst.layer is not None:
                 inst.layer.keras_name = given
             elif isinstance(given, str) and inst.model is not None:
                 inst.model.name = given
+            if inst.model is not None:
+                io = [a.value for a in args if a.keyword is None][:2]
+                io = io + [a.value for a in args if a.keyword in ("inputs", "outputs")]
+                if len(io) >= 2 and all(isinstance(v, TensorVal) or (isinstance(v, (list, tuple)) and v)
+                                        for v in io[:2]):
+                    inst.model.inputs, inst.model.outputs = io[0], io[1]
+            return None
+        if name == "get_config":
+            return {}
+        if inst.model is not None and name in _MODEL_METHODS:
+            return self.model_method(inst.model, name, args, node)
         return None
 
     # --- calling a custom layer ---------------------------------------------------
@@ -193,7 +247,7 @@ class ClassesMixin:
     def apply_custom(self, layer: LayerVal, given: ArgVal, extra: list[ArgVal], node):
         """A custom layer called on a tensor: build() then call(), their nodes one row."""
         inst = layer.custom
-        if layer.uses:
+        if layer.uses and not self.replaying:
             return self.refused_node(layer, node, f"'{layer.keras_name}' ({layer.cls}) is called a "
                                      "second time: its weights would be shared, which cnnc does not "
                                      "support", given)
@@ -206,6 +260,7 @@ class ClassesMixin:
         if layer.unsupported:
             return self.refused_node(layer, node, None, given)
         call = self.class_method(inst.cls, "call")
+        extra = _accepted(call, extra)
         out = self.run_in_row(layer, layer.cls, given, node, lambda: self.call_function(
             call, [ArgVal(None, given.value, given.span)] + extra, node, self_obj=inst))
         if layer.unsupported:
@@ -225,22 +280,33 @@ class ClassesMixin:
         arguments = next((a.value for a in layer.args if a.keyword == "arguments"), None)
         extra = [ArgVal(k, v, span) for k, v in arguments.items()] if isinstance(arguments, dict) else []
         layer.uses += 1
-        out = self.run_in_row(layer, "Lambda", given, node, lambda: self.call(
-            layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None))
+        row = layer.shown_cls or "Lambda"
+        # Keras runs a Lambda's function now only when no output_shape= says its shape
+        quiet = any(a.keyword == "output_shape" for a in layer.args)
+        out = self.run_in_row(layer, row, given, node, lambda: self.call(
+            layer.fn, [ArgVal(None, given.value, given.span)] + extra, node, None), quiet)
         if not isinstance(out, TensorVal):
             why = out.why if isinstance(out, Unknown) else "it returns no tensor cnnc can follow"
-            return self.refused_node(layer, node, f"cnnc cannot follow this Lambda's function: {why}",
+            return self.refused_node(layer, node, f"cnnc cannot follow this {row}'s function: {why}",
                                      given)
         return out
 
-    def run_in_row(self, layer: LayerVal, shown: str, given: ArgVal, node, run):
+    def run_in_row(self, layer: LayerVal, shown: str, given: ArgVal, node, run, quiet: bool = False):
         """`run()` (a custom layer's call(), a Lambda's function) on the tensor, everything
         it makes under the row (layer's name, `shown`); an input returned as it is passes
         through an Identity. The new tensor, or what `run` gave instead of one."""
+        from cnnc.frontends.python.emit import _given_name
+        row = _given_name(layer)              # name= as given, else Keras's
         start = len(self.nodes)
-        self.groups.append((layer.keras_name, shown))
+        self.groups.append((row, shown))
         try:
-            out = run()
+            try:
+                out = run()
+            except _Raise as r:
+                if not quiet:
+                    raise                 # Keras runs it now: the script stops there
+                from cnnc.frontends.python.entry import _exception
+                out = Unknown(f"it raises {_exception(r)}", self.span(node))
             if isinstance(out, TensorVal) and out.node < start:
                 out = self.apply_layer(self.hidden_layer("Identity", [], node, "identity"),
                                        [ArgVal(None, out, given.span)], node)
@@ -248,7 +314,7 @@ class ClassesMixin:
             self.groups.pop()
         if isinstance(out, TensorVal):
             for k in range(start, len(self.nodes)):
-                self.nodes[k].group = (layer.keras_name, shown, layer.seq, self.span(node))
+                self.nodes[k].group = (row, shown, layer.seq, self.span(node))
         return out
 
     def hidden_layer(self, cls: str, args: list[ArgVal], node, base: str) -> LayerVal:
@@ -278,12 +344,14 @@ class ClassesMixin:
         return f"{row}.{base}" + (f"_{n}" if n else "")
 
     def activation_call(self, func, args: list[ArgVal], node):
-        """`keras.activations.relu(x)`, `tf.nn.relu(x)`, `self.activation(x)` inside a
-        custom layer's call(): an Activation layer inside its row. None: not one."""
+        """`keras.activations.relu(x)`, `tf.nn.relu(x)`, `K.relu(x, max_value=6)`,
+        `self.activation(x)` inside a custom layer's call(): an activation layer inside its
+        row (ReLU, LeakyReLU, Softmax where the arguments need one). None: not one."""
         if not self.groups and not self.tracing:
             return None
-        name = None
-        if isinstance(func, KerasRef) and len(func.path) >= 2 and func.path[-2] in ("activations", "nn", "ops"):
+        name, given = None, []
+        if isinstance(func, KerasRef) and len(func.path) >= 2 and func.path[-2] in (
+                "activations", "nn", "ops", "backend"):
             name = func.last
         elif isinstance(func, KerasObj) and func.path[-2:] == ("activations", "get") and func.args:
             name = func.args[0].value
@@ -292,10 +360,19 @@ class ClassesMixin:
         if not isinstance(name, str) or name not in ACTIVATION_FUNCTIONS:
             return None
         tensors = [a for a in args if isinstance(a.value, TensorVal)]
+        rest = [a for a in args if not isinstance(a.value, TensorVal)]
         if len(tensors) != 1:
             return None
+        span = self.span(node)
         act = "silu" if name == "swish" else name
-        layer = self.hidden_layer("Activation", [ArgVal(None, act, self.span(node))], node, act)
+        if rest:
+            made = _activation_layer(act, rest, span)
+            if made is None:
+                return None
+            cls, given = made
+        else:
+            cls, given = "Activation", [ArgVal(None, act, span)]
+        layer = self.hidden_layer(cls, given, node, act)
         return self.apply_layer(layer, [tensors[0]], node)
 
     def tensor_function(self, func, args: list[ArgVal], node):
@@ -318,6 +395,8 @@ class ClassesMixin:
                 return None
             layer = self.hidden_layer("Concatenate", [ArgVal("axis", axis, self.span(node))], node, "concat")
             return self.apply_layer(layer, [ArgVal(None, list(values), self.span(node))], node)
+        if last == "reshape":
+            return self.reshape_call(args, node)
         ops = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "true_divide": "div"}
         if last in ops:
             pos = [a for a in args if a.keyword is None][:2]
@@ -325,6 +404,23 @@ class ClassesMixin:
                     isinstance(a.value, (TensorVal, int, float)) and not isinstance(a.value, bool) for a in pos):
                 return self.tensor_op(ops[last], [(a.value, node) for a in pos], node)
         return None
+
+    def reshape_call(self, args: list[ArgVal], node):
+        """`tf.reshape(x, [-1, 7 * 7 * 64])`, `keras.ops.reshape(x, (batch, h, w, c))` in
+        call(): a Reshape of the sample (the first size is the batch: -1, None, or the
+        batch size `tf.shape(x)[0]`)."""
+        pos = [a for a in args if a.keyword is None]
+        x = pos[0].value if pos else next((a.value for a in args if a.keyword in ("tensor", "x")), None)
+        shape = pos[1].value if len(pos) > 1 else next(
+            (a.value for a in args if a.keyword in ("shape", "newshape", "new_shape")), None)
+        if not isinstance(x, TensorVal) or not isinstance(shape, (tuple, list)) or not shape:
+            return None
+        first, rest = shape[0], tuple(shape[1:])
+        batch = first in (-1, None) or (isinstance(first, Unknown) and first.name == BATCH)
+        if not batch or not all(isinstance(d, int) and not isinstance(d, bool) for d in rest):
+            return None
+        layer = self.hidden_layer("Reshape", [ArgVal(None, rest, self.span(node))], node, "reshape")
+        return self.apply_layer(layer, [ArgVal(None, x, self.span(node))], node)
 
     def weightless_copy(self, layer: LayerVal) -> LayerVal | None:
         """A weightless layer called again inside a subclassed model or a custom layer:
@@ -355,8 +451,9 @@ class ClassesMixin:
                 self.build_pending(inner, tuple(shape[1:]))
         name = model_name(inner)
         stand_in = LayerVal(inner.kind.title(), [], span, self.span(node.func), keras_name=name)
-        if inner.uses or inner.problems or inner.kind == "subclassed" and inner.style is None \
-                and not self.trace_now(inner, given.value, node):
+        inside = id(inner) in self.applying
+        if (inner.uses and (not self.replaying or inside)) or inner.problems or inner.kind == "subclassed" \
+                and inner.style is None and not self.trace_now(inner, given.value, node):
             why = (f"the model '{name}' is called a second time: its weights would be shared, "
                    "which cnnc does not support" if inner.uses else
                    inner.problems[0][0] if inner.problems else f"the model '{name}' cannot be followed")
@@ -369,10 +466,14 @@ class ClassesMixin:
                 inner.data_shape, inner.data_span = shape[1:], given.span
                 self.keras_name("Functional")     # Keras builds it now (see seq_rebuild)
         start = len(self.nodes)
-        if inner.kind == "sequential":
-            out = self.replay_sequential(inner, given.value, span)
-        else:
-            out = self.replay_graph(inner, given.value)
+        self.applying.add(id(inner))
+        try:
+            if inner.kind == "sequential":
+                out = self.replay_sequential(inner, given.value, span)
+            else:
+                out = self.replay_graph(inner, given.value)
+        finally:
+            self.applying.discard(id(inner))
         if isinstance(out, Unknown):
             return Unknown(f"the model '{name}' cannot be followed here: {out.why}", out.span or span)
         if not isinstance(out, TensorVal):
@@ -594,6 +695,7 @@ class ClassesMixin:
 
     def trace_models(self, input_shape: tuple | None) -> None:
         for m in list(self.models):
+            self.tracing_model = m
             if m.pending is not None:
                 from cnnc.frontends.python.applications import AppError, source_of
                 try:
@@ -605,7 +707,13 @@ class ClassesMixin:
             elif m.kind == "sequential" and any(isinstance(i, ModelVal) or (
                     isinstance(i, LayerVal) and (i.custom is not None or i.fn is not None))
                     for i in m.items):
-                self.trace_sequential(m, input_shape)
+                # a Sequential that already ran inside another model is the same layers seen
+                # on their own (Keras shows it so): no layer of it is called a second time
+                replaying, self.replaying = self.replaying, bool(m.uses) or self.replaying
+                try:
+                    self.trace_sequential(m, input_shape)
+                finally:
+                    self.replaying = replaying
 
     def traced_input(self, m: ModelVal, shape: tuple, span: Span) -> TensorVal:
         self.add_node(TNode("input", span, input_args=[ArgVal("shape", tuple(shape), span)]))

@@ -177,3 +177,22 @@ def elementwise(fn: str, args: list) -> object | None:
     if fn not in ELEMENTWISE:
         return None
     return next((a.value for a in args if isinstance(a.value, ArrayVal)), None)
+
+
+def literal_array(value, dtype: str | None = None) -> ArrayVal | None:
+    """np.array([[1, 2], [3, 4]]): the shape of a nested list or tuple of numbers (a
+    rectangular one), or None."""
+    shape: list[int] = []
+    level = [value]
+    while level and isinstance(level[0], (list, tuple)):
+        n = len(level[0])
+        if any(not isinstance(x, (list, tuple)) or len(x) != n for x in level) or len(shape) > 32:
+            return None
+        shape.append(n)
+        level = [y for x in level for y in x]
+        if len(level) > 1_000_000:
+            return None
+    if not shape or not all(isinstance(x, (int, float, bool)) for x in level):
+        return None
+    kind = dtype or ("float64" if any(isinstance(x, float) for x in level) else "int64")
+    return ArrayVal(tuple(shape), dtype=kind)

@@ -1,194 +1,205 @@
-"""A small static evaluator of Keras scripts: it walks the module's syntax tree as
-Python would run it, but only as far as model building needs, and never runs
-anything else. Constants, tuples and lists, f-strings, `range`, loops over known
-sequences, `if` on known values, helper functions and `functools.partial` are
-followed; layers, tensors and models are recorded (values.py) for emit.py to
-turn into cnnc's own statements. Whatever cannot be known is an `Unknown` that
-says why; it becomes a diagnostic only where it decides a model.
+"""The evaluator of Keras scripts: the abstract interpreter of Python (interp.py) with
+Keras's objects as values. Layers, tensors and models are recorded (values.py) for
+emit.py to turn into cnnc's own statements; the script's classes (classes.py),
+Keras applications (applications.py), data (datasets.py, tfdata.py) and sibling
+modules (modules.py) are followed here too.
 
-Bounded work: a step budget, loop and recursion caps, size caps on sequences.
+A run goes through the module as Python would, then calls what the file defines but
+never calls itself (a builder `def unet(input_size=(256, 256, 1))`: `unet()`), or the
+call `--model "unet(...)"` asks for. Nothing is ever executed; bounded work.
 """
 
 from __future__ import annotations
 
 import ast
-import operator
-import re
 from typing import Any
 
 from cnnc.analysis.kinds import OP_CLASSES
 from cnnc.frontends.python import datasets, keras2, tfdata
 from cnnc.frontends.python.applications import APPS, ApplicationsMixin
 from cnnc.frontends.python.classes import ClassesMixin
+from cnnc.frontends.python.datasize import data_size, named
+from cnnc.frontends.python.interp import Interpreter, is_int, known
 from cnnc.frontends.python.keras_api import (
     KERAS1_REMOVED,
+    KERAS3_BACKEND,
     LAYER_NAMES,
     MERGE_FUNCTIONS,
     OBJECT_MODULES,
     canonical,
     exported,
+    gone_in_keras3,
+    snippet_import,
 )
+from cnnc.frontends.python.limits import MAX_INT, Budget, _Break, _Continue, _Raise, _Return
+from cnnc.frontends.python.pybuiltins import stdlib_value
 from cnnc.frontends.python.scope import _MISSING, Scope
-from cnnc.frontends.python.source import ScriptSource
+from cnnc.frontends.python.source import ZOO_LINE
 from cnnc.frontends.python.values import (
     ArgVal,
     ArrayVal,
     BoundMethod,
+    Builtin,
     CallRecord,
     ClassVal,
     DatasetRef,
     DataStream,
     FuncVal,
-    InstanceVal,
     KerasObj,
     KerasRef,
     LayerVal,
     ModelVal,
     ModuleRef,
+    ModuleVal,
+    ObjectVal,
     PartialVal,
-    SuperRef,
     TensorVal,
     TNode,
     Unknown,
+    describe,
     shown,
 )
 from cnnc.support.diagnostics import Reporter, Span
 
-MAX_STEPS = 400_000          # expressions evaluated in one script
-MAX_LOOP = 10_000            # iterations of one loop
-MAX_ITERATIONS = 50_000      # iterations of all loops together
-MAX_CALL_DEPTH = 32          # helper functions calling helper functions
-MAX_SEQUENCE = 100_000       # elements of a list, tuple or string the script builds
-MAX_INT = 2 ** 63
 MAX_NODES = 20_000           # layers and tensors a script builds (NASNetLarge has ~1,300)
-MAX_ITEMS = 5_000_000        # elements of all the lists and tuples it builds together
 
-
-class Budget(Exception):
-    def __init__(self, message: str, span: Span | None):
-        super().__init__(message)
-        self.message, self.span = message, span
-
-
-class _Return(Exception):
-    def __init__(self, value):
-        self.value = value
-
-
-class _Break(Exception):
-    pass
-
-
-class _Continue(Exception):
-    pass
-
-
-class _Raise(Exception):
-    pass
-
-
-_BUILTIN_NAMES = {"range", "len", "int", "float", "str", "tuple", "list", "dict", "print",
-                  "enumerate", "zip", "min", "max", "sum", "abs", "round", "reversed", "sorted",
-                  "bool", "isinstance", "repr", "any", "all", "divmod", "pow", "super", "set",
-                  "type", "map", "filter", "iter", "next", "input", "open", "format"}
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-           ast.Pow: operator.pow}
-_TENSOR_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
-_CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-        ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
-        ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
+# The libraries a script imports by name: never a sibling module of the same name.
+LIBRARIES = frozenset({
+    "keras", "tensorflow", "tf_keras", "keras_core", "numpy", "pandas", "matplotlib", "sklearn",
+    "scipy", "cv2", "PIL", "torch", "seaborn", "IPython", "google", "tensorflow_hub",
+    "tensorflow_datasets", "keras_applications", "keras_preprocessing", "imutils", "h5py",
+    "skimage", "albumentations", "tqdm", "six", "absl", "click", "wandb", "mlflow", "yaml"})
 _SEQUENTIAL_METHODS = {"add", "compile", "fit", "fit_generator", "build", "summary", "pop",
                        "evaluate", "predict", "save", "save_weights", "load_weights", "to_json",
                        "train_on_batch", "test_on_batch", "predict_classes", "count_params",
                        "get_weights", "set_weights", "get_layer", "evaluate_generator",
-                       "predict_generator", "export", "get_config"}
-_ARRAY_METHODS = {"reshape", "astype", "mean", "std", "max", "min", "sum", "copy", "squeeze",
-                  "flatten", "ravel", "transpose", "argmax"}
+                       "predict_generator", "export", "get_config", "predict_on_batch",
+                       "reset_states", "call", "compute_output_shape"}
+_TENSOR_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+# what a module of Keras 2's keras_applications package imports from its package
+KERAS_APPLICATIONS_NAMES = frozenset({"get_submodules_from_kwargs", "imagenet_utils",
+                                      "_obtain_input_shape", "decode_predictions", "correct_pad",
+                                      "preprocess_input", "keras_applications"})
+# methods of data that count something: a size from the data
+_COUNTS = frozenset({"nunique", "count", "__len__", "num_classes"})
+# names Keras gives a model's own: model.name, layer.name, ...
+_KERAS_HELPERS = {"int_shape", "is_keras_tensor", "get_source_inputs", "image_data_format",
+                  "image_dim_ordering", "_obtain_input_shape", "obtain_input_shape", "correct_pad",
+                  "get_submodules_from_kwargs"}
 
 
-_SEQUENCES = (str, bytes, list, tuple)
-_WIDTHS = re.compile(r"\d+")
-
-
-def _small_format(fmt: str, values: tuple, percent: bool = False) -> bool:
-    """Whether formatting `fmt` stays small: no width or precision (written, or taken
-    from the values by `*` or a nested `{}`) beyond MAX_SEQUENCE. Python would build
-    a gigabyte for `'{:{}}'.format(1, 10**9)` before cnnc could look at the result."""
-    if any(int(d) > MAX_SEQUENCE for d in _WIDTHS.findall(fmt) if len(d) > 5):
-        return False
-    nested = ("*" in fmt) if percent else fmt.count("{") > 1
-    return not nested or not any(_is_int(v) and abs(v) > MAX_SEQUENCE for v in values)
-
-
-def _known(v) -> bool:
-    return not isinstance(v, Unknown)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-class Evaluator(ClassesMixin, ApplicationsMixin):
-    def __init__(self, src: ScriptSource, rep: Reporter, input_shape: tuple | None = None):
-        self.src = src
-        self.rep = rep
+class Evaluator(ClassesMixin, ApplicationsMixin, Interpreter):
+    def __init__(self, smap, rep: Reporter, input_shape: tuple | None = None, decisions=None,
+                 project=None):
+        super().__init__(smap, rep, decisions)
+        self._span_cache = smap._spans
+        self.project = project
         self.nodes: list[TNode] = []
         self.name_counts: dict[str, int] = {}    # Keras's per-session layer numbering
         self.models: list[ModelVal] = []
         self.skipped: list[tuple[int, str]] = []
-        self.steps = 0
-        self.iterations = 0
-        self.depth = 0
-        self.touched = False
         self.class_stack: list = []
-        self._noted: set = set()
-        self.lines = src.text.split("\n")
         self.input_shape = input_shape
         self.groups: list[tuple[str, str]] = []   # the custom layers whose call() runs now
         self.hidden_counts: dict = {}
         self.tracing = False                  # a subclassed model's call() runs now
         self.trace_prefix = "op"              # hidden names' prefix while tracing
-        self.self_stack: list = []            # `self` of the methods running now (super())
         self.layer_seq = 0
-        self.items_made = 0                   # see count_items
+        self.modules: dict = {}               # the sibling modules imported in this run
+        self.import_depth = 0
+        self.app_spans: list[Span] = []       # an application's code runs: its call's span
+        self.top_span: Span | None = None     # the script's statement running now
+        self.reached: set[int] = set()        # lines whose model constructors ran
+        self.offered: list = []               # (call text, reason) of builders that need arguments
+        self.module_scope: Scope | None = None
+        self.out_of_steps = False
+        self.poisoned: list[tuple[int, int, str]] = []   # (first line, last line, why) not run
+        self.entry_result: Any = None
+        self.stopped = False
+        self.replaying = False                # a model traced again on its own (classes.py)
+        self.applying: set[int] = set()       # the nested models running now (classes.py)
+        self.tracing_model: ModelVal | None = None
 
-    # --- the module ---------------------------------------------------------------
+    # --- positions ------------------------------------------------------------------
 
-    def run(self) -> None:
+    def span(self, node: ast.AST) -> Span:
+        hit = self._span_cache.get(id(node))
+        if hit is not None and hit[0] is node and not self.app_spans:
+            return hit[1]
+        line = getattr(node, "lineno", 1)
+        if line >= ZOO_LINE and self.app_spans:
+            return self.app_spans[-1]
+        s = self.smap.span(node)
+        if line > self.smap.main_lines and line not in self.smap.origins and self.top_span is not None:
+            self.smap.origins[line] = self.top_span
+        return s
+
+    def snippet(self, node: ast.AST, limit: int = 60) -> str:
+        if getattr(node, "lineno", 1) >= ZOO_LINE:
+            return "the application's code"
+        return self.smap.snippet(node, limit)
+
+    # --- the module -------------------------------------------------------------------
+
+    def run(self, chunks, entry=None) -> None:
+        """The script's code (its chunks: a file, or a notebook's cells), then the calls
+        it leaves to cnnc (`entry`: the builders it never calls, or --model's call)."""
         scope = Scope()
         scope.vars["__name__"] = "__main__"
-        for chunk in self.src.chunks:
+        self.module_scope = scope
+        if self.project is not None:
+            scope.info = self.project.main_info
+        for chunk in chunks:
             for stmt in chunk.body:
                 try:
                     self.top(stmt, scope)
                 except Budget as b:
-                    self.rep.error(b.message, b.span,
-                                   "cnnc follows the code that builds a model, not long computations; "
-                                   "models found before this point are still checked")
+                    self.budget_error(b)
                     return
+                if self.stopped:
+                    break
+            if self.stopped:
+                break
+        self.trace_all()
+        if entry is not None:
+            try:
+                entry(self, scope)
+            except Budget as b:
+                self.budget_error(b)
+                return
+            self.trace_all()
+
+    def budget_error(self, b: Budget) -> None:
+        self.out_of_steps = True
+        self.rep.error(b.message, b.span,
+                       "cnnc follows the code that builds a model, not long computations; "
+                       "models found before this point are still checked")
+
+    def trace_all(self) -> None:
         try:
             self.trace_models(self.input_shape)
-        except (RecursionError, Budget) as e:
-            span = e.span if isinstance(e, Budget) else None
-            self.rep.error(e.message if isinstance(e, Budget) else
-                           "a model here nests too deeply for cnnc to follow", span)
-
-    def add_node(self, t: TNode) -> None:
-        if len(self.nodes) >= MAX_NODES:
-            raise Budget(f"the script builds more than {MAX_NODES:,} layers and tensors", t.span)
-        self.nodes.append(t)
-
-    def next_seq(self) -> int:
-        self.layer_seq += 1
-        return self.layer_seq
+        except Budget as e:
+            self.budget_error(e)
+        except RecursionError:
+            m = self.tracing_model
+            self.rep.error("a model here nests too deeply for cnnc to follow",
+                           m.span if m is not None else self.top_span)
+        except _Raise as r:
+            from cnnc.frontends.python.entry import _exception
+            m = self.tracing_model
+            self.rep.error(f"the script stops here: it raises {_exception(r)}",
+                           m.span if m is not None else self.top_span,
+                           "Keras raises it when it builds this model")
 
     def top(self, stmt: ast.stmt, scope: Scope) -> None:
         self.touched = False
+        self.top_span = self.span(stmt)
         try:
             self.exec_stmt(stmt, scope)
-        except (_Return, _Break, _Continue, _Raise):
+        except (_Return, _Break, _Continue):
             pass
+        except _Raise as r:
+            self.stop(r, stmt)
         except RecursionError:
             self.rep.error("this statement nests too deeply for cnnc to follow", self.span(stmt))
             return
@@ -199,443 +210,474 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
                 self.skipped.append((stmt.lineno, self.snippet(stmt)))
 
-    def span(self, node: ast.AST) -> Span:
-        return self.src.span(node)
-
-    def snippet(self, node: ast.AST, limit: int = 60) -> str:
-        line = self.lines[node.lineno - 1] if 0 < node.lineno <= len(self.lines) else ""
-        if node.end_lineno == node.lineno:
-            text = line.encode("utf-8")[node.col_offset:node.end_col_offset].decode("utf-8", "ignore")
-        else:
-            text = line.encode("utf-8")[node.col_offset:].decode("utf-8", "ignore") + " ..."
-        text = text.strip()
-        return text if len(text) <= limit else text[:limit - 3] + "..."
-
-    def tick(self, node: ast.AST) -> None:
-        self.steps += 1
-        if self.steps > MAX_STEPS:
-            raise Budget(f"cnnc stopped following the script here: it takes more than {MAX_STEPS:,} "
-                         "steps to evaluate", self.span(node))
-
-    def note_once(self, key, message: str, span: Span | None, *notes: str, error: bool = False) -> None:
-        if key in self._noted:
+    def stop(self, r: _Raise, stmt) -> None:
+        """The script raises here (or exits): Python stops, and so does cnnc, saying why."""
+        self.stopped = True
+        if r.exits:
             return
-        self._noted.add(key)
-        (self.rep.error if error else self.rep.warning)(message, span, *notes)
+        from cnnc.frontends.python.entry import _exception
+        at = r.span or self.span(stmt)
+        self.rep.error(f"the script stops here: it raises {_exception(r)}", at,
+                       "Python would stop at this statement; the models built before it are checked",
+                       f"raised while running the statement at {self.where(stmt.lineno)}"
+                       if at.line != stmt.lineno else "")
 
-    # --- statements -----------------------------------------------------------------
-
-    def exec_block(self, body: list[ast.stmt], scope: Scope) -> None:
+    def run_module_body(self, body: list, scope: Scope) -> None:
+        """A sibling module's statements (imported: its __name__ is not '__main__')."""
         for stmt in body:
-            self.exec_stmt(stmt, scope)
+            try:
+                self.exec_stmt(stmt, scope)
+            except (_Return, _Break, _Continue):
+                pass
+            except _Raise as r:
+                if r.exits:
+                    return
+                raise                        # the import fails, and so does the importer
 
-    def exec_stmt(self, stmt: ast.stmt, scope: Scope) -> None:
-        self.tick(stmt)
-        t = type(stmt)
-        if t is ast.Expr:
-            self.eval(stmt.value, scope)
-        elif t is ast.Assign:
-            value = self.eval(stmt.value, scope)
-            for target in stmt.targets:
-                self.assign(target, value, scope, stmt.value)
-        elif t is ast.AnnAssign:
-            if stmt.value is not None:
-                self.assign(stmt.target, self.eval(stmt.value, scope), scope, stmt.value)
-        elif t is ast.AugAssign:
-            self.aug_assign(stmt, scope)
-        elif t in (ast.Import, ast.ImportFrom):
-            self.do_import(stmt, scope)
-        elif t in (ast.FunctionDef, ast.AsyncFunctionDef):
-            scope.vars[stmt.name] = self.make_function(stmt, scope)
-        elif t is ast.ClassDef:
-            self.define_class(stmt, scope)
-        elif t is ast.Return:
-            raise _Return(self.eval(stmt.value, scope) if stmt.value is not None else None)
-        elif t is ast.If:
-            self.do_if(stmt, scope)
-        elif t is ast.For:
-            self.do_for(stmt, scope)
-        elif t is ast.While:
-            self.do_while(stmt, scope)
-        elif t is ast.With:
-            for item in stmt.items:
-                v = self.eval(item.context_expr, scope)
-                if item.optional_vars is not None:
-                    self.assign(item.optional_vars, Unknown("the value of a `with` statement", self.span(item.context_expr)) if not isinstance(v, Unknown) else v, scope, item.context_expr)
-            self.exec_block(stmt.body, scope)
-        elif t is ast.Try or t.__name__ == "TryStar":
-            self.exec_block(stmt.body, scope)
-            self.exec_block(stmt.orelse, scope)
-            self.exec_block(stmt.finalbody, scope)
-        elif t is ast.Break:
-            raise _Break()
-        elif t is ast.Continue:
-            raise _Continue()
-        elif t is ast.Raise:
-            raise _Raise()
-        elif t is ast.Delete:
-            for target in stmt.targets:
-                if isinstance(target, ast.Name):
-                    scope.vars.pop(target.id, None)
-        # Pass, Global, Nonlocal, Assert, Match, AsyncFor, AsyncWith: nothing that builds a model
+    def poison(self, bodies, scope: Scope, why: str, span: Span) -> None:
+        for body in bodies:
+            if body:
+                self.poisoned.append((body[0].lineno, getattr(body[-1], "end_lineno", body[-1].lineno), why))
+        super().poison(bodies, scope, why, span)
 
-    def assign(self, target: ast.expr, value, scope: Scope, value_node: ast.expr | None) -> None:
-        if isinstance(target, ast.Name):
-            self.bind(target.id, value, scope)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            elts = target.elts
-            star = next((i for i, e in enumerate(elts) if isinstance(e, ast.Starred)), None)
-            if isinstance(value, (tuple, list)) and (
-                    len(value) == len(elts) if star is None else len(value) >= len(elts) - 1):
-                vals = list(value)
-                if star is not None:
-                    n_after = len(elts) - star - 1
-                    vals = vals[:star] + [list(vals[star:len(vals) - n_after])] + vals[len(vals) - n_after:]
-                for e, v in zip(elts, vals):
-                    self.assign(e.value if isinstance(e, ast.Starred) else e, v, scope, None)
-            else:
-                why = value if isinstance(value, Unknown) else Unknown(
-                    "the values unpacked here are not known", self.span(target))
-                for e in elts:
-                    self.assign(e.value if isinstance(e, ast.Starred) else e, why, scope, None)
-        elif isinstance(target, ast.Attribute):
-            obj = self.eval(target.value, scope)
-            if isinstance(obj, InstanceVal):
-                obj.attrs[target.attr] = value
-                self.touched = True
-            elif isinstance(obj, (ModelVal, LayerVal)) and target.attr == "trainable" and value in (True, False):
-                self.set_trainable(obj, value)
-                self.touched = True
-        elif isinstance(target, ast.Subscript):
-            obj = self.eval(target.value, scope)
-            key = self.eval(target.slice, scope)
-            if isinstance(obj, dict) and _known(key):
-                try:
-                    obj[key] = value
-                except TypeError:
-                    pass
-            elif isinstance(obj, list) and _is_int(key) and -len(obj) <= key < len(obj):
-                obj[key] = value
+    def why_unreached(self, line: int) -> str:
+        """Why the model made at `line` was never made: a loop cnnc cannot run, a function
+        nobody calls, a branch not taken."""
+        for first, last, why in self.poisoned:
+            if first <= line <= last:
+                return why
+        for chunk in self.smap.main.chunks:
+            for stmt in chunk.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                        stmt.lineno <= line <= stmt.end_lineno:
+                    return f"it is in {stmt.name}(), which the file does not call"
+                if isinstance(stmt, ast.ClassDef) and stmt.lineno <= line <= stmt.end_lineno:
+                    return f"it is in the class {stmt.name}, which the file does not use"
+        if self.stopped:
+            return "the script stops before it"
+        return "the code around it is not run (a condition or loop cnnc cannot follow)"
+
+    def add_node(self, t: TNode) -> None:
+        if len(self.nodes) >= MAX_NODES:
+            raise Budget(f"the script builds more than {MAX_NODES:,} layers and tensors", t.span)
+        self.nodes.append(t)
+
+    def next_seq(self) -> int:
+        self.layer_seq += 1
+        return self.layer_seq
+
+    # --- names -------------------------------------------------------------------------
 
     def bind(self, name: str, value, scope: Scope) -> None:
-        scope.vars[name] = value
-        if _known(value) and not isinstance(value, (ModuleRef,)):
-            self.touched = True
+        if isinstance(value, Unknown) and value.data:
+            value = named(value, name)
+        super().bind(name, value, scope)
         if isinstance(value, ModelVal):
-            if value.var is None or (scope.is_module and not value.var_top):
-                value.var, value.var_top = name, scope.is_module
-        elif isinstance(value, LayerVal) and value.written and not getattr(value, "var", None):
+            top = scope.target(name).is_module
+            if value.var is None or (top and not value.var_top):
+                value.var, value.var_top = name, top
+        elif isinstance(value, LayerVal) and value.written and not value.var:
             value.var = name
 
-    def aug_assign(self, stmt: ast.AugAssign, scope: Scope) -> None:
-        target = stmt.target
-        if isinstance(target, ast.Name):
-            cur = scope.lookup(target.id)
-            if cur is _MISSING:
-                cur = Unknown(f"'{target.id}' is not defined", self.span(target))
-            value = self.binop(type(stmt.op), cur, self.eval(stmt.value, scope), stmt, stmt.target, stmt.value)
-            if isinstance(cur, list) and isinstance(stmt.op, ast.Add) and isinstance(value, list):
-                cur[:] = value          # `layers += [...]` mutates the list in place
-                value = cur
-            self.bind(target.id, value, scope)
-        else:
-            self.eval(stmt.value, scope)
+    def assign(self, target: ast.expr, value, scope: Scope, value_node) -> None:
+        if isinstance(target, ast.Name) and isinstance(value, Unknown) and value.data \
+                and value_node is not None and not value.name == target.id:
+            # a size or data bound to a variable is called by the variable's name, at this line
+            value = Unknown(f"`{self.snippet(value_node)}` comes from the data"
+                            if value.why.endswith("comes from the data") else value.why,
+                            self.span(value_node), True, target.id, value.test)
+        super().assign(target, value, scope, value_node)
+
+    def missing_name(self, node, scope):
+        for mod in scope.module.stars:
+            if exported(mod, node.id):
+                return KerasRef(mod + (node.id,)) if mod != ("keras", "datasets") else DatasetRef(node.id)
+        b = super().missing_name(node, scope)
+        if not isinstance(b, Unknown):
+            return b
+        if self.project is not None and node.id not in self.project.bound_names(scope.info):
+            found = snippet_import(node.id)
+            if found is not None:
+                ref, line = found
+                what = {"numpy": "NumPy", "tensorflow": "TensorFlow"}.get(ref[0], "Keras's")
+                self.note_once(("import", node.id), f"'{node.id}' is used without an import; cnnc "
+                               f"reads it as {what}", self.span(node), f"add `{line}`")
+                return self.module_value(ref, node)
+        return b
+
+    def e_Call(self, node, scope):
+        f = node.func
+        if isinstance(f, ast.Name) and f.id in ("globals", "locals") and not node.args \
+                and scope.lookup(f.id) is _MISSING:
+            return (scope.module if f.id == "globals" else scope).vars   # the live namespace
+        if (isinstance(f, ast.Attribute) and f.attr == "add" and isinstance(f.value, ast.Name)
+                and scope.lookup(f.value.id) is _MISSING and self.project is not None
+                and f.value.id not in self.project.bound_names(scope.info)):
+            self.lost_sequential(f.value, scope)
+        return super().e_Call(node, scope)
+
+    def lost_sequential(self, name: ast.Name, scope: Scope) -> None:
+        """`model.add(...)` on a `model` the file never creates (a blog's snippet that
+        lost its first line): read as a new Sequential, with the line to add."""
+        m = self.new_sequential([], ast.copy_location(ast.Call(func=name, args=[], keywords=[]), name))
+        self.note_once(("lost", name.id), f"'{name.id}' is used without being created; cnnc reads "
+                       "it as a new Sequential model", self.span(name),
+                       f"add `{name.id} = Sequential()` before this line")
+        self.bind(name.id, m, scope.module)
+
+    # --- imports ------------------------------------------------------------------------
 
     def do_import(self, stmt, scope: Scope) -> None:
         if isinstance(stmt, ast.Import):
             for a in stmt.names:
                 path = tuple(a.name.split("."))
-                value = self.module_value(path, stmt)
                 if a.asname:
-                    scope.vars[a.asname] = value
+                    self.bind_import(a.asname, self.module_value(path, stmt, 0, scope), scope)
                 else:
-                    scope.vars[path[0]] = self.module_value(path[:1], stmt)
+                    value = self.module_value(path, stmt, 0, scope)
+                    top = self.module_value(path[:1], stmt, 0, scope)
+                    self.bind_import(path[0], top if not isinstance(value, Unknown) or
+                                     not isinstance(top, ModuleVal) else top, scope)
             return
-        if stmt.level or not stmt.module:
-            for a in stmt.names:
-                if a.name != "*":
-                    scope.vars[a.asname or a.name] = Unknown(f"'{a.name}' comes from a local module "
-                                                             "cnnc does not read", self.span(stmt))
+        base = tuple(stmt.module.split(".")) if stmt.module else ()
+        if base == ("__future__",):
             return
-        base = tuple(stmt.module.split("."))
         for a in stmt.names:
             if a.name == "*":
-                mod = self.module_value(base, stmt)
-                if isinstance(mod, KerasRef):
-                    scope.module.stars.append(mod.path)
+                self.import_star(base, stmt, scope)
                 continue
-            value = self.module_value(base + (a.name,), stmt)
-            scope.vars[a.asname or a.name] = value
+            value = self.module_value(base + (a.name,), stmt, stmt.level or 0, scope)
+            self.bind_import(a.asname or a.name, value, scope)
 
-    def module_value(self, path: tuple[str, ...], node: ast.AST):
-        if path[0] in ("keras", "tensorflow", "tf_keras") or "keras" in path:
+    def submodule(self, module: ModuleVal, attr: str, node):
+        """`pkg.sub` of a package whose __init__ does not import `sub`: read it."""
+        info = module.scope.info
+        if self.project is None or info is None or not info.package or info.folder is None:
+            return None
+        files = self.project._walk(info.folder, (attr,))
+        if not files:
+            return None
+        mod = self.project.run_module(self, files[-1], f"{module.name}.{attr}", node)
+        if isinstance(mod, ModuleVal):
+            module.scope.vars[attr] = mod
+        return mod
+
+    def bind_import(self, name: str, value, scope: Scope) -> None:
+        scope.target(name).vars[name] = value
+
+    def import_star(self, base: tuple, stmt, scope: Scope) -> None:
+        mod = self.module_value(base, stmt, stmt.level or 0, scope)
+        if isinstance(mod, KerasRef):
+            scope.module.stars.append(mod.path)
+        elif isinstance(mod, ModuleVal):
+            public = mod.scope.vars.get("__all__")
+            names = public if isinstance(public, (list, tuple)) else [
+                k for k in mod.scope.vars if not k.startswith("_")]
+            for k in names:
+                if isinstance(k, str) and k in mod.scope.vars:
+                    scope.vars[k] = mod.scope.vars[k]
+            scope.module.stars.extend(mod.scope.module.stars)
+
+    def module_value(self, path: tuple[str, ...], node: ast.AST, level: int = 0, scope: Scope | None = None):
+        if level or (self.project is not None and path[0] not in LIBRARIES):
+            mod = self.project.import_value(self, path, level, node, scope) if self.project else None
+            if mod is not None:
+                return mod
+            if level and set(path) & KERAS_APPLICATIONS_NAMES:
+                # a copy of a keras_applications module: its package's helpers are Keras's
+                path = ("keras", "applications") + tuple(p for p in path if p != "keras_applications")
+            elif level:
+                return Unknown(f"'{'.' * level}{'.'.join(path)}' is a module cnnc cannot find next to "
+                               "the script", self.span(node), name=path[-1])
+        if path[0] == "keras_applications":
+            path = ("keras", "applications") + path[1:]
+        if path[0] in ("keras", "tensorflow", "tf_keras", "keras_core") or "keras" in path:
             p, note = canonical(path)
-            if note:
+            if gone_in_keras3(path[:-1] if isinstance(node, ast.ImportFrom) else path):
+                module = ".".join(path[:-1] if isinstance(node, ast.ImportFrom) else path)
+                self.note_once(("gone", module), f"Keras 3 has no module '{module}' (a Keras 2 module): "
+                               "this import fails", self.span(node),
+                               "import the name from the top-level Keras module (keras.layers, keras.backend, "
+                               "...); cnnc reads it so to check the rest", error=True)
+            elif note:
                 self.note_once(("path", path[:3]), note, self.span(node), *keras2.path_fix(path))
             if p[:2] == ("keras", "datasets") and len(p) == 3:
                 return DatasetRef(p[2])
-            return KerasRef(p)
+            tf = path[0] in ("tensorflow",)
+            if p[:2] == ("keras", "backend") and len(p) == 3 and not tf and p[2] not in KERAS3_BACKEND:
+                raise _Raise(ObjectVal("exception", {"type": "ImportError", "args": (
+                    f"cannot import name '{p[2]}' from 'keras.backend' in Keras 3",)}), span=self.span(node))
+            return KerasRef(p, tf)
+        std = stdlib_value(self, path)
+        if std is not None:
+            return std
         return ModuleRef(path)
 
-    def make_function(self, node, scope: Scope) -> FuncVal:
-        args = node.args
-        defaults = [self.eval(d, scope) for d in args.defaults]
-        kw_defaults = [self.eval(d, scope) if d is not None else _MISSING for d in args.kw_defaults]
-        return FuncVal(node, scope, defaults, kw_defaults, getattr(node, "name", "<lambda>"))
+    # --- attributes ---------------------------------------------------------------------
 
-    def do_if(self, stmt: ast.If, scope: Scope) -> None:
-        cond = self.truth(self.eval(stmt.test, scope))
-        if cond is None:
-            self.poison([stmt.body, stmt.orelse], scope,
-                        f"it depends on the condition `{self.snippet(stmt.test)}` at "
-                        f"{self.src.where(stmt.lineno)}, which cnnc cannot know without running the script",
-                        self.span(stmt.test))
-        elif cond:
-            self.exec_block(stmt.body, scope)
-        else:
-            self.exec_block(stmt.orelse, scope)
+    def attribute_other(self, obj, attr: str, node):
+        span = self.span(node)
+        if isinstance(obj, KerasRef):
+            return self.keras_attribute(obj, attr, node)
+        if isinstance(obj, ModuleRef):
+            return self.module_attribute(obj, attr, node)
+        if isinstance(obj, (DatasetRef, KerasObj)):
+            return BoundMethod(obj, attr, span)
+        if isinstance(obj, DataStream):
+            return self.stream_attribute(obj, attr, node)
+        if isinstance(obj, ArrayVal):
+            return self.array_attribute(obj, attr, node)
+        if isinstance(obj, ModelVal):
+            return self.model_attribute_of(obj, attr, node)
+        if isinstance(obj, TensorVal):
+            if attr == "shape":
+                return self.tensor_shape(obj, node)
+            if attr == "get_shape" and not (self.groups or self.tracing):
+                # Keras 3's symbolic tensors have no get_shape() (TensorFlow's eager ones do)
+                from cnnc.frontends.python.values import ObjectVal
+                raise _Raise(ObjectVal("exception", {"type": "AttributeError", "args": (
+                    "'KerasTensor' object has no attribute 'get_shape' in Keras 3: write x.shape",)}),
+                    span=span)
+            if attr == "get_shape":
+                return BoundMethod(obj, attr, span)
+            if attr == "dtype":
+                return "float32"
+            if attr in ("ndim",):
+                shape = self.tensor_shape(obj, node)
+                return len(shape) if isinstance(shape, tuple) else shape
+            return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a tensor's {attr}", span)
+        if isinstance(obj, LayerVal):
+            return self.layer_attribute(obj, attr, node)
+        return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
 
-    def truth(self, v) -> bool | None:
-        if isinstance(v, Unknown):
-            return None
-        if isinstance(v, (bool, int, float, str, tuple, list, dict, type(None))):
-            return bool(v)
+    def keras_attribute(self, obj: KerasRef, attr: str, node):
+        span = self.span(node)
+        if obj.path[0] == "tensorflow":
+            if attr == "newaxis":
+                return None
+            if attr in ("float32", "float64", "float16", "int32", "int64", "uint8", "bfloat16", "bool"):
+                return attr
+            if obj.path[1:] in ((), ("compat", "v1")) and attr == "flags" or obj.path[1:] == ("app",) and \
+                    attr == "flags":
+                return ModuleRef(("absl", "flags"))
+            if obj.path == ("tensorflow",) and attr == "__version__":
+                return "2.21.0"
+        if obj.path == ("keras",) and attr == "__version__":
+            return "3.15.1"
+        tf = obj.tf or obj.path[0] in ("tensorflow",)
+        if obj.path == ("keras", "backend") and not tf and attr not in KERAS3_BACKEND:
+            raise _Raise(ObjectVal("exception", {"type": "AttributeError", "args": (
+                f"module 'keras.backend' has no attribute '{attr}' in Keras 3 (tf.keras.backend "
+                "or keras.ops has it)",)}), span=span)
+        path, note = canonical(obj.path + (attr,))
+        if note:
+            self.note_once(("path", span.line, path[:2]), note, span, *keras2.path_fix(obj.path + (attr,)))
+        if path[:2] == ("keras", "datasets") and len(path) == 3:
+            return DatasetRef(path[2])
+        return KerasRef(path, tf)
+
+    def module_attribute(self, obj: ModuleRef, attr: str, node):
+        path = obj.path + (attr,)
+        if obj.path[0] == "numpy":
+            if attr == "newaxis":
+                return None
+            if attr in ("float32", "float64", "uint8", "int32", "int64", "float16", "int8", "bool_"):
+                return attr
+            if attr in ("pi", "e", "inf"):
+                import math
+                return {"pi": math.pi, "e": math.e, "inf": math.inf}[attr]
+        std = stdlib_value(self, path)
+        if std is not None:
+            return std
+        return ModuleRef(path)
+
+    def stream_attribute(self, obj: DataStream, attr: str, node):
+        if attr in ("num_classes", "samples", "n", "class_indices", "class_names", "classes",
+                    "filenames", "file_paths", "cardinality"):
+            if attr in ("num_classes", "samples", "n"):
+                return data_size(self.snippet(node), self.span(node))
+            return Unknown(f"`{self.snippet(node)}` comes from the data", self.span(node), data=True,
+                           name=self.snippet(node))
+        if attr in ("batch_size",) and obj.batch is not None:
+            return obj.batch
+        if attr in ("image_shape", "target_size"):
+            e = obj.element[0] if isinstance(obj.element, tuple) else obj.element
+            if isinstance(e, ArrayVal):
+                return tuple(e.shape) if attr == "image_shape" else tuple(e.shape[:2])
+        return BoundMethod(obj, attr, self.span(node))
+
+    def array_attribute(self, obj: ArrayVal, attr: str, node):
+        if attr == "shape":
+            return obj.shape
+        if attr == "ndim":
+            return len(obj.shape)
+        if attr == "dtype":
+            return obj.dtype
+        if attr == "T":
+            return ArrayVal(obj.shape[::-1], None, obj.dtype)
+        if attr == "size":
+            n = 1
+            for d in obj.shape:
+                n *= d
+            return n
+        if attr in ("values",):
+            return obj
+        return BoundMethod(obj, attr, self.span(node))
+
+    def model_attribute_of(self, obj: ModelVal, attr: str, node):
+        span = self.span(node)
+        if attr in ("output", "outputs", "input", "inputs", "layers") and obj.kind in (
+                "functional", "sequential"):
+            return self.model_attribute(obj, attr, span)
+        if attr == "name":
+            name = obj.name if obj.name is not None else obj.keras_name
+            return name if isinstance(name, str) else Unknown("the model's name", span)
+        if attr in ("input_shape", "output_shape") and obj.kind in ("functional", "sequential"):
+            t = self.model_attribute(obj, "input" if attr == "input_shape" else "output", span)
+            return self.tensor_shape(t, node) if isinstance(t, TensorVal) else Unknown(
+                f"`{self.snippet(node)}` is not known", span)
+        if attr in _SEQUENTIAL_METHODS:
+            return BoundMethod(obj, attr, span)
+        if attr in ("trainable", "built", "optimizer", "history", "stop_training"):
+            return Unknown(f"`{self.snippet(node)}`", span)
+        if attr == "layers" and obj.kind == "subclassed" and obj.instance is not None:
+            return [v for v in obj.instance.attrs.values() if isinstance(v, (LayerVal, ModelVal))]
+        if obj.instance is not None:
+            return self.instance_attribute(obj.instance, attr, node)
+        return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a model's {attr}", span)
+
+    def layer_attribute(self, obj: LayerVal, attr: str, node):
+        span = self.span(node)
+        if attr == "output":
+            return self.layer_output(obj, span)
+        if attr == "name":
+            from cnnc.frontends.python.emit import _given_name
+            name = _given_name(obj)
+            return name if name is not None else Unknown("the layer's name", span)
+        if attr in ("trainable",):
+            return not obj.frozen
+        if attr in ("input", "output_shape", "input_shape"):
+            out = self.layer_output(obj, span) if attr != "input" else None
+            if attr == "output_shape" and isinstance(out, TensorVal):
+                return self.tensor_shape(out, node)
+        if obj.custom is not None:
+            return self.instance_attribute(obj.custom, attr, node)
+        return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a layer's {attr}", span)
+
+    def set_attribute_other(self, obj, attr: str, value, node) -> None:
+        if isinstance(obj, (ModelVal, LayerVal)) and attr == "trainable" and value in (True, False):
+            self.set_trainable(obj, value)
+            self.touched = True
+        elif isinstance(obj, ModelVal) and obj.instance is not None:
+            obj.instance.attrs[attr] = value
+        elif isinstance(obj, LayerVal) and obj.custom is not None:
+            obj.custom.attrs[attr] = value
+
+    # --- values Python asks about ------------------------------------------------------
+
+    def truth_other(self, v) -> bool | None:
         if isinstance(v, (ArrayVal, TensorVal)):
             return None
         return True
 
-    def poison(self, bodies, scope: Scope, why: str, span: Span) -> None:
-        """A block cnnc cannot run (unknown condition or loop): what it would have
-        assigned and the models it would have changed become unknown."""
-        names: set[str] = set()
-        for body in bodies:
-            for stmt in body:
-                for n in ast.walk(stmt):
-                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-                        names.add(n.id)
-                    elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                          and isinstance(n.func.value, ast.Name)):
-                        obj = scope.lookup(n.func.value.id)
-                        if isinstance(obj, ModelVal) and n.func.attr in ("add", "pop"):
-                            obj.problems.append((f"the layers of this model are not known: {why}",
-                                                 span, ()))
-                        elif isinstance(obj, list) and n.func.attr in ("append", "extend", "insert"):
-                            names.add(n.func.value.id)
-        for name in names:
-            cur = scope.lookup(name)
-            if cur is not _MISSING or name:
-                scope.vars[name] = Unknown(why, span)
-
-    def do_for(self, stmt: ast.For, scope: Scope) -> None:
-        it = self.iterable(self.eval(stmt.iter, scope), stmt.iter)
-        if isinstance(it, Unknown):
-            self.poison([stmt.body], scope,
-                        f"it is set in the loop at {self.src.where(stmt.lineno)} over "
-                        f"`{self.snippet(stmt.iter)}`, which cnnc cannot know", self.span(stmt.iter))
-            self.assign(stmt.target, it, scope, None)
-            return
-        broke = False
-        for i, item in enumerate(it):
-            self.count_iteration(i, stmt)
-            self.assign(stmt.target, item, scope, None)
-            try:
-                self.exec_block(stmt.body, scope)
-            except _Break:
-                broke = True
-                break
-            except _Continue:
-                continue
-        if not broke:
-            self.exec_block(stmt.orelse, scope)
-
-    def count_iteration(self, i: int, node: ast.AST) -> None:
-        self.iterations += 1
-        if i >= MAX_LOOP or self.iterations > MAX_ITERATIONS:
-            raise Budget(f"cnnc stopped following this loop after {min(i, MAX_LOOP):,} iterations "
-                         f"({self.iterations:,} in all)", self.span(node))
-
-    def do_while(self, stmt: ast.While, scope: Scope) -> None:
-        i = 0
-        while True:
-            cond = self.truth(self.eval(stmt.test, scope))
-            if cond is None:
-                self.poison([stmt.body], scope,
-                            f"it is set in the loop at {self.src.where(stmt.lineno)}, whose condition "
-                            "cnnc cannot know", self.span(stmt.test))
-                return
-            if not cond:
-                self.exec_block(stmt.orelse, scope)
-                return
-            self.count_iteration(i, stmt)
-            i += 1
-            try:
-                self.exec_block(stmt.body, scope)
-            except _Break:
-                return
-            except _Continue:
-                continue
-
-    def iterable(self, v, node: ast.AST):
-        if isinstance(v, (list, tuple, range, str)):
-            return v
-        if isinstance(v, dict):
-            return list(v)
-        if isinstance(v, Unknown):
-            return v
+    def iterable_other(self, v, node):
         if isinstance(v, ArrayVal):
             return Unknown("iterating over an array's values", self.span(node), data=True)
         if isinstance(v, DataStream):
             return tfdata.batches(v)
-        return Unknown(f"`{self.snippet(node)}` is not a sequence cnnc can follow", self.span(node))
+        if isinstance(v, TensorVal):
+            return Unknown(f"`{self.snippet(node)}`: iterating over a tensor", self.span(node))
+        if isinstance(v, ModelVal) and v.kind == "sequential":
+            return [i for i in v.items if isinstance(i, (LayerVal, ModelVal))]
+        return super().iterable_other(v, node)
 
-    # --- expressions ------------------------------------------------------------------
+    def len_other(self, v, node):
+        if isinstance(v, ArrayVal):
+            return v.shape[0] if v.shape else Unknown("len() of a scalar", self.span(node))
+        if isinstance(v, DataStream):
+            return data_size(self.snippet(node), self.span(node))
+        if isinstance(v, ModelVal) and v.kind == "sequential":
+            return len([i for i in v.items if isinstance(i, (LayerVal, ModelVal))])
+        return super().len_other(v, node)
 
-    def eval(self, node: ast.expr, scope: Scope):
-        self.tick(node)
-        method = getattr(self, "e_" + type(node).__name__, None)
-        if method is None:
-            return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", self.span(node))
-        return method(node, scope)
+    def number_other(self, name: str, v, node):
+        if isinstance(v, ArrayVal) and name in ("int", "float"):
+            return Unknown(f"`{self.snippet(node)}` depends on the data's values", self.span(node), data=True)
+        return super().number_other(name, v, node)
 
-    def e_Constant(self, node, scope):
-        v = node.value
-        if isinstance(v, (str, bytes)) and len(v) > MAX_SEQUENCE:
-            return Unknown("a very long string", self.span(node))
-        return v
+    def next_other(self, v, node):
+        if isinstance(v, DataStream):
+            return tfdata.batches(v)[0]
+        return super().next_other(v, node)
 
-    def e_Name(self, node, scope):
-        v = scope.lookup(node.id)
-        if v is not _MISSING:
+    def isinstance_other(self, v, t) -> bool | None:
+        if isinstance(t, KerasRef):
+            name = t.last
+            if isinstance(v, LayerVal):
+                return name in ("Layer", v.cls) or (name == "Model" and False)
+            if isinstance(v, ModelVal):
+                return name in ("Model", "Layer", "Functional") or (name == "Sequential" and v.kind == "sequential")
+            if isinstance(v, TensorVal):
+                return name in ("Tensor", "KerasTensor")
+            if isinstance(v, (int, float, str, tuple, list, dict, type(None))):
+                return False
+            return None
+        if isinstance(t, ModuleRef) and isinstance(v, (int, float, str, tuple, list, dict, type(None))):
+            if t.path[0] == "numpy":
+                if t.path[-1] in ("integer", "int64", "int32") and isinstance(v, int):
+                    return False
+                return False
+            return None
+        if isinstance(v, (LayerVal, ModelVal, TensorVal, KerasObj)) and isinstance(t, (Builtin, ClassVal)):
+            if isinstance(t, ClassVal) and isinstance(v, LayerVal) and v.custom is not None:
+                return t is v.custom.cls or t in v.custom.cls.bases
+            if isinstance(t, ClassVal) and isinstance(v, ModelVal) and v.instance is not None:
+                return t is v.instance.cls or t in v.instance.cls.bases
+            return False
+        return None
+
+    def type_other(self, v, node):
+        if isinstance(v, LayerVal):
+            if v.custom is not None:
+                return v.custom.cls
+            return KerasRef(("keras", "layers", v.cls))
+        if isinstance(v, ModelVal):
+            if v.instance is not None:
+                return v.instance.cls
+            return KerasRef(("keras", "Sequential" if v.kind == "sequential" else "Model"))
+        return super().type_other(v, node)
+
+    def str_of_object(self, x, node) -> str | None:
+        if isinstance(x, KerasRef):
+            return f"<class '{'.'.join(x.path)}'>"
+        return super().str_of_object(x, node)
+
+    def equal_other(self, a, b, node):
+        if type(a) is type(b) and isinstance(a, (KerasRef, ModuleRef, Builtin, DatasetRef, TensorVal)):
+            return a == b
+        if isinstance(a, (ArrayVal, TensorVal)) or isinstance(b, (ArrayVal, TensorVal)):
+            return Unknown(f"`{self.snippet(node)}` compares values element by element", self.span(node))
+        return super().equal_other(a, b, node)
+
+    def copy_other(self, v, node, deep: bool):
+        if isinstance(v, (ArrayVal, KerasRef, ModuleRef, Builtin, DataStream)):
             return v
-        for mod in scope.module.stars:
-            if exported(mod, node.id):
-                return KerasRef(mod + (node.id,)) if mod != ("keras", "datasets") else DatasetRef(node.id)
-        if node.id in _BUILTIN_NAMES:
-            return ("builtin", node.id)
-        if node.id in ("Ellipsis",):
-            return Ellipsis
-        return Unknown(f"'{node.id}' is not defined in this file", self.span(node))
+        return super().copy_other(v, node, deep)
 
-    def e_Tuple(self, node, scope):
-        return tuple(self.elements(node.elts, scope))
+    def poison_call(self, obj, method: str, why: str, span: Span) -> None:
+        if isinstance(obj, ModelVal) and method in ("add", "pop"):
+            obj.problems.append((f"the layers of this model are not known: {why}", span, ()))
 
-    def e_List(self, node, scope):
-        return self.elements(node.elts, scope)
-
-    def e_Set(self, node, scope):
-        return Unknown("a set", self.span(node))
-
-    def elements(self, elts, scope) -> list:
-        out = []
-        for e in elts:
-            if isinstance(e, ast.Starred):
-                v = self.eval(e.value, scope)
-                if isinstance(v, (list, tuple, range, str)):
-                    out.extend(v)
-                else:
-                    out.append(Unknown("a starred value cnnc cannot expand", self.span(e)))
-            else:
-                out.append(self.eval(e, scope))
-            self.check_size(out, e)
-        self.count_items(len(out), elts[0] if elts else None)
-        return out
-
-    def check_size(self, seq, node) -> None:
-        if len(seq) > MAX_SEQUENCE:
-            raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
-
-    def count_items(self, n: int, node) -> None:
-        """Every list, tuple and string the script builds counts against one budget
-        (each may hold 100,000 items, but not ten thousand of them)."""
-        self.items_made += n
-        if self.items_made > MAX_ITEMS:
-            raise Budget(f"the script builds more than {MAX_ITEMS:,} list items and characters "
-                         "in all", self.span(node) if node is not None else None)
-
-    def e_Dict(self, node, scope):
-        out = {}
-        for k, v in zip(node.keys, node.values):
-            val = self.eval(v, scope)
-            if k is None:
-                if isinstance(val, dict):
-                    out.update(val)
-                continue
-            key = self.eval(k, scope)
-            try:
-                out[key] = val
-            except TypeError:
-                return Unknown("a dict with keys cnnc cannot follow", self.span(node))
-        return out
-
-    def e_JoinedStr(self, node, scope):
-        parts = []
-        for v in node.values:
-            if isinstance(v, ast.Constant):
-                parts.append(str(v.value))
-                continue
-            x = self.eval(v.value, scope)
-            if not isinstance(x, (str, int, float, bool, type(None))):
-                return Unknown(f"the f-string `{self.snippet(node)}` uses a value cnnc cannot know",
-                               self.span(node))
-            spec = ""
-            if v.format_spec is not None:
-                spec = self.eval(v.format_spec, scope)
-                if not isinstance(spec, str):
-                    return Unknown("an f-string format cnnc cannot follow", self.span(node))
-            conv = {115: str, 114: repr, 97: ascii}.get(v.conversion)
-            if not _small_format(spec, ()):
-                return Unknown("an f-string formatted wider than cnnc allows", self.span(node))
-            try:
-                parts.append(format(conv(x) if conv else x, spec))
-            except (ValueError, TypeError):
-                return Unknown("an f-string format cnnc cannot follow", self.span(node))
-            if sum(map(len, parts)) > MAX_SEQUENCE:
-                return Unknown("a very long string", self.span(node))
-        return "".join(parts)
-
-    def e_FormattedValue(self, node, scope):
-        return self.e_JoinedStr(ast.JoinedStr(values=[node]), scope)
-
-    def e_IfExp(self, node, scope):
-        cond = self.truth(self.eval(node.test, scope))
-        if cond is None:
-            return Unknown(f"it depends on the condition `{self.snippet(node.test)}`, which cnnc "
-                           "cannot know", self.span(node.test))
-        return self.eval(node.body if cond else node.orelse, scope)
-
-    def e_BoolOp(self, node, scope):
-        is_and = isinstance(node.op, ast.And)
-        v = None
-        for e in node.values:
-            v = self.eval(e, scope)
-            t = self.truth(v)
-            if t is None:
-                return Unknown(f"the condition `{self.snippet(node)}` cannot be known", self.span(node))
-            if t != is_and:
-                return v
-        return v
-
-    def e_UnaryOp(self, node, scope):
-        v = self.eval(node.operand, scope)
-        if isinstance(node.op, ast.Not):
-            t = self.truth(v)
-            return Unknown(f"`{self.snippet(node)}` cannot be known", self.span(node)) if t is None else not t
+    def unary_other(self, node, v):
         if isinstance(v, TensorVal) and isinstance(node.op, ast.USub):
             return self.tensor_op("neg", [(v, node.operand)], node)
+        if isinstance(v, TensorVal) and isinstance(node.op, ast.UAdd):
+            return v
         if isinstance(v, ArrayVal):
             return v
-        if isinstance(v, (int, float)) and not isinstance(node.op, ast.Invert):
-            return -v if isinstance(node.op, ast.USub) else +v
-        if _is_int(v) and isinstance(node.op, ast.Invert):
-            return ~v
-        return v if isinstance(v, Unknown) else Unknown(f"`{self.snippet(node)}`", self.span(node))
+        return super().unary_other(node, v)
 
-    def e_BinOp(self, node, scope):
-        a = self.eval(node.left, scope)
-        b = self.eval(node.right, scope)
-        return self.binop(type(node.op), a, b, node, node.left, node.right)
-
-    def binop(self, op, a, b, node, left, right):
+    def binop_other(self, op, a, b, node, left, right):
         if isinstance(a, TensorVal) or isinstance(b, TensorVal):
             if op not in _TENSOR_OPS:
                 return Unknown(f"`{self.snippet(node)}`: only + - * / on tensors are followed",
@@ -646,47 +688,10 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                         f"`{self.snippet(node)}` mixes a tensor with a value cnnc cannot follow",
                         self.span(node))
             return self.tensor_op(_TENSOR_OPS[op], [(a, left), (b, right)], node)
-        for v in (a, b):
-            if isinstance(v, Unknown):
-                return v
-        if isinstance(a, ArrayVal) or isinstance(b, ArrayVal):
+        if (isinstance(a, ArrayVal) or isinstance(b, ArrayVal)) and not isinstance(a, Unknown) \
+                and not isinstance(b, Unknown):
             return self.array_arith(a, b, node)
-        if op is ast.Mod and isinstance(a, str):
-            if not _small_format(a, b if isinstance(b, tuple) else (b,), percent=True):
-                return Unknown("a string formatted wider than cnnc allows", self.span(node))
-            try:
-                out = a % b
-            except (TypeError, ValueError, KeyError):
-                return Unknown(f"`{self.snippet(node)}`", self.span(node))
-            return out if len(out) <= MAX_SEQUENCE else Unknown("a very long string", self.span(node))
-        fn = _BINOPS.get(op)
-        if fn is None:
-            if op in (ast.BitOr, ast.BitAnd, ast.BitXor, ast.LShift, ast.RShift) and _is_int(a) and _is_int(b):
-                if op in (ast.LShift,) and (b > 64 or b < 0):
-                    return Unknown("a shift this large", self.span(node))
-                return {ast.BitOr: operator.or_, ast.BitAnd: operator.and_, ast.BitXor: operator.xor,
-                        ast.LShift: operator.lshift, ast.RShift: operator.rshift}[op](a, b)
-            return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", self.span(node))
-        if op is ast.Mult and (isinstance(a, _SEQUENCES) or isinstance(b, _SEQUENCES)):
-            n = b if _is_int(b) else a
-            seq = a if _is_int(b) else b
-            if _is_int(n) and isinstance(seq, _SEQUENCES):
-                if n * len(seq) > MAX_SEQUENCE:
-                    raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
-                self.count_items(max(n, 0) * len(seq), node)
-        if op is ast.Pow and isinstance(b, (int, float)) and (abs(b) > 64 or (isinstance(a, (int, float)) and abs(a) > MAX_INT)):
-            return Unknown("a power this large", self.span(node))
-        if op is ast.Add and isinstance(a, _SEQUENCES) and isinstance(b, type(a)):
-            if len(a) + len(b) > MAX_SEQUENCE:
-                raise Budget(f"this builds a sequence of more than {MAX_SEQUENCE:,} items", self.span(node))
-            self.count_items(len(a) + len(b), node)
-        try:
-            out = fn(a, b)
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
-            return Unknown(f"`{self.snippet(node)}` fails in Python: {e}", self.span(node))
-        if isinstance(out, int) and not isinstance(out, bool) and abs(out) > MAX_INT:
-            return Unknown("a number too large for any model", self.span(node))
-        return out
+        return None
 
     def array_arith(self, a, b, node):
         arr = a if isinstance(a, ArrayVal) else b
@@ -700,408 +705,69 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             return ArrayVal(arr.shape, arr.classes, dtype)
         return Unknown(f"`{self.snippet(node)}`", self.span(node), data=True)
 
-    def e_Compare(self, node, scope):
-        left = self.eval(node.left, scope)
-        for op, right_node in zip(node.ops, node.comparators):
-            right = self.eval(right_node, scope)
-            if isinstance(left, Unknown) or isinstance(right, Unknown):
-                return Unknown(f"the comparison `{self.snippet(node)}` cannot be known", self.span(node))
-            plain = (int, float, str, bool, type(None), tuple, list, dict)
-            if not (isinstance(left, plain) and isinstance(right, plain)):
-                if type(op) in (ast.Is, ast.IsNot) and (left is None or right is None):
-                    ok = (left is right) == isinstance(op, ast.Is)
-                    if not ok:
-                        return False
-                    left = right
-                    continue
-                return Unknown(f"the comparison `{self.snippet(node)}` cannot be known", self.span(node))
-            try:
-                ok = _CMP[type(op)](left, right)
-            except TypeError:
-                return Unknown(f"the comparison `{self.snippet(node)}` fails in Python", self.span(node))
-            if not ok:
-                return False
-            left = right
-        return True
-
-    def e_Subscript(self, node, scope):
-        obj = self.eval(node.value, scope)
-        key = self.eval(node.slice, scope)
-        if isinstance(obj, Unknown):
-            return obj
-        if isinstance(key, Unknown):
-            return key
+    def subscript_other(self, obj, key, node):
+        span = self.span(node)
         if isinstance(obj, ArrayVal):
-            return datasets.index(obj, key, self.span(node))
-        if isinstance(obj, (list, tuple, str, range)):
-            try:
-                return obj[key]
-            except (IndexError, TypeError) as e:
-                return Unknown(f"`{self.snippet(node)}` fails in Python: {e}", self.span(node))
-        if isinstance(obj, dict):
-            try:
-                return obj[key]
-            except (KeyError, TypeError):
-                return Unknown(f"`{self.snippet(node)}`: no such key", self.span(node))
+            return datasets.index(obj, key, span)
         if isinstance(obj, TensorVal):
             return Unknown(f"`{self.snippet(node)}`: slicing a tensor is not a Keras layer cnnc follows",
-                           self.span(node))
-        return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", self.span(node))
-
-    def e_Slice(self, node, scope):
-        parts = [self.eval(p, scope) if p is not None else None for p in (node.lower, node.upper, node.step)]
-        for p in parts:
-            if isinstance(p, Unknown):
-                return p
-        return slice(*parts)
-
-    def e_Index(self, node, scope):          # Python 3.8
-        return self.eval(node.value, scope)
-
-    def e_Starred(self, node, scope):
-        return Unknown("a starred expression here", self.span(node))
-
-    def e_NamedExpr(self, node, scope):
-        v = self.eval(node.value, scope)
-        self.bind(node.target.id, v, scope)
-        return v
-
-    def e_Lambda(self, node, scope):
-        return self.make_function(node, scope)
-
-    def e_ListComp(self, node, scope):
-        return self.comprehension(node, scope, lambda s: self.eval(node.elt, s))
-
-    e_GeneratorExp = e_ListComp
-
-    def e_DictComp(self, node, scope):
-        out = self.comprehension(node, scope, lambda s: (self.eval(node.key, s), self.eval(node.value, s)))
-        if isinstance(out, Unknown):
-            return out
-        try:
-            return dict(out)
-        except TypeError:
-            return Unknown("a dict with keys cnnc cannot follow", self.span(node))
-
-    def e_SetComp(self, node, scope):
-        return Unknown("a set", self.span(node))
-
-    def comprehension(self, node, scope, produce):
-        inner = Scope(scope)
-        inner.vars = {}
-        out: list = []
-
-        def level(k: int) -> Unknown | None:
-            if k == len(node.generators):
-                out.append(produce(inner))
-                self.check_size(out, node)
-                self.count_items(1, node)
-                return None
-            gen = node.generators[k]
-            it = self.iterable(self.eval(gen.iter, inner), gen.iter)
-            if isinstance(it, Unknown):
-                return it
-            for i, item in enumerate(it):
-                self.count_iteration(i, node)
-                self.assign(gen.target, item, inner, None)
-                conds = [self.truth(self.eval(c, inner)) for c in gen.ifs]
-                if any(c is None for c in conds):
-                    return Unknown("a comprehension's condition cannot be known", self.span(node))
-                if all(conds):
-                    bad = level(k + 1)
-                    if bad is not None:
-                        return bad
-            return None
-
-        bad = level(0)
-        return bad if bad is not None else out
-
-    def e_Attribute(self, node, scope):
-        obj = self.eval(node.value, scope)
-        return self.attribute(obj, node.attr, node)
-
-    def attribute(self, obj, attr: str, node):
-        if isinstance(obj, Unknown):
-            return obj
-        span = self.span(node)
-        if isinstance(obj, KerasRef):
-            if attr == "newaxis" and obj.path[0] == "tensorflow":
-                return None
-            path, note = canonical(obj.path + (attr,))
-            if note:
-                self.note_once(("path", span.line, path[:2]), note, span,
-                               *keras2.path_fix(obj.path + (attr,)))
-            if path[:2] == ("keras", "datasets") and len(path) == 3:
-                return DatasetRef(path[2])
-            return KerasRef(path)
-        if isinstance(obj, ModuleRef):
-            if obj.path[0] == "numpy" and attr == "newaxis":
-                return None
-            if obj.path[0] == "numpy" and attr in ("float32", "float64", "uint8", "int32", "int64", "float16"):
-                return attr
-            if obj.path == ("functools",) and attr == "partial":
-                return ("builtin", "partial")
-            return ModuleRef(obj.path + (attr,))
-        if isinstance(obj, (DatasetRef, SuperRef, DataStream)):
-            return BoundMethod(obj, attr, span)
-        if isinstance(obj, ArrayVal):
-            if attr == "shape":
-                return obj.shape
-            if attr == "ndim":
-                return len(obj.shape)
-            if attr == "dtype":
-                return obj.dtype
-            if attr == "T":
-                return ArrayVal(obj.shape[::-1], None, obj.dtype)
-            if attr == "size":
-                n = 1
-                for d in obj.shape:
-                    n *= d
-                return n
-            return BoundMethod(obj, attr, span)
-        if isinstance(obj, ModelVal):
-            if attr in ("output", "outputs", "input", "inputs", "layers") and obj.kind in (
-                    "functional", "sequential"):
-                return self.model_attribute(obj, attr, span)
-            if attr == "name":
-                return obj.name if isinstance(obj.name, str) else Unknown("the model's name", span)
-            if attr in _SEQUENTIAL_METHODS:
-                return BoundMethod(obj, attr, span)
-            return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a model's {attr}", span)
-        if isinstance(obj, ClassVal):
-            return self.class_attribute(obj, attr, span)
-        if isinstance(obj, InstanceVal):
-            if attr in obj.attrs:
-                return obj.attrs[attr]
-            for c in (obj.cls, *obj.cls.bases):
-                if attr in c.attrs:
-                    return c.attrs[attr]
-            method = self.class_method(obj.cls, attr)
-            if method is not None or (obj.cls.kind in ("layer", "model") and attr.startswith("add_")):
-                return BoundMethod(obj, attr, span)
-            return Unknown(f"`{self.snippet(node)}` is not set", span)
-        if isinstance(obj, (list, dict, str, tuple)):
-            return BoundMethod(obj, attr, span)
-        if isinstance(obj, TensorVal):
-            if attr == "shape":
-                return self.tensor_shape(obj, node)
-            return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
-        if isinstance(obj, LayerVal):
-            if attr == "output":
-                return self.layer_output(obj, span)
-            if attr == "name":
-                from cnnc.frontends.python.emit import _given_name
-                return _given_name(obj)
-            return Unknown(f"`{self.snippet(node)}`: cnnc does not follow a layer's {attr}", span)
-        return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
+                           span)
+        if isinstance(obj, Builtin) and (obj.name.startswith("typing.") or obj.name in (
+                "list", "tuple", "dict", "set", "type")):
+            return obj                       # List[int], tuple[int, ...]: annotations
+        if isinstance(obj, DataStream):
+            return Unknown(f"`{self.snippet(node)}`", span, data=True)
+        if isinstance(obj, ObjectVal) and obj.kind == "environ":
+            return Unknown("an environment variable", span, name=self.snippet(node))
+        return super().subscript_other(obj, key, node)
 
     # --- calls ------------------------------------------------------------------------
 
-    def e_Call(self, node, scope):
-        func = self.eval(node.func, scope)
-        args = self.call_args(node, scope)
-        if isinstance(args, Unknown):
-            return args
-        return self.call(func, args, node, scope)
-
-    def call_args(self, node: ast.Call, scope) -> list[ArgVal] | Unknown:
-        out: list[ArgVal] = []
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                v = self.eval(a.value, scope)
-                if not isinstance(v, (list, tuple)):
-                    return Unknown(f"`*{self.snippet(a.value)}` cannot be expanded", self.span(a))
-                out.extend(ArgVal(None, x, self.span(a)) for x in v)
-            else:
-                out.append(ArgVal(None, self.eval(a, scope), self.span(a)))
-        for k in node.keywords:
-            v = self.eval(k.value, scope)
-            if k.arg is None:
-                if not isinstance(v, dict) or not all(isinstance(x, str) for x in v):
-                    return Unknown(f"`**{self.snippet(k.value)}` cannot be expanded", self.span(k))
-                out.extend(ArgVal(key, x, self.span(k), self.span(k)) for key, x in v.items())
-            else:
-                ks = self.span(k)
-                out.append(ArgVal(k.arg, v, self.span(k.value),
-                                  Span(ks.line, ks.column, ks.line, ks.column + len(k.arg))))
-        return out
-
-    def call(self, func, args: list[ArgVal], node: ast.Call, scope):
-        span = self.span(node)
+    def call(self, func, args: list[ArgVal], node, scope):
         if self.groups or self.tracing:
             applied = self.activation_call(func, args, node) or self.tensor_function(func, args, node)
             if applied is not None:
                 return applied
-        if isinstance(func, FuncVal):
-            return self.call_function(func, args, node)
-        if isinstance(func, PartialVal):
-            given = {a.keyword for a in args if a.keyword}
-            merged = ([a for a in func.args if a.keyword is None] + [a for a in args if a.keyword is None]
-                      + [a for a in func.args if a.keyword and a.keyword not in given]
-                      + [a for a in args if a.keyword])
-            return self.call(func.func, merged, node, scope)
+        return super().call(func, args, node, scope)
+
+    def call_other(self, func, args: list[ArgVal], node, scope):
+        span = self.span(node)
         if isinstance(func, KerasRef):
             return self.keras_call(func, args, node)
         if isinstance(func, LayerVal):
             return self.apply_layer(func, args, node)
-        if isinstance(func, BoundMethod):
-            return self.method_call(func, args, node, scope)
-        if isinstance(func, ClassVal):
-            return self.instantiate(func, args, node)
-        if isinstance(func, ModelVal) and args and isinstance(args[0].value, ArrayVal):
-            self.touched = True        # model(x_train[:1]): Keras builds it on this shape
-            if func.data_shape is None and len(args[0].value.shape) >= 2:
-                func.data_shape, func.data_span = tuple(args[0].value.shape[1:]), args[0].span
-            return Unknown("the model's output on data", span)
         if isinstance(func, ModelVal):
-            self.touched = True
-            func.used_as_layer = True
-            return self.apply_model(func, args, node)
-        if isinstance(func, tuple) and len(func) == 2 and func[0] == "builtin":
-            return self.builtin(func[1], args, node, scope)
+            return self.call_model(func, args, node)
         if isinstance(func, ModuleRef):
             return self.module_call(func, args, node)
         if isinstance(func, DatasetRef):
             return Unknown("a dataset module is not callable", span)
-        if any(isinstance(a.value, TensorVal) for a in args):
+        if any(isinstance(a.value, TensorVal) for a in args) and not isinstance(func, Unknown):
             return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer cnnc "
                            "can follow", span)
-        return func if isinstance(func, Unknown) else Unknown(
-            f"`{self.snippet(node)}` is not followed by cnnc", span)
+        if isinstance(func, Unknown) and func.data and isinstance(getattr(node, "func", None), ast.Attribute) \
+                and node.func.attr in _COUNTS:
+            return data_size(self.snippet(node), span)    # train["label"].nunique()
+        return super().call_other(func, args, node, scope)
 
-    def call_function(self, f: FuncVal, args: list[ArgVal], node: ast.Call, self_obj=None):
+    def call_model(self, func: ModelVal, args: list[ArgVal], node):
         span = self.span(node)
-        if self.depth >= MAX_CALL_DEPTH:
-            raise Budget(f"helper functions call each other more than {MAX_CALL_DEPTH} deep here",
-                         span)
-        a = f.node.args
-        scope = Scope(f.closure)
-        params = [p.arg for p in getattr(a, "posonlyargs", [])] + [p.arg for p in a.args]
-        positional = [x for x in args if x.keyword is None]
-        keywords = [x for x in args if x.keyword is not None]
-        if self_obj is not None:
-            positional = [ArgVal(None, self_obj, span)] + positional
-        n_default_start = len(params) - len(f.defaults)
-        for i, p in enumerate(params):
-            if i < len(positional):
-                scope.vars[p] = positional[i].value
-            elif any(k.keyword == p for k in keywords):
-                scope.vars[p] = next(k.value for k in keywords if k.keyword == p)
-            elif i >= n_default_start:
-                scope.vars[p] = f.defaults[i - n_default_start]
-            else:
-                scope.vars[p] = Unknown(f"{f.name}() is called without its argument '{p}'", span)
-        extra = positional[len(params):]
-        if a.vararg is not None:
-            scope.vars[a.vararg.arg] = tuple(x.value for x in extra)
-        for p, d in zip(a.kwonlyargs, f.kw_defaults):
-            hit = next((k for k in keywords if k.keyword == p.arg), None)
-            if hit is not None:
-                scope.vars[p.arg] = hit.value
-            elif d is not _MISSING:
-                scope.vars[p.arg] = d
-            else:
-                scope.vars[p.arg] = Unknown(f"{f.name}() is called without its argument '{p.arg}'", span)
-        if a.kwarg is not None:
-            named = set(params) | {p.arg for p in a.kwonlyargs}
-            scope.vars[a.kwarg.arg] = {k.keyword: k.value for k in keywords if k.keyword not in named}
-        self.depth += 1
-        if self_obj is not None:
-            self.self_stack.append(self_obj)
-        try:
-            if isinstance(f.node, ast.Lambda):
-                return self.eval(f.node.body, scope)
-            self.exec_block(f.node.body, scope)
-            return None
-        except _Return as r:
-            return r.value
-        except _Raise:
-            return Unknown(f"{f.name}() raises an exception here", span)
-        except (_Break, _Continue):
-            return None
-        finally:
-            self.depth -= 1
-            if self_obj is not None:
-                self.self_stack.pop()
+        first = args[0].value if args else None
+        if isinstance(first, ArrayVal):
+            self.touched = True        # model(x_train[:1]): Keras builds it on this shape
+            if func.data_shape is None and func.build_shape is None and len(first.shape) >= 2:
+                func.data_shape, func.data_span = tuple(first.shape[1:]), args[0].span
+            return Unknown("the model's output on data", span)
+        if isinstance(first, DataStream) and tfdata.sample_shape(first):
+            self.touched = True
+            if func.data_shape is None:
+                func.data_shape, func.data_span = tfdata.sample_shape(first), args[0].span
+            return Unknown("the model's output on data", span)
+        self.touched = True
+        func.used_as_layer = True
+        return self.apply_model(func, args, node)
 
-    def builtin(self, name: str, args: list[ArgVal], node, scope):
-        span = self.span(node)
-        vals = [a.value for a in args if a.keyword is None]
-        kws = {a.keyword: a.value for a in args if a.keyword is not None}
-        if name == "print":
-            return None
-        if name == "partial":
-            if not vals:
-                return Unknown("partial() without a function", span)
-            return PartialVal(vals[0], args[1:])
-        if name == "super":
-            return SuperRef(self.self_stack[-1]) if self.self_stack else Unknown("super()", span)
-        if any(isinstance(v, Unknown) for v in vals):
-            return next(v for v in vals if isinstance(v, Unknown))
-        try:
-            if name == "range":
-                if not all(_is_int(v) for v in vals) or not 1 <= len(vals) <= 3:
-                    return Unknown(f"`{self.snippet(node)}`", span)
-                r = range(*vals)
-                if len(r) > MAX_SEQUENCE:
-                    raise Budget(f"range of more than {MAX_SEQUENCE:,} numbers", span)
-                return r
-            if name == "len":
-                v = vals[0]
-                if isinstance(v, ArrayVal):
-                    return v.shape[0] if v.shape else Unknown("len() of a scalar", span)
-                if isinstance(v, (list, tuple, str, dict, range)):
-                    return len(v)
-                return Unknown(f"`{self.snippet(node)}`", span)
-            if name in ("int", "float", "str", "bool", "abs", "round", "repr"):
-                if not vals:
-                    return {"int": 0, "float": 0.0, "str": "", "bool": False}.get(name)
-                if not isinstance(vals[0], (int, float, str, bool, type(None), tuple, list)):
-                    return Unknown(f"`{self.snippet(node)}`", span)
-                out = {"int": int, "float": float, "str": str, "bool": bool, "abs": abs,
-                       "round": round, "repr": repr}[name](*vals)
-                if isinstance(out, int) and abs(out) > MAX_INT:
-                    return Unknown("a number too large", span)
-                return out
-            if name in ("tuple", "list"):
-                if not vals:
-                    return () if name == "tuple" else []
-                it = self.iterable(vals[0], node)
-                if isinstance(it, Unknown):
-                    return it
-                self.count_items(len(it), node)
-                return tuple(it) if name == "tuple" else list(it)
-            if name == "dict":
-                base = dict(vals[0]) if vals and isinstance(vals[0], dict) else {}
-                base.update(kws)
-                return base
-            if name in ("enumerate", "zip", "reversed", "sorted", "min", "max", "sum", "any", "all"):
-                seqs = [self.iterable(v, node) for v in vals]
-                for s in seqs:
-                    if isinstance(s, Unknown):
-                        return s
-                if name == "enumerate":
-                    start = kws.get("start", vals[1] if len(vals) > 1 else 0)
-                    return list(enumerate(seqs[0], start)) if _is_int(start) else Unknown("enumerate", span)
-                if name == "zip":
-                    return list(zip(*seqs))
-                if name == "reversed":
-                    return list(reversed(seqs[0]))
-                if name in ("min", "max") and len(vals) > 1:
-                    return {"min": min, "max": max}[name](vals)
-                return {"sorted": sorted, "min": min, "max": max, "sum": sum, "any": any,
-                        "all": all}[name](seqs[0])
-            if name == "isinstance":
-                return Unknown("isinstance()", span)
-            if name in ("divmod", "pow") and all(isinstance(v, (int, float)) for v in vals):
-                if name == "pow" and abs(vals[1]) > 64:
-                    return Unknown("a power this large", span)
-                return {"divmod": divmod, "pow": pow}[name](*vals)
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError) as e:
-            return Unknown(f"`{self.snippet(node)}` fails in Python: {e}", span)
-        return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
-
-    def method_call(self, m: BoundMethod, args: list[ArgVal], node, scope):
+    def method_other(self, m: BoundMethod, args, node, scope):
         obj, name, span = m.obj, m.name, self.span(node)
         vals = [a.value for a in args if a.keyword is None]
         kws = {a.keyword: a.value for a in args if a.keyword is not None}
@@ -1114,77 +780,26 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             return Unknown(f"`{self.snippet(node)}`", span)
         if isinstance(obj, ArrayVal):
             return self.array_method(obj, name, vals, kws, node)
-        if isinstance(obj, InstanceVal):
-            return self.instance_method(obj, name, args, node)
-        if isinstance(obj, SuperRef):
-            return self.super_call(obj, name, args, node)
         if isinstance(obj, DataStream):
             return tfdata.method(obj, name, args, span)
-        if isinstance(obj, list):
-            if name == "append" and len(vals) == 1:
-                obj.append(vals[0])
-                self.check_size(obj, node)
-                self.count_items(1, node)
-                self.touched = self.touched or isinstance(vals[0], (LayerVal, TensorVal, ModelVal))
+        if isinstance(obj, KerasObj):
+            return self.keras_object_method(obj, name, args, node)
+        if isinstance(obj, TensorVal) and name == "get_shape":
+            return self.tensor_shape(obj, node)
+        return super().method_other(m, args, node, scope)
+
+    def keras_object_method(self, obj: KerasObj, name: str, args: list[ArgVal], node):
+        """ImageDataGenerator's flows, an optimizer's or a schedule's methods."""
+        span = self.span(node)
+        if obj.path[-1] == "ImageDataGenerator":
+            if name in ("flow_from_directory", "flow_from_dataframe"):
+                self.touched = True
+                return tfdata.flow_from_directory(args, span, name == "flow_from_dataframe")
+            if name == "flow":
+                self.touched = True
+                return tfdata.flow(args, span)
+            if name in ("fit", "standardize", "random_transform"):
                 return None
-            if name == "extend" and len(vals) == 1 and isinstance(vals[0], (list, tuple, range)):
-                obj.extend(vals[0])
-                self.check_size(obj, node)
-                self.count_items(len(vals[0]), node)
-                return None
-            if name == "insert" and len(vals) == 2 and _is_int(vals[0]):
-                obj.insert(vals[0], vals[1])
-                return None
-            if name == "pop" and obj:
-                return obj.pop(vals[0]) if vals and _is_int(vals[0]) and -len(obj) <= vals[0] < len(obj) else obj.pop()
-            if name in ("index", "count") and vals:
-                try:
-                    return getattr(obj, name)(vals[0])
-                except ValueError:
-                    return Unknown(f"`{self.snippet(node)}`", span)
-            if name == "copy":
-                return list(obj)
-        if isinstance(obj, dict):
-            if name == "get" and vals:
-                try:
-                    return obj.get(vals[0], vals[1] if len(vals) > 1 else None)
-                except TypeError:
-                    return Unknown("dict.get", span)
-            if name in ("keys", "values", "items"):
-                return list(getattr(obj, name)())
-            if name == "copy":
-                return dict(obj)
-            if name == "update" and vals and isinstance(vals[0], dict):
-                obj.update(vals[0])
-                obj.update(kws)
-                return None
-        if isinstance(obj, str):
-            if name in ("upper", "lower", "strip", "title", "capitalize") and not vals:
-                return getattr(obj, name)()
-            if name in ("startswith", "endswith") and vals and isinstance(vals[0], (str, tuple)):
-                return getattr(obj, name)(vals[0])
-            if name == "replace" and len(vals) == 2 and all(isinstance(v, str) for v in vals):
-                old, new = vals           # the result's length first: never build a huge string
-                n = obj.count(old) if old else len(obj) + 1
-                if len(obj) + n * (len(new) - len(old)) > MAX_SEQUENCE:
-                    return Unknown("a long string", span)
-                out = obj.replace(*vals)
-                return out if len(out) <= MAX_SEQUENCE else Unknown("a long string", span)
-            if name == "join" and vals and isinstance(vals[0], (list, tuple)) and all(isinstance(v, str) for v in vals[0]):
-                if sum(map(len, vals[0])) + len(obj) * len(vals[0]) > MAX_SEQUENCE:
-                    return Unknown("a long string", span)
-                out = obj.join(vals[0])
-                return out if len(out) <= MAX_SEQUENCE else Unknown("a long string", span)
-            if name == "format" and all(isinstance(v, (int, float, str, bool, type(None))) for v in list(vals) + list(kws.values())):
-                if not _small_format(obj, (*vals, *kws.values())):
-                    return Unknown("a string formatted wider than cnnc allows", span)
-                try:
-                    out = obj.format(*vals, **kws)
-                except (IndexError, KeyError, ValueError):
-                    return Unknown(f"`{self.snippet(node)}`", span)
-                return out if len(out) <= MAX_SEQUENCE else Unknown("a long string", span)
-            if name == "split" and len(obj) <= MAX_SEQUENCE:
-                return obj.split(*[v for v in vals if isinstance(v, str)])
         return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
 
     def array_method(self, a: ArrayVal, name, vals, kws, node):
@@ -1196,7 +811,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             return datasets.reshape(a, target, span)
         if name == "astype":
             return ArrayVal(a.shape, a.classes, vals[0] if vals and isinstance(vals[0], str) else a.dtype)
-        if name in ("copy",):
+        if name in ("copy", "to_numpy", "numpy"):
             return a
         if name in ("mean", "std", "max", "min", "sum", "argmax"):
             if not vals and "axis" not in kws:
@@ -1223,36 +838,89 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if fn in ("array", "asarray", "float32", "copy", "ascontiguousarray"):
                 return vals[0]
             return self.array_method(vals[0], fn, vals[1:], kws, node)
-        if ref.path[:1] == ("functools",) and ref.path[-1] == "partial":
-            return self.builtin("partial", args, node, None)
+        if ref.path[0] == "numpy" and ref.path[-1] in ("array", "asarray") and vals and \
+                isinstance(vals[0], (list, tuple)):
+            made = datasets.literal_array(vals[0], kws.get("dtype") if isinstance(kws.get("dtype"), str) else None)
+            if made is not None:
+                return made
         if ref.path[0] == "numpy" and ref.path[-1] == "concatenate" and vals:
             return datasets.concatenate(vals[0], vals[1] if len(vals) > 1 else kws.get("axis", 0), span)
         if ref.path[0] == "numpy":
             made = datasets.made_array(ref.path[-1], args, span) or datasets.elementwise(ref.path[-1], args)
             if made is not None:
                 return made
-        if ref.path[0] == "numpy" and len(ref.path) == 2 and ref.path[1] in ("prod", "product") and vals \
-                and isinstance(vals[0], (tuple, list)) and all(_is_int(v) for v in vals[0]):
-            n = 1
-            for v in vals[0]:
-                n *= v
-            return n if abs(n) <= MAX_INT else Unknown("a number too large", span)
+            scalar = self.numpy_scalar(ref.path[-1], vals, node)
+            if scalar is not None:
+                return scalar
+        if ref.path[-1] in ("ImageDataGenerator",):
+            return KerasObj(("keras", "preprocessing", "image", "ImageDataGenerator"), args, span)
         if any(isinstance(a.value, TensorVal) for a in args):
             return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer cnnc "
                            "can follow", span)
+        if ref.path[0] in ("pandas", "cv2", "PIL", "sklearn", "scipy", "h5py", "skimage") or (
+                ref.path[0] == "numpy" and ref.path[-1] in ("load", "loadtxt", "genfromtxt", "fromfile")):
+            return Unknown(f"`{self.snippet(node)}` reads data cnnc does not load", span, data=True,
+                           name=self.snippet(node))
+        # a function of the data (np.unique(y_train), pd.read_csv(...).nunique()) is data too
         return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span,
-                       data=any(isinstance(v, ArrayVal) for v in vals))
+                       data=any(isinstance(v, ArrayVal) or (isinstance(v, Unknown) and v.data)
+                                for v in [*vals, *kws.values()]))
+
+    def numpy_scalar(self, fn: str, vals: list, node):
+        """np.prod((28, 28)), np.ceil(3.5), np.int32(8): NumPy's functions on plain numbers."""
+        import math
+        if not vals or not all(isinstance(v, (int, float, tuple, list)) and not isinstance(v, bool)
+                               for v in vals[:1]):
+            return None
+        v = vals[0]
+        if fn in ("prod", "product", "sum") and isinstance(v, (tuple, list)) and all(
+                isinstance(x, (int, float)) for x in v):
+            n = 1 if fn != "sum" else 0
+            for x in v:
+                n = n * x if fn != "sum" else n + x
+            return n if abs(n) <= MAX_INT else Unknown("a number too large", self.span(node))
+        if isinstance(v, (tuple, list)):
+            return None
+        table = {"ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt, "log2": math.log2,
+                 "log": math.log, "exp": math.exp, "abs": abs, "round": round,
+                 "int32": int, "int64": int, "int": int, "float32": float, "float64": float,
+                 "float": float, "int8": int, "uint8": int}
+        f = table.get(fn)
+        if f is None:
+            return None
+        try:
+            out = f(v)
+        except (ValueError, OverflowError):
+            return Unknown(f"`{self.snippet(node)}` fails in Python", self.span(node))
+        if fn in ("ceil", "floor"):
+            return float(out)                 # NumPy's ceil and floor give floats
+        return out
 
     # --- Keras ---------------------------------------------------------------------------
 
     def keras_call(self, ref: KerasRef, args: list[ArgVal], node):
         path, last, span = ref.path, ref.last, self.span(node)
         parent = path[-2] if len(path) > 1 else ""
+        if last in ("constant", "convert_to_tensor", "array") and args and isinstance(args[0].value, (list, tuple)):
+            made = datasets.literal_array(args[0].value)
+            if made is not None:
+                return made
         if path[0] == "tensorflow" or parent in ("ops", "random"):
             made = datasets.made_array(last, args, span) or datasets.elementwise(last, args)
             if made is not None:
                 self.touched = True
                 return made
+        if last == "shape" and parent in ("tensorflow", "ops", "backend") and args and \
+                isinstance(args[0].value, TensorVal):
+            from cnnc.frontends.python.classes import BATCH
+            shape = self.tensor_shape(args[0].value, node)     # tf.shape(x): the batch size unknown
+            if isinstance(shape, tuple):
+                return (Unknown(BATCH, span, name=BATCH),) + tuple(shape[1:])
+            return shape
+        if last in _KERAS_HELPERS or (last == "Input" and any(a.keyword == "tensor" for a in args)):
+            helped = self.keras2_helper(last, args, node)
+            if helped is not _NO_HELP:
+                return helped
         if last in ("load_model", "model_from_json", "model_from_yaml"):
             given = args[0].value if args else None
             what = f"the file {shown(given)}" if last == "load_model" else "JSON text"
@@ -1267,18 +935,26 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if last in ("image_dataset_from_directory",):
             self.touched = True
             return tfdata.image_dataset_from_directory(args, span)
+        if last == "ImageDataGenerator":
+            return KerasObj(("keras", "preprocessing", "image", "ImageDataGenerator"), args, span)
         if path[0] != "keras":
-            if parent == "nn" and any(isinstance(a.value, TensorVal) for a in args):
-                return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer "
-                               "cnnc can follow", span)
+            if last in ("random_normal_initializer", "truncated_normal_initializer",
+                        "glorot_uniform_initializer", "glorot_normal_initializer",
+                        "random_uniform_initializer", "zeros_initializer", "ones_initializer",
+                        "constant_initializer", "variance_scaling_initializer", "he_normal",
+                        "orthogonal_initializer"):
+                return KerasObj(("keras", "initializers", keras2.TF_INITIALIZERS.get(last, last)),
+                                keras2.tf_initializer_args(last, args), span)
             if any(isinstance(a.value, TensorVal) for a in args):
                 return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer "
                                "cnnc can follow", span)
             return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
         self.touched = True
         if last == "Sequential":
+            self.reached.add(span.line)
             return self.new_sequential(args, node)
         if last in ("Model", "Functional"):
+            self.reached.add(span.line)
             return self.new_functional(args, node)
         if last == "Input" or (last == "InputLayer"):
             return self.new_input(last, args, node)
@@ -1287,6 +963,7 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if last in LAYER_NAMES or (parent == "layers" and last[:1].isupper()):
             return self.new_layer(last, args, node)
         if parent == "applications" or "applications" in path:
+            self.reached.add(span.line)
             if last in APPS:
                 return self.new_application(last, args, node)
             if last == "preprocess_input" and parent != "applications":
@@ -1306,10 +983,6 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             if isinstance(y, ArrayVal):
                 return datasets.to_categorical(y, n, span)
             return y if isinstance(y, Unknown) else Unknown("to_categorical of unknown labels", span, data=True)
-        if last in ("image_data_format",):
-            return "channels_last"
-        if last in ("image_dim_ordering",):
-            return "tf"
         if last in ("set_image_data_format", "set_image_dim_ordering"):
             v = args[0].value if args else None
             if v not in ("channels_last", "tf"):
@@ -1317,16 +990,96 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                                f"{last}({shown(v)}) makes every layer channels_first", span,
                                "remove this line: Keras 3 and cnnc default to channels_last")
             return None
-        if last in ("clear_session", "set_random_seed", "set_floatx", "set_learning_phase", "seed"):
+        if last in ("clear_session", "set_random_seed", "set_floatx", "set_learning_phase", "seed",
+                    "set_seed", "plot_model", "set_global_policy", "enable_unsafe_deserialization"):
             return None
+        if last in ("floatx",):
+            return "float32"
+        if last == "backend" and parent == "backend":
+            return "tensorflow"
+        if last in ("epsilon",) and parent == "backend":
+            return 1e-7
         if parent in OBJECT_MODULES or last in ("l1", "l2", "l1_l2", "L1", "L2", "L1L2"):
             if parent == "optimizers":
                 keras2.translate_optimizer(last, args, self.rep)
             return KerasObj(path, args, span)
-        if parent in ("ops", "backend") and any(isinstance(a.value, TensorVal) for a in args):
+        if parent in ("callbacks",) or last in ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
+                                                "TensorBoard", "CSVLogger", "LearningRateScheduler"):
+            return KerasObj(path, args, span)
+        if parent in ("ops", "backend", "nn") and any(isinstance(a.value, TensorVal) for a in args):
             return Unknown(f"`{self.snippet(node.func)}(...)` on a tensor is not a Keras layer cnnc "
                            "can follow", span)
         return Unknown(f"`{self.snippet(node)}` is not followed by cnnc", span)
+
+    def keras2_helper(self, last: str, args: list[ArgVal], node):
+        """Keras 2's backend and applications helpers, with Keras's semantics."""
+        span = self.span(node)
+        fix = keras2.DROPPED_HELPERS.get(last)
+        if fix is not None:
+            self.note_once(("helper", last), f"`{last}` is Keras 2's; Keras 3 dropped it", span,
+                           f"{fix}; cnnc follows it with Keras's meaning")
+        vals = [a.value for a in args if a.keyword is None]
+        kws = {a.keyword: a.value for a in args if a.keyword is not None}
+        if last == "image_data_format":
+            return "channels_last"
+        if last == "image_dim_ordering":
+            return "tf"
+        if last == "int_shape":
+            t = vals[0] if vals else kws.get("x")
+            if isinstance(t, TensorVal):
+                return self.tensor_shape(t, node)
+            if isinstance(t, ArrayVal):
+                return t.shape
+            return self.as_unknown(t, node)
+        if last == "is_keras_tensor":
+            t = vals[0] if vals else kws.get("x")
+            return isinstance(t, TensorVal) if known(t) else t
+        if last == "get_source_inputs":
+            t = vals[0] if vals else kws.get("tensor")
+            if isinstance(t, TensorVal):
+                return [TensorVal(k) for k in self.source_inputs(t.node)]
+            return self.as_unknown(t, node)
+        if last in ("_obtain_input_shape", "obtain_input_shape"):
+            return keras2.obtain_input_shape(args, span, self.rep)
+        if last == "correct_pad":
+            return self.correct_pad(vals, kws, node)
+        if last == "get_submodules_from_kwargs":
+            return (KerasRef(("keras", "backend")), KerasRef(("keras", "layers")),
+                    KerasRef(("keras", "models")), KerasRef(("keras", "utils")))
+        if last == "Input":
+            t = kws.get("tensor")
+            if isinstance(t, TensorVal):
+                return t                   # Keras builds on the tensor given
+            return _NO_HELP
+        return _NO_HELP
+
+    def correct_pad(self, vals: list, kws: dict, node):
+        """keras.applications.imagenet_utils.correct_pad (Keras 2 took the backend first)."""
+        rest = [v for v in vals if not isinstance(v, KerasRef)]
+        t = rest[0] if rest else kws.get("inputs")
+        k = rest[1] if len(rest) > 1 else kws.get("kernel_size")
+        if not isinstance(t, TensorVal) or not (is_int(k) or isinstance(k, tuple)):
+            return self.as_unknown(t if isinstance(t, Unknown) else k, node)
+        shape = self.tensor_shape(t, node)
+        if not isinstance(shape, tuple):
+            return shape
+        k = (k, k) if is_int(k) else tuple(k)
+        size = shape[1:3]
+        adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
+        correct = (k[0] // 2, k[1] // 2)
+        return ((correct[0] - adjust[0], correct[0]), (correct[1] - adjust[1], correct[1]))
+
+    def source_inputs(self, k: int) -> list[int]:
+        seen, out, stack = set(), [], [k]
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if self.nodes[n].kind == "input":
+                out.append(n)
+            stack.extend(reversed(self.nodes[n].inputs))
+        return sorted(out)
 
     def keras_name(self, cls: str) -> str:
         """Keras names layers per session (process), not per model: the snake_case class
@@ -1343,25 +1096,31 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         span = self.span(node)
         layer = LayerVal(cls, args, span, self.span(node.func), written=(cls,), seq=self.next_seq())
         keras2.translate_layer(layer, self.rep)
-        if not any(a.keyword == "name" for a in layer.args):   # a given name takes no number
+        # a given name takes no number; name=None is Keras's automatic name
+        layer.args = [a for a in layer.args if not (a.keyword == "name" and a.value is None)]
+        if not any(a.keyword == "name" for a in layer.args):
             layer.keras_name = self.keras_name(layer.cls)
         if cls in KERAS1_REMOVED:
             layer.unsupported = KERAS1_REMOVED[cls]
         elif cls == "Lambda":
             fn = next((a.value for a in args if a.keyword in (None, "function")), None)
-            if isinstance(fn, (FuncVal, PartialVal, KerasRef, KerasObj)):
+            if isinstance(fn, (FuncVal, PartialVal, KerasRef, KerasObj, Builtin)):
                 layer.fn = fn             # followed on its tensor (apply_lambda)
             else:
                 layer.unsupported = ("Lambda layers run Python code that cnnc follows only when it "
                                      "is a function of the script or a Keras activation")
+        elif cls == "Activation":
+            fn = next((a.value for a in args if a.keyword in (None, "activation")), None)
+            if isinstance(fn, (FuncVal, PartialVal)):
+                layer.fn, layer.shown_cls = fn, "Activation"   # the script's own activation
         return layer
 
     def new_input(self, cls: str, args: list[ArgVal], node):
         span = self.span(node)
         args = keras2.translate_input(cls, args, self.rep)
-        named = any(a.keyword == "name" for a in args)
+        named_ = any(a.keyword == "name" for a in args)
         self.add_node(TNode("input", span, input_args=args, input_cls="Input",
-                                keras_name=None if named else self.keras_name("InputLayer")))
+                            keras_name=None if named_ else self.keras_name("InputLayer")))
         return TensorVal(len(self.nodes) - 1)
 
     def merge_function(self, fn: str, args: list[ArgVal], node):
@@ -1382,9 +1141,11 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
             (a for a in args if a.keyword == "inputs"), None)
         # training= picks Dropout's and BatchNormalization's mode, never a shape: cnnc's
         # inference and training modes follow from the command, as in Keras's fit/predict
-        extra = [a for a in args if a is not given and a.keyword != "training"]
+        extra = [a for a in args if a is not given and a.keyword not in ("training", "mask")]
         if given is None:
             return Unknown(f"{layer.cls} is called without an input tensor", span)
+        if isinstance(given.value, ArrayVal):
+            return self.eager_apply(layer, given, node)
         if layer.custom is not None:
             return self.apply_custom(layer, given, extra, node)
         if layer.fn is not None:
@@ -1392,7 +1153,8 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         if layer.uses:
             layer = self.weightless_copy(layer) or layer
         v = given.value
-        elts = getattr(node.args[0], "elts", None) if node.args and given is args[0] and given.keyword is None else None
+        elts = getattr(node.args[0], "elts", None) if getattr(node, "args", None) and given is args[0] \
+            and given.keyword is None else None
         if isinstance(v, TensorVal):
             inputs, listed, spans = [v.node], False, [given.span]
         elif isinstance(v, (list, tuple)) and v and all(isinstance(x, TensorVal) for x in v):
@@ -1403,13 +1165,42 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 (x for x in v if isinstance(x, Unknown)), None) if isinstance(v, (list, tuple)) else None
             if bad is not None:
                 return bad
-            return Unknown(f"{layer.cls} is called on `{self.snippet(node.args[0]) if node.args else '...'}`"
-                           ", which is not a tensor cnnc knows", given.span)
+            return Unknown(f"{layer.cls} is called on `{self.snippet(node.args[0]) if getattr(node, 'args', None) else '...'}`"
+                           f", which is {describe(v)}, not a tensor cnnc knows", given.span)
         layer.uses += 1
         t = TNode("apply", span, layer=layer, inputs=inputs, listed=listed, operand_spans=spans)
         t.extra = extra
         self.add_node(t)
         return TensorVal(len(self.nodes) - 1)
+
+    def eager_apply(self, layer: LayerVal, given: ArgVal, node):
+        """A layer called on an array (`for layer in net.layers: X = layer(X)`): Keras runs
+        it eagerly and builds it on that shape. The first layer of a Sequential whose input
+        shape is not given takes the model's from it; the result is an array of the output
+        shape (worked out on a probe that leaves no trace)."""
+        arr: ArrayVal = given.value
+        if len(arr.shape) < 1:
+            return Unknown("a layer called on a scalar", self.span(node))
+        for m in self.models:
+            if m.kind == "sequential" and m.items and m.items[0] is layer and m.build_shape is None \
+                    and m.data_shape is None and self.first_layer_shape(layer, strip=False) is None:
+                m.data_shape, m.data_span = tuple(arr.shape[1:]), given.span
+        mark = (len(self.nodes), dict(self.name_counts), layer.uses, dict(self.hidden_counts), self.layer_seq)
+        cache = getattr(self, "_shapes", {})
+        try:
+            probe = TNode("input", self.span(node), input_args=[ArgVal("shape", tuple(arr.shape[1:]), given.span)],
+                          keras_name="probe")
+            self.add_node(probe)
+            out = self.apply_layer(layer, [ArgVal(None, TensorVal(len(self.nodes) - 1), given.span)], node)
+            shape = self.tensor_shape(out, node) if isinstance(out, TensorVal) else out
+        finally:
+            del self.nodes[mark[0]:]
+            self.name_counts, layer.uses, self.hidden_counts, self.layer_seq = mark[1], mark[2], mark[3], mark[4]
+            for k in [k for k in cache if k >= mark[0]]:
+                del cache[k]
+        if not isinstance(shape, tuple):
+            return shape if isinstance(shape, Unknown) else Unknown("the layer's output", self.span(node))
+        return ArrayVal((arr.shape[0],) + tuple(shape[1:]))
 
     def tensor_op(self, op: str, operands, node):
         self.touched = True
@@ -1462,12 +1253,12 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         later keras.Model(...) is functional_3, not functional)."""
         items = m.items
         first = items[0] if items else None
-        known = m.build_shape is not None or (
+        known_shape = m.build_shape is not None or (
             isinstance(first, TensorVal) and self.nodes[first.node].kind == "input") or (
             isinstance(first, LayerVal) and any(a.keyword in ("input_shape", "input_dim", "batch_input_shape",
                                                               "batch_shape") for a in first.args))
         layers = len(items) - (1 if isinstance(first, TensorVal) else 0)
-        if known and layers > 0:
+        if known_shape and layers > 0:
             self.keras_name("Functional")
 
     def new_functional(self, args: list[ArgVal], node, keras_name: str = "Functional") -> ModelVal:
@@ -1507,35 +1298,49 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
                 m.compile = CallRecord(args, span, self.span(node.func))
             return None
         if name in ("fit", "fit_generator"):
-            if name == "fit_generator":
-                self.note_once(("fitgen", span), "fit_generator() was removed in Keras 3", span,
-                               "use model.fit(), which takes generators and datasets")
-            for a in args:
-                if a.keyword == "nb_epoch":
-                    self.rep.error("`nb_epoch=` is Keras 1's spelling, which Keras 3 refuses",
-                                   a.keyword_span or a.span,
-                                   "write epochs=; cnnc reads it as epochs to check the rest")
-            if m.fit is None:
-                m.fit = CallRecord(args, span, self.span(node.func))
-                x = args[0].value if args and args[0].keyword is None else next(
-                    (a.value for a in args if a.keyword == "x"), None)
+            return self.model_fit(m, name, args, node)
+        if name == "build":
+            shape = args[0].value if args else next((a.value for a in args if a.keyword == "input_shape"), None)
+            if args and args[0].keyword == "input_shape":
+                shape = args[0].value
+            if m.build_shape is None or m.kind != "subclassed":
+                m.build_shape, m.build_span = shape, args[0].span if args else span
+            if m.kind == "sequential":
+                self.seq_rebuild(m)
+            return None
+        if name in ("summary", "save", "save_weights", "load_weights", "reset_states"):
+            return None
+        if name == "get_layer":
+            return self.get_layer(m, args, span)
+        if name == "call" and m.instance is not None:
+            return self.instance_method(m.instance, name, args, node)
+        if name in ("predict", "predict_on_batch") and args and isinstance(args[0].value, ArrayVal):
+            return self.call_model(m, args[:1], node)
+        return Unknown(f"`{self.snippet(node)}`: the result of model.{name}() is not known without "
+                       "running the model", span)
+
+    def model_fit(self, m: ModelVal, name: str, args: list[ArgVal], node):
+        span = self.span(node)
+        if name == "fit_generator":
+            self.note_once(("fitgen", span), "fit_generator() was removed in Keras 3", span,
+                           "use model.fit(), which takes generators and datasets")
+        for a in args:
+            if a.keyword == "nb_epoch":
+                self.rep.error("`nb_epoch=` is Keras 1's spelling, which Keras 3 refuses",
+                               a.keyword_span or a.span,
+                               "write epochs=; cnnc reads it as epochs to check the rest")
+        if m.fit is None:
+            m.fit = CallRecord(args, span, self.span(node.func))
+            x = args[0].value if args and args[0].keyword is None else next(
+                (a.value for a in args if a.keyword in ("x", "generator")), None)
+            if m.data_shape is None and m.build_shape is None:
                 if isinstance(x, ArrayVal) and len(x.shape) >= 2:
                     m.data_shape, m.data_span = tuple(x.shape[1:]), args[0].span
                 elif isinstance(x, DataStream) and tfdata.sample_shape(x):
                     m.data_shape, m.data_span = tfdata.sample_shape(x), args[0].span
-            return None
-        if name == "build":
-            shape = args[0].value if args else None
-            m.build_shape, m.build_span = shape, args[0].span if args else span
-            if m.kind == "sequential":
-                self.seq_rebuild(m)
-            return None
-        if name in ("summary", "save", "save_weights", "load_weights"):
-            return None
-        if name == "get_layer":
-            return self.get_layer(m, args, span)
-        return Unknown(f"`{self.snippet(node)}`: the result of model.{name}() is not known without "
-                       "running the model", span)
+                elif isinstance(x, (tuple, list)) and x and isinstance(x[0], ArrayVal) and len(x[0].shape) >= 2:
+                    m.data_shape, m.data_span = tuple(x[0].shape[1:]), args[0].span
+        return Unknown("the training history", span)
 
     def tensor_shape(self, t: TensorVal, node) -> tuple | Unknown:
         """`x.shape` of a tensor: the layers before it checked as cnnc checks a model
@@ -1554,29 +1359,38 @@ class Evaluator(ClassesMixin, ApplicationsMixin):
         # each probe checks only the layers since then (linear, not quadratic, in a loop
         # that asks `x.shape` every block)
         nodes = list(self.nodes)
-        for k, known in cached.items():
-            if isinstance(known, tuple) and k != t.node:
+        for k, known_shape in cached.items():
+            if isinstance(known_shape, tuple) and k != t.node and k < len(nodes):
                 nodes[k] = TNode("input", nodes[k].span,
-                                 input_args=[ArgVal("shape", tuple(known[1:]), nodes[k].span)])
-        out = emit(probe, nodes, None)
+                                 input_args=[ArgVal("shape", tuple(known_shape[1:]), nodes[k].span)])
+        out = emit(probe, nodes, None, Reporter(self.smap.main.path))
         result: tuple | Unknown
         if out.problems:
             result = Unknown(f"`{self.snippet(node)}`: {out.problems[0][0]}", span)
         else:
-            rep = Reporter(self.src.path)
-            ir = resolve(out.statements, rep, self.src.path)
+            rep = Reporter(self.smap.main.path)
+            ir = resolve(out.statements, rep, self.smap.main.path)
             analysis = infer(ir, rep)
             shape = None
             if not rep.has_errors:
                 target = ir.outputs[0] if ir.outputs else None
                 for info in analysis.infos:
                     if info.layer.name == target and info.output is not None:
-                        shape = info.output.shape
+                        shape = info.output_shape     # Keras's view: None where a size is open
                 for inp in ir.inputs:
                     if inp.name == target:
                         shape = inp.shape
+            first = next((d for d in rep.diagnostics if d.is_error), None)
+            if first is not None:           # the model's own errors: said where they are
+                for d in rep.diagnostics:
+                    if d.is_error:
+                        self.note_once(("probe", d.message, d.span), d.message, d.span, *d.notes, error=True)
             result = (None,) + tuple(shape) if shape is not None else Unknown(
-                f"`{self.snippet(node)}`: the layers before it do not check, so its shape is unknown",
+                f"`{self.snippet(node)}`: the layers before it do not check, so its shape is unknown"
+                + (f" ({self.where(first.span.line)}: {first.message})" if first and first.span else ""),
                 span)
         cached[t.node] = result
         return result
+
+
+_NO_HELP = object()

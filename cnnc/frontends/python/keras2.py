@@ -112,3 +112,100 @@ def translate_optimizer(cls: str, args: list[ArgVal], rep: Reporter) -> None:
             rep.error(f"{cls}(lr=...) is Keras 2's spelling, which Keras 3 refuses",
                       a.keyword_span or a.span, "write learning_rate=")
             args[i] = ArgVal("learning_rate", a.value, a.span, a.keyword_span)
+
+
+# TensorFlow's initializer functions -> Keras's initializer classes (the same draws)
+TF_INITIALIZERS = {
+    "random_normal_initializer": "RandomNormal", "truncated_normal_initializer": "TruncatedNormal",
+    "glorot_uniform_initializer": "GlorotUniform", "glorot_normal_initializer": "GlorotNormal",
+    "random_uniform_initializer": "RandomUniform", "zeros_initializer": "Zeros",
+    "ones_initializer": "Ones", "constant_initializer": "Constant",
+    "variance_scaling_initializer": "VarianceScaling", "he_normal": "HeNormal",
+    "orthogonal_initializer": "Orthogonal"}
+# their positional parameters, in TensorFlow's order
+_TF_INIT_PARAMS = {
+    "random_normal_initializer": ("mean", "stddev", "seed"),
+    "truncated_normal_initializer": ("mean", "stddev", "seed"),
+    "random_uniform_initializer": ("minval", "maxval", "seed"),
+    "constant_initializer": ("value",), "glorot_uniform_initializer": ("seed",),
+    "glorot_normal_initializer": ("seed",), "he_normal": ("seed",)}
+
+
+def tf_initializer_args(fn: str, args: list[ArgVal]) -> list[ArgVal]:
+    """`tf.random_normal_initializer(0., 0.02)` -> RandomNormal(mean=0., stddev=0.02)."""
+    names = _TF_INIT_PARAMS.get(fn, ())
+    out, i = [], 0
+    for a in args:
+        if a.keyword is None and i < len(names):
+            out.append(ArgVal(names[i], a.value, a.span, a.span))
+            i += 1
+        elif a.keyword is not None and a.keyword != "dtype":
+            out.append(a)
+    return out
+
+
+_OBTAIN_PARAMS = ("input_shape", "default_size", "min_size", "data_format", "require_flatten", "weights")
+
+
+def obtain_input_shape(args: list[ArgVal], span, rep: Reporter):
+    """Keras's obtain_input_shape (Keras 2's `_obtain_input_shape`, kept by Keras 3 in
+    keras.src.applications.imagenet_utils) for channels_last: the input shape an
+    applications-style builder uses. Where Keras raises, the script stops (_Raise)."""
+    from cnnc.frontends.python.limits import _Raise
+    from cnnc.frontends.python.values import ObjectVal, Unknown
+    given = {p: None for p in _OBTAIN_PARAMS}
+    positional = [a for a in args if a.keyword is None]
+    for p, a in zip(_OBTAIN_PARAMS, positional):
+        given[p] = a.value
+    for a in args:
+        if a.keyword is not None:
+            given["require_flatten" if a.keyword == "include_top" else a.keyword] = a.value
+    for key in ("input_shape", "default_size", "min_size", "require_flatten", "weights"):
+        if isinstance(given.get(key), Unknown):
+            return given[key]
+    shape, size, min_size = given["input_shape"], given["default_size"], given["min_size"]
+    flatten, weights = given["require_flatten"], given["weights"]
+    if given["data_format"] == "channels_first":
+        return Unknown("obtain_input_shape for channels_first, which cnnc does not compute", span)
+    if not isinstance(size, int) or not isinstance(min_size, int):
+        return Unknown("obtain_input_shape's sizes are not known", span)
+    if shape is not None and not isinstance(shape, (tuple, list)):
+        return Unknown("obtain_input_shape's input_shape is not a shape", span)
+
+    def fail(message: str):
+        raise _Raise(ObjectVal("exception", {"type": "ValueError", "args": (message,)}), span=span)
+
+    if weights != "imagenet" and shape and len(shape) == 3:
+        default = (size, size, shape[-1])
+    else:
+        default = (size, size, 3)
+    if weights == "imagenet" and flatten:
+        if shape is not None and tuple(shape) != default:
+            fail(f"When setting `include_top=True` and loading `imagenet` weights, `input_shape` "
+                 f"should be {default}.  Received: input_shape={tuple(shape)}")
+        return default
+    if shape:
+        if len(shape) != 3:
+            fail("`input_shape` must be a tuple of three integers.")
+        if shape[-1] != 3 and weights == "imagenet":
+            fail(f"The input must have 3 channels; Received `input_shape={tuple(shape)}`")
+        if any(d is not None and isinstance(d, int) and d < min_size for d in shape[:2]):
+            fail(f"Input size must be at least {min_size}x{min_size}; Received: "
+                 f"input_shape={tuple(shape)}")
+    else:
+        shape = default if flatten else (None, None, 3)
+    if flatten and None in tuple(shape):
+        fail(f"If `include_top` is True, you should specify a static `input_shape`. "
+             f"Received: input_shape={tuple(shape)}")
+    return shape
+
+
+# Keras 2 helpers that Keras 3 no longer has where scripts import them: the fix
+DROPPED_HELPERS = {
+    "int_shape": "in Keras 3 write `x.shape` (or keras.ops.shape(x))",
+    "image_dim_ordering": "in Keras 3 write keras.backend.image_data_format() ('channels_last')",
+    "_obtain_input_shape": "Keras 3 keeps it as keras.src.applications.imagenet_utils.obtain_input_shape",
+    "obtain_input_shape": "Keras 3 keeps it in keras.src.applications.imagenet_utils, outside its API",
+    "correct_pad": "Keras 3 keeps it in keras.src.applications.imagenet_utils, outside its API",
+    "get_submodules_from_kwargs": "it belongs to the keras_applications package of Keras 2",
+}

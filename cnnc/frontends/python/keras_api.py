@@ -18,6 +18,36 @@ KERAS2_MODULES = {
 }
 ENGINE = {"engine", "topology", "training", "functional", "sequential", "input_layer",
           "base_layer"}
+# Of these, the ones a script may still import (cnnc warns and reads them as their Keras 3
+# names, as tools/script_truth.py shims them for the truth); importing any other Keras 2
+# module fails in Keras 3, and cnnc says so as an error.
+KEPT_KERAS2 = {("keras", "layers"): {"convolutional", "core", "pooling", "normalization", "merge",
+                                     "advanced_activations", "experimental"},
+               ("keras", "utils"): {"np_utils", "vis_utils", "data_utils", "generic_utils",
+                                    "layer_utils", "conv_utils"},
+               ("keras", "optimizers"): {"legacy", "optimizer_v2"},
+               ("keras", "engine"): {"topology"}}
+GONE_MODULES = {("keras", "backend"): {"tensorflow_backend", "theano_backend", "cntk_backend",
+                                      "common", "load_backend"}}
+
+
+def gone_in_keras3(path: tuple[str, ...]) -> bool:
+    """Whether importing this Keras 2 module path fails in Keras 3 (ModuleNotFoundError)."""
+    p = tuple(path)
+    if p and p[0] in ("tf_keras", "keras_core"):
+        return False
+    if "keras" in p:
+        p = p[len(p) - 1 - p[::-1].index("keras"):]
+    if len(p) < 3:
+        return False
+    head, mod = p[:2], p[2]
+    if head in GONE_MODULES and mod in GONE_MODULES[head]:
+        return True
+    if head in KERAS2_MODULES and mod in KERAS2_MODULES[head]:
+        return mod not in KEPT_KERAS2.get(head, ())
+    if head == ("keras", "engine"):
+        return mod not in KEPT_KERAS2[head] and mod[:1].islower() and mod in ENGINE
+    return False
 
 LAYER_NAMES = frozenset(kinds.all_layer_names()) | kinds.KERAS_OTHER_LAYERS | frozenset(
     kinds.APPLICATION_LAYERS) | frozenset({
@@ -50,7 +80,7 @@ def canonical(path: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
     ('tensorflow', 'keras', 'layers') -> ('keras', 'layers'); ('keras', 'layers',
     'convolutional') -> ('keras', 'layers') with a note; other tensorflow paths stay."""
     p = tuple(path)
-    if p and p[0] in ("tf_keras",):
+    if p and p[0] in ("tf_keras", "keras_core"):
         p = ("keras",) + p[1:]
     if "keras" in p:
         p = p[len(p) - 1 - p[::-1].index("keras"):]
@@ -89,3 +119,45 @@ def exported(module: tuple[str, ...], name: str) -> bool:
                   ("keras", "metrics"), ("keras", "constraints")):
         return True
     return False
+
+
+# Names a tutorial snippet uses without importing them (the article imported them in an
+# earlier block): module aliases, and Keras's own names. name -> (path, the import line)
+_ALIASES = {
+    "keras": (("keras",), "import keras"),
+    "tf": (("tensorflow",), "import tensorflow as tf"),
+    "layers": (("keras", "layers"), "from keras import layers"),
+    "models": (("keras", "models"), "from keras import models"),
+    "optimizers": (("keras", "optimizers"), "from keras import optimizers"),
+    "K": (("keras", "backend"), "from keras import backend as K"),
+    "np": (("numpy",), "import numpy as np"),
+}
+_TOP_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "models"}
+_FUNCTIONS = {"to_categorical": ("keras", "utils"), "image_dataset_from_directory": ("keras", "utils"),
+              "plot_model": ("keras", "utils")}
+
+
+def snippet_import(name: str) -> tuple[tuple[str, ...], str] | None:
+    """What a name used without an import is in Keras, and the line that imports it."""
+    if name in _ALIASES:
+        return _ALIASES[name]
+    if name in _TOP_NAMES:
+        module = _TOP_NAMES[name]
+        return ("keras", name), f"from keras.{module} import {name}"
+    if name in _FUNCTIONS:
+        return _FUNCTIONS[name] + (name,), f"from {'.'.join(_FUNCTIONS[name])} import {name}"
+    if name in LAYER_NAMES and name[:1].isupper() and name not in ("Layer", "InputSpec"):
+        return ("keras", "layers", name), f"from keras.layers import {name}"
+    from cnnc.analysis.compile_spec import OPTIMIZERS
+    if name in OPTIMIZERS:
+        return ("keras", "optimizers", name), f"from keras.optimizers import {name}"
+    return None
+
+
+# keras.backend in Keras 3 (tf.keras.backend keeps Keras 2's functions); int_shape and
+# image_dim_ordering are followed with a warning (tools/script_truth.py maps them too)
+KERAS3_BACKEND = frozenset({
+    "backend", "clear_session", "epsilon", "floatx", "get_uid", "image_data_format",
+    "is_float_dtype", "is_int_dtype", "is_keras_tensor", "result_type", "set_epsilon",
+    "set_floatx", "set_image_data_format", "standardize_dtype", "int_shape",
+    "image_dim_ordering", "set_image_dim_ordering", "set_learning_phase", "learning_phase"})

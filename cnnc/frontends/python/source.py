@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from cnnc.support.diagnostics import Reporter, Span, UsageError
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024     # no real script or notebook's code is this large
+ZOO_LINE = 10 ** 8                      # the Keras applications' code is numbered from here
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
@@ -186,3 +187,75 @@ def _parse_chunk(code: str, first_line: int, src: ScriptSource, rep: Reporter) -
         ast.increment_lineno(tree, first_line - 1)
     chunk.body = tree.body
     return chunk
+
+
+class SourceMap:
+    """One line numbering for the script and the sibling modules it imports: each module
+    read is appended after the script (its syntax tree's lines moved there), so every
+    node has one position, and diagnostics in a module can be traced back to the
+    script's line that ran it (`origins`)."""
+
+    def __init__(self, main: ScriptSource):
+        self.main = main
+        self.lines = main.text.split("\n")
+        self.main_lines = len(self.lines)
+        self.parts: list[tuple[int, ScriptSource, str]] = []    # (line offset, source, shown path)
+        self.origins: dict[int, Span] = {}                     # a module's line -> the script's span
+        self._spans: dict[int, tuple] = {}                     # id(node) -> (node, span), computed once
+
+    def add(self, src: ScriptSource, shown: str) -> int:
+        """Append a module; its lines are numbered from the offset returned + 1."""
+        base = len(self.lines)
+        self.lines.extend(src.text.split("\n"))
+        self.parts.append((base, src, shown))
+        return base
+
+    def part(self, line: int) -> tuple[int, ScriptSource, str] | None:
+        if line <= self.main_lines:
+            return None
+        found = None
+        for p in self.parts:
+            if p[0] < line:
+                found = p
+            else:
+                break
+        return found
+
+    def span(self, node: ast.AST) -> Span:
+        hit = self._spans.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        s = self._span(node)
+        self._spans[id(node)] = (node, s)
+        return s
+
+    def _span(self, node: ast.AST) -> Span:
+        p = self.part(node.lineno)
+        if p is None:
+            return self.main.span(node)
+        base, src, _ = p
+        line, end_line = node.lineno, getattr(node, "end_lineno", None) or node.lineno
+        col, end_col = node.col_offset, getattr(node, "end_col_offset", None)
+        if end_col is None:
+            end_col = col + 1
+        return Span(line, src._char_col(line - base, col) + 1, end_line,
+                    src._char_col(end_line - base, end_col) + 1)
+
+    def snippet(self, node: ast.AST, limit: int = 60) -> str:
+        n = getattr(node, "lineno", 0)
+        line = self.lines[n - 1] if 0 < n <= len(self.lines) else ""
+        if getattr(node, "end_lineno", n) == n:
+            text = line.encode("utf-8")[node.col_offset:node.end_col_offset].decode("utf-8", "ignore")
+        else:
+            text = line.encode("utf-8")[node.col_offset:].decode("utf-8", "ignore") + " ..."
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+
+    def where(self, line: int) -> str:
+        p = self.part(line)
+        if p is None:
+            return self.main.where(line)
+        return f"{p[2]}, line {line - p[0]}"
+
+    def line_text(self, line: int) -> str:
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""

@@ -49,6 +49,33 @@ def image_dataset_from_directory(args: list[ArgVal], span) -> object:
     return DataStream(element, batch if isinstance(batch, int) and batch > 0 else None)
 
 
+def flow_from_directory(args: list[ArgVal], span, dataframe: bool = False) -> object:
+    """ImageDataGenerator().flow_from_directory(dir, target_size=(150, 150), color_mode=...)
+    (or flow_from_dataframe): batches of images of that size; the labels' shape depends
+    on the folders (the number of classes), which cnnc does not read."""
+    size = _arg(args, 99 if dataframe else 1, "target_size", (256, 256))
+    color = _arg(args, 99 if dataframe else 2, "color_mode", "rgb")
+    batch = _arg(args, 99 if dataframe else 5, "batch_size", 32)
+    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in size)) or color not in _COLOR_CHANNELS:
+        return Unknown("the images' target_size or color_mode is not known", span, data=True)
+    labels = Unknown("the labels of images read from folders (one per class)", span, data=True)
+    return DataStream((ArrayVal(tuple(size) + (_COLOR_CHANNELS[color],)), labels),
+                      batch if isinstance(batch, int) and batch > 0 else None)
+
+
+def flow(args: list[ArgVal], span) -> object:
+    """ImageDataGenerator().flow(x, y, batch_size=32): batches of x's samples."""
+    x, y = _arg(args, 0, "x"), _arg(args, 1, "y")
+    batch = _arg(args, 2, "batch_size", 32)
+    if not isinstance(x, ArrayVal) or not x.shape:
+        return Unknown("a data flow over data cnnc does not know", span, data=True)
+    rows = ArrayVal(tuple(x.shape[1:]), x.classes, x.dtype)
+    element = (rows, ArrayVal(tuple(y.shape[1:]), y.classes, y.dtype)) if isinstance(y, ArrayVal) and y.shape \
+        else rows
+    return DataStream(element, batch if isinstance(batch, int) and batch > 0 else None)
+
+
 def method(ds: DataStream, name: str, args: list[ArgVal], span) -> object:
     if name in _SAME:
         return ds
@@ -57,13 +84,19 @@ def method(ds: DataStream, name: str, args: list[ArgVal], span) -> object:
         return DataStream(ds.element, n if isinstance(n, int) and n > 0 else None)
     if name == "unbatch":
         return DataStream(ds.element, None)
+    if name in ("next", "__next__"):
+        return batches(ds)[0]
+    if name in ("reset", "on_epoch_end"):
+        return None
     return Unknown(f"the elements of a tf.data pipeline after .{name}() are not known", span,
                    data=True)
 
 
 def batches(ds: DataStream) -> list:
     """What a `for` loop over the pipeline yields, once (its shape is all that counts)."""
-    def batched(a: ArrayVal) -> ArrayVal:
+    def batched(a):
+        if not isinstance(a, ArrayVal):
+            return a
         return ArrayVal(((ds.batch or 1),) + tuple(a.shape), a.classes, a.dtype)
     e = ds.element
     if isinstance(e, tuple):
