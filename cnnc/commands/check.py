@@ -7,11 +7,11 @@ Prints nothing for a clean file. Exit status 0 when there are no errors
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from cnnc.frontends.dispatch import check_file, check_script_file
 from cnnc.support.diagnostics import UsageError, render_all, use_color, visible
+from cnnc.support.names import path_text, shown_path
 
 HELP = "check .cnn files and report errors and warnings"
 
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
                 checked = check_file(path)
         except UsageError as e:
             print(f"cnnc: error: {e.message}", file=sys.stderr)
-            report.append({"path": path, "readable": False, "error": e.message, "diagnostics": []})
+            report.append({"path": path_text(path), "readable": False, "error": e.message,
+                           "diagnostics": []})
             status = max(status, 2)
             continue
         diags = [d for d in checked.diagnostics if d.is_error or not args.quiet]
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             status = max(status, 1)
         sc = getattr(checked, "script", None)
         if args.format == "json":
-            entry = {"path": path, "readable": True, "ok": not failed,
+            entry = {"path": path_text(path), "readable": True, "ok": not failed,
                      "diagnostics": [d.as_dict() for d in diags]}
             if sc is not None:
                 entry["models"] = [m.as_dict() for m in sc.models]
@@ -62,19 +63,19 @@ def run(args: argparse.Namespace) -> int:
         if sc is not None and args.format != "json" and not args.quiet:
             _script_note(path, sc, args.verbose)
     if args.format == "json":
-        json.dump({"files": report, "exit_status": status}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from cnnc.support.names import json_dumps
+        sys.stdout.write(json_dumps({"files": report, "exit_status": status}) + "\n")
     return status
 
 
 def _script_note(path: str, sc, verbose: bool) -> None:
     """A Keras script: which models were checked, and how many statements were skipped."""
     found = ", ".join(f"'{m.var}' ({m.where})" for m in sc.models) or "none"
-    print(f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
+    print(f"{shown_path(path)}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
           f"{found}", file=sys.stderr)
     n = len(sc.skipped)
     if n:
-        print(f"{path}: note: skipped {n} statement{'s' if n != 1 else ''} that build{'s' if n == 1 else ''} "
+        print(f"{shown_path(path)}: note: skipped {n} statement{'s' if n != 1 else ''} that build{'s' if n == 1 else ''} "
               f"no model (printing, plotting, training loops, ...)"
               + ("" if verbose else "; -v lists them"), file=sys.stderr)
         if verbose:

@@ -11,8 +11,6 @@ DOT and Mermaid text need nothing installed. Standard library only.
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Sequence
 
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.infer import Analysis
+from cnnc.support import names
 from cnnc.support.diagnostics import UsageError
 from cnnc.support.diagnostics import visible as _visible
 
@@ -116,31 +115,15 @@ def _boxes_behind(model, name: str, shown_as) -> list[str]:
 
 
 # --- escaping ----------------------------------------------------------------------
+#
+# One rule per sink, in support/names.py: HTML-like labels, DOT strings (tooltips) and
+# Mermaid labels. Graphviz expands \N, \G, \L ... in labels and tooltips; the encoders
+# keep every backslash a plain character.
 
-def visible(text: str) -> str:
-    """Control characters (a newline in a layer name) and bidi overrides as their
-    escapes: one line, nothing hidden (diagnostics.visible, shared with the terminal)."""
-    return _visible(text)
-
-
-def html_escape(text: str) -> str:
-    """Text for a Graphviz HTML-like label (entities Graphviz understands)."""
-    return (visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&#39;"))
-
-
-def dot_string(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + visible(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 _.,:()\-]")
-
-
-def mermaid_escape(text: str) -> str:
-    """Text for a Mermaid label: anything beyond letters, digits and plain punctuation
-    becomes an entity code (#quot; style, numeric), so no user string is markup."""
-    return "".join(c if _MERMAID_SAFE.fullmatch(c) else f"#{ord(c)};" for c in visible(text))
+visible = _visible
+html_escape = names.dot_html
+dot_string = names.dot_string
+mermaid_escape = names.mermaid
 
 
 # --- DOT -----------------------------------------------------------------------------
@@ -165,7 +148,7 @@ def _dot_label(box: dict, show_params: bool) -> str:
 def to_dot(analysis: Analysis, show_params: bool = True, rankdir: str = "TB") -> str:
     boxes, edges = nodes_and_edges(analysis)
     out = ["digraph model {",
-           f"  graph [rankdir={rankdir}, concentrate=true, label={dot_string(analysis.model.name)}, "
+           f"  graph [rankdir={rankdir}, concentrate=true, label=<{html_escape(analysis.model.name)}>, "
            "labelloc=t, fontname=Helvetica];",
            '  node [shape=plaintext, fontname=Helvetica, margin=0];',
            "  edge [penwidth=2];"]
@@ -182,7 +165,7 @@ def to_dot(analysis: Analysis, show_params: bool = True, rankdir: str = "TB") ->
 
 def to_mermaid(analysis: Analysis, show_params: bool = True) -> str:
     boxes, edges = nodes_and_edges(analysis)
-    title = json.dumps(visible(analysis.model.name))     # a YAML double-quoted string
+    title = names.yaml_string(analysis.model.name)       # a YAML double-quoted string
     out = ["---", f"title: {title}", "---", "flowchart TB"]
     for i, box in enumerate(boxes):
         parts = [f"<b>{mermaid_escape(box['name'])}</b> ({mermaid_escape(box['type'])})"]
