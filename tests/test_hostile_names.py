@@ -270,3 +270,19 @@ def test_a_keras_model_name_never_becomes_code_of_the_imported_cnn(tmp_path, nam
     assert rc == 0, err
     m = cnnc.load(tmp_path / "m.cnn")
     assert m.name == name and [l.name for l in m.layers] == ["d"] and m.total_params == 10
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+@pytest.mark.parametrize("name,shown", [
+    ("a\uffffb\ufffe", "a\\uffffb\\ufffe"),             # not XML characters: escaped
+    ("日" * 21_000, "日" * 200 + "\u2026 (21,000 characters)"),   # over Graphviz's 16 KB label
+])
+def test_names_graphviz_would_refuse_are_drawn(work, name, shown):
+    from xml.etree import ElementTree
+    (work / "g.cnn").write_text(f"input (4,)\nDense(3, name={name!r})\n", encoding="utf-8")
+    for out in ("g.svg", "g.dot", "g.mmd"):
+        rc, _, err = cnnc_run("plot", "g.cnn", "-o", out, cwd=work)
+        assert rc == 0, err
+    svg = (work / "g.svg").read_bytes()
+    texts = ["".join(t.itertext()) for t in ElementTree.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+    assert shown in texts

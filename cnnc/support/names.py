@@ -168,29 +168,56 @@ def json_dumps(value: Any, indent: int | None = 2) -> str:
 # tests/test_plot.py). So a backslash is written as two in HTML-like labels, as four in
 # tooltips: the text shown is the name, exactly, and nothing is expanded.
 
-def dot_html(text: str) -> str:
+# Graphviz also reads an HTML-like label as XML (expat): U+FFFE and U+FFFF are not XML
+# characters (control characters are escaped already, by `visible`), and a label over
+# 16,384 bytes is refused; a drawing shows long names cut (`cut`), the file keeps them.
+_NOT_XML = re.compile("[\ufffe\uffff]")
+LABEL_CHARS = 200          # of a name in a drawing's box
+TEXT_CHARS = 1_000         # of a shape list ("[(None, 8), (None, 8), ...]")
+
+
+def cut(text: str, limit: int | None) -> str:
+    """`text`, at most `limit` characters, an ellipsis saying how many there were."""
+    if limit is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}\u2026 ({len(text):,} characters)"
+
+
+def _dot_text(text: str, limit: int | None) -> str:
+    text = utf8_text(visible(cut(text, limit)))
+    return _NOT_XML.sub(lambda m: _escape_char(m.group(0)), text)
+
+
+def _escape_char(ch: str) -> str:
+    return ch.encode("unicode_escape").decode("ascii")
+
+
+def dot_html(text: str, limit: int | None = None) -> str:
     """Text inside a Graphviz HTML-like label: one line (control characters as their
-    escapes), markup as entities, every backslash a plain character."""
-    text = utf8_text(visible(text))
+    escapes), markup as entities, every backslash a plain character, XML characters only,
+    at most `limit` characters of `text`."""
+    text = _dot_text(text, limit)
     text = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;").replace("'", "&#39;"))
     return text.replace("\\", "\\\\")
 
 
-def dot_string(text: str) -> str:
+def dot_string(text: str, limit: int | None = None) -> str:
     """A DOT double-quoted string for an escString attribute (a tooltip): one line, `"`
-    escaped, every backslash a plain character."""
-    text = utf8_text(visible(text)).replace("\\", "\\" * 4).replace('"', '\\"')
+    escaped, every backslash a plain character, XML characters only (an SVG holds it)."""
+    text = _dot_text(text, limit).replace("\\", "\\" * 4).replace('"', '\\"')
     return f'"{text}"'
 
 
 _MERMAID_SAFE = re.compile(r"[A-Za-z0-9 _.,:()\-]")
 
 
-def mermaid(text: str) -> str:
+def mermaid(text: str, limit: int | None = None) -> str:
     """Text for a Mermaid label: anything beyond letters, digits and plain punctuation as an
-    entity code (#92; for a backslash), so no user string is markup."""
-    return "".join(c if _MERMAID_SAFE.fullmatch(c) else f"#{ord(c)};" for c in utf8_text(visible(text)))
+    entity code (#92; for a backslash), so no user string is markup; at most `limit`
+    characters of `text`."""
+    return "".join(c if _MERMAID_SAFE.fullmatch(c) else f"#{ord(c)};"
+                   for c in utf8_text(visible(cut(text, limit))))
 
 
 def yaml_string(text: str) -> str:

@@ -124,6 +124,7 @@ visible = _visible
 html_escape = names.dot_html
 dot_string = names.dot_string
 mermaid_escape = names.mermaid
+LABEL, TEXT = names.LABEL_CHARS, names.TEXT_CHARS   # a drawing shows long names cut
 
 
 # --- DOT -----------------------------------------------------------------------------
@@ -131,11 +132,11 @@ mermaid_escape = names.mermaid
 def _dot_label(box: dict, show_params: bool) -> str:
     cols = []
     if box["input_shape"] is not None:
-        cols.append(f"Input shape: <b>{html_escape(box['input_shape'])}</b>")
-    cols.append(f"Output shape: <b>{html_escape(box['output_shape'])}</b>")
+        cols.append(f"Input shape: <b>{html_escape(box['input_shape'], TEXT)}</b>")
+    cols.append(f"Output shape: <b>{html_escape(box['output_shape'], TEXT)}</b>")
     span = len(cols)
     rows = [f'<tr><td colspan="{span}" bgcolor="black"><font point-size="16" color="white">'
-            f'<b>{html_escape(box["name"])}</b> ({html_escape(box["type"])})</font></td></tr>',
+            f'<b>{html_escape(box["name"], LABEL)}</b> ({html_escape(box["type"], LABEL)})</font></td></tr>',
             "<tr>" + "".join(f'<td bgcolor="white"><font point-size="14">{c}</font></td>'
                              for c in cols) + "</tr>"]
     if show_params and box["params"] is not None:
@@ -148,13 +149,13 @@ def _dot_label(box: dict, show_params: bool) -> str:
 def to_dot(analysis: Analysis, show_params: bool = True, rankdir: str = "TB") -> str:
     boxes, edges = nodes_and_edges(analysis)
     out = ["digraph model {",
-           f"  graph [rankdir={rankdir}, concentrate=true, label=<{html_escape(analysis.model.name)}>, "
+           f"  graph [rankdir={rankdir}, concentrate=true, label=<{html_escape(analysis.model.name, LABEL)}>, "
            "labelloc=t, fontname=Helvetica];",
            '  node [shape=plaintext, fontname=Helvetica, margin=0];',
            "  edge [penwidth=2];"]
     for i, box in enumerate(boxes):
         out.append(f"  n{i} [label={_dot_label(box, show_params)}, "
-                   f"tooltip={dot_string(box['name'])}];")
+                   f"tooltip={dot_string(box['name'], TEXT)}];")
     for a, b in edges:
         out.append(f"  n{a} -> n{b};")
     out.append("}")
@@ -168,10 +169,10 @@ def to_mermaid(analysis: Analysis, show_params: bool = True) -> str:
     title = names.yaml_string(analysis.model.name)       # a YAML double-quoted string
     out = ["---", f"title: {title}", "---", "flowchart TB"]
     for i, box in enumerate(boxes):
-        parts = [f"<b>{mermaid_escape(box['name'])}</b> ({mermaid_escape(box['type'])})"]
+        parts = [f"<b>{mermaid_escape(box['name'], LABEL)}</b> ({mermaid_escape(box['type'], LABEL)})"]
         if box["input_shape"] is not None:
-            parts.append(f"input: {mermaid_escape(box['input_shape'])}")
-        parts.append(f"output: {mermaid_escape(box['output_shape'])}")
+            parts.append(f"input: {mermaid_escape(box['input_shape'], TEXT)}")
+        parts.append(f"output: {mermaid_escape(box['output_shape'], TEXT)}")
         if show_params and box["params"] is not None:
             parts.append(f"params: {box['params']:,}")
         out.append(f'    n{i}["{"<br/>".join(parts)}"]')
