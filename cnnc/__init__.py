@@ -12,13 +12,18 @@ command line. pyproject.toml's import-linter contracts say who may import whom.
 
 from __future__ import annotations
 
-from cnnc.model import Model, load, loads
+from typing import TYPE_CHECKING
+
 from cnnc.support.diagnostics import CnncError, Diagnostic, NumericWarning, UsageError
 from cnnc.support.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnc.model import Model, load, loads
 
 __all__ = ["CnncError", "Diagnostic", "Model", "NumericWarning", "UsageError", "load", "loads",
            "__version__"]
 
+_MODEL = ("Model", "load", "loads")
 _TRAINING = ("TrainingStopped", "TrainingInterrupted")
 
 
@@ -36,8 +41,14 @@ def unload_ipython_extension(ipython) -> None:
 
 
 def __getattr__(name: str):
+    # The API is fetched when asked for: the command line (cnnc.cli, below this package)
+    # starts with only what it needs, so that it handles Ctrl-C and SIGTERM from its first
+    # moments (an interrupt while the compiler's parts load is then its own clean exit).
     # fit()'s exceptions (docs/TRAINING.md) live with the NumPy trainer; importing it here
-    # would load NumPy for every `import cnnc` (and `cnnc check`): fetched when asked for.
+    # would load NumPy for every `import cnnc` (and `cnnc check`).
+    if name in _MODEL:
+        from cnnc import model
+        return getattr(model, name)
     if name in _TRAINING:
         from cnnc.backends.numpy import training
         return getattr(training, name)

@@ -9,6 +9,7 @@ or unreadable input. No traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import keyword
 import os
@@ -51,36 +52,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Stdout:
-    """sys.stdout, but a failed write (a full disk, a closed descriptor) is a UsageError
-    (exit 2) that says so, instead of an OSError deep inside a print()."""
+    """sys.stdout, but a write that fails never stops the work: a closed pipe (`cnnc train
+    ... | head -1`), a closed descriptor (`>&-`) or a full disk (`> /dev/full`) is noted
+    and what follows is dropped, so the weights of a finished run are still written; `main`
+    then says what was lost. (A broken pipe is the reader's choice: it keeps the command's
+    exit status; any other failure is exit 2, as for any output that could not be written.)"""
 
     def __init__(self, stream):
         self._stream = stream
+        self.lost: str | None = None       # why output was dropped (None: nothing was)
+        self.broken = False
 
-    def _fail(self, e: OSError | None) -> UsageError:
-        why = "it is closed" if e is None else _why(e)
-        return UsageError(f"cannot write to standard output: {why}",
-                          ["the output was lost; write it to a file with -o where the command has it"])
+    def _drop(self, e: OSError) -> None:
+        if self.lost is None:
+            self.broken = isinstance(e, BrokenPipeError)
+            self.lost = "the reader closed the pipe" if self.broken else _why(e)
+        self._stream = None
+        _silence_stdout()
 
     def write(self, text: str) -> int:
-        if self._stream is None:
-            raise self._fail(None)
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise self._fail(e) from None
+        if self._stream is not None:
+            try:
+                return self._stream.write(text)
+            except OSError as e:
+                self._drop(e)
+            except ValueError:        # the stream was closed under us (sys.stdout.close())
+                self._drop(OSError(0, "it is closed"))
+        elif self.lost is None and text:  # `>&-`: there never was a stdout
+            self.lost = "it is closed"
+        return len(text)
 
     def flush(self) -> None:
         if self._stream is None:
             return
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            raise
         except OSError as e:
-            raise self._fail(e) from None
+            self._drop(e)
+        except ValueError:
+            self._drop(OSError(0, "it is closed"))
 
     def isatty(self) -> bool:
         try:
@@ -110,19 +120,92 @@ def _silence_stdout() -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stopped as Ctrl-C stops a command (temporary files removed, a
+    training run's checkpoint kept), exit status 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals():
+    """The command line's signal handling (never the API's: a library leaves its caller's
+    signals alone). SIGTERM and SIGHUP raise Terminated, so every `finally` runs and no
+    temporary file is left; SIGXFSZ (a write beyond `ulimit -f`) is ignored, so the write
+    fails with EFBIG, an OSError that names the file, instead of killing the process."""
+    import signal
+    previous = {}
+    for name, handler in (("SIGTERM", _on_signal), ("SIGHUP", _on_signal), ("SIGXFSZ", signal.SIG_IGN)):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):      # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
+
+
+def _text_streams() -> None:
+    """A terminal that cannot show a character (a latin-1 locale and a name in Japanese, a
+    file name with the byte 0xff) gets its escape, never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
+
+
+@contextlib.contextmanager
+def _warnings():
+    """A warning is a message on stderr (`cnnc: warning: ...`), never an exception: the
+    command line keeps Python's default filters whatever PYTHONWARNINGS or -W say (with
+    PYTHONWARNINGS=error a NumPy overflow warning was an internal error, exit 70)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("default")          # each warning once per place, as a message
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):        # Python's defaults: inserted last, matched first
+            warnings.filterwarnings("ignore", category=category)
+        warnings.showwarning = _show_warning
+        yield
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from cnnc.support.diagnostics import NumericWarning
+    text = visible(str(message))
+    what = "" if issubclass(category, NumericWarning) else f"{category.__name__}: "
+    try:
+        print(f"cnnc: warning: {what}{text}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     real = sys.stdout
-    sys.stdout = _Stdout(real)
+    _text_streams()
+    out = sys.stdout = _Stdout(real)
     try:
-        code = _main(argv)
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            _silence_stdout()
-        except UsageError as e:
-            print_usage_error(e)
-            _silence_stdout()
-            return 2
+        with _signals(), _warnings():
+            code = _main(argv)
+        out.flush()
+        if out.lost and not out.broken:
+            print_usage_error(UsageError(f"cannot write to standard output: {out.lost}",
+                                         ["the output was lost; write it to a file with -o where "
+                                          "the command has it"] +
+                                         (["the command ran to the end; only what it printed was lost"]
+                                          if code == 0 else [])))
+            return code or 2
         return code
     except OSError:
         # stderr itself cannot be written (`2> /dev/full`, a closed descriptor): nothing
@@ -160,15 +243,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except UsageError as e:
         print_usage_error(e)
-        if "standard output" in e.message:
-            _silence_stdout()
         return 2
+    except Terminated as e:
+        import signal
+        print(f"cnnc: stopped by {signal.Signals(e.signum).name}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("cnnc: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        _silence_stdout()   # `cnnc summary net.cnn | head -1`: the reader has what it wanted
-        return 0
     except MemoryError:
         # the resource guard (support/resources.py) refuses sizes it can see before allocating;
         # this is the last resort for the rest

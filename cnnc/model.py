@@ -35,6 +35,7 @@ class Model:
         self._weights: dict[str, "np.ndarray"] | None = None
         self.history = None
         self.optimizer_state: dict | None = None
+        self._trained_on: tuple | None = None      # fit()'s x as scaling sees it (_check_scaling)
 
     # --- what the checker knows ---------------------------------------------------
 
@@ -198,13 +199,24 @@ class Model:
         self._weights = load_weights(_path(path, "load_weights"), self.analysis)
 
     def save_weights(self, path: str | Path) -> None:
-        """Write the weights to a .npz (Keras names and layouts), atomically: a failed
-        write keeps the old file and raises UsageError naming the path. Missing parent
-        folders are created, as every output of the CLI (`-o`, `--history`,
-        `--checkpoint-dir`) creates them; a parent that is a file is a UsageError. The
-        model's own file is never overwritten."""
-        from cnnc.support import weights as W
-        W.save(_path(path, "save_weights"), self.weights, protect=[self.ir.path])
+        """Write the weights, atomically: a failed write keeps the old file and raises
+        UsageError naming the path. The suffix says the format: `.npz` (cnnc's, keys
+        "layer/weight") or `.weights.h5` (Keras 3's, what keras's save_weights writes and
+        load_weights reads); any other is a UsageError. Missing parent folders are
+        created, as every output of the CLI (`-o`, `--history`, `--checkpoint-dir`) creates
+        them; a parent that is a file is a UsageError. The model's own file is never
+        overwritten."""
+        path = _path(path, "save_weights")
+        kind = weights_format(path)
+        if kind == "npz":
+            from cnnc.support import weights as W
+            W.save(path, self.weights, protect=[self.ir.path])
+            return
+        from cnnc.backends.keras import h5
+        if not self.analysis.complete:
+            raise UsageError("save_weights() to a .weights.h5 needs every shape of the model known")
+        from cnnc.support.atomic import write_bytes
+        write_bytes(path, h5.to_bytes(self.analysis, self.weights), protect=[self.ir.path])
 
     # --- running --------------------------------------------------------------------
 
@@ -224,9 +236,13 @@ class Model:
         if many and (not isinstance(x, (list, tuple)) or len(x) != len(nodes)):
             raise UsageError(f"model '{self.name}' has {len(nodes)} inputs "
                              f"({', '.join(n.name for n in nodes)}): pass a list of {len(nodes)} arrays")
-        xs = list(x) if many else [x]
+        from cnnc.support import resources  # as the CLI: refused before any allocation
+        resources.check(self.analysis, batch_size, "predict", "infer", self.name)
+        xs = [_array(a, f"x[{i}]" if many else "x") for i, a in enumerate(list(x) if many else [x])]
+        if not many:
+            self._check_scaling(xs[0], scale, None, "predict")
         names = [f"x[{i}] (input '{n.name}')" if many else "x" for i, n in enumerate(nodes)]
-        ready = [check_input(prepare_x(_array(a, what), n.shape, scale=scale, what=what,
+        ready = [check_input(prepare_x(a, n.shape, scale=scale, what=what,
                                        model=f"model '{self.name}'"), self.analysis, i)
                  for i, (a, n, what) in enumerate(zip(xs, nodes, names))]
         net = Network(self.analysis, self.weights)
@@ -252,8 +268,17 @@ class Model:
                                          _array(val[1], "validation_data y"))
         # The training step reports NaN and inf itself (TrainingStopped); validation
         # losses that overflow are one NumericWarning, never NumPy's warnings.
+        scale, divisor = kwargs.get("scale", True), kwargs.get("divisor")
+        if isinstance(val, (tuple, list)) and len(val) == 2:
+            _refuse_scaling(x, kwargs["validation_data"][0], scale, divisor, "validation_data x")
         with np.errstate(all="ignore"), self._training_state() as state:
             self.history = train.fit(self.analysis, state, x, y, **kwargs)
+        # what the next evaluate/predict must agree with: the dtype, and for data cnnc does
+        # not scale its largest value (a one-value array: the user's x is not kept)
+        from cnnc.support import data as D
+        summary = x.reshape(-1)[:0] if D.scaled_by_cnnc(x, scale, divisor) else \
+            np.array([D._abs_max(x) if x.size else 0], dtype=x.dtype)
+        self._trained_on = (summary, scale, divisor)
         last = {k: v[-1] for k, v in self.history.history.items() if v}
         _warn_non_finite_logs("fit", last)
         return self.history
@@ -275,6 +300,7 @@ class Model:
         x, y = _array(x, "x", kwargs.get("divisor")), _array(y, "y")
         # what refuses the model outright, before a fresh model's weights are drawn
         train.require_single_io(self.analysis, "evaluate")
+        self._check_scaling(x, kwargs.get("scale", True), kwargs.get("divisor"), "evaluate")
         from cnnc.support import resources
         resources.check(self.analysis, 32 if batch_size is None else batch_size, "evaluate",
                         "infer", self.name)
@@ -287,6 +313,18 @@ class Model:
         values = list(logs.values())     # Keras: the loss alone, or [loss, *metrics]
         return values[0] if len(values) == 1 else values
 
+    def _check_scaling(self, x, scale, divisor, what: str) -> None:
+        """UsageError when `x` would be scaled differently from what this model's fit()
+        trained on (uint8 images are divided by 255, floats are not): scored on the wrong
+        scale, the results would be wrong without a word."""
+        trained = self._trained_on
+        if trained is None or not isinstance(scale, bool):
+            return
+        x_fit, fit_scale, fit_divisor = trained
+        if fit_scale != scale or fit_divisor != divisor:
+            return      # the caller chose another scaling on purpose
+        _refuse_scaling(x_fit, x, scale, divisor, f"{what}'s x", "fit()'s x")
+
     def to_onnx(self, path: str | Path | None = None, opset: int | None = None):
         """The ONNX model (verified); written atomically to `path` if given."""
         from cnnc.backends import onnx as lower
@@ -295,6 +333,28 @@ class Model:
         if opset is not None:
             opset = _whole("opset", opset, 1)
         return lower.export(self.analysis, self.weights, path, opset=opset, source=self.source)
+
+
+def weights_format(path: str) -> str:
+    """"npz" or "h5" from a weights file's suffix (.npz, .weights.h5), or UsageError."""
+    low = str(path).lower()
+    if low.endswith(".npz"):
+        return "npz"
+    if low.endswith(".weights.h5"):
+        return "h5"
+    suffix = Path(path).suffix or "(none)"
+    raise UsageError(f"save_weights() cannot tell the format of '{path}' from its suffix {suffix}",
+                     ["use .npz (cnnc's weights, keys 'layer/weight') or .weights.h5 (Keras 3's "
+                      "save_weights format)"])
+
+
+def _refuse_scaling(trained, given, scale, divisor, given_what: str,
+                    trained_what: str = "x") -> None:
+    from cnnc.support import data as D
+    problem = D.scaling_mismatch(trained, given, scale, divisor, trained_what, given_what)
+    if problem:
+        raise UsageError(problem, ["give both the same dtype (e.g. uint8 pixels in both), or scale "
+                                   "them yourself and pass scale=False"])
 
 
 def load(path: str | Path, define: Mapping[str, int] | None = None,

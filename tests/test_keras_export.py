@@ -459,14 +459,14 @@ def test_oserror_keeps_the_old_file(tmp_path, capsys, monkeypatch):
     src.write_text("input (3,)\nDense(2)\n")
     out = tmp_path / "net.keras"
     out.write_bytes(b"old")
-    import cnnc.backends.keras.h5 as H
+    import cnnc.support.atomic as A
 
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(H, "write", fail)
-    assert main(["export", str(src)]) == 2
-    err = capsys.readouterr().err
-    assert f"cannot write '{out}'" in err and "No space left on device" in err
+    monkeypatch.setattr(A.os, "fsync", fail)
+    assert main(["export", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err          # found by the probe before any work, or at the write
+    assert "cannot write" in err and f"'{out}'" in err and "No space left on device" in err
     assert out.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.cnn", "net.keras"]
 

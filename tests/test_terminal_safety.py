@@ -202,7 +202,7 @@ def test_python_script_and_notebook_sources_are_escaped(tmp_path):
 # --- the summary, plot labels, progress ---------------------------------------------
 
 NAMES = f"model m{{}}\ninput (4, 4, 1)\nConv2D(2, (3, 3), name='c{ESC}\\r\\b\u202eZ')\n" \
-        "Flatten(name='日本é')\nDense(3, name='x\\x00\\x07y')\n"
+        "Flatten(name='日本é')\nDense(3, name='x\\x01\\x07y')\n"
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_summary_escapes_names(hostile_model, fmt, ascii):
     out = hostile_model.summary(fmt, ascii=ascii) if fmt == "text" else hostile_model.summary(fmt)
     assert not raw_controls(out)
     if fmt != "json":
-        assert "c\\x1b[31m\\r\\x08\\u202eZ" in out and "日本é" in out and "x\\x00\\x07y" in out
+        assert "c\\x1b[31m\\r\\x08\\u202eZ" in out and "日本é" in out and "x\\x01\\x07y" in out
 
 
 def test_summary_columns_stay_aligned_with_wide_and_escaped_names(hostile_model):

@@ -10,6 +10,7 @@ and refuses what Keras accepts and refuses.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -34,6 +35,9 @@ _CONSTANTS = {"None": None, "True": True, "False": False}
 
 def literal(v: S.Value, name: str = "value") -> Any:
     """The plain Python value of numbers, strings, None/True/False, tuples, lists."""
+    if isinstance(v, S.Number) and isinstance(v.value, float) and not math.isfinite(v.value):
+        # a Keras config's NaN/Infinity, a script's float("nan"): no argument wants one
+        raise ArgError(f"`{name}` must be a finite number, got {v.value!r}", v.span)
     if isinstance(v, (S.Number, S.String)):
         return v.value
     if isinstance(v, S.Open):
@@ -44,6 +48,9 @@ def literal(v: S.Value, name: str = "value") -> Any:
         return tuple(literal(i, name) for i in v.items)
     if isinstance(v, S.List):
         return [literal(i, name) for i in v.items]
+    if isinstance(v, (S.Name, S.BinOp)) and _non_finite_name(v):
+        # how a Keras config's NaN or Infinity reads as .cnn text (cnnc import writes `inf`)
+        raise ArgError(f"`{name}` must be a finite number, got {_non_finite_name(v)}", v.span)
     if isinstance(v, S.BinOp):
         names = [i.dotted for i in v.items if isinstance(i, S.Name)]
         raise ArgError(f"`{name}`: {S.describe(v)} uses {', '.join(repr(n) for n in names) or 'a name'}, "
@@ -53,6 +60,19 @@ def literal(v: S.Value, name: str = "value") -> Any:
         raise ArgError(f"`{name}` cannot be the name {v.dotted!r}", v.span,
                        hint or f"if you meant a string, quote it: '{v.dotted}'")
     raise ArgError(f"`{name}` cannot be a call here: {S.describe(v)}", v.span)
+
+
+_NON_FINITE = {"inf", "nan", "Infinity", "NaN", "infinity", "Inf"}
+
+
+def _non_finite_name(v: S.Value) -> str:
+    """'inf', '-inf' or 'nan' when `v` is such a name (or its negation), else ''."""
+    if isinstance(v, S.Name) and v.dotted in _NON_FINITE:
+        return "nan" if v.dotted.lower() == "nan" else "inf"
+    if isinstance(v, S.BinOp) and v.op in ("neg", "pos") and len(v.items) == 1:
+        inner = _non_finite_name(v.items[0])
+        return ("-" + inner) if inner == "inf" and v.op == "neg" else inner
+    return ""
 
 
 def _is_int(x: Any) -> bool:
@@ -141,7 +161,13 @@ def fraction(lo: float, hi: float, hi_open: bool = False) -> Converter:
     return convert
 
 
+FLOAT32_MAX = 3.4028234663852886e38     # numpy.finfo(float32).max, without NumPy
+FLOAT32_TINY = 1.401298464324817e-45    # the smallest positive float32 (a subnormal)
+
+
 def number(minimum: float | None = None, strict: bool = False) -> Converter:
+    """A real number, finite and within float32's range (cnnc computes in float32: 1e300
+    would be inf, 1e-50 would be 0); >= minimum (> with strict)."""
     def convert(v: S.Value, name: str) -> float:
         x = literal(v, name)
         if not isinstance(x, (int, float)) or isinstance(x, bool):
@@ -149,6 +175,12 @@ def number(minimum: float | None = None, strict: bool = False) -> Converter:
         if minimum is not None and (x <= minimum if strict else x < minimum):
             rel = ">" if strict else ">="
             raise ArgError(f"`{name}` must be {rel} {minimum:g}, got {S.describe(v)}", v.span)
+        if abs(x) > FLOAT32_MAX:
+            raise ArgError(f"`{name}` is {S.describe(v)}, beyond float32's range (at most "
+                           f"{FLOAT32_MAX:.4g})", v.span, "cnnc computes in float32, as Keras does")
+        if strict and minimum == 0 and x < FLOAT32_TINY / 2:
+            raise ArgError(f"`{name}` is {S.describe(v)}, which is 0 in float32 and must be > 0",
+                           v.span, "cnnc computes in float32, as Keras does")
         return float(x)
     return convert
 

@@ -35,6 +35,7 @@ def _raw(v: S.Value, name: str) -> S.Value:
 
 
 _POSITIVE = number(0.0)
+MAX_EPOCHS = 1_000_000     # a bound on the work one `cnnc train` can be asked for
 _UNSUPPORTED = "cnnc's optimizers do not implement it"
 
 _COMMON_OPT = (
@@ -308,6 +309,10 @@ def resolve_fit(call: S.Call, rep: Reporter) -> FitSpec | None:
     epochs = b.values.get("epochs", 1)
     if isinstance(epochs, int) and epochs < 1 and "epochs" in b.spans:
         rep.error(f"`epochs` must be at least 1, got {epochs}", b.spans["epochs"])
+        return None
+    if isinstance(epochs, int) and epochs > MAX_EPOCHS and "epochs" in b.spans:
+        rep.error(f"`epochs` must be at most {MAX_EPOCHS:,} (cnnc's limit; no training needs "
+                  f"more), got {epochs:,}", b.spans["epochs"])
         return None
     if isinstance(b.values.get("initial_epoch"), int) and b.values["initial_epoch"] < 0:
         rep.error("`initial_epoch` must be >= 0", b.spans["initial_epoch"])

@@ -84,15 +84,23 @@ def load_model(path: str, quiet: bool = False, command: str = "this command", **
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def load_weights(model, weights: str | None) -> None:
-    """--weights into the model; without them, a model that carries none is refused."""
+def load_weights(model, weights: str | None, source: str = "") -> str:
+    """--weights into the model; without them, a model that carries none is refused.
+    Says (on stderr, and returns) which weights are used."""
+    from cnnc.support.names import shown_path
     if weights:
         model.load_weights(weights)
+        origin = f"file {shown_path(weights)}"
     elif not model.has_weights:
         from cnnc.support.diagnostics import UsageError
         raise UsageError("the weights are missing: give them with --weights",
                          ["a .cnn, a Keras JSON or a Keras script carries no weights: train it first "
                           "(cnnc train)"])
+    else:
+        model.weights             # read and checked now
+        origin = f"the model file's own ({shown_path(source)})" if source else "the model file's own"
+    print(f"weights: {origin}", file=sys.stderr)
+    return origin
 
 
 def output_path(source: str, output: str | None, suffix: str):
@@ -122,13 +130,58 @@ def set_threads(n: int | None) -> None:
     when NumPy loads, so it is set before anything imports NumPy. One thread per
     process is much faster than the default when other processes share the cores
     (BLAS threads spin-wait for each other)."""
+    n = threads_option(n)
     if n is None:
         return
-    from cnnc.support.diagnostics import UsageError
-    if n < 1:
-        raise UsageError(f"--threads must be at least 1, got {n}")
     if "numpy" in sys.modules:
         print("cnnc: warning: --threads has no effect here: NumPy is already loaded", file=sys.stderr)
         return
     for var in _BLAS_THREAD_VARS:
         os.environ[var] = str(n)
+
+
+def threads_option(n: int | None) -> int | None:
+    """--threads N checked (at least 1) and bounded by the cores this process may use, with
+    a note on stderr when it is lowered (support/resources.check_threads)."""
+    from cnnc.support.resources import check_threads
+    used, note = check_threads(n)
+    if note:
+        print(f"cnnc: note: {note}", file=sys.stderr)
+    return used
+
+
+def refuse_default_over_existing(outputs, option: str) -> None:
+    """A default output (one the user did not name) never replaces an existing file: `cnnc
+    export model.h5` wrote over the model.keras beside it. UsageError (exit 2) naming the
+    file and the option that replaces it on purpose."""
+    from cnnc.support.diagnostics import UsageError
+    from cnnc.support.names import shown_path
+    for path, what in outputs:
+        if os.path.lexists(path):
+            raise UsageError(f"{what} would go to '{shown_path(path)}', which exists; cnnc does "
+                             "not replace a file it was not asked to write",
+                             [f"name the output to replace it ({option}), or choose another path"])
+
+
+def weights_used(model, source: str, weights: str | None, seed: int | None) -> str:
+    """Set the model's weights as the command line asks, and say which they are: --weights,
+    else the model file's own (a Keras file keeps its trained weights), else fresh ones."""
+    from cnnc.support.names import shown_path
+    if weights:
+        model.load_weights(weights)
+        return f"file {shown_path(weights)}"
+    if model.has_weights and seed is None:
+        model.weights            # read and checked now
+        return f"the model file's own ({shown_path(source)})"
+    seed = 0 if seed is None else seed
+    model.init_weights(seed)
+    return f"fresh initialisation, seed {seed} (untrained)"
+
+
+def recorded(origin: str) -> str:
+    """`weights_used`'s words as a file's metadata keeps them: file names without their
+    folders (a path on this machine means nothing where the file goes)."""
+    import re
+    from pathlib import PurePath
+    return re.sub(r"(file |\()([^()]+?)(\)|$)", lambda m: m.group(1) + PurePath(m.group(2)).name + m.group(3),
+                  origin, count=1)

@@ -10,7 +10,6 @@ run to run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Sequence
 from urllib.parse import quote
 
 from cnnc.commands._jobs import FileResult
+from cnnc.support.names import json_dumps
 from cnnc.support.version import __version__
 
 
@@ -137,7 +137,7 @@ def to_json(results: Sequence[FileResult], status: int, totals: Totals | None) -
     doc: dict = {"files": [json_entry(r) for r in results], "exit_status": status}
     if totals is not None:
         doc["summary"] = totals.as_dict()
-    return json.dumps(doc, indent=2) + "\n"
+    return json_dumps(doc) + "\n"
 
 
 # --- SARIF 2.1.0 ------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def to_sarif(results: Sequence[FileResult], status: int, cwd: str | None = None)
                          "toolExecutionNotifications": notifications}],
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-    return json.dumps(doc, indent=2) + "\n"
+    return json_dumps(doc) + "\n"
 
 
 # --- GitHub Actions workflow commands -----------------------------------------------------------

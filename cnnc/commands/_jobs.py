@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 from cnnc.commands._walk import Target
 from cnnc.support.diagnostics import CnncError, Diagnostic, UsageError, render_all, visible
+from cnnc.support.names import shown_path
 
 NO_MODEL = "found no Keras model in this file"
 MIN_PARALLEL = 4          # fewer files than this: starting processes costs more than it gains
@@ -161,7 +162,7 @@ def _places(path: str, diags: Sequence[Diagnostic]) -> list[tuple | None]:
 def script_note(path: str, sc, verbose: bool) -> str:
     """A Keras script: which models were checked, how many statements were skipped."""
     found = ", ".join(f"'{m.var}' ({m.where})" for m in sc.models) or "none"
-    path = visible(path)
+    path = shown_path(path)
     lines = [f"{path}: note: checked {len(sc.models)} model{'s' if len(sc.models) != 1 else ''}: "
              f"{found}"]
     for sig, line, why in getattr(sc, "builders", ()):   # builders the script never calls

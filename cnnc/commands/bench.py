@@ -10,6 +10,7 @@ Timings on a busy machine are noisy: close other work, or use benchmarks/bench_o
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "time the ONNX model on onnxruntime against NumPy and PyTorch"
 MAX_SECONDS = 3600.0      # per measurement
@@ -37,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.runtime import bench as benchmark
     from cnnc.support.diagnostics import UsageError
 
-    if args.batch < 1 or (args.threads is not None and args.threads < 1):
-        raise UsageError("--batch and --threads must be at least 1")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    from cnnc.commands._common import threads_option
+    args.threads = threads_option(args.threads)
     if not 0 < args.seconds <= MAX_SECONDS:    # nan and inf too: inf never ended
         raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds}")
     lower.check_opset(args.opset)
@@ -48,12 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.support import resources  # before any weight exists: the ONNX lowering, then batches
     resources.check_model(model, 2, "cnnc bench", work="compile")
     resources.check_model(model, args.batch, "cnnc bench")
-    if args.weights:
-        model.load_weights(args.weights)
-    elif model.has_weights:            # a Keras file's own weights
-        pass
-    else:
-        model.init_weights(0)
+    from cnnc.commands._common import weights_used
+    origin = weights_used(model, args.file, args.weights, None)
+    print(f"weights: {origin}", file=sys.stderr)
     report = benchmark.bench(model.analysis, model.weights, args.batch, args.threads, args.seconds,
                              numpy=not args.no_numpy, torch=not args.no_torch, opset=args.opset)
     render = benchmark.render_markdown if args.format == "markdown" else benchmark.render_text

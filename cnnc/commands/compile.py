@@ -3,8 +3,9 @@ it, print its summary, lower it, verify the graph (onnx checker, strict shape in
 against cnnc's shapes, an onnxruntime smoke run) and write it atomically, by default next
 to the source as NAME.onnx.
 
-Weights come from --weights (a Keras-compatible .npz) or are freshly initialised
-with --seed (the ONNX file of an untrained model: useful to check deployment).
+Weights come from --weights, else from the model file itself (a Keras .keras/.h5 keeps
+its trained weights), else they are freshly initialised with --seed (the ONNX file of an
+untrained model: useful to check deployment); the report says which.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnc.commands._common import MODEL_FILE_HELP, load_model, source_options
+from cnnc.commands._common import MODEL_FILE_HELP, load_model, source_options, weights_used
 from cnnc.support.diagnostics import UsageError, visible
 
 HELP = "check a model, print its summary and write a verified ONNX model"
@@ -28,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="Keras-compatible weights (.npz, or Keras's .weights.h5 / .h5); a Keras "
                         "model file (.keras, .h5) brings its own")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the fresh initial weights when --weights is not given (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="fresh initial weights with this seed (default 0 when the model has no "
+                        "weights of its own)")
     p.add_argument("--opset", type=int, metavar="N",
                    help="ONNX opset (default 17; see docs/ONNX.md for the supported range)")
     p.add_argument("--external-data-threshold", type=int, metavar="BYTES",
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.support import resources
     from cnnc.support.atomic import check_outputs
     lower.check_opset(args.opset)
+    if args.weights and args.seed is not None:
+        raise UsageError("give --weights or --seed, not both")
     path = output_path(args.file, args.output)
     protect = [args.file] + ([args.weights] if args.weights else [])
     if args.external_data_threshold is not None and args.external_data_threshold < 0:
@@ -66,15 +70,7 @@ def run(args: argparse.Namespace) -> int:
                   protect)      # before any work
     model = load_model(args.file, command="cnnc compile", quiet=args.quiet, **source_options(args))
     resources.check_model(model, 2, "cnnc compile", work="compile")   # before any weight exists
-    if args.weights:
-        model.load_weights(args.weights)
-        origin = f"file {args.weights}"
-    elif model.has_weights:            # a Keras file's own weights
-        model.weights
-        origin = f"file {args.file}"
-    else:
-        model.init_weights(args.seed)
-        origin = f"fresh initialisation, seed {args.seed} (untrained)"
+    origin = weights_used(model, args.file, args.weights, args.seed)
     if not (args.quiet or args.no_summary):
         print(render(model.analysis, "text", diagnostics=model.diagnostics))
     try:
@@ -94,12 +90,13 @@ def run(args: argparse.Namespace) -> int:
 def _report(lowered, path: Path, size: int, origin: str, quiet: bool) -> str:
     from cnnc.backends.onnx import INPUT_NAME, OUTPUT_NAME
     from cnnc.backends.report.summary import readable_memory_size
-    head = f"wrote {path} ({readable_memory_size(size)})"
+    from cnnc.support.names import shown_path
+    head = f"wrote {shown_path(path)} ({readable_memory_size(size)})"
     if lowered.staged is not None and not lowered.inline:
         from cnnc.backends.onnx import data_path
-        head += f", its weights in {data_path(path)} (ONNX external data)"
+        head += f", its weights in {shown_path(data_path(path))} (ONNX external data)"
     if quiet:
-        return head
+        return f"{head}; weights: {origin}"
     g = lowered.proto.graph
     ops = ", ".join(f"{op} {n}" for op, n in sorted(lowered.op_counts().items(), key=lambda t: -t[1]))
     lines = [

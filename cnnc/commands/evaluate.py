@@ -8,7 +8,6 @@ Uses the test split (x_test, y_test) unless --split train. Prints
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from cnnc.commands.train import add_data_arguments, check_data_arguments
@@ -52,19 +51,22 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     resources.check_model(model, args.batch_size, "cnnc evaluate")   # before any weight exists
-    load_weights(model, args.weights)
+    load_weights(model, args.weights, args.file)
     ds = D.load(args.data).limit(args.limit)
     x, y = ds.split(args.split)
+    if args.split == "test":
+        ds.check_scaling(args.scale)
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     logs = evaluate(model.analysis, model.weights, x, y, batch_size=args.batch_size,
                     return_dict=True, verbose=0,
                           scale=args.scale, divisor=ds.scale, loss=args.loss, metrics=metrics,
                           runtime=args.runtime, provider=args.provider)
     if args.format == "json":
-        json.dump({"model": model.name, "weights": args.weights or args.file, "data": args.data,
-                   "split": args.split, "runtime": args.runtime, "samples": int(len(x)), **logs},
-                  sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from cnnc.support.names import json_dumps, path_text
+        # NaN (a loss that overflowed) is null: JSON has no NaN
+        sys.stdout.write(json_dumps({"model": model.name, "weights": path_text(args.weights or args.file),
+                                     "data": path_text(args.data), "split": args.split,
+                                     "runtime": args.runtime, "samples": int(len(x)), **logs}) + "\n")
     else:
         print(f"{len(x):,} samples ({args.split}, {args.runtime})" +
               "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))

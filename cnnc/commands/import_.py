@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnc.support.diagnostics import visible
+from cnnc.support.names import shown_path
 
 HELP = "import a Keras model file (.keras, .h5, .json) as .cnn + .npz weights"
 
@@ -44,21 +44,23 @@ def output_paths(source: str, output: str | None) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnc.commands._common import print_diagnostics
+    from cnnc.commands._common import print_diagnostics, refuse_default_over_existing
     from cnnc.frontends.cnn import check_text
     from cnnc.frontends.keras import check_file, is_keras_path
-    from cnnc.support.atomic import write_text
+    from cnnc.support.atomic import Transaction, check_outputs
     from cnnc.support.diagnostics import CnncError, UsageError
 
     if not is_keras_path(args.file) or args.file.lower().endswith(".weights.h5"):
-        raise UsageError(f"'{args.file}' is not a Keras model file (.keras, .h5 or .json)",
+        raise UsageError(f"'{shown_path(args.file)}' is not a Keras model file (.keras, .h5 or .json)",
                          ["cnnc import reads Keras files; a .cnn file is already cnnc's"])
     cnn_path, npz_path = output_paths(args.file, args.output)
     if cnn_path.suffix != ".cnn":
-        raise UsageError(f"the output '{cnn_path}' should end in .cnn")
+        raise UsageError(f"the output '{shown_path(cnn_path)}' should end in .cnn")
     inputs = [args.file] + ([args.weights] if args.weights else [])
-    from cnnc.support.atomic import check_outputs
     outputs = [(cnn_path, "the .cnn")] + ([] if args.no_weights else [(npz_path, "the weights")])
+    if args.output is None or cnn_path.name != Path(args.output).name:
+        # a default output (no -o, or -o a folder) never replaces a file the user has
+        refuse_default_over_existing(outputs, "-o NET.cnn")
     check_outputs(outputs, inputs)
     # The .cnn text, checked: its diagnostics in the Keras file's terms.
     checked = check_file(args.file)
@@ -66,37 +68,35 @@ def run(args: argparse.Namespace) -> int:
         raise CnncError(checked.diagnostics, checked.source, exit_code=1)
     if not args.quiet:
         print_diagnostics(checked)
-    weights = None
+    weights, origin = None, ""
     if not args.no_weights:
         from cnnc.model import Model
         model = Model(checked)
         if args.weights:
             model.load_weights(args.weights)
+            origin = f"file {shown_path(args.weights)} (--weights)"
         elif not model.has_weights:
-            raise UsageError(f"'{args.file}' has no weights",
+            raise UsageError(f"'{shown_path(args.file)}' has no weights",
                              ["give them with --weights (.weights.h5, .h5 or .npz), or "
                               "write the .cnn only with --no-weights"])
+        else:
+            origin = f"the file's own ({shown_path(args.file)})"
         weights = model.weights
     text = checked.source.text
     again = check_text(text, str(cnn_path))       # what the written file will say
     if not again.ok:   # pragma: no cover - the same text checked above
         raise CnncError(again.diagnostics, again.source, exit_code=1)
-    write_text(cnn_path, text, protect=inputs)
-    if weights is not None:
-        from cnnc.support import weights as W
-        W.save(npz_path, weights, protect=inputs + [str(cnn_path)])
+    # One transaction: the .cnn and its weights appear together or not at all (Ctrl-C,
+    # kill -9, two imports at once, a full disk never leave a mismatched pair).
+    with Transaction(protect=inputs) as tx:
+        tx.write_bytes(cnn_path, text.encode("utf-8"))
+        if weights is not None:
+            from cnnc.support import weights as W
+            tx.write_bytes(npz_path, W.npz_bytes(weights))
     if not args.quiet:
         layers = len(checked.ir.layers)
-        print(f"wrote {visible(str(cnn_path))} ({layers} layer{'s' if layers != 1 else ''}, "
+        print(f"wrote {shown_path(cnn_path)} ({layers} layer{'s' if layers != 1 else ''}, "
               f"{checked.analysis.total_params:,} parameters)")
         if weights is not None:
-            print(f"wrote {visible(str(npz_path))} ({len(weights)} arrays)")
+            print(f"wrote {shown_path(npz_path)} ({len(weights)} arrays; weights: {origin})")
     return 0
-
-
-def _same(a: Path, b: Path) -> bool:
-    import os
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False

@@ -18,7 +18,8 @@ from cnnc.commands._common import (
     output_path,
     source_options,
 )
-from cnnc.support.diagnostics import UsageError, visible
+from cnnc.support.diagnostics import UsageError
+from cnnc.support.names import shown_path
 
 HELP = "draw the model's graph (.svg, .png with Graphviz; .dot, .mmd text)"
 
@@ -50,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
                        timeout=args.timeout)
     write_bytes(path, data, protect=[args.file])
     boxes = len(plot.nodes_and_edges(checked.analysis)[0])
-    print(f"wrote {visible(str(path))} ({fmt}, {boxes} box{'es' if boxes != 1 else ''})")
+    print(f"wrote {shown_path(path)} ({fmt}, {boxes} box{'es' if boxes != 1 else ''})")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cnnc.commands._common import MODEL_FILE_HELP, add_threads_argument
 from cnnc.support.diagnostics import UsageError, visible
+from cnnc.support.names import shown_path
 
 HELP = "run trained weights on a dataset's samples and print or save the outputs"
 
@@ -43,6 +44,8 @@ def _inputs(args):
         return D.load_npy(args.data), None, None, None
     ds = D.load(args.data)
     x, y = ds.split(args.split)
+    if args.split == "test":
+        ds.check_scaling(args.scale)
     return x, y, ds.scale, ds.class_names
 
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([(args.output, "-o")], [args.file, args.data, args.weights])
     from cnnc.support import resources
     resources.check_model(model, args.batch_size, "cnnc predict")   # before any weight exists
-    load_weights(model, args.weights)
+    load_weights(model, args.weights, args.file)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     x, y, divisor, names = _inputs(args)
@@ -76,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         y = None if y is None else y[:args.limit]
     x = D.prepare_x(x, model.ir.input_shape, scale=args.scale, divisor=divisor,
                     what="x", model=f"model '{model.name}'")
+    if len(x) == 0:
+        raise UsageError(f"--data '{shown_path(args.data)}' has no samples (shape {tuple(x.shape)})"
+                         + (f" ({args.split} split)" if y is not None else ""))
     out = model.predict(x, batch_size=args.batch_size)
     classes = out.argmax(axis=-1) if out.shape[-1] > 1 else (out[..., 0] > 0.5).astype(int)
     for i in range(min(args.show, len(out))):
@@ -99,5 +105,5 @@ def run(args: argparse.Namespace) -> int:
             lines += [f"{i},{int(np.ravel(classes[i])[0])}," + ",".join(f"{v:.7g}" for v in row)
                       for i, row in enumerate(flat)]
             write_text(args.output, "\n".join(lines) + "\n", protect)
-        print(f"wrote {visible(str(args.output))} ({len(out):,} outputs of shape {tuple(out.shape[1:])})")
+        print(f"wrote {shown_path(args.output)} ({len(out):,} outputs of shape {tuple(out.shape[1:])})")
     return 0

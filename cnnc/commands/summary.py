@@ -11,6 +11,7 @@ import sys
 
 from cnnc.commands._common import MODEL_FILE_HELP, add_source_arguments, load_checked, source_options
 from cnnc.support.atomic import write_text
+from cnnc.support.names import json_dumps, path_text
 
 HELP = "print a Keras-style summary with MACs, memory and receptive fields"
 
@@ -46,7 +47,6 @@ def _script_summaries(args: argparse.Namespace) -> int:
     """A Keras script or notebook: the summary of each model it builds (or of the one
     --model names). A model whose only errors are in compile()/fit() still gets its
     summary, with the errors."""
-    import json
 
     from cnnc.backends.report.summary import render, to_dict
     from cnnc.frontends.dispatch import check_script_file
@@ -65,13 +65,13 @@ def _script_summaries(args: argparse.Namespace) -> int:
               file=sys.stderr)
     parts = []
     if args.format == "json":
-        record = {"path": args.file, "models": []}
+        record = {"path": path_text(args.file), "models": []}
         for m in shown:
             entry = {"variable": m.var, "line": m.line, "where": m.where, "kind": m.kind,
                      "condition": m.condition or None, "called_by_cnnc": m.offered}
             entry.update(to_dict(m.checked.analysis, m.checked.diagnostics))
             record["models"].append(entry)
-        text = json.dumps(record, indent=2)
+        text = json_dumps(record)
     else:
         for m in shown:
             head = f"model '{m.var}' ({m.where})"

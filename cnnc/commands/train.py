@@ -12,12 +12,12 @@ with the same weights as an uninterrupted run. uint8 images are scaled by
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from cnnc.commands._common import MODEL_FILE_HELP, add_threads_argument
 from cnnc.support.diagnostics import UsageError, visible, visible_lines
+from cnnc.support.names import json_dumps, shown_path
 
 HELP = "train a model on a dataset (Keras fit) and write its weights"
 
@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     resources.check_model(model, settings.batch_size, "cnnc train", training=True)
 
     ds = D.load(args.data).limit(args.limit)
+    if args.test:
+        ds.check_scaling(args.scale)
     if args.initial_weights:
         model.load_weights(args.initial_weights)
     # All the data is checked before the first step: the test split too (a bad one
@@ -130,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
     if folder is not None:
         _announce_checkpoint(folder, args.resume, ckpt)
     _announce_identity_layers(model)
+    if not (args.resume and folder is not None and ckpt.exists(folder)):
+        print(f"initial weights: {_initial_weights(model, args)}", file=sys.stderr)
 
     def write_history(history) -> None:
-        write_text(hist_path, json.dumps({"model": model.name, **history.to_json()}, indent=2) + "\n",
+        write_text(hist_path, json_dumps({"model": model.name, **history.to_json()}) + "\n",
                    protect)
 
     try:
@@ -148,29 +152,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"cnnc: error: {visible_lines(str(e))}", file=sys.stderr)
         for note in e.notes:
             print(f"  note: {note}", file=sys.stderr)
-        print(f"  note: '{output}' was not written", file=sys.stderr)
+        print(f"  note: '{shown_path(output)}' was not written", file=sys.stderr)
         return 1
     except train.TrainingInterrupted as e:
         where = f"; checkpoint saved in '{e.checkpoint}', continue with --resume" if e.checkpoint else ""
         print(visible_lines(f"cnnc: {e}{where}"), file=sys.stderr)
         return 130
-    _save(model, output, protect)
     summary = {"model": model.name, **history.to_json()}
+    _save(model, output, hist_path, summary, protect)   # the trained weights first, whatever follows
     if test is not None:
         result = train.evaluate(model.analysis, model.weights, *test,
                                 batch_size=max(32, history.params["batch_size"]), return_dict=True,
                                 verbose=0, scale=False, loss=args.loss, metrics=metrics)
         summary["test"] = result
         print(f"test ({len(test[0]):,} samples)" + "".join(f" - {k}: {v:.4f}" for k, v in result.items()))
-    write_text(hist_path, json.dumps(summary, indent=2) + "\n", protect)
-    where = f"; checkpoint in {folder}/" if folder is not None else ""
-    print(visible(f"wrote {output} ({model.total_params:,} parameters) and {hist_path}{where}"))
+        write_text(hist_path, json_dumps(summary) + "\n", protect)
+    where = f"; checkpoint in {shown_path(folder)}/" if folder is not None else ""
+    print(f"wrote {shown_path(output)} ({model.total_params:,} parameters) and "
+          f"{shown_path(hist_path)}{where}")
     return 0
 
 
-def _save(model, output: Path, protect) -> None:
+def _save(model, output: Path, hist_path: Path, summary: dict, protect) -> None:
+    """The weights and the history that goes with them: one transaction (both or neither)."""
     from cnnc.support import weights as W
-    W.save(output, model.weights, protect=protect)
+    from cnnc.support.atomic import Transaction
+    with Transaction(protect) as tx:
+        tx.write_bytes(output, W.npz_bytes(model.weights))
+        tx.write_bytes(hist_path, (json_dumps(summary) + "\n").encode("utf-8"))
+
+
+def _initial_weights(model, args) -> str:
+    """Which weights training starts from (said before the first step)."""
+    if args.initial_weights:
+        return f"file {shown_path(args.initial_weights)} (--initial-weights)"
+    if model.has_weights:
+        return f"the model file's own ({shown_path(args.file)})"
+    seed = "a fresh seed" if args.seed is None else f"seed {args.seed}"
+    return f"fresh initialisation ({seed})"
 
 
 def _check_training_data(model, ds, loss_name, scale) -> None:
@@ -201,9 +220,9 @@ def _announce_identity_layers(model) -> None:
 def _announce_checkpoint(folder: Path, resume: bool, ckpt) -> None:
     if ckpt.exists(folder):
         if resume:
-            print(f"resuming from {visible(str(ckpt.path_in(folder)))}", file=sys.stderr)
+            print(f"resuming from {shown_path(ckpt.path_in(folder))}", file=sys.stderr)
         else:
-            print(f"note: starting a new run; the checkpoint in '{folder}' will be replaced "
+            print(f"note: starting a new run; the checkpoint in '{shown_path(folder)}' will be replaced "
                   "(use --resume to continue it)", file=sys.stderr)
     elif resume:
-        print(f"note: no checkpoint in '{folder}' yet; starting from the beginning", file=sys.stderr)
+        print(f"note: no checkpoint in '{shown_path(folder)}' yet; starting from the beginning", file=sys.stderr)

@@ -8,7 +8,7 @@ from cnnc.support.diagnostics import Span
 
 SYMBOL = S.SYMBOL
 OPERATORS = frozenset(SYMBOL)
-_MAX_MAGNITUDE = 2 ** 63     # beyond any size or count a model can have
+MAX_MAGNITUDE = 2 ** 63     # beyond any size or count a model can have
 
 
 class FoldError(Exception):
@@ -37,7 +37,7 @@ def fold(op: str, items: list[S.Number], span: Span) -> S.Number:
         raise FoldError("division by zero", span) from None
     except (OverflowError, ValueError):
         raise FoldError("the result of this arithmetic is too large", span) from None
-    if isinstance(value, complex) or abs(value) > _MAX_MAGNITUDE:
+    if isinstance(value, complex) or abs(value) > MAX_MAGNITUDE:
         raise FoldError("the result of this arithmetic is out of range", span)
     if len(items) == 1:
         text = SYMBOL[op] + items[0].text

@@ -9,9 +9,11 @@ each statement on its own so that one bad line does not hide the next.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 from lark import Lark, Token, Tree
 from lark import __version__ as lark_version
@@ -65,24 +67,29 @@ def _cache_file() -> str | None:
 
 # --- tokens ------------------------------------------------------------------
 
-def _tokenize(text: str, rep: Reporter, bad_lines: set[int]) -> list[Token]:
-    """All tokens of the file; a bad character is reported and skipped, and its
+def _tokens(text: str, rep: Reporter, bad_lines: set[int]) -> Iterator[Token]:
+    """The file's tokens, one at a time (never all of them in memory: a token is a few
+    hundred bytes, 4 per `x=1` line); a bad character is reported and skipped, and its
     line remembered so that the parse errors it causes are not reported again."""
     work = text
+    resume = 0       # tokens before this offset were given out by an earlier pass
     for _ in range(_MAX_LEX_ERRORS):
         try:
-            return list(lark_parser().lex(work))
+            for tok in lark_parser().lex(work):
+                if tok.start_pos >= resume:
+                    yield tok
+            return
         except UnexpectedCharacters as e:
             _report_bad_char(text, e, rep)
             bad_lines.add(e.line)
-            # Blank out the culprit (keeping line/column numbers) and lex again.
+            # Blank out the culprit (keeping line/column numbers) and lex again from there.
             end = e.pos_in_stream + 1
             if text[e.pos_in_stream] in "'\"":
                 end = work.find("\n", e.pos_in_stream)
                 end = len(work) if end < 0 else end
             work = work[:e.pos_in_stream] + " " * (end - e.pos_in_stream) + work[end:]
+            resume = e.pos_in_stream
     rep.error("too many unreadable characters; giving up on this file")
-    return []
 
 
 def _report_bad_char(text: str, e: UnexpectedCharacters, rep: Reporter) -> None:
@@ -108,15 +115,22 @@ def _span(tok: Token) -> Span:
 
 # --- statements --------------------------------------------------------------
 
-def _next_statement(tokens: list[Token], i: int) -> tuple[list[Token], list[int], int]:
-    """Tokens of the statement starting at i (bracketed newlines dropped), their
-    indices in `tokens`, and the index after the statement."""
+def _next_statement(tokens: Iterator[Token], pending: list[Token]) -> tuple[list[Token], list[Token], list[int]]:
+    """The next statement: its tokens (bracketed newlines dropped), every token it took
+    from the stream (`raw`, newlines included, to give back what a restart re-reads), and
+    where each statement token is in `raw`. `pending`: tokens given back, read first."""
     out: list[Token] = []
+    raw: list[Token] = []
     where: list[int] = []
     depth = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        i += 1
+    while True:
+        if pending:
+            tok = pending.pop()
+        else:
+            tok = next(tokens, None)
+            if tok is None:
+                break
+        raw.append(tok)
         if tok.type == "_NL":
             if depth == 0 and out:
                 break
@@ -126,8 +140,8 @@ def _next_statement(tokens: list[Token], i: int) -> tuple[list[Token], list[int]
         elif tok.type in _CLOSE:
             depth = max(depth - 1, 0)
         out.append(tok)
-        where.append(i - 1)
-    return out, where, i
+        where.append(len(raw) - 1)
+    return out, raw, where
 
 
 def _open_brackets(stmt: list[Token], upto: int) -> list[Token]:
@@ -141,27 +155,49 @@ def _open_brackets(stmt: list[Token], upto: int) -> list[Token]:
     return stack
 
 
+# Budgets that bound what parsing really costs: the statements kept (a syntax tree of a
+# few hundred bytes each, plus what resolve builds from it) and the errors kept (each with
+# its message and notes). The largest real models (examples/zoo, Keras files of up to
+# 100,000 layers: frontends/keras/limits.py) stay far below; a 16 MB file of `x=1` lines
+# (4 million statements) is refused once the budget is spent, after reading only that part.
+MAX_STATEMENTS = 250_000
+MAX_ERRORS = 1_000
+
+
 def parse(text: str, rep: Reporter) -> list[S.Statement]:
-    """Parse a whole file. Problems go to `rep`; the statements that parsed are returned."""
+    """Parse a whole file. Problems go to `rep`; the statements that parsed are returned.
+    Memory is proportional to the statements kept (MAX_STATEMENTS), not to the tokens."""
     bad_lines: set[int] = set()
-    tokens = _tokenize(text, rep, bad_lines)
+    tokens = _tokens(text, rep, bad_lines)
+    pending: list[Token] = []       # tokens given back, last first
     statements: list[S.Statement] = []
-    i = 0
-    while i < len(tokens):
-        stmt, where, nxt = _next_statement(tokens, i)
+    errors = 0
+    while True:
+        seen = len(rep.diagnostics)
+        stmt, raw, where = _next_statement(tokens, pending)
         if not stmt:
-            i = nxt
+            if not raw and not pending:
+                break
             continue
+        if len(statements) >= MAX_STATEMENTS:
+            rep.error(f"the file has more than {MAX_STATEMENTS:,} statements, cnnc's limit; "
+                      "the rest was not read", _span(stmt[0]),
+                      "no model needs this many lines; is this the file you meant?")
+            break
         tree, restart = _parse_statement(stmt, rep, bad_lines)
         if restart is not None:
             # An unclosed bracket swallowed the following lines: resume at the
             # first token of the line where the parser gave up.
-            nxt = where[restart]
+            pending.extend(reversed(raw[where[restart]:]))
         elif tree is not None:
             node = _convert_statement(tree, rep)
             if node is not None:
                 statements.append(node)
-        i = nxt
+        errors += sum(d.is_error for d in rep.diagnostics[seen:])
+        if errors >= MAX_ERRORS:
+            rep.error(f"more than {MAX_ERRORS:,} errors; the rest of the file was not read",
+                      _span(stmt[0]))
+            break
     return statements
 
 
@@ -374,7 +410,7 @@ def _value(v) -> S.Value:
     kind = v.data
     if kind == "number":
         tok = v.children[0]
-        return S.Number(_number(str(tok)), str(tok), _span(tok))
+        return S.Number(_number(str(tok), _span(tok)), str(tok), _span(tok))
     if kind == "string":
         tok = v.children[0]
         return S.String(_string(str(tok)), _span(tok))
@@ -408,9 +444,29 @@ def _string(text: str) -> str:
             return text[1:-1]
 
 
-def _number(text: str) -> int | float:
+MAX_DIGITS = 1_000     # an integer literal's digits: far beyond any size (Python stops at 4,300)
+
+
+def _number(text: str, span: Span) -> int | float:
+    """The literal's value. An integer of more than MAX_DIGITS digits (Python refuses to
+    convert over 4,300: a 5,000-digit one was an internal error) and a float that is
+    infinite (1e999) are errors at the number; a large but exact integer (10**24 units) is
+    a value, which the checks after it refuse or print exactly."""
     clean = text.replace("_", "")
-    if any(c in clean for c in ".eE"):
-        return float(clean)
-    return int(clean)
+    is_float = any(c in clean for c in ".eE")
+    digits = len(clean.split("e")[0].split("E")[0].split(".")[0].lstrip("0"))
+    if not is_float and digits > MAX_DIGITS:
+        raise arith.FoldError(f"the number {_cut(text)} has {digits:,} digits, more than cnnc "
+                              f"reads ({MAX_DIGITS:,})", span, "no size or setting needs a number this long")
+    if not is_float:
+        return int(clean)
+    value = float(clean) if digits <= 400 else math.inf
+    if not math.isfinite(value):
+        raise arith.FoldError(f"the number {_cut(text)} is too large for a float (it would be "
+                              "infinite)", span, "no setting of a model needs a number beyond 1e308")
+    return value
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text):,} characters)"
 

@@ -11,20 +11,20 @@ from typing import Union
 from cnnc.support.diagnostics import Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Number:
     value: Union[int, float]
     text: str
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class String:
     value: str
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Name:
     """A bare or dotted name: `relu`, `None`, `keras.layers.Conv2D`."""
 
@@ -40,19 +40,19 @@ class Name:
         return self.parts[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tuple:
     items: tuple["Value", ...]
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class List:
     items: tuple["Value", ...]
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Arg:
     keyword: str | None
     value: "Value"
@@ -60,7 +60,7 @@ class Arg:
     keyword_span: Span | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     name: Name
     args: tuple[Arg, ...]
@@ -75,7 +75,7 @@ class Call:
         return [a for a in self.args if a.keyword is not None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Applied:
     """A layer applied to tensors: `Conv2D(16, 3)(x)`, `Add()([x, y])`."""
 
@@ -89,7 +89,7 @@ SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod
           "pow": "**", "neg": "-", "pos": "+"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BinOp:
     """Arithmetic with a name in it (`filters * 2`), folded once the name is known."""
 
@@ -112,21 +112,21 @@ class Open:
 Value = Union[Number, String, Name, Tuple, List, Call, Applied, BinOp, Open]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelDecl:
     name: str
     span: Span
     name_span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputDecl:
     value: Value
     span: Span
     alias: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallStmt:
     """A call on its own line; `as NAME` names the tensor it makes."""
 
@@ -136,7 +136,7 @@ class CallStmt:
     alias_span: Span | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assign:
     """`x = <value>`: a tensor, a layer object, a model or a constant gets a name."""
 
@@ -146,7 +146,7 @@ class Assign:
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DimDecl:
     """`num_classes: int`: an open dimension (a size not fixed yet)."""
 
@@ -156,7 +156,7 @@ class DimDecl:
     type_span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Import:
     """A Python import in a pasted tutorial: no effect but its aliases
     (`from keras.layers import MaxPooling2D as MP`)."""

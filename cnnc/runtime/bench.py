@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from cnnc.analysis.infer import Analysis
+from cnnc.support.diagnostics import visible
 
 ENGINES = ("onnxruntime (cnnc ONNX)", "numpy (cnnc reference)", "pytorch eager",
            "onnxruntime (torch.onnx.export)")
@@ -187,5 +188,5 @@ def render_text(report: Report) -> str:
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     align = ["<", ">", ">", ">", "<"]
     fmt = lambda row: "  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip()  # noqa: E731
-    return "\n".join([f"{report.model}: {report.threads} thread{'s' if report.threads != 1 else ''}",
+    return "\n".join([f"{visible(report.model)}: {report.threads} thread{'s' if report.threads != 1 else ''}",
                       fmt(head), *map(fmt, rows)])

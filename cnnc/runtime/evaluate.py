@@ -26,5 +26,8 @@ def evaluate(analysis: Analysis, weights: Mapping[str, np.ndarray], x, y, *,
         # looking it up per batch would hash every weight each time.
         sess = model_session(analysis, weights, provider)
         return lambda xb: run_batches(sess, xb, len(xb))[0]
-    return training.evaluate(analysis, weights, x, y,
-                             forward=onnx_forward if runtime == "onnx" else None, **kwargs)
+    # overflow gives NaN or inf losses, reported as such (null in JSON), never as NumPy's
+    # RuntimeWarnings (which PYTHONWARNINGS=error turns into exceptions)
+    with np.errstate(all="ignore"):
+        return training.evaluate(analysis, weights, x, y,
+                                 forward=onnx_forward if runtime == "onnx" else None, **kwargs)

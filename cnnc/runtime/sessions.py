@@ -12,7 +12,6 @@ Every problem with the user's files or data is a UsageError (exit status 2).
 from __future__ import annotations
 
 import hashlib
-import os
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +44,8 @@ _OTHER_NUMERIC = {"tensor(complex64)", "tensor(complex128)"}
 
 def cpu_cores() -> int:
     """Cores this process may use (the affinity mask, not the whole machine)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    from cnnc.support.resources import cpu_cores as cores
+    return cores()
 
 
 # --- providers and sessions -----------------------------------------------------------
@@ -75,12 +72,18 @@ def providers_for(provider: str) -> list[str]:
 
 
 def session_options(threads: int | None = None) -> "ort.SessionOptions":
-    """All graph optimisations; intra-op threads = the cores we may use."""
+    """All graph optimisations; intra-op threads = the cores we may use (never more:
+    onnxruntime starts every thread it is asked for, and 100,000 of them end the process)."""
     import onnxruntime as ort
+
+    from cnnc.support.resources import thread_count
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or cpu_cores()
-    opts.log_severity_level = 3  # errors only: a CUDA fallback is reported by us, not by a log line
+    opts.intra_op_num_threads = thread_count(threads)
+    opts.inter_op_num_threads = 1
+    # fatal only: errors are reported by cnnc in its own words (a CUDA fallback, a run
+    # stopped by Ctrl-C or --timeout), never as onnxruntime's log lines
+    opts.log_severity_level = 4
     return opts
 
 
@@ -158,6 +161,10 @@ def _check_protobuf(data: bytes, path: str | Path):
     try:
         proto = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError, TypeError, OverflowError) as e:
+        if "MaxDepth" in str(e):      # protobuf reads 100 levels of messages within messages
+            raise UsageError(f"cannot load '{path}': its messages nest deeper than protobuf reads "
+                             "(100 levels: graphs inside If/Loop/Scan nodes about 30 deep)",
+                             ["no model exported from Keras or cnnc nests this deep"]) from None
         raise UsageError(f"cannot load '{path}': not a valid ONNX model ({e or 'protobuf parse error'})",
                          ["the file may be truncated or corrupt; export it again"]) from None
     if not proto.graph.node and not proto.graph.output:
@@ -425,19 +432,75 @@ def _pick_key(names: list[str], key: str | None, path) -> str:
 
 # --- running ------------------------------------------------------------------------------
 
+class RunTimeout(UsageError):
+    """The model ran longer than the time it was given (--timeout): exit status 2."""
+
+
+def run_session(sess: "ort.InferenceSession", feeds: Mapping[str, np.ndarray],
+                deadline: float | None = None, what: str = "the model") -> list[np.ndarray]:
+    """`sess.run(None, feeds)`, in a way that can be stopped: the run goes on in a worker
+    thread while this one waits, so Ctrl-C (KeyboardInterrupt), SIGTERM (the CLI turns it
+    into an exception too) and the `deadline` (time.monotonic()) are honoured within a
+    fraction of a second; onnxruntime's terminate flag then ends the run between two of its
+    kernels, inside a Loop or Scan too (an ONNX Loop of 10**15 iterations, a model that
+    never ends), and this thread waits until the worker has left onnxruntime (a process
+    that ends while a thread runs in it aborts). onnxruntime's own errors are UsageErrors
+    naming `what`."""
+    import threading
+    import time
+
+    import onnxruntime as ort
+    options = ort.RunOptions()
+    options.log_severity_level = 4
+    result: dict[str, Any] = {}
+    finished = threading.Event()      # not Thread.join: an interrupted join can report a
+                                      # thread still in C code as stopped (CPython bpo-45274)
+
+    def work() -> None:
+        try:
+            result["outputs"] = sess.run(None, dict(feeds), options)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            result["error"] = e
+        finally:
+            finished.set()
+
+    threading.Thread(target=work, name="cnnc-onnxruntime", daemon=True).start()
+    try:
+        while not finished.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                _stop(options, finished)
+                raise RunTimeout(f"{what} ran longer than the time it was given and was stopped",
+                                 ["give it more time with --timeout SECONDS"])
+            finished.wait(0.1 if left is None else min(0.1, max(left, 0.001)))
+    except BaseException:
+        _stop(options, finished)
+        raise
+    if "error" in result:
+        raise UsageError(f"onnxruntime failed on {what}: {_ort_message(result['error'])}")
+    return result["outputs"]
+
+
+def _stop(options, finished) -> None:
+    """Ask onnxruntime to end the run, and wait for the worker to leave it (a second
+    Ctrl-C while waiting still ends the wait)."""
+    options.terminate = True
+    finished.wait(30.0)
+
+
 def run_batches(sess: "ort.InferenceSession", x: np.ndarray, batch_size: int = 256,
-                input_name: str | None = None) -> list[np.ndarray]:
-    """Every output of the model on x, run `batch_size` samples at a time."""
+                input_name: str | None = None, timeout: float | None = None) -> list[np.ndarray]:
+    """Every output of the model on x, run `batch_size` samples at a time (interruptible,
+    and within `timeout` seconds in all when it is given: run_session)."""
+    import time
     if batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {batch_size}")
     name = input_name or sess.get_inputs()[0].name
+    deadline = None if timeout is None else time.monotonic() + timeout
     parts: list[list[np.ndarray]] = []
     for start in range(0, len(x), batch_size):
-        try:
-            parts.append(sess.run(None, {name: x[start:start + batch_size]}))
-        except Exception as e:  # onnxruntime's own exception types
-            raise UsageError(f"onnxruntime failed on samples {start}..{min(len(x), start + batch_size) - 1}: "
-                             f"{_ort_message(e)}") from None
+        what = f"samples {start}..{min(len(x), start + batch_size) - 1}"
+        parts.append(run_session(sess, {name: x[start:start + batch_size]}, deadline, what))
     if len(parts) == 1:
         return parts[0]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]

@@ -64,6 +64,17 @@ class Dataset:
                             ["use --split train, or add x_test and y_test to the file"])
         return self.x_test, self.y_test
 
+    def check_scaling(self, scale: bool) -> None:
+        """DataError when the splits would be scaled differently (a float x_train of 0..255
+        pixels and a uint8 x_test): the model is scored on data unlike what it learnt from."""
+        if self.x_test is None:
+            return
+        problem = scaling_mismatch(self.x_train, self.x_test, scale, self.scale, "x_train", "x_test")
+        if problem:
+            raise DataError(f"data '{self.name}': {problem}",
+                            ["give both splits the same dtype (e.g. uint8 pixels in both), or "
+                             "scale them yourself and pass --no-scale"])
+
     def limit(self, n: int | None) -> "Dataset":
         """The first n samples of each split (for quick runs)."""
         if not n:
@@ -317,13 +328,65 @@ def prepare_x(x, input_shape: Sequence[int | None], *, scale: bool = True,
             notes.append(f"the sizes agree: reshape {what} to {_fmt((x.shape[0], *expected))}")
         raise DataError(f"{what} has shape {_fmt(x.shape)} but {model} takes input "
                         f"{_fmt((None, *expected))}", notes)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
+        top = _abs_max(x)
+        if math.isfinite(top) and top > float(np.finfo(np.float32).max):
+            raise DataError(f"{what} holds values up to {top:g}, beyond float32's range "
+                            f"({float(np.finfo(np.float32).max):.4g}): cnnc computes in float32",
+                            ["scale the data down (divide by its maximum)"])
     if scale and divisor is None and x.dtype == np.uint8:
         divisor = 255.0
+    if x.dtype != np.float32 or (scale and divisor) or not x.flags.c_contiguous:
+        from cnnc.support.resources import check_array
+        check_array(x.size * 4, f"{what} as float32")    # before the copy is allocated
     if scale and divisor:
         out = np.empty(x.shape, np.float32)
         np.divide(x, np.float32(divisor), out=out, casting="unsafe")
         return out
-    return np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(all="ignore"):      # values beyond float32 are refused by the callers
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def scaled_by_cnnc(x, scale: bool, divisor: float | None = None) -> bool:
+    """Whether `prepare_x` scales `x` (uint8 images by 1/255, or by `divisor`)."""
+    return bool(scale) and (divisor is not None or np.asarray(x).dtype == np.uint8)
+
+
+# What unscaled data looks like: images already scaled to [0, 1] (or [-1, 1]) stay within
+# this; 0..255 pixels as floats do not.
+SCALED_MAX = 1.5
+
+
+def scaling_mismatch(trained, given, scale: bool, divisor: float | None = None,
+                     trained_what: str = "the training data", given_what: str = "x") -> str | None:
+    """A message when `given` would be scaled differently from `trained` (None when not):
+    uint8 images are divided by 255, other dtypes are not, so a float x_train of 0..255
+    pixels and a uint8 x_test (or the reverse) meet the model on different scales. Data
+    already in [0, 1] on the unscaled side is consistent, and passes."""
+    a, b = scaled_by_cnnc(trained, scale, divisor), scaled_by_cnnc(given, scale, divisor)
+    if a == b:
+        return None
+    raw = np.asarray(given if a else trained)
+    if raw.size == 0 or _abs_max(raw) <= SCALED_MAX:
+        return None
+    scaled_what, raw_what = (trained_what, given_what) if a else (given_what, trained_what)
+    return (f"{scaled_what} is {np.asarray(trained if a else given).dtype} (scaled by 1/"
+            f"{divisor or 255:g}) but {raw_what} is {raw.dtype} with values up to "
+            f"{_abs_max(raw):g} (not scaled): the model would see them on different scales")
+
+
+def _abs_max(x: np.ndarray) -> float:
+    """max(|x|) in slices (no copy of a large array); NaN and inf count as large."""
+    flat = x.reshape(-1)
+    top = 0.0
+    step = 1 << 22
+    with np.errstate(all="ignore"):
+        for i in range(0, flat.size, step):
+            block = flat[i:i + step]
+            if block.dtype.kind == "f" and not np.isfinite(block).all():
+                return float("inf")
+            top = max(top, float(np.max(np.abs(block.astype(np.float64, copy=False)))))
+    return top
 
 
 def _class_ids(y: np.ndarray, classes: int, what: str) -> np.ndarray:

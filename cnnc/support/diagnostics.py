@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Iterable, Sequence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)     # millions of them in a big file: no __dict__ each
 class Span:
     """A region of the source: 1-based line and column, end column exclusive."""
 
@@ -95,6 +95,18 @@ class UsageError(Exception):
         super().__init__(self.message)
 
 
+def interrupted(e: BaseException) -> bool:
+    """Whether `e` (an ImportError, say) came from a Ctrl-C: a library that wraps whatever
+    fails in its import as an ImportError would otherwise make Ctrl-C read "not installed"."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 class NumericWarning(RuntimeWarning):
     """Overflow in cnnc's arithmetic (outputs or a loss that are NaN or inf): one
     warning per call, instead of NumPy's RuntimeWarnings from deep inside."""
@@ -106,11 +118,12 @@ class NumericWarning(RuntimeWarning):
 # terminal in diagnostics, tables and progress lines. Control characters (ESC
 # sequences, \r, \b, BEL, NUL, C1 codes) and the invisible Unicode formatting
 # characters that reorder or hide text (bidi overrides and isolates, marks, line
-# separators, BOM) are shown as their Python escapes; every other character (é, 日本)
-# stays as it is.
+# separators, BOM) are shown as their Python escapes, and so are lone surrogates (what
+# Python makes of a file name's bytes that are not UTF-8: no terminal can show them);
+# every other character (é, 日本) stays as it is.
 
 _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-                     "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]")
+                     "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb\ud800-\udfff]")
 _UNSAFE_OR_TAB = re.compile(_UNSAFE.pattern[:-1] + "\t]")
 
 

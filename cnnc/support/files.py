@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from cnnc.support.atomic import finish_commits
 from cnnc.support.diagnostics import UsageError
 
 
@@ -33,6 +34,7 @@ def read_bytes(path: str | Path, what: str = "", limit: int = MAX_SOURCE_BYTES) 
     """The file's bytes: a regular file of at most `limit` bytes, or UsageError (exit 2).
     FIFOs and devices are refused before reading (they can block or never end)."""
     label = f"{what} '{path}'" if what else f"'{path}'"
+    finish_commits(path)
     with reading(path, what) as p:
         try:
             # stat before open: opening a FIFO blocks until someone writes to it
@@ -65,6 +67,7 @@ def regular_size(path: str | Path, what: str = "", error: type[UsageError] = Usa
     """The size of `path` after checking, without opening it, that it is a regular file
     (a FIFO would block, a device never end); `error` (exit 2) otherwise."""
     label = f"{what} '{path}'" if what else f"'{path}'"
+    finish_commits(path)       # a pair half-written by a killed cnnc is finished first
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -184,3 +184,43 @@ def check_array(nbytes: int, what: str) -> None:
         raise ResourceError(f"{what} needs {human(nbytes)} ({nbytes:,} bytes) of memory, more than "
                             f"the {human(limit)} available",
                             [f"{source}: {human(limit)} ({limit:,} bytes)", "use --limit N for fewer samples"])
+
+
+# --- threads ------------------------------------------------------------------------------------
+#
+# onnxruntime starts every intra-op thread it is asked for, and OpenBLAS reads its thread count
+# from the environment when NumPy loads: `--threads 100000` started threads until the process
+# died. More threads than cores never makes anything faster, so a count is bounded by the cores
+# this process may use (its affinity mask), with a note when it is lowered.
+
+def cpu_cores() -> int:
+    """Cores this process may use (the affinity mask, not the whole machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def thread_count(n: int | None) -> int:
+    """`n` threads (None: one per core), at most one per core this process may use."""
+    cores = cpu_cores()
+    if n is None:
+        return cores
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"the number of threads must be a whole number >= 1, got {n!r}")
+    return min(n, cores)
+
+
+def check_threads(n: int | None, option: str = "--threads") -> tuple[int | None, str | None]:
+    """A thread count given by the user: (the count to use, a note when it was lowered to
+    the cores), or UsageError (exit 2) when it is not at least 1."""
+    if n is None:
+        return None, None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"{option} must be at least 1, got {n!r}")
+    used = thread_count(n)
+    if used < n:
+        return used, (f"{option} {n:,}: this process may use {used} core{'s' if used != 1 else ''}, "
+                      f"so {used} thread{'s' if used != 1 else ''} are used (more never run faster)")
+    return n, None
+

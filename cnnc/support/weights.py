@@ -57,6 +57,10 @@ def check(arrays: dict[str, np.ndarray], wanted: Mapping[str, tuple[int, ...]], 
             problems.append(f"'{key}' has shape {tuple(a.shape)}, the model needs {tuple(shape)}")
         elif not np.all(np.isfinite(a)):
             problems.append(f"'{key}' contains NaN or inf")
+        elif a.dtype.kind == "f" and a.dtype.itemsize > 4 and a.size and \
+                float(np.max(np.abs(a))) > float(np.finfo(np.float32).max):
+            problems.append(f"'{key}' holds {float(np.max(np.abs(a))):g}, beyond float32's range "
+                            f"({float(np.finfo(np.float32).max):.4g}): as float32 it would be inf")
         else:
             keep = owned and a.dtype == np.float32 and a.flags.c_contiguous
             out[key] = a if keep else np.array(a, dtype=np.float32, order="C", copy=True)  # never alias the caller's arrays
@@ -81,14 +85,33 @@ def _renumbered_hint(arrays: Mapping[str, np.ndarray], wanted: Mapping[str, tupl
             (base(a[0]), a[1], a[2]) != (base(b[0]), b[1], b[2]) for a, b in zip(theirs, ours)):
         return ""
     pairs = sorted({(a[0], b[0]) for a, b in zip(theirs, ours) if a[0] != b[0]})
+    if not pairs:        # the names are the same: the problem is elsewhere (values, dtypes)
+        return ""
     shown = ", ".join(f"{a} -> {b}" for a, b in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
     return (f"the arrays match the model in order and shape, only the layer names differ "
             f"({shown}): Keras numbers layers per process, so export from a fresh session "
             f"(keras.backend.clear_session() first) or name the layers in both")
 
 
-def save(path: str | Path, weights: Mapping[str, np.ndarray], protect=()) -> None:
-    """Write weights atomically (np.savez to memory, then temp file + rename)."""
+def npz_bytes(arrays: Mapping[str, np.ndarray], dtype=np.float32) -> bytes:
+    """The bytes of an .npz holding `arrays` (as `dtype`; None: as they are), written as
+    numpy.savez writes one (a zip of .npy members) but member by member: every key checked
+    first for what a zip member name can hold (support/names.npz_key), and a key named
+    like one of savez's own parameters ('file') is still only a key."""
+    import zipfile
+
+    from cnnc.support.names import npz_key
+    for key in arrays:
+        npz_key(key, "the weight")
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
-    write_bytes(path, buf.getvalue(), protect)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in arrays.items():
+            a = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+            with zf.open(f"{key}.npy", "w", force_zip64=a.nbytes > 2**31) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def save(path: str | Path, weights: Mapping[str, np.ndarray], protect=()) -> None:
+    """Write weights atomically (the .npz made in memory, then temp file + rename)."""
+    write_bytes(path, npz_bytes(weights), protect)

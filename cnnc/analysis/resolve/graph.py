@@ -10,6 +10,7 @@ from cnnc.analysis.graph_order import ancestors, keras_order
 from cnnc.analysis.ir import InputNode, Layer, ModelIR
 from cnnc.analysis.resolve.state import _INPUT_BASE, _Node, _State
 from cnnc.analysis.symbolic import Expr, dim, dims_of, keras_view, substitute
+from cnnc.support.names import name_problem, shown
 
 
 def _check_unapplied(st: _State) -> None:
@@ -31,6 +32,10 @@ def _name_nodes(st: _State) -> list[str]:
             n = counters.get(base, 0)
             counters[base] = n + 1
             name = base if n == 0 else f"{base}_{n}"
+        problem = name_problem(name)
+        if problem:     # before any work: every sink of the name (ONNX, HDF5, .npz) needs it
+            span = node.layer.span_of("name") if node.layer is not None else node.span
+            st.rep.error(f"the name '{shown(name)}' cannot be used: {problem}", span)
         if name in seen:
             auto = node.layer is None or "name" not in node.layer.arg_spans
             span = node.layer.span_of("name") if node.layer is not None else node.span

@@ -43,6 +43,7 @@ from cnnc.analysis.resolve.values import (
 from cnnc.analysis.symbolic import dim
 from cnnc.language import syntax as S
 from cnnc.support.diagnostics import Span
+from cnnc.support.names import name_problem, shown
 
 
 def _model_decl(st: _State, name: str, span: Span) -> None:
@@ -52,6 +53,9 @@ def _model_decl(st: _State, name: str, span: Span) -> None:
         st.rep.error("the model is named twice", span,
                      f"first named '{st.name}' at line {st.name_span.line}")
         return
+    problem = name_problem(name)
+    if problem:
+        st.rep.error(f"the model name '{shown(name)}' cannot be used: {problem}", span)
     st.name, st.name_span = name, span
 
 

@@ -17,9 +17,6 @@ A back end: it takes the Analysis and the weights, and imports NumPy and h5py on
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any, Iterable, Mapping
 from cnnc.backends.keras.config import compile_config, fit_settings, is_sequential, model_config
 from cnnc.support.atomic import atomic_write
 from cnnc.support.diagnostics import UsageError
+from cnnc.support.names import json_dumps, path_text
 
 KERAS_VERSION = "3.15.1"     # the Keras 3 release these files are tested against
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -48,7 +46,7 @@ def config_json(analysis) -> dict[str, Any]:
 def metadata_json(analysis, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from cnnc.support.version import __version__
     ir = analysis.model
-    cnnc: dict[str, Any] = {"version": __version__, "source": Path(ir.path).name,
+    cnnc: dict[str, Any] = {"version": __version__, "source": path_text(Path(ir.path).name),
                             "form": "Sequential" if is_sequential(ir) else "Functional"}
     fit = fit_settings(ir.fit)
     if fit is not None:
@@ -62,33 +60,24 @@ def export(analysis, weights: Mapping[str, Any], path: str | Path,
            protect: Iterable[str | Path] = (), optimizer_state=None,
            metadata: Mapping[str, Any] | None = None) -> int:
     """Write `path` (.keras); returns its size in bytes. `weights` are cnnc's
-    ("layer/weight" -> array, Keras layouts), already checked against the model."""
+    ("layer/weight" -> array, Keras layouts), already checked against the model.
+
+    The weights file is made in memory (h5.to_bytes: HDF5's core driver, nothing on disk),
+    so HDF5 never writes a file itself: a full disk or `ulimit -f` is an OSError of the one
+    write below (atomic_write: exit 2, the old file kept, no temp file left), never an
+    error inside HDF5's C library (which crashed the process and left its file behind)."""
     from cnnc.backends.keras import h5
 
     if not analysis.complete:
         raise UsageError("cannot export a model whose shapes are not all known")
     target = Path(path)
-    config = json.dumps(config_json(analysis))
-    meta = json.dumps(metadata_json(analysis, metadata))
-    folder = target.parent if str(target.parent) else Path(".")
-    tmp_h5 = None
-    try:
-        with atomic_write(target, "wb", protect) as out:
-            # the weights go to a temp file first (h5py writes files), then into the zip
-            fd, tmp_h5 = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".h5", dir=folder)
-            os.close(fd)
-            h5.write(tmp_h5, analysis, weights, analysis.model.compile, optimizer_state)
-            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
-                z.writestr(zipfile.ZipInfo("metadata.json", _ZIP_DATE), meta)
-                z.writestr(zipfile.ZipInfo("config.json", _ZIP_DATE), config)
-                z.write(tmp_h5, "model.weights.h5")
-    except OSError as e:
-        raise UsageError(f"cannot write '{target}': {e.strerror or e}",
-                         ["the old file, if any, is unchanged"]) from None
-    finally:
-        if tmp_h5 is not None:
-            try:
-                os.unlink(tmp_h5)
-            except OSError:
-                pass
-    return target.stat().st_size
+    config = json_dumps(config_json(analysis), indent=None)
+    meta = json_dumps(metadata_json(analysis, metadata), indent=None)
+    weights_h5 = h5.to_bytes(analysis, weights, analysis.model.compile, optimizer_state)
+    with atomic_write(target, "wb", protect) as out:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+            z.writestr(zipfile.ZipInfo("metadata.json", _ZIP_DATE), meta)
+            z.writestr(zipfile.ZipInfo("config.json", _ZIP_DATE), config)
+            z.writestr(zipfile.ZipInfo("model.weights.h5", _ZIP_DATE), weights_h5)
+        size = out.tell()
+    return size

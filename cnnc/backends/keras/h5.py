@@ -85,25 +85,41 @@ def optimizer_slots(spec, trainable: list[tuple[str, tuple[int, ...]]]) -> list[
     return out
 
 
+def to_bytes(analysis: Analysis, weights: Mapping[str, np.ndarray], compile_spec=None,
+             optimizer_state=None) -> bytes:
+    """The weights file's bytes, made in memory by HDF5's core driver (no file on disk:
+    the caller writes the bytes, so every write error is the caller's OSError)."""
+    import h5py
+    with h5py.File("model.weights.h5", "w", driver="core", backing_store=False,
+                   track_order=False) as f:
+        _fill(f, analysis, weights, compile_spec, optimizer_state)
+        f.flush()
+        return bytes(f.id.get_file_image())
+
+
 def write(path: str | Path, analysis: Analysis, weights: Mapping[str, np.ndarray],
           compile_spec=None, optimizer_state=None) -> None:
-    """Write the weights file at `path` (a temp file of the caller's). `optimizer_state`
-    is cnnc's (meta, arrays "slot:layer/weight"); without it the optimizer starts fresh."""
-    import h5py
+    """Write the weights file at `path` (a .weights.h5, as Keras's save_weights writes it),
+    atomically: made in memory, then one write (support/atomic)."""
+    from cnnc.support.atomic import write_bytes
+    write_bytes(path, to_bytes(analysis, weights, compile_spec, optimizer_state))
 
+
+def _fill(f, analysis: Analysis, weights: Mapping[str, np.ndarray], compile_spec,
+          optimizer_state) -> None:
+    """The groups and datasets of Keras 3's weights file, in the open HDF5 file `f`."""
     ir = analysis.model
-    with h5py.File(path, "w", track_order=False) as f:
-        f.create_group("vars").attrs["name"] = ir.name
-        layers = f.create_group("layers")
-        for key, name, info in keras_layers(analysis):
-            group = layers.create_group(key).create_group("vars")
-            group.attrs["name"] = name
-            if info is None:
-                continue
-            for i, w in enumerate(info.weights):
-                _dataset(group, str(i), weight_array(info, w, weights))
-        if compile_spec is not None:
-            _write_optimizer(f, analysis, compile_spec.optimizer, optimizer_state)
+    f.create_group("vars").attrs["name"] = ir.name
+    layers = f.create_group("layers")
+    for key, name, info in keras_layers(analysis):
+        group = layers.create_group(key).create_group("vars")
+        group.attrs["name"] = name
+        if info is None:
+            continue
+        for i, w in enumerate(info.weights):
+            _dataset(group, str(i), weight_array(info, w, weights))
+    if compile_spec is not None:
+        _write_optimizer(f, analysis, compile_spec.optimizer, optimizer_state)
 
 
 def _write_optimizer(f, analysis: Analysis, spec, state) -> None:

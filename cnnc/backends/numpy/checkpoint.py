@@ -5,7 +5,9 @@ rename): a run killed at any moment leaves the previous checkpoint or the new
 one, never a mix. Arrays are stored as-is (weights "w/<key>", optimizer slots
 "o/<slot>:<key>", the epoch's sample order "order"); everything else (epoch,
 batch, RNG states, running sums, history, settings) is JSON, stored as a uint8
-array "meta.json". Nothing is pickled.
+array "meta.json". Nothing is pickled. A digest of the settings and of each array is
+recorded too, so that a checkpoint changed after it was written (by hand, by another
+program) is named as such, array by array, instead of training on it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,6 +47,7 @@ def path_in(folder: str | Path) -> Path:
 def save(folder: str | Path, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
          protect=()) -> Path:
     meta = {"format": FORMAT, "version": VERSION, **meta}
+    meta["digests"] = _digests(meta, arrays)
     blob = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **{_META: blob}, **arrays)
@@ -55,7 +60,11 @@ def exists(folder: str | Path) -> bool:
     """Whether `folder` holds a checkpoint (anything by that name: a FIFO or a folder
     there is refused by `load`, not silently replaced)."""
     p = path_in(folder)
-    return p.exists() or p.is_symlink()
+    try:
+        return os.path.lexists(p)
+    except (OSError, ValueError) as e:     # a name too long, a NUL
+        raise CheckpointError(f"cannot use the checkpoint folder '{folder}': "
+                              f"{getattr(e, 'strerror', None) or e}") from None
 
 
 def load(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -63,7 +72,7 @@ def load(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     or not what cnnc writes (read bounded, never unpickled, every field checked)."""
     from cnnc.support.files import read_npz
     target = path_in(folder)
-    if not target.exists() and not target.is_symlink():
+    if not exists(folder):
         raise CheckpointError(f"no checkpoint in '{folder}'")
     arrays = read_npz(target, "checkpoint", CheckpointError)
     blob = arrays.pop(_META, None)
@@ -77,11 +86,61 @@ def load(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if meta.get("version") != VERSION:
         raise CheckpointError(f"'{target}' has checkpoint format version {meta.get('version')!r}; "
                               f"this cnnc reads version {VERSION}")
+    changed = _changed(meta, arrays)
+    if changed:
+        raise CheckpointError(f"'{target}' was changed after cnnc wrote it: {changed}",
+                              ["a checkpoint records a digest of each of its parts when it is "
+                               "written; this one no longer matches it",
+                               "start a new run without --resume, or restore the checkpoint"])
     problems = _problems(meta, arrays)
     if problems:
         raise CheckpointError(f"'{target}' is damaged: {problems[0]}",
                               problems[1:4] + ["start a new run without --resume"])
     return meta, arrays
+
+
+def _digest(data: bytes | memoryview) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def _array_digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    h = hashlib.blake2b(f"{a.dtype.str}{a.shape}".encode(), digest_size=12)
+    h.update(memoryview(a.reshape(-1)).cast("B"))
+    return h.hexdigest()
+
+
+def _digests(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """A digest of the settings and one of each array: `load` names what was changed."""
+    fields = {k: v for k, v in meta.items() if k != "digests"}
+    return {"meta": _digest(json.dumps(fields, sort_keys=True).encode("utf-8")),
+            "arrays": {k: _array_digest(a) for k, a in arrays.items()}}
+
+
+def _changed(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str | None:
+    """What differs from the digests the checkpoint was written with (None: nothing, or a
+    checkpoint written before cnnc recorded digests)."""
+    recorded = meta.get("digests")
+    if recorded is None:
+        return None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("arrays"), dict):
+        return "its digests are not valid"
+    fields = {k: v for k, v in meta.items() if k != "digests"}
+    try:
+        text = json.dumps(fields, sort_keys=True).encode("utf-8")
+    except (TypeError, ValueError):
+        return "its settings (meta.json) are not valid"
+    if recorded.get("meta") != _digest(text):
+        return "its settings (meta.json: epoch, history, optimizer state, random states) differ"
+    want = recorded["arrays"]
+    for key in sorted(set(want) | set(arrays)):
+        if key not in arrays:
+            return f"the array '{key}' is missing"
+        if key not in want:
+            return f"the array '{key}' was added"
+        if want[key] != _array_digest(arrays[key]):
+            return f"the array '{key}' differs"
+    return None
 
 
 def _is_int(v: Any, low: int = 0, high: int = 2**63) -> bool:
@@ -116,7 +175,8 @@ def _problems(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list
         out.append("the random generators' states are not valid")
     sums = meta.get("sums")
     if not isinstance(sums, dict) or not all(
-            isinstance(v, list) and len(v) == 2 and all(_is_num(n) for n in v) and v[1] >= 0
+            isinstance(v, list) and len(v) == 2 and all(_is_num(n) and math.isfinite(n) for n in v)
+            and v[1] >= 0
             for v in sums.values()) or not {"loss", *_names(compiled.get("metrics"))} <= set(sums):
         out.append("the running sums are not valid")
     h = meta.get("history")
@@ -130,6 +190,10 @@ def _problems(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list
     for k, a in arrays.items():
         if k.startswith(("w/", "o/")) and a.dtype.kind != "f":
             out.append(f"array '{k}' has dtype {a.dtype}, not float")
+        elif k.startswith(("w/", "o/")) and (bad := _bad_values(k, a)):
+            # what training would only meet as a NaN loss several steps later, blamed on the
+            # learning rate: say it is the file
+            out.append(bad)
         elif k.startswith("o/"):
             slot, _, key = k[2:].partition(":")
             if slot not in slots or key not in weights or weights[key].shape != a.shape:
@@ -144,6 +208,20 @@ def _problems(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list
         elif not k.startswith(("w/", "o/")):
             out.append(f"unexpected array '{k}'")
     return out
+
+
+def _bad_values(key: str, a: np.ndarray) -> str | None:
+    """Values no training writes: NaN or inf, beyond float32, a negative second moment."""
+    with np.errstate(all="ignore"):
+        if not np.isfinite(a).all():
+            return f"array '{key}' holds NaN or inf (training never saves those)"
+        if a.size and float(np.max(np.abs(a))) > float(np.finfo(np.float32).max):
+            return f"array '{key}' holds values beyond float32's range"
+        slot = key[2:].partition(":")[0] if key.startswith("o/") else ""
+        if slot.startswith("velocity") and a.size and float(np.min(a)) < 0:
+            return (f"array '{key}' holds a negative value ({float(np.min(a)):g}); an optimizer's "
+                    "'velocity' is a mean of squares, never below 0")
+    return None
 
 
 def _names(metrics: Any) -> list[str]:

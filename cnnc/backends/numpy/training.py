@@ -43,7 +43,15 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from cnnc.analysis.compile_spec import METRICS, OPTIMIZERS, LossSpec, OptimizerSpec, default_optimizer
+from cnnc.analysis.arguments import FLOAT32_MAX, FLOAT32_TINY
+from cnnc.analysis.compile_spec import (
+    MAX_EPOCHS,
+    METRICS,
+    OPTIMIZERS,
+    LossSpec,
+    OptimizerSpec,
+    default_optimizer,
+)
 from cnnc.analysis.infer import Analysis
 from cnnc.backends.numpy import checkpoint as ckpt
 from cnnc.backends.numpy import losses as L
@@ -79,9 +87,10 @@ class TrainingStopped(UsageError):
       not known. `checkpoint` is the folder still holding the last good checkpoint."""
 
     def __init__(self, epoch: int, batch: int, steps: int, what: str, checkpoint: Path | None,
-                 updated: bool = False):
+                 updated: bool = False, first: bool = False):
         self.epoch, self.batch, self.steps, self.what, self.checkpoint = epoch, batch, steps, what, checkpoint
         self.updated = updated
+        self.first = first        # no step of this run had been taken: the start is at fault
         where = f"epoch {epoch + 1}, batch {batch + 1}/{steps}"
         super().__init__(f"training stopped: {what} {'after' if updated else 'at'} {where}",
                          self._notes())
@@ -99,6 +108,14 @@ class TrainingStopped(UsageError):
             notes = ["the weights are those from before this batch; nothing was updated with it"]
         if self.checkpoint is not None:
             notes.append(f"the last good checkpoint is kept in '{self.checkpoint}'")
+        if self.first and not self.updated:
+            # nothing was learnt yet, so no setting of the learning made this: the weights the
+            # run started from (a checkpoint, --initial-weights, a model file's) or the data did
+            notes.append("this was the run's first step, before any update: the weights it "
+                         "started from (a resumed checkpoint, --initial-weights or the model "
+                         "file's own) or the input data already give this; check them (values "
+                         "that are huge, or inputs that are not scaled)")
+            return notes
         notes.append("a smaller learning rate (--lr), gradient clipping (clipnorm=1.0) or "
                      "scaled inputs usually help")
         return notes
@@ -188,6 +205,9 @@ def resolve_settings(analysis: Analysis, **given: Any) -> Settings:
     base.update({k: v for k, v in given.items() if v is not None})
     for key, low in (("epochs", 1), ("batch_size", 1), ("initial_epoch", 0)):
         base[key] = whole_number(key, base[key], low)
+    _check(base["epochs"] <= MAX_EPOCHS,
+           f"epochs must be at most {MAX_EPOCHS:,} (cnnc's limit; no training needs more), "
+           f"got {base['epochs']:,}")
     if base["seed"] is not None:
         base["seed"] = whole_number("seed", base["seed"], 0)
     if base["validation_batch_size"] is not None:
@@ -208,12 +228,19 @@ def whole_number(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-def positive_number(name: str, value: Any, zero: bool = False) -> float:
+def positive_number(name: str, value: Any, zero: bool = False, float32: bool = False) -> float:
     """`value` as a finite float > 0 (>= 0 with `zero`); UsageError otherwise (NaN, inf,
-    a bool, a str). Shared like `whole_number`: the CLI's --lr inf is refused as fit's is."""
+    a bool, a str). Shared like `whole_number`: the CLI's --lr inf is refused as fit's is.
+    `float32`: a value the float32 arithmetic uses must be one float32 can hold (a learning
+    rate of 1e300 is inf there, 1e-60 is 0), as the .cnn and Keras front ends require."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or value < 0 or (value == 0 and not zero)):
         raise UsageError(f"{name} must be a finite number {'>=' if zero else '>'} 0, got {value!r}")
+    if float32 and (value > FLOAT32_MAX or 0 < value < FLOAT32_TINY / 2):
+        raise UsageError(f"{name} is {value!r}, which float32 cannot hold (it would be "
+                         f"{'inf' if value > 1 else '0'})",
+                         [f"cnnc trains in float32, as Keras does: from {FLOAT32_TINY:.3g} to "
+                          f"{FLOAT32_MAX:.4g}"])
     return float(value)
 
 
@@ -248,7 +275,8 @@ def resolve_compile(analysis: Analysis, loss: str | LossSpec | None = None,
                              ["supported: " + ", ".join(sorted(set(METRICS)))])
     metrics = tuple(m if METRICS[m] == "accuracy" else METRICS[m] for m in metrics)
     if learning_rate is not None:
-        learning_rate = positive_number("the learning rate (learning_rate, --lr)", learning_rate)
+        learning_rate = positive_number("the learning rate (learning_rate, --lr)", learning_rate,
+                                        float32=True)
     return Compiled(loss, optimizer, metrics, learning_rate)
 
 
@@ -334,6 +362,7 @@ class _Run:
                               if k.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
         self.regularizers = R.terms(analysis)
         self.good: tuple[dict, dict, dict] | None = None    # keep_good's copies
+        self.steps_taken = 0                  # by this process (a resumed run counts from 0)
 
     def keep_good(self) -> None:
         """Copy the weights and optimizer state as the last good ones (at an epoch's start,
@@ -384,7 +413,9 @@ class _Run:
         if problem is not None:
             for k, v in kept.items():
                 weights[k][...] = v
-            raise TrainingStopped(self.epoch, self.batch, steps, problem, None)
+            raise TrainingStopped(self.epoch, self.batch, steps, problem, None,
+                                  first=self.steps_taken == 0)
+        self.steps_taken += 1
         self.optimizer.apply(grads, self.net.weights)
         # the update itself can overflow (a huge learning rate): such weights must never
         # reach a checkpoint or the output
@@ -489,7 +520,10 @@ def fit(analysis: Analysis, state: TrainState, x, y, *, batch_size: int | None =
     run, fixed = _start(analysis, state, settings, compiled, (x, y, val), folder, resume)
     loop = _Loop(run, x, y, val, folder, fixed, checkpoint_every, stream)
     try:
-        loop.train(on_epoch_end)
+        # NaN and inf are found and reported by the loop (TrainingStopped), never as NumPy's
+        # RuntimeWarnings (which PYTHONWARNINGS=error would turn into exceptions)
+        with np.errstate(all="ignore"):
+            loop.train(on_epoch_end)
     finally:
         state.optimizer = run.optimizer.state()
     return run.history

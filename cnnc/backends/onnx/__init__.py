@@ -39,6 +39,7 @@ from cnnc.backends.onnx.verify import (  # noqa: F401
     smoke_run,
 )
 from cnnc.support.diagnostics import Source, UsageError
+from cnnc.support.names import path_text, utf8_text
 from cnnc.support.version import __version__
 from cnnc.support.weights import check
 
@@ -129,8 +130,9 @@ def _input_dims(shape: tuple[int | None, ...], named: tuple = ()) -> list[int | 
 
 def _layer_doc(analysis: Analysis, source: Source | None, info) -> str:
     layer = info.layer
-    where = f"{layer.kind} '{layer.name}' ({analysis.model.path}:{layer.span.line})"
-    return f"{where}: {source.line_text(layer.span.line).strip()}" if source is not None else where
+    where = f"{layer.kind} '{layer.name}' ({path_text(analysis.model.path)}:{layer.span.line})"
+    return utf8_text(f"{where}: {source.line_text(layer.span.line).strip()}" if source is not None
+                     else where)
 
 
 def _layer_weights(info, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -209,17 +211,20 @@ def build(analysis: Analysis, weights: Mapping[str, np.ndarray], opset: int | No
                                             INPUT_DOC + (f"; Keras input '{n.name}'" if len(in_names) > 1 else ""))
               for n, onnx_name, own in zip(ir.inputs, in_names, named)]
     shapes = ", ".join(str(tuple(n.shape)) for n in ir.inputs)
+    # protobuf strings are UTF-8: a source path with a byte that is not (a latin-1 file
+    # name) goes in as its escape (support/names.path_text); names were checked by resolve
+    where = path_text(ir.path)
     graph = helper.make_graph(g.nodes, name or "model", inputs, outputs, initializer=g.initializers,
-                              doc_string=f"cnnc model '{name}' from {ir.path}; "
+                              doc_string=f"cnnc model '{name}' from {where}; "
                                          f"input {shapes} per sample, channels_last")
     proto = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
                                           producer_name="cnnc", producer_version=__version__,
                                           doc_string=f"{name}: compiled by cnnc {__version__} "
-                                                     f"from {ir.path}")
-    props = {"source": str(ir.path), "cnnc_version": __version__, "model": name,
+                                                     f"from {where}")
+    props = {"source": where, "cnnc_version": __version__, "model": name,
              "input_layout": "channels_last (NHWC)", "input_name": ",".join(in_names),
              "output_name": ",".join(out_names)}
-    props.update(metadata or {})
+    props.update({k: utf8_text(str(v)) for k, v in (metadata or {}).items()})
     helper.set_model_props(proto, props)
     return proto, expected
 
@@ -329,7 +334,7 @@ def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | No
     `staged`: Lowered.staged, a model with external data verified beside `path`: the
     weights file (NAME.onnx.data) is renamed in place first, then the model, so each
     file is whole at every moment."""
-    from cnnc.support.atomic import check_outputs, output_error, write_bytes
+    from cnnc.support.atomic import check_outputs, commit, output_error, write_bytes
     path = Path(path)
     if staged is None and data is None and weight_bytes(proto) > EXTERNAL_THRESHOLD:
         raise UsageError(f"the ONNX model for '{path}' is over protobuf's 2 GB limit",
@@ -347,19 +352,22 @@ def write(proto: onnx.ModelProto, path: str | Path, protect=(), data: bytes | No
         ext = data_path(path)
         check_outputs([(path, "the ONNX model"), (ext, "its external data")], protect, probe=False)
         sizes = 0
+        moves = []
         for src, dst in ((staged / ext.name, ext), (staged / path.name, path)):
             if not src.exists():     # no tensor was large enough to go to external data
                 continue
-            fd = os.open(src, os.O_RDONLY)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            sizes += os.path.getsize(src)
-            try:
-                os.replace(src, dst)
+                fd = os.open(src, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             except OSError as e:
                 raise output_error(dst, e) from None
+            sizes += os.path.getsize(src)
+            moves.append((src, dst))
+        # one transaction: the model and its data file appear together (support/atomic.commit)
+        commit(moves, {dst: os.path.lexists(dst) for _, dst in moves})
         return sizes
     finally:
         _remove_tree(staged)

@@ -11,8 +11,6 @@ DOT and Mermaid text need nothing installed. Standard library only.
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Sequence
 from cnnc.analysis import shapes as sh
 from cnnc.analysis.infer import Analysis
 from cnnc.analysis.symbolic import count_text
+from cnnc.support import names
 from cnnc.support.diagnostics import UsageError
 from cnnc.support.diagnostics import visible as _visible
 
@@ -119,31 +118,16 @@ def _boxes_behind(model, name: str, shown_as) -> list[str]:
 
 
 # --- escaping ----------------------------------------------------------------------
+#
+# One rule per sink, in support/names.py: HTML-like labels, DOT strings (tooltips) and
+# Mermaid labels. Graphviz expands \N, \G, \L ... in labels and tooltips; the encoders
+# keep every backslash a plain character.
 
-def visible(text: str) -> str:
-    """Control characters (a newline in a layer name) and bidi overrides as their
-    escapes: one line, nothing hidden (diagnostics.visible, shared with the terminal)."""
-    return _visible(text)
-
-
-def html_escape(text: str) -> str:
-    """Text for a Graphviz HTML-like label (entities Graphviz understands)."""
-    return (visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&#39;"))
-
-
-def dot_string(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + visible(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 _.,:()\-]")
-
-
-def mermaid_escape(text: str) -> str:
-    """Text for a Mermaid label: anything beyond letters, digits and plain punctuation
-    becomes an entity code (#quot; style, numeric), so no user string is markup."""
-    return "".join(c if _MERMAID_SAFE.fullmatch(c) else f"#{ord(c)};" for c in visible(text))
+visible = _visible
+html_escape = names.dot_html
+dot_string = names.dot_string
+mermaid_escape = names.mermaid
+LABEL, TEXT = names.LABEL_CHARS, names.TEXT_CHARS   # a drawing shows long names cut
 
 
 # --- DOT -----------------------------------------------------------------------------
@@ -151,11 +135,11 @@ def mermaid_escape(text: str) -> str:
 def _dot_label(box: dict, show_params: bool) -> str:
     cols = []
     if box["input_shape"] is not None:
-        cols.append(f"Input shape: <b>{html_escape(box['input_shape'])}</b>")
-    cols.append(f"Output shape: <b>{html_escape(box['output_shape'])}</b>")
+        cols.append(f"Input shape: <b>{html_escape(box['input_shape'], TEXT)}</b>")
+    cols.append(f"Output shape: <b>{html_escape(box['output_shape'], TEXT)}</b>")
     span = len(cols)
     rows = [f'<tr><td colspan="{span}" bgcolor="black"><font point-size="16" color="white">'
-            f'<b>{html_escape(box["name"])}</b> ({html_escape(box["type"])})</font></td></tr>',
+            f'<b>{html_escape(box["name"], LABEL)}</b> ({html_escape(box["type"], LABEL)})</font></td></tr>',
             "<tr>" + "".join(f'<td bgcolor="white"><font point-size="14">{c}</font></td>'
                              for c in cols) + "</tr>"]
     if show_params and box["params"] is not None:
@@ -168,13 +152,13 @@ def _dot_label(box: dict, show_params: bool) -> str:
 def to_dot(analysis: Analysis, show_params: bool = True, rankdir: str = "TB") -> str:
     boxes, edges = nodes_and_edges(analysis)
     out = ["digraph model {",
-           f"  graph [rankdir={rankdir}, concentrate=true, label={dot_string(analysis.model.name)}, "
+           f"  graph [rankdir={rankdir}, concentrate=true, label=<{html_escape(analysis.model.name, LABEL)}>, "
            "labelloc=t, fontname=Helvetica];",
            '  node [shape=plaintext, fontname=Helvetica, margin=0];',
            "  edge [penwidth=2];"]
     for i, box in enumerate(boxes):
         out.append(f"  n{i} [label={_dot_label(box, show_params)}, "
-                   f"tooltip={dot_string(box['name'])}];")
+                   f"tooltip={dot_string(box['name'], TEXT)}];")
     for a, b in edges:
         out.append(f"  n{a} -> n{b};")
     out.append("}")
@@ -185,13 +169,13 @@ def to_dot(analysis: Analysis, show_params: bool = True, rankdir: str = "TB") ->
 
 def to_mermaid(analysis: Analysis, show_params: bool = True) -> str:
     boxes, edges = nodes_and_edges(analysis)
-    title = json.dumps(visible(analysis.model.name))     # a YAML double-quoted string
+    title = names.yaml_string(analysis.model.name)       # a YAML double-quoted string
     out = ["---", f"title: {title}", "---", "flowchart TB"]
     for i, box in enumerate(boxes):
-        parts = [f"<b>{mermaid_escape(box['name'])}</b> ({mermaid_escape(box['type'])})"]
+        parts = [f"<b>{mermaid_escape(box['name'], LABEL)}</b> ({mermaid_escape(box['type'], LABEL)})"]
         if box["input_shape"] is not None:
-            parts.append(f"input: {mermaid_escape(box['input_shape'])}")
-        parts.append(f"output: {mermaid_escape(box['output_shape'])}")
+            parts.append(f"input: {mermaid_escape(box['input_shape'], TEXT)}")
+        parts.append(f"output: {mermaid_escape(box['output_shape'], TEXT)}")
         if show_params and box["params"] is not None:
             parts.append(f"params: {count_text(box['params'])}")
         out.append(f'    n{i}["{"<br/>".join(parts)}"]')

@@ -6,7 +6,6 @@ Three renderings of one `to_dict` record: text (Keras's box table), JSON
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import unicodedata
@@ -21,6 +20,7 @@ from cnnc.analysis.symbolic import count_text as count
 from cnnc.analysis.symbolic import render as render_expr
 from cnnc.support.counts import HUGE, sci
 from cnnc.support.diagnostics import Diagnostic, UsageError, cell_width, did_you_mean, visible
+from cnnc.support.names import json_dumps
 from cnnc.support.version import __version__
 
 SCHEMA = "cnnc.summary/1"
@@ -258,7 +258,10 @@ def _check_record(check) -> dict:
                        for e, rel in check.terms]}
 
 
-def _totals_lines(analysis: Analysis, keras_only: bool) -> list[str]:
+def _totals_lines(analysis: Analysis, keras_only: bool, show=None) -> list[str]:
+    """The totals under the table; `show` writes the largest layer's name (Markdown: a code
+    span, so that a name is never markup)."""
+    show = show or _one_line
     b = BYTES_PER_VALUE
     lines = [
         f" Total params: {count(analysis.total_params)} "
@@ -278,7 +281,7 @@ def _totals_lines(analysis: Analysis, keras_only: bool) -> list[str]:
         lines.append(f" Activation memory: {readable_memory_size(total_act)} per sample")
     elif total_act is not None:
         lines.append(f" Activation memory: {readable_memory_size(total_act)} per sample "
-                     f"(largest output: {readable_memory_size(largest)}, {_one_line(name)})")
+                     f"(largest output: {readable_memory_size(largest)}, {show(name)})")
     return lines + _dimension_lines(analysis)
 
 
@@ -547,7 +550,7 @@ def render_functional_markdown(analysis: Analysis, keras_only: bool = False) -> 
         cells += row[len(keras_header):]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    out += [f"- {line.strip()}" for line in _totals_lines(analysis, keras_only)]
+    out += [f"- {line.strip()}" for line in _totals_lines(analysis, keras_only, _md_code)]
     return "\n".join(out)
 
 
@@ -562,14 +565,14 @@ def render_markdown(analysis: Analysis, keras_only: bool = False) -> str:
         cells = [f"{_md_code(info.name)} ({info.layer.kind})", f"`{row[1]}`", *row[2:]]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    out += [f"- {line.strip()}" for line in _totals_lines(analysis, keras_only)]
+    out += [f"- {line.strip()}" for line in _totals_lines(analysis, keras_only, _md_code)]
     return "\n".join(out)
 
 
 def render(analysis: Analysis, format: str = "text", diagnostics: Iterable[Diagnostic] = (),
            keras_only: bool = False, ascii: bool | None = None) -> str:
     if format == "json":
-        return json.dumps(to_dict(analysis, diagnostics), indent=2)
+        return json_dumps(to_dict(analysis, diagnostics))   # never NaN; strings UTF-8
     functional = analysis.model.functional
     if format == "markdown":
         return (render_functional_markdown if functional else render_markdown)(analysis, keras_only)

@@ -48,6 +48,7 @@ class KLayer:
     origin: str = ""                    # the file's name of a nested model's layer renamed here
     parent: str = ""                    # the nested model it comes from: "outer/inner (Sequential)"
     row: tuple[str, str] | None = None  # the outermost nested model: (name, class), its summary row
+    refs: list[tuple[str, int, int]] = field(default_factory=list)  # (layer, node, tensor) read
 
     @property
     def is_input(self) -> bool:
@@ -89,8 +90,8 @@ class KModel:
         return {l.name: l.origin for l in self.layers if l.origin}
 
 
-def _bad(where: str, what: str) -> KerasFileError:
-    return KerasFileError(f"cannot read {where}: {what}", ["the model config is malformed"])
+def _bad(where: str, what: str, *notes: str) -> KerasFileError:
+    return KerasFileError(f"cannot read {where}: {what}", [*notes, "the model config is malformed"])
 
 
 MAX_DEPTH = 32                         # nested models inside nested models
@@ -248,12 +249,38 @@ def _functional(layers: list, config: dict, where: str, name: str) -> KModel:
         for src in l.inputs:
             if src not in names:
                 raise _bad(where, f"layer {l.name!r} reads {src!r}, which is not a layer of the model")
+    _check_indices(out, layers, where, once)
     inputs = _endpoints(config.get("input_layers"), where, "input_layers")
     outputs = _endpoints(config.get("output_layers"), where, "output_layers")
     for n in inputs + outputs:
         if n not in names:
             raise _bad(where, f"{n!r} is listed as a model input or output but is not a layer")
     return KModel(name, False, out, inputs, outputs)
+
+
+def _check_indices(out: list[KLayer], raws: list, where: str, once: frozenset) -> None:
+    """Every (layer, node index, tensor index) a call reads names a call that exists and an
+    output that exists, as Keras's deserialization requires (it fails on the node list)."""
+    calls: dict[str, int] = {}
+    outputs: dict[str, int] = {}
+    for l, raw in zip(out, raws):
+        nodes = raw.get("inbound_nodes") if isinstance(raw, dict) else None
+        calls[l.name] = max(1, len(nodes) if isinstance(nodes, list) else 0)
+        ends = l.config.get("output_layers") if l.cls in MODEL_CLASSES else None
+        outputs[l.name] = max(1, len(ends)) if isinstance(ends, list) and ends and \
+            isinstance(ends[0], list) else 1
+    for l in out:
+        for src, node_index, tensor_index in l.refs:
+            if src not in calls:
+                continue
+            # Keras 2 numbers the calls of a nested model from 1 (see `once` above)
+            last = calls[src] - 1 + (1 if src in once else 0)
+            if node_index > last or tensor_index >= outputs[src]:
+                raise _bad(where, f"layer {l.name!r} reads [{src!r}, {node_index}, {tensor_index}], "
+                           f"but {src!r} has {calls[src]} call{'s' if calls[src] != 1 else ''} "
+                           f"(node index at most {last}) and {outputs[src]} "
+                           f"output{'s' if outputs[src] != 1 else ''} (tensor index at most "
+                           f"{outputs[src] - 1})", "Keras cannot load this model either")
 
 
 def _endpoints(spec: Any, where: str, key: str) -> list[str]:
@@ -280,8 +307,11 @@ def _read_call(layer: KLayer, node: Any, where: str, once: frozenset = frozenset
         if len(args) == 1 and isinstance(args[0], list):
             layer.listed = True
         refs: list[str] = []
-        _tensor_refs([args, kwargs], refs, where, layer.name)
+        _tensor_refs([args, kwargs], refs, where, layer.name, layer.refs)
         layer.inputs = refs
+        for src, node_index, tensor_index in layer.refs:
+            if (node_index or tensor_index) and "__output_index__" not in layer.config:
+                layer.config = dict(layer.config, __output_index__=(node_index, tensor_index, src))
         if layer.is_op:
             layer.operands = [_operand(a, where, layer.name) for a in args]
         extra = {k: v for k, v in kwargs.items() if not _ignored_call_arg(layer.cls, k, v)
@@ -293,8 +323,11 @@ def _read_call(layer: KLayer, node: Any, where: str, once: frozenset = frozenset
         refs = []
         extra: dict = {}
         for item in node:
-            if not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str):
-                raise _bad(where, f"layer {layer.name!r}: inbound node entry {item!r} is malformed")
+            if not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str) \
+                    or not all(_index(i) for i in item[1:3]):
+                raise _bad(where, f"layer {layer.name!r}: inbound node entry {_short(item)} is "
+                           "malformed", "expected [layer name, node index, tensor index, kwargs]")
+            layer.refs.append((item[0], item[1], item[2]))
             if (item[1] != 0 or item[2] != 0) and "__output_index__" not in layer.config \
                     and not (item[1] == 1 and item[2] == 0 and item[0] in once):
                 layer.config = dict(layer.config, __output_index__=(item[1], item[2], item[0]))
@@ -331,7 +364,16 @@ def _is_tensor(v: Any) -> bool:
     return isinstance(v, dict) and v.get("class_name") == "__keras_tensor__"
 
 
-def _tensor_refs(obj: Any, out: list, where: str, layer: str) -> None:
+def _index(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tensor_refs(obj: Any, out: list, where: str, layer: str, refs: list | None = None) -> None:
     stack = [obj]
     while stack:
         v = stack.pop()
@@ -339,7 +381,12 @@ def _tensor_refs(obj: Any, out: list, where: str, layer: str) -> None:
             hist = (v.get("config") or {}).get("keras_history")
             if not isinstance(hist, list) or not hist or not isinstance(hist[0], str):
                 raise _bad(where, f"layer {layer!r}: a tensor reference has no keras_history")
+            if len(hist) != 3 or not all(_index(i) for i in hist[1:]):
+                raise _bad(where, f"layer {layer!r}: keras_history {_short(hist)} is malformed",
+                           "expected [layer name, node index, tensor index], as Keras writes it")
             out.append(hist[0])
+            if refs is not None:
+                refs.append((hist[0], hist[1], hist[2]))
         elif isinstance(v, dict):
             stack.extend(reversed(list(v.values())))
         elif isinstance(v, list):

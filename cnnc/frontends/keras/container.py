@@ -53,16 +53,44 @@ def suffix_of(path: str | Path) -> str:
     return Path(name).suffix
 
 
+# Keras nests about 4 levels per nested model (MAX_DEPTH of them: config.py) and a few for a
+# value; what reads the config walks values recursively, so deeper JSON is refused here,
+# before anything recurses into it (a kernel_size nested 900 lists deep overflowed it).
+MAX_JSON_DEPTH = 200
+
+
 def parse_json(data: bytes | str, what: str) -> Any:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text)
+        value = json.loads(text)
     except UnicodeDecodeError as e:
         raise KerasFileError(f"cannot read {what}: not UTF-8 (byte {e.start})") from None
     except RecursionError:
-        raise KerasFileError(f"cannot read {what}: JSON nested too deeply") from None
+        raise KerasFileError(f"cannot read {what}: JSON nested too deeply",
+                             [f"cnnc reads Keras configs nested at most {MAX_JSON_DEPTH} levels deep"]) from None
     except ValueError as e:
         raise KerasFileError(f"cannot read {what}: not valid JSON ({e})") from None
+    depth = json_depth(value, MAX_JSON_DEPTH)
+    if depth > MAX_JSON_DEPTH:
+        raise KerasFileError(f"cannot read {what}: JSON nested more than {MAX_JSON_DEPTH} levels deep",
+                             ["a Keras model config nests far less; the file was made by hand "
+                              "or is corrupt"])
+    return value
+
+
+def json_depth(value: Any, stop: int) -> int:
+    """How deeply lists and dicts nest in `value` (walked without recursion), at most
+    stop + 1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if not isinstance(v, (list, dict)):
+            continue
+        deepest = max(deepest, d)
+        if deepest > stop:
+            return deepest
+        stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def read(path: str | Path) -> Container:

@@ -11,12 +11,15 @@ from typing import Any, Iterator
 
 from cnnc.frontends.keras import heaps
 from cnnc.frontends.keras.limits import MAX_H5_OBJECTS, KerasFileError
+from cnnc.support.diagnostics import interrupted
 
 
 def _h5py():
     try:
         import h5py
-    except ImportError:  # pragma: no cover - h5py is a dependency
+    except ImportError as e:  # pragma: no cover - h5py is a dependency
+        if interrupted(e):
+            raise KeyboardInterrupt from None
         raise KerasFileError("reading Keras .h5/.keras files needs h5py: pip install h5py") from None
     return h5py
 
@@ -130,13 +133,20 @@ def is_group(obj: Any) -> bool:
     return isinstance(obj, _h5py().Group)
 
 
+MAX_H5_DEPTH = 64      # groups inside groups: Keras nests about 5 deep
+
+
 def datasets(group: Any, what: str) -> dict[str, Any]:
-    """Every dataset under `group`, by path relative to it, following hard links only."""
+    """Every dataset under `group`, by path relative to it, following hard links only.
+    Each group is entered once (a hard link back to a group above it makes a cycle, which
+    would be walked until memory runs out: its paths grow at every turn), and at most
+    MAX_H5_DEPTH deep; both are KerasFileErrors naming the place."""
     out: dict[str, Any] = {}
-    stack = [("", group)]
+    stack = [("", group, 0)]
+    entered = {_identity(group)}
     seen = 0
     while stack:
-        prefix, g = stack.pop()
+        prefix, g, depth = stack.pop()
         for name in list(g.keys()):
             seen += 1
             if seen > MAX_H5_OBJECTS:
@@ -144,10 +154,32 @@ def datasets(group: Any, what: str) -> dict[str, Any]:
             obj = child(g, name, what)
             path = f"{prefix}{name}"
             if is_group(obj):
-                stack.append((path + "/", obj))
+                key = _identity(obj)
+                if key in entered:
+                    raise KerasFileError(f"cannot read {what}: the group '{_shown(path)}' is a hard "
+                                         "link to a group it is inside of, or met twice (a cycle)",
+                                         ["Keras never writes one; the file was made by hand or "
+                                          "is corrupt"])
+                if depth + 1 > MAX_H5_DEPTH:
+                    raise KerasFileError(f"cannot read {what}: groups nest more than {MAX_H5_DEPTH} "
+                                         f"deep (at '{_shown(path[:200])}')")
+                entered.add(key)
+                stack.append((path + "/", obj, depth + 1))
             elif is_dataset(obj):
                 out[path] = obj
     return out
+
+
+def _identity(obj: Any) -> Any:
+    """The object in the file (its address), the same through any of its hard links."""
+    try:
+        return ("addr", _h5py().h5o.get_info(obj.id).addr)
+    except Exception:  # noqa: BLE001 - h5py without .addr: its ObjectID hashes the object
+        return ("id", hash(obj.id))
+
+
+def _shown(name: str) -> str:
+    return name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
 
 
 def read_array(ds: Any, shape: tuple[int, ...], what: str):

@@ -16,6 +16,7 @@ diagnostics can speak of the file's own names.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,11 @@ from cnnc.analysis.arguments import INITIALIZERS, ArgError, Initializer, snake_c
 from cnnc.frontends.keras import naming
 from cnnc.frontends.keras.config import OPS, KLayer, KModel
 from cnnc.language import syntax as S
-from cnnc.support.diagnostics import Span
+from cnnc.support.diagnostics import Span, visible
+from cnnc.support.names import shown_path
 
 _SPAN = Span(1, 1, 1, 1)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")      # grammar/cnn.lark's NAME
 UNIFORM_KEYS = {"kernel_size", "strides", "dilation_rate", "pool_size", "size"}
 POSITIONAL_FIRST = {"pool_size", "rate", "max_value", "scale"}
 # config keys that are not constructor arguments cnnc reads (handled elsewhere or meaningless)
@@ -105,8 +108,10 @@ def syntax(v: Any) -> S.Value:
     return S.String(repr(v), _SPAN)
 
 
-def fmt(v: Any, key: str = "") -> str:
-    """A JSON value as .cnn text."""
+def fmt(v: Any, key: str = "", rank: int | None = None) -> str:
+    """A JSON value as .cnn text. A list of equal sizes (kernel_size [3, 3]) is written as
+    one number only when it has the layer's `rank` of them: a Conv2D's [3, 3, 3] stays
+    three, for the checker to refuse as Keras's standardize_tuple does."""
     v = _unwrap(v)
     if isinstance(v, dict):
         if v.get("class_name") == "function" or v.get("registered_name") == "function":
@@ -118,7 +123,8 @@ def fmt(v: Any, key: str = "") -> str:
             return repr(snake_case(cls))
         return f"{cls}({', '.join(f'{k}={fmt(x)}' for k, x in shown)})"
     if isinstance(v, list):
-        if key in UNIFORM_KEYS and v and all(x == v[0] for x in v) and isinstance(v[0], int):
+        if key in UNIFORM_KEYS and v and all(x == v[0] for x in v) and isinstance(v[0], int) \
+                and len(v) == rank:
             return str(v[0])
         items = [fmt(x) for x in v]
         return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"
@@ -167,7 +173,7 @@ def layer_args(layer: KLayer) -> list[str]:
         if p.default is not kinds.REQUIRED and _is_default(kind, p, raw, config):
             positional = False
             continue
-        text = fmt(raw, p.name)
+        text = fmt(raw, p.name, kind.rank)
         if positional and (p.default is kinds.REQUIRED or (i == 0 and p.name in POSITIONAL_FIRST)):
             args.append(text)
         else:
@@ -178,7 +184,7 @@ def layer_args(layer: KLayer) -> list[str]:
             continue
         if raw is None or raw is False or raw == {} or raw == []:
             continue
-        args.append(f"{key}={fmt(raw, key)}")
+        args.append(f"{key}={fmt(raw, key, kind.rank)}")
     if config.get("trainable") is False:
         args.append("trainable=False")
     dtype = config.get("dtype")
@@ -215,7 +221,8 @@ def write(model: KModel, source: str, compile_line: str | None = None) -> Writte
 
 def _header(model: KModel, source: str) -> list[str]:
     version = "Keras 2 (tf.keras)" if model.keras2 else "Keras"
-    out = [f"# {model.name}: imported from {source} ({version} config) by cnnc import",
+    # a comment is one line, whatever the names hold ("m\nDense(7)" would add a layer)
+    out = [f"# {visible(model.name)}: imported from {shown_path(source)} ({version} config) by cnnc import",
            "# layer names are Keras's (weights are keyed by them); arguments left out are "
            "Keras 3's defaults"]
     if model.nested:
@@ -228,8 +235,8 @@ def _nested_comment(layer: KLayer, last: str) -> list[str]:
     if layer.parent == last:
         return []
     if not layer.parent:
-        return [f"# end of the nested model {last.split('/')[0].split(' (')[0]}"]
-    return [f"# from the nested model {layer.parent}"]
+        return [f"# end of the nested model {visible(last.split('/')[0].split(' (')[0])}"]
+    return [f"# from the nested model {visible(layer.parent)}"]
 
 
 class _Namer:
@@ -267,7 +274,10 @@ def _write_sequential(model: KModel, source: str, compile_line: str | None) -> W
     out = Written("")
     lines = _header(model, source) + [""]
     if model.name != "sequential":
-        lines.append(f"model {model.name}")
+        # `model NAME` takes an identifier; any other name (a space, a newline, "m-1") is a
+        # string, quoted as Python quotes it: never a line of its own
+        lines.append(f"model {model.name}" if _IDENTIFIER.fullmatch(model.name)
+                     else f"model = Sequential(name={model.name!r})")
     inp = model.layers[0]
     shape = _shape_text(inp)
     if shape:
@@ -327,7 +337,7 @@ def _write_functional(model: KModel, source: str, compile_line: str | None) -> W
             continue
         if group[name] != current:
             current = group[name]
-            lines += ["", f"# {current}"]
+            lines += ["", f"# {visible(current)}"]
             parent = ""
         lines += _nested_comment(layer, parent)
         parent = layer.parent
