@@ -3,7 +3,9 @@
 Convolutions are lowered to 2-D matrix products: `Patches` copies every window
 into a row (kernel taps major, channels minor, matching Keras's kernel layout
 (*k, C, F)), and the input gradient is scattered back tap by tap
-(`input_grad`), which is cheaper than a full transposed convolution.
+(`input_grad`). The plain convolution layer plans all of this once per input
+shape (convplan.py); grouped convolutions use these pieces directly. `Workspace`
+keeps a layer's buffers between steps.
 """
 
 from __future__ import annotations
@@ -90,20 +92,49 @@ def plain_grid(out: Sequence[int], s: Sequence[int]) -> list[Grid]:
     return [Grid((0,) * len(out), tuple(s), tuple(out))]
 
 
+class Workspace:
+    """Buffers a layer keeps between steps, one per purpose, replaced when the shape
+    changes (the last, partial batch of an epoch). `zeros` buffers are zero when made;
+    their users write only the positions that vary (the interior of a padded copy),
+    so the rest stays zero from step to step."""
+
+    def __init__(self):
+        self.buffers: dict[str, Array] = {}
+
+    def empty(self, key: str, shape: Sequence[int], dtype) -> Array:
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self.buffers[key] = np.empty(shape, dtype)
+        return buf
+
+    def zeros(self, key: str, shape: Sequence[int], dtype) -> Array:
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self.buffers[key] = np.zeros(shape, dtype)
+        return buf
+
+
 class Patches:
     """The im2col matrix of one convolution: a row per output position (grid by
     grid), a column per (kernel tap, input channel), plus a column of ones when the
-    bias is folded into the product. Few input channels are copied channel-major
-    (a contiguous copy per tap instead of C-wide scraps), which is several times
-    faster; the products below hide the layout."""
+    bias is folded into the product (`ones_column`; `folded` says whether it was).
+    Few input channels are copied channel-major (a contiguous copy per tap instead
+    of C-wide scraps), which is several times faster; the products below hide the
+    layout. A 1x1 kernel on one grid of unit strides is the input itself, reshaped
+    (no copy, no column of ones)."""
 
     def __init__(self, xp: Array, k: Sequence[int], d: Sequence[int], grids: list[Grid],
                  ones_column: bool = False, reuse: Array | None = None):
         n, c = xp.shape[0], xp.shape[-1]
         taps = int(np.prod(k)) * c
-        width = taps + ones_column
         count = grids[0].count
         rows = len(grids) * n * math.prod(count)
+        if taps == c and len(grids) == 1 and _whole(xp, grids[0]):
+            self.transposed, self.copied, self.folded = False, False, False
+            self.matrix = np.ascontiguousarray(xp).reshape(rows, taps)
+            return
+        self.copied, self.folded = True, ones_column
+        width = taps + ones_column
         self.transposed = c <= 4
 
         def empty(shape):
@@ -131,9 +162,9 @@ class Patches:
                 buf[..., -1] = 1
             self.matrix = buf.reshape(rows, width)
 
-    def times(self, w: Array) -> Array:
+    def times(self, w: Array, out: Array | None = None) -> Array:
         """patches @ w: (rows, width) @ (width, F)."""
-        return (self.matrix.T if self.transposed else self.matrix) @ w
+        return np.matmul(self.matrix.T if self.transposed else self.matrix, w, out=out)
 
     def t_times(self, dz: Array) -> Array:
         """patches.T @ dz: (width, rows) @ (rows, F), the weight gradient. For the
@@ -141,28 +172,78 @@ class Patches:
         return self.matrix @ dz if self.transposed else (dz.T @ self.matrix).T
 
 
+def column_sums(a: Array, ws: Workspace) -> Array:
+    """Sums over the rows of a 2-D array, as a product with a kept vector of ones
+    (BLAS: many times faster than NumPy's reduction over few columns)."""
+    ones = ws.buffers.get("ones")
+    if ones is None or ones.shape[0] != a.shape[0] or ones.dtype != a.dtype:
+        ones = ws.buffers["ones"] = np.ones(a.shape[0], a.dtype)
+    return ones @ a
+
+
+def _whole(xp: Array, grid: Grid) -> bool:
+    """Does a 1x1 window on this grid read every position of xp, in order?"""
+    return all(o == 0 and s == 1 and n == size
+               for o, s, n, size in zip(grid.origin, grid.stride, grid.count, xp.shape[1:-1]))
+
+
 def input_grad(dz2: Array, kernel: Array, padded_shape: Sequence[int], d: Sequence[int],
                grids: list[Grid]) -> Array:
     """dL/dxp of a convolution from dz2 (rows in grid order, F): each kernel tap's
     share dz2 @ kernel[tap].T is added back where that tap read from (one product
-    and one add per tap and grid, no intermediate column matrix)."""
+    and one add per tap and grid, no intermediate column matrix: NumPy adds a
+    contiguous share into a strided view fast, a strided column block slowly)."""
     dxp = np.zeros(padded_shape, dz2.dtype)
     n, c = padded_shape[0], padded_shape[-1]
     count = grids[0].count
+    kt = np.ascontiguousarray(np.swapaxes(kernel, -1, -2))      # (*k, F, C)
     for off in offsets(kernel.shape[:-2]):
-        share = (dz2 @ kernel[off].T).reshape(len(grids), n, *count, c)
+        share = (dz2 @ kt[off]).reshape(len(grids), n, *count, c)
         for g, grid in enumerate(grids):
             dxp[grid.tap(off, d)] += share[g]
     return dxp
+
+
+def _merged_taps(xp: Array, s: Sequence[int], d: Sequence[int], out: Sequence[int]):
+    """For unit strides along the last spatial axis: xp viewed (N, *spatial[:-1], W * C)
+    and, per kernel tap, the index of its inputs in that view -- the last spatial axis
+    merged with the channels, so that every operation runs over rows of out[-1] * C
+    numbers instead of C (NumPy's inner loops are long). None otherwise."""
+    if s[-1] != 1 or not xp.flags.c_contiguous:
+        return None
+    c = xp.shape[-1]
+    view = xp.reshape(*xp.shape[:-2], xp.shape[-2] * c)
+
+    def index(off):
+        return (slice(None), *(slice(o * dd, o * dd + ss * (n - 1) + 1, ss)
+                               for o, ss, dd, n in zip(off[:-1], s[:-1], d[:-1], out[:-1])),
+                slice(off[-1] * d[-1] * c, (off[-1] * d[-1] + out[-1]) * c))
+    return view, index
 
 
 def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
               out: Sequence[int]) -> Array:
     """(N, *out, C*dm): input channel c convolved with kernel[..., c, m] gives output
     channel c*dm + m. Accumulated multiplier-major, (dm, N, *out, C), so that every
-    operation runs over whole contiguous channel rows."""
+    operation runs over whole contiguous channel rows (with unit strides along the
+    last axis, over rows of out[-1] * C: `_merged_taps`)."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
     n = xp.shape[0]
+    merged = _merged_taps(xp, s, d, out)
+    if merged is not None:
+        view, index = merged
+        acc = np.empty((m, n, *out[:-1], out[-1] * c), xp.dtype)
+        tmp = np.empty(acc.shape[1:], xp.dtype)
+        for i, off in enumerate(offsets(k)):
+            tap = view[index(off)]
+            for j in range(m):
+                w = np.tile(kernel[off][:, j], out[-1])
+                if i == 0:
+                    np.multiply(tap, w, out=acc[j])
+                else:
+                    acc[j] += np.multiply(tap, w, out=tmp)
+        acc = acc.reshape(m, n, *out, c)
+        return acc[0] if m == 1 else np.moveaxis(acc, 0, -1).reshape(n, *out, c * m)
     acc = np.zeros((m, n, *out, c), xp.dtype)
     tmp = np.empty((n, *out, c), xp.dtype)
     for off in offsets(k):
@@ -174,12 +255,29 @@ def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
 
 def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
                       out: Sequence[int], need_dx: bool) -> tuple[Array | None, Array]:
-    """(dL/dxp or None, dL/dkernel) of `depthwise`."""
+    """(dL/dxp or None, dL/dkernel) of `depthwise`. The kernel gradient's sums over
+    samples and positions are products with a vector of ones (BLAS)."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
     n = xp.shape[0]
     dzm = np.ascontiguousarray(np.moveaxis(dz.reshape(n, *out, c, m), -1, 0))   # (dm, N, *out, C)
     dk = np.empty_like(kernel)
     dxp = np.zeros_like(xp) if need_dx else None
+    merged = _merged_taps(xp, s, d, out)
+    if merged is not None:
+        view, index = merged
+        dview = None if dxp is None else dxp.reshape(view.shape)
+        shape = (n, *out[:-1], out[-1] * c)
+        dzm = dzm.reshape(m, *shape)
+        tmp = np.empty(shape, xp.dtype)
+        ones = np.ones(math.prod(shape[:-1]), xp.dtype)
+        for off in offsets(k):
+            sl = index(off)
+            for j in range(m):
+                prod = np.multiply(view[sl], dzm[j], out=tmp)
+                dk[off + (slice(None), j)] = (ones @ prod.reshape(-1, shape[-1])).reshape(out[-1], c).sum(axis=0)
+                if need_dx:
+                    dview[sl] += np.multiply(dzm[j], np.tile(kernel[off][:, j], out[-1]), out=tmp)
+        return dxp, dk
     tmp = np.empty((n, *out, c), xp.dtype)
     for off in offsets(k):
         sl = offset_slices(off, s, d, out)
