@@ -1,0 +1,160 @@
+"""Training throughput, cnnc against PyTorch CPU on the same cores: five networks,
+the same thread count for both (default 2), interleaved rounds, medians.
+
+For each network: samples/s of a training step at batch 64 (forward, loss, backward,
+the file's optimizer) for cnnc (the NumPy reference, the batch split over --threads
+threads as `cnnc train` runs it) and for PyTorch eager in NCHW and in channels_last
+(the twin of the same model, cnnc/runtime/torch_twin.py: same initial weights, same
+optimizer). Each round runs every implementation for about --seconds, one after the
+other, so that all see the same machine load; the ratio is cnnc / the faster PyTorch
+layout, per round, then the median of the rounds.
+
+The arithmetic limit: a step's floating-point operations per sample (training_flops
+in _train_steps.py) against NumPy's float32 matrix-product rate on the same threads,
+measured in every round; the fraction of that limit reached is a load-independent
+measure (the step and the product slow down together).
+
+    python benchmarks/bench_train_speed.py                    # all five, about 10 minutes
+    python benchmarks/bench_train_speed.py --nets mnist,resnet --rounds 3 --no-write
+
+Writes docs/BENCHMARKS.md, section "train_speed". torch is never a dependency of cnnc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NETS = {   # name: (file, what it is)
+    "mnist": ("examples/mnist.cnn", "the Keras MNIST convnet (RMSprop)"),
+    "resnet": ("examples/resnet_fmnist.cnn", "small ResNet: BatchNormalization, residual Adds (Adam)"),
+    "cifar10": ("examples/cifar10.cnn", "TensorFlow's CIFAR-10 tutorial convnet (Adam)"),
+    "mobilenet": ("benchmarks/models/mobilenet_cifar.cnn",
+                  "MobileNet-style: depthwise 3x3 + pointwise 1x1, BatchNormalization, relu6 (Adam)"),
+    "separable": ("examples/separable.cnn",
+                  "Xception-style: SeparableConv2D with depth_multiplier, BatchNormalization (Adam)"),
+}
+
+
+def _parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nets", default=",".join(NETS), help=f"comma-separated, of {', '.join(NETS)}")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--seconds", type=float, default=2.0, help="per implementation and round")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    p.add_argument("--save", metavar="JSON", help="also write the measurements to this file")
+    return p.parse_args(argv)
+
+
+ARGS = _parse()
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"      # before NumPy loads: one BLAS thread per training thread
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from _train_steps import (cnnc_step, images, matmul_rate, rounds, torch_step,  # noqa: E402
+                          train_flops, twin_max_diff)
+
+import cnnc  # noqa: E402
+
+
+def measure(name: str, args, rates_of_matmul: list[float]) -> dict:
+    import torch
+    path = str(ROOT / NETS[name][0])
+    model = cnnc.load(path)
+    x, y = images(model, 4096)
+    steps = {"cnnc": cnnc_step(path, x, y, args.threads, args.batch),
+             "torch": torch_step(path, x, y, False, args.batch),
+             "torch_cl": torch_step(path, x, y, True, args.batch)}
+    try:
+        rates = rounds(steps, args.batch, args.rounds, args.seconds,
+                       between=lambda: rates_of_matmul.append(matmul_rate(args.threads)))
+    finally:
+        for s in steps.values():
+            s.close()
+    per_round = [c / max(t, tl) for c, t, tl in zip(rates["cnnc"], rates["torch"], rates["torch_cl"])]
+    return {"name": name, "file": NETS[name][0], "params": model.total_params,
+            "macs": model.total_macs, "flops": train_flops(path),
+            "twin_max_diff": twin_max_diff(path, x), "torch_threads": torch.get_num_threads(),
+            **{k: float(np.median(v)) for k, v in rates.items()},
+            "spread": {k: [float(min(v)), float(max(v))] for k, v in rates.items()},
+            "ratio": float(np.median(per_round)), "ratio_spread": [float(min(per_round)), float(max(per_round))]}
+
+
+def render(args, results: list[dict], matmul: list[float], machine: str, load: str, load_after: str,
+           torch_version: str) -> str:
+    rate = float(np.median(matmul))
+    lines = ["## Training throughput: cnnc against PyTorch, same threads", "",
+             f"Machine: {machine}; load average {load} at the start, {load_after} at the end (other "
+             f"work shares the cores: every number below is a median of interleaved rounds). "
+             f"{args.threads} threads for cnnc (the batch split across them, one BLAS thread each, "
+             f"as `cnnc train --threads {args.threads}` runs it) and for PyTorch {torch_version} "
+             f"(`torch.set_num_threads({args.threads})`), eager mode.", "",
+             f"Batch {args.batch}, one training step = forward + loss + backward + the file's optimizer. "
+             f"{args.rounds} rounds of about {args.seconds:.0f} s per implementation, interleaved; "
+             f"samples/s is the median of the rounds; the ratio is cnnc / the faster PyTorch layout, "
+             f"round by round, then the median (its range in brackets).", "",
+             "| network | params | MFLOP per sample (training) | cnnc samples/s | PyTorch NCHW | "
+             "PyTorch channels_last | cnnc / best PyTorch | cnnc, share of the arithmetic limit | "
+             "PyTorch, share |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        limit = rate / r["flops"]
+        best = max(r["torch"], r["torch_cl"])
+        lines.append(f"| `{Path(r['file']).name}` | {r['params']:,} | {r['flops'] / 1e6:.1f} | "
+                     f"{r['cnnc']:,.0f} | {r['torch']:,.0f} | {r['torch_cl']:,.0f} | **{r['ratio']:.2f}** "
+                     f"({r['ratio_spread'][0]:.2f}-{r['ratio_spread'][1]:.2f}) | "
+                     f"{100 * r['cnnc'] / limit:.0f}% | {100 * best / limit:.0f}% |")
+    lines += ["", f"The arithmetic limit: NumPy's float32 2048x2048 matrix product on {args.threads} "
+              f"threads, {rate / 1e9:.0f} GFLOP/s (median of one measurement per round; range "
+              f"{min(matmul) / 1e9:.0f}-{max(matmul) / 1e9:.0f}), divided by a sample's training FLOPs "
+              f"(forward multiply-adds x 2, as many again for the weight gradients and for the input "
+              f"gradients, less those of the layers reading the model's input): the samples/s a "
+              f"step made only of such products would reach. The share reached does not depend on "
+              f"the machine's load as the samples/s do.", ""]
+    for r in results:
+        lines.append(f"- `{r['file']}`: {NETS[r['name']][1]}; {r['macs'] / 1e6:.2f} M MACs per sample; "
+                     f"the PyTorch twin's output differs from cnnc's by at most {r['twin_max_diff']:.1e}.")
+    lines += ["", "Rerun: `python benchmarks/bench_train_speed.py` (torch installed in the same "
+              "interpreter; about 10 minutes)."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from _report import machine, write_section
+    import torch
+    args = ARGS
+    torch.set_num_threads(args.threads)
+    names = [n.strip() for n in args.nets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in NETS]
+    if unknown:
+        print(f"unknown network(s): {', '.join(unknown)}; choose from {', '.join(NETS)}", file=sys.stderr)
+        return 2
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    matmul: list[float] = []
+    results = []
+    for name in names:
+        r = measure(name, args, matmul)
+        results.append(r)
+        print(f"{name}: cnnc {r['cnnc']:,.0f}, torch {r['torch']:,.0f}, torch_cl {r['torch_cl']:,.0f} "
+              f"samples/s, ratio {r['ratio']:.2f}", flush=True)
+    load_after = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    if args.save:
+        Path(args.save).write_text(json.dumps({"results": results, "matmul": matmul, "load": load,
+                                               "load_after": load_after}, indent=1))
+    text = render(args, results, matmul, machine(), load, load_after, torch.__version__)
+    print(text)
+    if not args.no_write:
+        write_section("train_speed", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
