@@ -60,6 +60,10 @@ def _parse(argv=None) -> argparse.Namespace:
                         "(with Keras too when --keras-python is given)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    p.add_argument("--save", metavar="JSON", help="also write the measurements to this file")
+    p.add_argument("--runs-from", metavar="JSON",
+                   help="take the training runs (accuracy, Keras, seeds) from a file written by "
+                        "--save: refresh the throughput only")
     p.add_argument("--keras-python", metavar="PYTHON",
                    help="also run the recipe in Keras with this interpreter (one that has keras and "
                         "tensorflow; e.g. /tmp/kvenv/bin/python), for accuracy, time and memory")
@@ -255,12 +259,25 @@ def main(argv=None) -> int:
     args = _parse(argv)
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     ds = D.load("fashion-mnist")
-    full = None if args.no_full else full_run(args, ds)
-    if full:
-        print(f"full run: {full}", flush=True)
+    if args.runs_from:
+        import json
+        saved = json.loads(Path(args.runs_from).read_text())
+        full, kr, extra = saved["full"], saved["keras"], [tuple(e) for e in saved["seeds"]]
+        load_runs = saved["load"]
+    else:
+        full = None if args.no_full else full_run(args, ds)
+        if full:
+            print(f"full run: {full}", flush=True)
+        kr = keras_run(args)
+        extra = seed_runs(args, ds)
+        load_runs = load
     tp = throughput(args, ds)
-    kr = keras_run(args)
-    extra = seed_runs(args, ds)
+    if args.save:
+        import json
+        Path(args.save).write_text(json.dumps({"full": full, "keras": kr, "seeds": extra, "load": load_runs,
+                                               "throughput": tp}, indent=1))
+    if load_runs != load:
+        load = f"{load} (the training runs: {load_runs})"
     text = render(args, full, tp, machine(), load, kr, extra)
     print(text)
     if not args.no_write:

@@ -47,6 +47,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--seconds", type=float, default=2.0, help="per implementation and round")
+    p.add_argument("--before", metavar="REV",
+                   help="also time the cnnc of this git revision (e.g. main), in a subprocess each "
+                        "round, with --threads BLAS threads (its only parallelism)")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     p.add_argument("--save", metavar="JSON", help="also write the measurements to this file")
     return p.parse_args(argv)
@@ -66,7 +69,64 @@ from _train_steps import (cnnc_step, images, matmul_rate, rounds, torch_step,  #
 import cnnc  # noqa: E402
 
 
-def measure(name: str, args, rates_of_matmul: list[float]) -> dict:
+# One round of an earlier cnnc, in its own interpreter: the same step as _train_steps's
+# (that version's Network, loss and optimizer), on the same data, timed the same way.
+BEFORE_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+import cnnc
+from cnnc.support import data as D
+from cnnc.backends.numpy import losses as L, optimizers as O
+from cnnc.backends.numpy.network import Network
+path, data, batch, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+m = cnnc.load(path); m.init_weights(0)
+net = Network(m.analysis, m.weights)
+loss = L.from_spec(m.ir.compile.loss, net.output_activation); opt = O.from_spec(m.ir.compile.optimizer)
+arrays = np.load(data)
+xs = D.prepare_x(arrays["x"], m.ir.input_shape); ys = D.prepare_y(arrays["y"], m.analysis.output_shape, loss.name)
+rng = np.random.default_rng(0); i = 0
+def step():
+    global i
+    i = (i + batch) % (len(xs) - batch)
+    with np.errstate(all="ignore"):
+        p = net.forward(xs[i:i + batch], training=True, rng=rng)
+        _, dy = loss.value_and_gradient(ys[i:i + batch], p)
+        opt.apply(net.backward(dy, skip_output_activation=loss.fused), net.weights)
+for _ in range(5): step()
+t = time.perf_counter(); k = 0
+while time.perf_counter() - t < seconds:
+    step(); k += 1
+print(json.dumps(k * batch / (time.perf_counter() - t)))
+"""
+
+
+def before_step(rev: str, path: str, x, y, args, tmp: Path):
+    """A step function that runs one timed round of cnnc at `rev` in a subprocess and
+    reports its samples/s (rounds() takes the rate it returns)."""
+    import subprocess
+    src = tmp / "before"
+    if not src.exists():
+        src.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "cnnc", "grammar"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    data = tmp / f"{Path(path).stem}.npz"
+    np.savez(data, x=x, y=y)
+    env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": str(args.threads),
+           "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+
+    def rate() -> float:
+        done = subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, path, str(data), str(args.batch),
+                               str(args.seconds)], capture_output=True, text=True, env=env, cwd=tmp)
+        if done.returncode != 0:
+            raise RuntimeError(f"cnnc at {rev} failed:\n{done.stderr[-2000:]}")
+        return float(done.stdout.strip().splitlines()[-1])
+    rate.close = lambda: None
+    rate.measures_itself = True
+    return rate
+
+
+def measure(name: str, args, rates_of_matmul: list[float], tmp: Path) -> dict:
     import torch
     path = str(ROOT / NETS[name][0])
     model = cnnc.load(path)
@@ -74,6 +134,8 @@ def measure(name: str, args, rates_of_matmul: list[float]) -> dict:
     steps = {"cnnc": cnnc_step(path, x, y, args.threads, args.batch),
              "torch": torch_step(path, x, y, False, args.batch),
              "torch_cl": torch_step(path, x, y, True, args.batch)}
+    if args.before:
+        steps["before"] = before_step(args.before, path, x, y, args, tmp)
     try:
         rates = rounds(steps, args.batch, args.rounds, args.seconds,
                        between=lambda: rates_of_matmul.append(matmul_rate(args.threads)))
@@ -92,6 +154,7 @@ def measure(name: str, args, rates_of_matmul: list[float]) -> dict:
 def render(args, results: list[dict], matmul: list[float], machine: str, load: str, load_after: str,
            torch_version: str) -> str:
     rate = float(np.median(matmul))
+    before = args.before and all("before" in r for r in results)
     lines = ["## Training throughput: cnnc against PyTorch, same threads", "",
              f"Machine: {machine}; load average {load} at the start, {load_after} at the end (other "
              f"work shares the cores: every number below is a median of interleaved rounds). "
@@ -102,16 +165,22 @@ def render(args, results: list[dict], matmul: list[float], machine: str, load: s
              f"{args.rounds} rounds of about {args.seconds:.0f} s per implementation, interleaved; "
              f"samples/s is the median of the rounds; the ratio is cnnc / the faster PyTorch layout, "
              f"round by round, then the median (its range in brackets).", "",
-             "| network | params | MFLOP per sample (training) | cnnc samples/s | PyTorch NCHW | "
-             "PyTorch channels_last | cnnc / best PyTorch | cnnc, share of the arithmetic limit | "
-             "PyTorch, share |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| network | params | MFLOP per sample (training) | " + (f"cnnc {args.before} | " if before else "")
+             + "cnnc samples/s | PyTorch NCHW | PyTorch channels_last | cnnc / best PyTorch | "
+             "cnnc, share of the arithmetic limit | PyTorch, share |",
+             "|---|---:|---:|" + ("---:|" if before else "") + "---:|---:|---:|---:|---:|---:|"]
     for r in results:
         limit = rate / r["flops"]
         best = max(r["torch"], r["torch_cl"])
         lines.append(f"| `{Path(r['file']).name}` | {r['params']:,} | {r['flops'] / 1e6:.1f} | "
-                     f"{r['cnnc']:,.0f} | {r['torch']:,.0f} | {r['torch_cl']:,.0f} | **{r['ratio']:.2f}** "
+                     + (f"{r['before']:,.0f} | " if before else "")
+                     + f"{r['cnnc']:,.0f} | {r['torch']:,.0f} | {r['torch_cl']:,.0f} | **{r['ratio']:.2f}** "
                      f"({r['ratio_spread'][0]:.2f}-{r['ratio_spread'][1]:.2f}) | "
                      f"{100 * r['cnnc'] / limit:.0f}% | {100 * best / limit:.0f}% |")
+    if before:
+        lines += ["", f"`cnnc {args.before}`: the same step with cnnc as of git revision `{args.before}` "
+                  f"(one thread running the network, {args.threads} BLAS threads: its only "
+                  f"parallelism), timed in its own interpreter in the same rounds."]
     lines += ["", f"The arithmetic limit: NumPy's float32 2048x2048 matrix product on {args.threads} "
               f"threads, {rate / 1e9:.0f} GFLOP/s (median of one measurement per round; range "
               f"{min(matmul) / 1e9:.0f}-{max(matmul) / 1e9:.0f}), divided by a sample's training FLOPs "
@@ -140,8 +209,10 @@ def main() -> int:
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     matmul: list[float] = []
     results = []
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="cnnc-bench-"))
     for name in names:
-        r = measure(name, args, matmul)
+        r = measure(name, args, matmul, tmp)
         results.append(r)
         print(f"{name}: cnnc {r['cnnc']:,.0f}, torch {r['torch']:,.0f}, torch_cl {r['torch_cl']:,.0f} "
               f"samples/s, ratio {r['ratio']:.2f}", flush=True)

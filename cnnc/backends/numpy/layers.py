@@ -556,7 +556,10 @@ class BatchNorm(Layer):
 
     def _compute_last(self, x, w, training, batch_stats):
         """Keeps xc = x - mean (not xhat = xc * inv: the backward scales its per-channel
-        sums by inv instead, one pass less each way)."""
+        sums by inv instead, one pass less each way). In a block of a split batch, xc is
+        taken from the block's own mean and `shift` = that mean - the batch's mean is
+        folded into the per-channel constants (x - batch mean = xc + shift), so the
+        combination costs no pass over the data."""
         c = x.shape[-1]
         rows = x.size // c
         t = _wide(rows, c)
@@ -569,8 +572,6 @@ class BatchNorm(Layer):
             mean = (ones @ x2) / dt(rows)
             xc = np.subtract(xw, _widen(mean, t), out=self.ws.empty("xc", xw.shape, x.dtype))
             mean, var, shift = self._statistics(rows, mean, _channel_dot(xc, xc, c), w)
-            if shift is not None:
-                xc += _widen(shift, t)
         else:
             mean, var = w["moving_mean"], w["moving_variance"]
             xc = None
@@ -584,9 +585,10 @@ class BatchNorm(Layer):
                 self.cache.update(xc=None, inv=inv, batch_stats=False, last=True, t=t, rows=rows)
             return y.reshape(x.shape)
         y = xc * _widen(scale, t)
-        if beta is not None:
-            y += _widen(beta, t)
-        self.cache.update(xc=xc, inv=inv, batch_stats=True, last=True, t=t, rows=rows)
+        offset = beta if shift is None else shift * scale + (0 if beta is None else beta)
+        if offset is not None:
+            y += _widen(offset.astype(x.dtype, copy=False), t)
+        self.cache.update(xc=xc, shift=shift, inv=inv, batch_stats=True, last=True, t=t, rows=rows)
         return y.reshape(x.shape)
 
     def _update_moving(self, weights: Weights, mean: Array, var: Array, momentum: float) -> None:
@@ -639,10 +641,11 @@ class BatchNorm(Layer):
 
     def _adjoint_last(self, dz, w, need_dx):
         """With a = gamma * inv (per channel), sums S = sum(dz), Sx = sum(dz * xhat) =
-        inv * sum(dz * xc) over the rows: dx = a * dz - xc * (a * inv * Sx / rows) -
-        a * S / rows (batch statistics), or a * dz (moving statistics)."""
+        inv * sum(dz * (xc + shift)) over the rows: dx = a * dz - (xc + shift) * b - a * S /
+        rows with b = a * inv * Sx / rows (batch statistics), or a * dz (moving statistics)."""
         cache = self.cache
         xc, inv, t, rows = cache["xc"], cache["inv"], cache["t"], cache["rows"]
+        shift = cache.get("shift")
         shape = dz.shape
         ch = inv.shape[0]
         dt = dz.dtype.type
@@ -651,8 +654,9 @@ class BatchNorm(Layer):
         gamma = w.get("gamma")
         grads = {}
         if xc is not None:    # (a frozen layer keeps no xc: its gamma and beta get no gradient)
-            sx = _channel_dot(dzw, xc, ch) * inv
             s = ones @ dzw.reshape(rows, ch)
+            sx = _channel_dot(dzw, xc, ch)
+            sx = (sx if shift is None else sx + shift * s) * inv
             if gamma is not None:
                 grads["gamma"] = sx
             if w.get("beta") is not None:
@@ -663,8 +667,9 @@ class BatchNorm(Layer):
         dx = dzw * _widen(a, t)
         if cache["batch_stats"]:
             rows, s, sx = self._batch_sums(rows, s, sx)
-            dx -= xc * _widen(a * inv * sx / dt(rows), t)
-            dx -= _widen(a * s / dt(rows), t)
+            b = a * inv * sx / dt(rows)
+            dx -= xc * _widen(b, t)
+            dx -= _widen(a * s / dt(rows) + (0 if shift is None else shift * b), t)
         return dx.reshape(shape), grads
 
 
@@ -676,7 +681,11 @@ def _channel_dot(a: Array, b: Array, c: int) -> Array:
 
 def _widen(v: Array, t: int) -> Array:
     """A per-channel vector repeated t times: a row of the widened (rows / t, C * t) view."""
-    return np.repeat(v[None], t, axis=0).reshape(-1) if t > 1 else v
+    if t == 1:
+        return v
+    out = np.empty(t * v.shape[0], v.dtype)
+    out.reshape(t, -1)[...] = v      # (np.tile does the same through several Python calls)
+    return out
 
 
 def _wide(rows: int, c: int) -> int:

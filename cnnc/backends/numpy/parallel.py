@@ -135,6 +135,8 @@ class ParallelNetwork:
         """Every block's backward on its rows of dy; the weight gradients summed in
         block order."""
         blocks = self._blocks
+        if not blocks:
+            raise RuntimeError("ParallelNetwork.backward needs a forward(training=True) first")
         dys = list(dy) if len(self.outputs) > 1 else [dy]
 
         def part(i: int):
