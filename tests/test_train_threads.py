@@ -76,6 +76,33 @@ def test_split_batch_computes_what_one_thread_computes(threads):
         split.close()
 
 
+def test_a_batch_of_fewer_blocks_than_threads_runs_and_matches():
+    """Two samples on three threads: two blocks; the threads' barrier counts the blocks
+    (a barrier waiting for a third would hang: the test runs in a thread it can leave)."""
+    import threading
+    model, single, split = _nets(3)
+    x = np.random.default_rng(1).normal(0, 1, (2, 6, 6, 2))
+    r = np.random.default_rng(2).normal(0, 1, (2, 3))
+    out = {}
+
+    def run():
+        for name, net in (("single", single), ("split", split)):
+            y = net.forward(x, training=True, rng=np.random.default_rng(3))
+            out[name] = (y, net.backward(r))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    try:
+        assert not worker.is_alive(), "the split network hangs"
+        np.testing.assert_allclose(out["split"][0], out["single"][0], rtol=1e-12, atol=1e-12)
+        for k, g in out["single"][1].items():
+            np.testing.assert_allclose(out["split"][1][k], g, rtol=1e-10, atol=1e-12, err_msg=k)
+    finally:
+        if not worker.is_alive():
+            split.close()
+
+
 def test_split_batch_gradients_match_finite_differences():
     """The truth is the split network's own loss: BatchNormalization couples the
     blocks, so a gradient that missed the other blocks' share would fail here."""
@@ -229,3 +256,24 @@ def test_the_progress_line_shows_the_threads():
     state = train.TrainState()
     train.fit(m.analysis, state, x, y, verbose=2, epochs=1, threads=2, stream=out, seed=0)
     assert " samples/s on 2 threads - loss: " in out.getvalue()
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def test_cli_threads_flag(tmp_path, monkeypatch, capsys):
+    """(18 training samples in batches of 8: the last batch, 2 samples, has fewer blocks
+    than the 3 threads.)"""
+    from cnnc.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.cnn").write_text(RECIPE)
+    x, y = tiny_data(24)
+    np.savez(tmp_path / "data.npz", x_train=x, y_train=y)
+    assert main(["train", "r.cnn", "--data", "data.npz", "--threads", "0", "-v", "2"]) == 2
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r.npz").exists()
+    assert main(["train", "r.cnn", "--data", "data.npz", "--threads", "3", "-v", "2", "--seed", "1",
+                 "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " samples/s on 3 threads - loss: " in out
+    history = __import__("json").loads((tmp_path / "r.history.json").read_text())
+    assert history["params"]["threads"] == 3

@@ -80,7 +80,7 @@ class ParallelNetwork:
         after every thread stopped (a failing thread breaks the barrier the others
         may wait at)."""
         n = sum(b - a for a, b in blocks)
-        self.group.start_step()
+        self.group.start_step(len(blocks))
         for i, (a, b) in enumerate(blocks):
             shard = Shard(i, a, b, n, self.group) if len(blocks) > 1 else None
             for layer in self._shared[i]:

@@ -39,12 +39,15 @@ class Group:
         self.lock = threading.Lock()
         self.made: dict[str, Any] = {}
 
-    def start_step(self) -> None:
-        """Called before the threads start: nothing left from an earlier step."""
-        self.calls = [0] * self.size
+    def start_step(self, size: int) -> None:
+        """Called before the threads start: `size` blocks this step (fewer than the
+        threads when the batch is smaller), nothing left from an earlier step."""
+        if size != self.size or self.barrier.broken:
+            self.size = size
+            self.barrier = threading.Barrier(size)
+            self.slots = [[None] * size, [None] * size]
+        self.calls = [0] * size
         self.made.clear()
-        if self.barrier.broken:
-            self.barrier.reset()
 
     def gather(self, index: int, value: Any) -> list[Any]:
         """Every thread's `value`, in thread order. Two sets of slots alternate: a
