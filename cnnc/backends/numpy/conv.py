@@ -94,9 +94,7 @@ def plain_grid(out: Sequence[int], s: Sequence[int]) -> list[Grid]:
 
 class Workspace:
     """Buffers a layer keeps between steps, one per purpose, replaced when the shape
-    changes (the last, partial batch of an epoch). `zeros` buffers are zero when made;
-    their users write only the positions that vary (the interior of a padded copy),
-    so the rest stays zero from step to step."""
+    changes (the last, partial batch of an epoch)."""
 
     def __init__(self):
         self.buffers: dict[str, Array] = {}
@@ -107,34 +105,21 @@ class Workspace:
             buf = self.buffers[key] = np.empty(shape, dtype)
         return buf
 
-    def zeros(self, key: str, shape: Sequence[int], dtype) -> Array:
-        buf = self.buffers.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = self.buffers[key] = np.zeros(shape, dtype)
-        return buf
-
 
 class Patches:
     """The im2col matrix of one convolution: a row per output position (grid by
     grid), a column per (kernel tap, input channel), plus a column of ones when the
-    bias is folded into the product (`ones_column`; `folded` says whether it was).
-    Few input channels are copied channel-major (a contiguous copy per tap instead
-    of C-wide scraps), which is several times faster; the products below hide the
-    layout. A 1x1 kernel on one grid of unit strides is the input itself, reshaped
-    (no copy, no column of ones)."""
+    bias is folded into the product. Few input channels are copied channel-major
+    (a contiguous copy per tap instead of C-wide scraps), which is several times
+    faster; the products below hide the layout."""
 
     def __init__(self, xp: Array, k: Sequence[int], d: Sequence[int], grids: list[Grid],
                  ones_column: bool = False, reuse: Array | None = None):
         n, c = xp.shape[0], xp.shape[-1]
         taps = int(np.prod(k)) * c
+        width = taps + ones_column
         count = grids[0].count
         rows = len(grids) * n * math.prod(count)
-        if taps == c and len(grids) == 1 and _whole(xp, grids[0]):
-            self.transposed, self.copied, self.folded = False, False, False
-            self.matrix = np.ascontiguousarray(xp).reshape(rows, taps)
-            return
-        self.copied, self.folded = True, ones_column
-        width = taps + ones_column
         self.transposed = c <= 4
 
         def empty(shape):
@@ -162,9 +147,9 @@ class Patches:
                 buf[..., -1] = 1
             self.matrix = buf.reshape(rows, width)
 
-    def times(self, w: Array, out: Array | None = None) -> Array:
+    def times(self, w: Array) -> Array:
         """patches @ w: (rows, width) @ (width, F)."""
-        return np.matmul(self.matrix.T if self.transposed else self.matrix, w, out=out)
+        return (self.matrix.T if self.transposed else self.matrix) @ w
 
     def t_times(self, dz: Array) -> Array:
         """patches.T @ dz: (width, rows) @ (rows, F), the weight gradient. For the
@@ -179,12 +164,6 @@ def column_sums(a: Array, ws: Workspace) -> Array:
     if ones is None or ones.shape[0] != a.shape[0] or ones.dtype != a.dtype:
         ones = ws.buffers["ones"] = np.ones(a.shape[0], a.dtype)
     return ones @ a
-
-
-def _whole(xp: Array, grid: Grid) -> bool:
-    """Does a 1x1 window on this grid read every position of xp, in order?"""
-    return all(o == 0 and s == 1 and n == size
-               for o, s, n, size in zip(grid.origin, grid.stride, grid.count, xp.shape[1:-1]))
 
 
 def input_grad(dz2: Array, kernel: Array, padded_shape: Sequence[int], d: Sequence[int],
