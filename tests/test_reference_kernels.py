@@ -129,14 +129,16 @@ def test_fused_pooling_grids(pool, s, padding):
     _check(plan, *rest)
 
 
-@pytest.mark.parametrize("s,d,m", [((1, 1), (1, 1), 1), ((1, 1), (1, 2), 3), ((2, 1), (1, 1), 2),
-                                   ((1, 2), (1, 1), 1)])
-def test_depthwise_matches_the_definition(s, d, m):
+@pytest.mark.parametrize("s,d,c,m", [((1, 1), (1, 1), 4, 1), ((1, 1), (1, 2), 4, 3), ((2, 1), (1, 1), 4, 2),
+                                     ((1, 2), (1, 1), 4, 1), ((2, 2), (1, 1), 5, 1),
+                                     # 64 or more output channels, unit strides: the einsum input gradient
+                                     ((1, 1), (1, 1), 64, 1), ((1, 1), (2, 1), 32, 2)])
+def test_depthwise_matches_the_definition(s, d, c, m):
     rng = np.random.default_rng(1)
-    xp = rng.normal(size=(3, 9, 8, 4))
-    kernel = rng.normal(size=(3, 2, 4, m))
+    xp = rng.normal(size=(3, 9, 8, c))
+    kernel = rng.normal(size=(3, 2, c, m))
     out = cv.out_sizes(xp.shape[1:-1], kernel.shape[:2], s, d, "valid")
-    want = np.zeros((3, *out, 4 * m))
+    want = np.zeros((3, *out, c * m))
     for i, j in itertools.product(range(out[0]), range(out[1])):
         win = xp[:, i * s[0]:i * s[0] + (kernel.shape[0] - 1) * d[0] + 1:d[0],
                  j * s[1]:j * s[1] + (kernel.shape[1] - 1) * d[1] + 1:d[1]]      # (N, kh, kw, C)

@@ -78,14 +78,25 @@ class Grid:
                 slice(None))
 
     def windows(self, xp: Array, k: Sequence[int], d: Sequence[int]) -> Array:
-        """A read-only strided view (N, *count, *k, C) of the grid's windows."""
-        st = xp.strides
-        r = len(k)
-        start = xp[(slice(None), *(slice(o, None) for o in self.origin))]
-        shape = (xp.shape[0], *self.count, *k, xp.shape[-1])
-        strides = (st[0], *(st[1 + i] * self.stride[i] for i in range(r)),
-                   *(st[1 + i] * d[i] for i in range(r)), st[-1])
-        return np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
+        """A strided view (N, *count, *k, C) of the grid's windows."""
+        return windows(xp, self.origin, self.stride, self.count, k, d)
+
+
+def windows(xp: Array, origin: Sequence[int], stride: Sequence[int], count: Sequence[int],
+            k: Sequence[int], d: Sequence[int]) -> Array:
+    """A strided view (N, *count, *k, C) of xp's windows on a grid (no copy; not to be
+    written to). Made with ndarray's constructor when xp is contiguous: several times
+    cheaper than as_strided's checks."""
+    st = xp.strides
+    r = len(k)
+    shape = (xp.shape[0], *count, *k, xp.shape[-1])
+    strides = (st[0], *(st[1 + i] * stride[i] for i in range(r)),
+               *(st[1 + i] * d[i] for i in range(r)), st[-1])
+    if xp.flags.c_contiguous:
+        offset = sum(o * st[1 + i] for i, o in enumerate(origin))
+        return np.ndarray(shape, xp.dtype, xp, offset, strides)
+    start = xp[(slice(None), *(slice(o, None) for o in origin))]
+    return np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
 
 
 def plain_grid(out: Sequence[int], s: Sequence[int]) -> list[Grid]:
@@ -200,69 +211,103 @@ def _merged_taps(xp: Array, s: Sequence[int], d: Sequence[int], out: Sequence[in
     return view, index
 
 
+def merged_windows(xp: Array, s: Sequence[int], d: Sequence[int], out: Sequence[int],
+                   k: Sequence[int], m: int = 1) -> Array | None:
+    """The windows of a channels_last xp (N, *spatial, C * m) with the last output axis
+    merged with the channels: a view (N, *out[:-1], out[-1] * C, *k, m) whose third-last
+    group is one axis x = w * C + c (possible with a unit stride along the last axis:
+    the address of (w, c, j) is (w * C + c) * m + j). einsum then runs its inner loop
+    over out[-1] * C numbers instead of C. None when not possible (a stride along
+    the last axis, or xp not contiguous)."""
+    if s[-1] != 1 or not xp.flags.c_contiguous:
+        return None
+    st, item = xp.strides, xp.itemsize
+    r = len(k)
+    c = xp.shape[-1] // m
+    shape = (xp.shape[0], *out[:-1], out[-1] * c, *k, m)
+    strides = (st[0], *(st[1 + i] * s[i] for i in range(r - 1)), m * item,
+               *(st[1 + i] * d[i] for i in range(r)), item)
+    return np.ndarray(shape, xp.dtype, xp, 0, strides)
+
+
+def _letters(r: int) -> tuple[str, str]:
+    """einsum subscripts of r - 1 leading spatial axes and of r kernel axes."""
+    return "hwd"[:r - 1], "ijk"[:r]
+
+
+def _tiled(kernel: Array, times: int) -> Array:
+    """(*k, C, m) -> (*k, times * C, m): the kernel repeated along the merged axis."""
+    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    out = np.empty((*k, times, c, m), kernel.dtype)
+    out[...] = kernel[..., None, :, :]
+    return out.reshape(*k, times * c, m)
+
+
 def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
               out: Sequence[int]) -> Array:
     """(N, *out, C*dm): input channel c convolved with kernel[..., c, m] gives output
-    channel c*dm + m. Accumulated multiplier-major, (dm, N, *out, C), so that every
-    operation runs over whole contiguous channel rows (with unit strides along the
-    last axis, over rows of out[-1] * C: `_merged_taps`)."""
+    channel c*dm + m. One einsum over a strided view of the windows, with the last
+    output axis merged with the channels (`merged_windows`): it reads each window once,
+    writes the output once, and loops over rows of out[-1] * C numbers (per-tap
+    multiply-adds over the whole tensor, or an einsum looping over C, cost several
+    times more)."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
-    n = xp.shape[0]
-    merged = _merged_taps(xp, s, d, out)
+    n, r = xp.shape[0], len(k)
+    sp, tp = _letters(r)
+    merged = merged_windows(xp, s, d, out, k)
     if merged is not None:
-        view, index = merged
-        acc = np.empty((m, n, *out[:-1], out[-1] * c), xp.dtype)
-        tmp = np.empty(acc.shape[1:], xp.dtype)
-        for i, off in enumerate(offsets(k)):
-            tap = view[index(off)]
-            for j in range(m):
-                w = np.tile(kernel[off][:, j], out[-1])
-                if i == 0:
-                    np.multiply(tap, w, out=acc[j])
-                else:
-                    acc[j] += np.multiply(tap, w, out=tmp)
-        acc = acc.reshape(m, n, *out, c)
-        return acc[0] if m == 1 else np.moveaxis(acc, 0, -1).reshape(n, *out, c * m)
-    acc = np.zeros((m, n, *out, c), xp.dtype)
-    tmp = np.empty((n, *out, c), xp.dtype)
-    for off in offsets(k):
-        tap = xp[offset_slices(off, s, d, out)]
-        for j in range(m):
-            acc[j] += np.multiply(tap, kernel[off][:, j], out=tmp)
-    return np.moveaxis(acc, 0, -1).reshape(n, *out, c * m)
+        z = np.einsum(f"n{sp}x{tp},{tp}xm->n{sp}xm", merged[..., 0], _tiled(kernel, out[-1]))
+        return z.reshape(n, *out, c * m)
+    sp = "hwd"[:r]
+    win = windows(xp, (0,) * r, s, out, k, d)
+    return np.einsum(f"n{sp}{tp}c,{tp}cm->n{sp}cm", win, kernel).reshape(n, *out, c * m)
 
 
 def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
                       out: Sequence[int], need_dx: bool) -> tuple[Array | None, Array]:
-    """(dL/dxp or None, dL/dkernel) of `depthwise`. The kernel gradient's sums over
-    samples and positions are products with a vector of ones (BLAS)."""
+    """(dL/dxp or None, dL/dkernel) of `depthwise`, einsums over merged window views as
+    there: the kernel gradient over the input's windows and dz (then summed over the
+    last output axis); with unit strides, the input gradient over the windows of dz
+    padded by d(k-1) with the flipped kernel; with strides, each tap's share added
+    back where the tap read from."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
-    n = xp.shape[0]
-    dzm = np.ascontiguousarray(np.moveaxis(dz.reshape(n, *out, c, m), -1, 0))   # (dm, N, *out, C)
-    dk = np.empty_like(kernel)
-    dxp = np.zeros_like(xp) if need_dx else None
+    n, r = xp.shape[0], len(k)
+    sp, tp = _letters(r)
+    dzc = np.ascontiguousarray(dz).reshape(n, *out, c * m)
+    merged = merged_windows(xp, s, d, out, k)
+    if merged is not None:
+        dk = np.einsum(f"n{sp}x{tp},n{sp}xm->{tp}xm", merged[..., 0], dzc.reshape(n, *out[:-1], -1, m))
+        dk = dk.reshape(*k, out[-1], c, m).sum(axis=r)
+    else:
+        full = "hwd"[:r]
+        dk = np.einsum(f"n{full}{tp}c,n{full}cm->{tp}cm", windows(xp, (0,) * r, s, out, k, d),
+                       dzc.reshape(n, *out, c, m))
+    if not need_dx:
+        return None, dk
+    if all(ss == 1 for ss in s):
+        lead = tuple(dd * (kk - 1) for dd, kk in zip(d, k))
+        dzp = pad(dzc, tuple((a, a) for a in lead))
+        spatial = xp.shape[1:-1]
+        wd = merged_windows(dzp, s, d, spatial, k, m)
+        flipped = _tiled(kernel[(slice(None, None, -1),) * r], spatial[-1])
+        return np.einsum(f"n{sp}x{tp}m,{tp}xm->n{sp}x", wd, flipped).reshape(xp.shape), dk
+    dzm = np.ascontiguousarray(np.moveaxis(dzc.reshape(n, *out, c, m), -1, 0))   # (dm, N, *out, C)
+    dxp = np.zeros_like(xp)
     merged = _merged_taps(xp, s, d, out)
     if merged is not None:
         view, index = merged
-        dview = None if dxp is None else dxp.reshape(view.shape)
+        dview = dxp.reshape(view.shape)
         shape = (n, *out[:-1], out[-1] * c)
         dzm = dzm.reshape(m, *shape)
         tmp = np.empty(shape, xp.dtype)
-        ones = np.ones(math.prod(shape[:-1]), xp.dtype)
         for off in offsets(k):
             sl = index(off)
             for j in range(m):
-                prod = np.multiply(view[sl], dzm[j], out=tmp)
-                dk[off + (slice(None), j)] = (ones @ prod.reshape(-1, shape[-1])).reshape(out[-1], c).sum(axis=0)
-                if need_dx:
-                    dview[sl] += np.multiply(dzm[j], np.tile(kernel[off][:, j], out[-1]), out=tmp)
+                dview[sl] += np.multiply(dzm[j], np.tile(kernel[off][:, j], out[-1]), out=tmp)
         return dxp, dk
     tmp = np.empty((n, *out, c), xp.dtype)
     for off in offsets(k):
         sl = offset_slices(off, s, d, out)
-        tap = xp[sl]
         for j in range(m):
-            dk[off + (slice(None), j)] = np.multiply(tap, dzm[j], out=tmp).reshape(-1, c).sum(axis=0)
-            if need_dx:
-                dxp[sl] += np.multiply(dzm[j], kernel[off][:, j], out=tmp)
+            dxp[sl] += np.multiply(dzm[j], kernel[off][:, j], out=tmp)
     return dxp, dk

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cnnc.backends.numpy.conv import Grid, Pads, offsets, out_sizes
+from cnnc.backends.numpy.conv import Grid, Pads, offsets, out_sizes, windows
 
 Array = np.ndarray
 
@@ -34,22 +34,6 @@ Array = np.ndarray
 # bytes each: they are used once and a block that stays in the core's cache is
 # faster to write and to multiply.
 CHUNK_BYTES = 2 << 20
-
-
-def windows(xp: Array, origin: Sequence[int], stride: Sequence[int], count: Sequence[int],
-            k: Sequence[int], d: Sequence[int]) -> Array:
-    """A strided view (N, *count, *k, C) of xp's windows on a grid (no copy). A view made
-    with ndarray's constructor: several times cheaper than as_strided's checks."""
-    st = xp.strides
-    r = len(k)
-    shape = (xp.shape[0], *count, *k, xp.shape[-1])
-    strides = (st[0], *(st[1 + i] * stride[i] for i in range(r)),
-               *(st[1 + i] * d[i] for i in range(r)), st[-1])
-    offset = sum(o * st[1 + i] for i, o in enumerate(origin))
-    if xp.flags.c_contiguous:
-        return np.ndarray(shape, xp.dtype, xp, offset, strides)
-    start = xp[(slice(None), *(slice(o, None) for o in origin))]
-    return np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
 
 
 def _whole(spatial: Sequence[int], grid: Grid) -> bool:
