@@ -243,6 +243,15 @@ def _tiled(kernel: Array, times: int) -> Array:
     return out.reshape(*k, times * c, m)
 
 
+def _repeat_channels(xp: Array, m: int) -> Array:
+    """(N, *spatial, C) -> (N, *spatial, C * m), channel c * m + j = channel c: a depth
+    multiplier m becomes m = 1 over C * m channels."""
+    out = np.empty((*xp.shape, m), xp.dtype)
+    for j in range(m):            # a copy per j: NumPy's broadcasting copy loops over m
+        out[..., j] = xp
+    return out.reshape(*xp.shape[:-1], xp.shape[-1] * m)
+
+
 def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
               out: Sequence[int]) -> Array:
     """(N, *out, C*dm): input channel c convolved with kernel[..., c, m] gives output
@@ -250,17 +259,19 @@ def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
     output axis merged with the channels (`merged_windows`): it reads each window once,
     writes the output once, and loops over rows of out[-1] * C numbers (per-tap
     multiply-adds over the whole tensor, or an einsum looping over C, cost several
-    times more)."""
+    times more). A depth multiplier above 1 runs as 1 on the channels repeated."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    if m > 1:
+        return depthwise(_repeat_channels(xp, m), kernel.reshape(*k, c * m, 1), s, d, out)
     n, r = xp.shape[0], len(k)
     sp, tp = _letters(r)
     merged = merged_windows(xp, s, d, out, k)
     if merged is not None:
-        z = np.einsum(f"n{sp}x{tp},{tp}xm->n{sp}xm", merged[..., 0], _tiled(kernel, out[-1]))
-        return z.reshape(n, *out, c * m)
+        return np.einsum(f"n{sp}x{tp},{tp}x->n{sp}x", merged[..., 0],
+                         _tiled(kernel, out[-1])[..., 0]).reshape(n, *out, c)
     sp = "hwd"[:r]
     win = windows(xp, (0,) * r, s, out, k, d)
-    return np.einsum(f"n{sp}{tp}c,{tp}cm->n{sp}cm", win, kernel).reshape(n, *out, c * m)
+    return np.einsum(f"n{sp}{tp}c,{tp}c->n{sp}c", win, kernel[..., 0])
 
 
 def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
@@ -271,43 +282,46 @@ def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: 
     padded by d(k-1) with the flipped kernel; with strides, each tap's share added
     back where the tap read from."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    if m > 1:
+        dxr, dk = depthwise_adjoint(dz, _repeat_channels(xp, m), kernel.reshape(*k, c * m, 1), s, d,
+                                    out, need_dx)
+        dx = None
+        if dxr is not None:       # the repeated channels' gradients added back (not .sum: it loops over m)
+            parts = dxr.reshape(*xp.shape, m)
+            dx = parts[..., 0].copy()
+            for j in range(1, m):
+                dx += parts[..., j]
+        return dx, dk.reshape(kernel.shape)
     n, r = xp.shape[0], len(k)
     sp, tp = _letters(r)
-    dzc = np.ascontiguousarray(dz).reshape(n, *out, c * m)
+    dzc = np.ascontiguousarray(dz).reshape(n, *out, c)
     merged = merged_windows(xp, s, d, out, k)
     if merged is not None:
-        dk = np.einsum(f"n{sp}x{tp},n{sp}xm->{tp}xm", merged[..., 0], dzc.reshape(n, *out[:-1], -1, m))
-        dk = dk.reshape(*k, out[-1], c, m).sum(axis=r)
+        dk = np.einsum(f"n{sp}x{tp},n{sp}x->{tp}x", merged[..., 0], dzc.reshape(n, *out[:-1], -1))
+        dk = dk.reshape(*k, out[-1], c).sum(axis=r)[..., None]
     else:
         full = "hwd"[:r]
-        dk = np.einsum(f"n{full}{tp}c,n{full}cm->{tp}cm", windows(xp, (0,) * r, s, out, k, d),
-                       dzc.reshape(n, *out, c, m))
+        dk = np.einsum(f"n{full}{tp}c,n{full}c->{tp}c", windows(xp, (0,) * r, s, out, k, d), dzc)[..., None]
     if not need_dx:
         return None, dk
     if all(ss == 1 for ss in s):
         lead = tuple(dd * (kk - 1) for dd, kk in zip(d, k))
         dzp = pad(dzc, tuple((a, a) for a in lead))
         spatial = xp.shape[1:-1]
-        wd = merged_windows(dzp, s, d, spatial, k, m)
-        flipped = _tiled(kernel[(slice(None, None, -1),) * r], spatial[-1])
-        return np.einsum(f"n{sp}x{tp}m,{tp}xm->n{sp}x", wd, flipped).reshape(xp.shape), dk
-    dzm = np.ascontiguousarray(np.moveaxis(dzc.reshape(n, *out, c, m), -1, 0))   # (dm, N, *out, C)
+        wd = merged_windows(dzp, s, d, spatial, k)[..., 0]
+        flipped = _tiled(kernel[(slice(None, None, -1),) * r], spatial[-1])[..., 0]
+        return np.einsum(f"n{sp}x{tp},{tp}x->n{sp}x", wd, flipped).reshape(xp.shape), dk
     dxp = np.zeros_like(xp)
     merged = _merged_taps(xp, s, d, out)
     if merged is not None:
         view, index = merged
         dview = dxp.reshape(view.shape)
-        shape = (n, *out[:-1], out[-1] * c)
-        dzm = dzm.reshape(m, *shape)
-        tmp = np.empty(shape, xp.dtype)
+        rows = dzc.reshape(n, *out[:-1], out[-1] * c)
+        tmp = np.empty(rows.shape, xp.dtype)
         for off in offsets(k):
-            sl = index(off)
-            for j in range(m):
-                dview[sl] += np.multiply(dzm[j], np.tile(kernel[off][:, j], out[-1]), out=tmp)
+            dview[index(off)] += np.multiply(rows, np.tile(kernel[off][:, 0], out[-1]), out=tmp)
         return dxp, dk
     tmp = np.empty((n, *out, c), xp.dtype)
     for off in offsets(k):
-        sl = offset_slices(off, s, d, out)
-        for j in range(m):
-            dxp[sl] += np.multiply(dzm[j], kernel[off][:, j], out=tmp)
+        dxp[offset_slices(off, s, d, out)] += np.multiply(dzc, kernel[off][:, 0], out=tmp)
     return dxp, dk
