@@ -151,3 +151,53 @@ def test_depthwise_matches_the_definition(s, d, c, m):
     np.testing.assert_allclose(np.sum(cv.depthwise(h, kernel, s, d, out) * dz), np.sum(h * dxp), rtol=1e-10)
     g = rng.normal(size=kernel.shape)
     np.testing.assert_allclose(np.sum(cv.depthwise(xp, g, s, d, out) * dz), np.sum(g * dk), rtol=1e-10)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 64])
+def test_batch_normalization_against_its_formulas(monkeypatch, block_bytes):
+    """Training-mode BatchNormalization on the last axis, whole or block by block (the
+    elementwise chains run in cache-sized row blocks on big tensors), against Keras's
+    formulas written out: y = (x - mean) / sqrt(var + eps) * gamma + beta, and its
+    gradient dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat))."""
+    import cnnc
+    from cnnc.backends.numpy import layers
+    from cnnc.backends.numpy.network import Network
+    if block_bytes is not None:
+        monkeypatch.setattr(layers, "_BLOCK_BYTES", block_bytes)
+    model = cnnc.loads("model b\ninput (5, 6, 8)\nBatchNormalization(epsilon=0.01)\n")
+    rng = np.random.default_rng(3)
+    weights = {k: rng.uniform(0.5, 1.5, v.shape) for k, v in model.weights.items()}
+    net = Network(model.analysis, weights)
+    x = rng.normal(2.0, 3.0, (7, 5, 6, 8))
+    dy = rng.normal(size=x.shape)
+    gamma, beta = weights["batch_normalization/gamma"], weights["batch_normalization/beta"]
+    y = net.forward(x, training=True)
+    grads = net.backward(dy, input_grad=True)
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    xhat = (x - mean) / np.sqrt(var + 0.01)
+    np.testing.assert_allclose(y, xhat * gamma + beta, rtol=1e-12, atol=1e-12)
+    want = gamma / np.sqrt(var + 0.01) * (dy - dy.mean(axis=(0, 1, 2))
+                                         - xhat * (dy * xhat).mean(axis=(0, 1, 2)))
+    np.testing.assert_allclose(net.input_grad, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grads["batch_normalization/gamma"], (dy * xhat).sum(axis=(0, 1, 2)), rtol=1e-10)
+    np.testing.assert_allclose(grads["batch_normalization/beta"], dy.sum(axis=(0, 1, 2)), rtol=1e-10)
+    if block_bytes is not None:
+        assert len(layers._blocks(net.steps[0].run.cache["xc"])) > 1
+
+
+@pytest.mark.parametrize("name,lo,hi", [("relu", 0, None), ("relu6", 0, 6)])
+def test_relu_derivatives_block_by_block(name, lo, hi):
+    """relu's and relu6's derivatives run block by block on big tensors: the same as
+    TF's kernels (strictly inside the linear piece), ties at the kinks included."""
+    from cnnc.backends.numpy import activations as A
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(0, 4, (3, 50_001)), 0).astype(np.float32)   # many exact 0s and 6s
+    x = np.concatenate([x.reshape(-1), np.float32([0, 6, -0.0, np.nan])]).reshape(-1)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    act = A.ACTIVATIONS[name]
+    y = act.forward(x)
+    want = dy * ((x > lo) & ((x < hi) if hi is not None else True))
+    np.testing.assert_array_equal(act.backward(dy, x, y), want)
+    # a strided (non-contiguous) gradient takes the plain path, with the same result
+    np.testing.assert_array_equal(act.backward(dy[::2], x[::2], y[::2]), want[::2])
+    np.testing.assert_array_equal(y, np.clip(x, 0, 6) if name == "relu6" else np.maximum(x, 0))

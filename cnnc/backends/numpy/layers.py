@@ -584,10 +584,14 @@ class BatchNorm(Layer):
             if training:      # a frozen layer in training: the backward scales by inv only
                 self.cache.update(xc=None, inv=inv, batch_stats=False, last=True, t=t, rows=rows)
             return y.reshape(x.shape)
-        y = xc * _widen(scale, t)
         offset = beta if shift is None else shift * scale + (0 if beta is None else beta)
-        if offset is not None:
-            y += _widen(offset.astype(x.dtype, copy=False), t)
+        sw = _widen(scale, t)
+        ow = None if offset is None else _widen(offset.astype(x.dtype, copy=False), t)
+        y = np.empty_like(xw)
+        for b in _blocks(xw):
+            np.multiply(xc[b], sw, out=y[b])
+            if ow is not None:
+                y[b] += ow
         self.cache.update(xc=xc, shift=shift, inv=inv, batch_stats=True, last=True, t=t, rows=rows)
         return y.reshape(x.shape)
 
@@ -664,13 +668,33 @@ class BatchNorm(Layer):
         if not need_dx:
             return None, grads
         a = inv if gamma is None else inv * gamma
-        dx = dzw * _widen(a, t)
-        if cache["batch_stats"]:
-            rows, s, sx = self._batch_sums(rows, s, sx)
-            b = a * inv * sx / dt(rows)
-            dx -= xc * _widen(b, t)
-            dx -= _widen(a * s / dt(rows) + (0 if shift is None else shift * b), t)
+        if not cache["batch_stats"]:
+            return (dzw * _widen(a, t)).reshape(shape), grads
+        rows, s, sx = self._batch_sums(rows, s, sx)
+        b = a * inv * sx / dt(rows)
+        aw, bw = _widen(a, t), _widen(b, t)
+        cw = _widen(a * s / dt(rows) + (0 if shift is None else shift * b), t)
+        dx = np.empty_like(dzw)
+        tmp = None
+        for blk in _blocks(dzw):      # dx = a dz - b xc - c, block by block in cache
+            np.multiply(dzw[blk], aw, out=dx[blk])
+            tmp = np.multiply(xc[blk], bw, out=None if tmp is None or tmp.shape != dx[blk].shape
+                              else tmp)
+            dx[blk] -= tmp
+            dx[blk] -= cw
         return dx.reshape(shape), grads
+
+
+# Elementwise chains over big tensors run block by block: a block of this many bytes per
+# operand stays in the core's cache between the chain's operations (one trip to memory
+# instead of one per operation).
+_BLOCK_BYTES = 256 << 10
+
+
+def _blocks(a: Array) -> list[slice]:
+    """Row blocks of a 2-D array of about _BLOCK_BYTES each (one block when small)."""
+    step = max(1, _BLOCK_BYTES // max(1, a.shape[1] * a.itemsize))
+    return [slice(i, i + step) for i in range(0, a.shape[0], step)] or [slice(0, 0)]
 
 
 def _channel_dot(a: Array, b: Array, c: int) -> Array:
