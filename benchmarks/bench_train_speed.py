@@ -1,5 +1,5 @@
 """Training throughput, cnnc against PyTorch CPU on the same cores: five networks,
-the same thread count for both (default 2), interleaved rounds, medians.
+the same thread count for both (default 2, then 1), interleaved rounds, medians.
 
 For each network: samples/s of a training step at batch 64 (forward, loss, backward,
 the file's optimizer) for cnnc (the NumPy reference, the batch split over --threads
@@ -11,8 +11,11 @@ layout, per round, then the median of the rounds.
 
 The arithmetic limit: a step's floating-point operations per sample (training_flops
 in _train_steps.py) against NumPy's float32 matrix-product rate on the same threads,
-measured in every round; the fraction of that limit reached is a load-independent
-measure (the step and the product slow down together).
+measured in every round; the fraction of that limit reached depends less on the
+machine's load than samples/s do (the step and the product slow down together). On
+cores that other work keeps busy, threads that spin-wait for each other (PyTorch's
+OpenMP, multi-threaded BLAS) lose far more than one thread does: the one-thread table
+is the comparison such a machine can still make fairly.
 
     python benchmarks/bench_train_speed.py                    # all five, about 10 minutes
     python benchmarks/bench_train_speed.py --nets mnist,resnet --rounds 3 --no-write
@@ -43,13 +46,13 @@ NETS = {   # name: (file, what it is)
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", default=",".join(NETS), help=f"comma-separated, of {', '.join(NETS)}")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", default="2,1", help="thread counts, one table each (default 2,1)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--seconds", type=float, default=2.0, help="per implementation and round")
     p.add_argument("--before", metavar="REV",
                    help="also time the cnnc of this git revision (e.g. main), in a subprocess each "
-                        "round, with --threads BLAS threads (its only parallelism)")
+                        "round, with as many BLAS threads as the table's (its only parallelism)")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     p.add_argument("--save", metavar="JSON", help="also write the measurements to this file")
     return p.parse_args(argv)
@@ -100,7 +103,7 @@ print(json.dumps(k * batch / (time.perf_counter() - t)))
 """
 
 
-def before_step(rev: str, path: str, x, y, args, tmp: Path):
+def before_step(rev: str, path: str, x, y, args, threads: int, tmp: Path):
     """A step function that runs one timed round of cnnc at `rev` in a subprocess and
     reports its samples/s (rounds() takes the rate it returns)."""
     import subprocess
@@ -112,8 +115,8 @@ def before_step(rev: str, path: str, x, y, args, tmp: Path):
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     data = tmp / f"{Path(path).stem}.npz"
     np.savez(data, x=x, y=y)
-    env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": str(args.threads),
-           "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": str(threads),
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
     def rate() -> float:
         done = subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, path, str(data), str(args.batch),
@@ -126,19 +129,19 @@ def before_step(rev: str, path: str, x, y, args, tmp: Path):
     return rate
 
 
-def measure(name: str, args, rates_of_matmul: list[float], tmp: Path) -> dict:
+def measure(name: str, args, threads: int, rates_of_matmul: list[float], tmp: Path) -> dict:
     import torch
     path = str(ROOT / NETS[name][0])
     model = cnnc.load(path)
     x, y = images(model, 4096)
-    steps = {"cnnc": cnnc_step(path, x, y, args.threads, args.batch),
+    steps = {"cnnc": cnnc_step(path, x, y, threads, args.batch),
              "torch": torch_step(path, x, y, False, args.batch),
              "torch_cl": torch_step(path, x, y, True, args.batch)}
     if args.before:
-        steps["before"] = before_step(args.before, path, x, y, args, tmp)
+        steps["before"] = before_step(args.before, path, x, y, args, threads, tmp)
     try:
         rates = rounds(steps, args.batch, args.rounds, args.seconds,
-                       between=lambda: rates_of_matmul.append(matmul_rate(args.threads)))
+                       between=lambda: rates_of_matmul.append(matmul_rate(threads)))
     finally:
         for s in steps.values():
             s.close()
@@ -151,48 +154,57 @@ def measure(name: str, args, rates_of_matmul: list[float], tmp: Path) -> dict:
             "ratio": float(np.median(per_round)), "ratio_spread": [float(min(per_round)), float(max(per_round))]}
 
 
-def render(args, results: list[dict], matmul: list[float], machine: str, load: str, load_after: str,
+def render(args, tables: dict[int, dict], machine: str, load: str, load_after: str,
            torch_version: str) -> str:
-    rate = float(np.median(matmul))
-    before = args.before and all("before" in r for r in results)
+    """tables: thread count -> {"results": [...], "matmul": [...], "load": ...}."""
     lines = ["## Training throughput: cnnc against PyTorch, same threads", "",
              f"Machine: {machine}; load average {load} at the start, {load_after} at the end (other "
-             f"work shares the cores: every number below is a median of interleaved rounds). "
-             f"{args.threads} threads for cnnc (the batch split across them, one BLAS thread each, "
-             f"as `cnnc train --threads {args.threads}` runs it) and for PyTorch {torch_version} "
-             f"(`torch.set_num_threads({args.threads})`), eager mode.", "",
+             f"work shares the cores: every number below is a median of interleaved rounds, and the "
+             f"load of each table is given). N threads for cnnc means the batch split across N "
+             f"threads, one BLAS thread each, as `cnnc train --threads N` runs it; for PyTorch "
+             f"{torch_version}, `torch.set_num_threads(N)`, eager mode.", "",
              f"Batch {args.batch}, one training step = forward + loss + backward + the file's optimizer. "
              f"{args.rounds} rounds of about {args.seconds:.0f} s per implementation, interleaved; "
              f"samples/s is the median of the rounds; the ratio is cnnc / the faster PyTorch layout, "
-             f"round by round, then the median (its range in brackets).", "",
-             "| network | params | MFLOP per sample (training) | " + (f"cnnc {args.before} | " if before else "")
-             + "cnnc samples/s | PyTorch NCHW | PyTorch channels_last | cnnc / best PyTorch | "
-             "cnnc, share of the arithmetic limit | PyTorch, share |",
-             "|---|---:|---:|" + ("---:|" if before else "") + "---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        limit = rate / r["flops"]
-        best = max(r["torch"], r["torch_cl"])
-        lines.append(f"| `{Path(r['file']).name}` | {r['params']:,} | {r['flops'] / 1e6:.1f} | "
-                     + (f"{r['before']:,.0f} | " if before else "")
-                     + f"{r['cnnc']:,.0f} | {r['torch']:,.0f} | {r['torch_cl']:,.0f} | **{r['ratio']:.2f}** "
-                     f"({r['ratio_spread'][0]:.2f}-{r['ratio_spread'][1]:.2f}) | "
-                     f"{100 * r['cnnc'] / limit:.0f}% | {100 * best / limit:.0f}% |")
-    if before:
+             f"round by round, then the median (its range in brackets). The share of the arithmetic "
+             f"limit (below) is samples/s x a sample's training FLOPs / the matrix-product rate of "
+             f"the same threads in the same rounds."]
+    for threads, table in tables.items():
+        results, matmul = table["results"], table["matmul"]
+        rate = float(np.median(matmul))
+        before = args.before and all("before" in r for r in results)
+        lines += ["", f"**{threads} thread{'s' if threads > 1 else ''}** (load average {table['load']} "
+                  f"before this table; NumPy's float32 product {rate / 1e9:.0f} GFLOP/s, range "
+                  f"{min(matmul) / 1e9:.0f}-{max(matmul) / 1e9:.0f}):", "",
+                  "| network | MFLOP per sample (training) | " + (f"cnnc {args.before} | " if before else "")
+                  + "cnnc samples/s | PyTorch NCHW | PyTorch channels_last | cnnc / best PyTorch | "
+                  "cnnc, share of the arithmetic limit | PyTorch, share |",
+                  "|---|---:|" + ("---:|" if before else "") + "---:|---:|---:|---:|---:|---:|"]
+        for r in results:
+            limit = rate / r["flops"]
+            best = max(r["torch"], r["torch_cl"])
+            lines.append(f"| `{Path(r['file']).name}` | {r['flops'] / 1e6:.1f} | "
+                         + (f"{r['before']:,.0f} | " if before else "")
+                         + f"{r['cnnc']:,.0f} | {r['torch']:,.0f} | {r['torch_cl']:,.0f} | "
+                         f"**{r['ratio']:.2f}** ({r['ratio_spread'][0]:.2f}-{r['ratio_spread'][1]:.2f}) | "
+                         f"{100 * r['cnnc'] / limit:.0f}% | {100 * best / limit:.0f}% |")
+    if args.before:
         lines += ["", f"`cnnc {args.before}`: the same step with cnnc as of git revision `{args.before}` "
-                  f"(one thread running the network, {args.threads} BLAS threads: its only "
-                  f"parallelism), timed in its own interpreter in the same rounds."]
-    lines += ["", f"The arithmetic limit: NumPy's float32 2048x2048 matrix product on {args.threads} "
-              f"threads, {rate / 1e9:.0f} GFLOP/s (median of one measurement per round; range "
-              f"{min(matmul) / 1e9:.0f}-{max(matmul) / 1e9:.0f}), divided by a sample's training FLOPs "
-              f"(forward multiply-adds x 2, as many again for the weight gradients and for the input "
-              f"gradients, less those of the layers reading the model's input): the samples/s a "
-              f"step made only of such products would reach. The share reached does not depend on "
-              f"the machine's load as the samples/s do.", ""]
-    for r in results:
-        lines.append(f"- `{r['file']}`: {NETS[r['name']][1]}; {r['macs'] / 1e6:.2f} M MACs per sample; "
-                     f"the PyTorch twin's output differs from cnnc's by at most {r['twin_max_diff']:.1e}.")
+                  f"(before the batch was split across threads: one thread runs the network, with as "
+                  f"many BLAS threads as the table's, its only parallelism), timed in its own "
+                  f"interpreter in the same rounds."]
+    lines += ["", "The arithmetic limit: NumPy's float32 2048x2048 matrix product on the table's threads "
+              "(one measurement per round, the median), divided by a sample's training FLOPs (forward "
+              "multiply-adds x 2, as many again for the weight gradients and for the input gradients, "
+              "less those of the layers reading the model's input): the samples/s a step made only of "
+              "such products would reach.", ""]
+    first = next(iter(tables.values()))["results"]
+    for r in first:
+        lines.append(f"- `{r['file']}`: {NETS[r['name']][1]}; {r['params']:,} parameters, "
+                     f"{r['macs'] / 1e6:.2f} M MACs per sample; the PyTorch twin's output differs from "
+                     f"cnnc's by at most {r['twin_max_diff']:.1e}.")
     lines += ["", "Rerun: `python benchmarks/bench_train_speed.py` (torch installed in the same "
-              "interpreter; about 10 minutes)."]
+              "interpreter; about 15 minutes; `--before REV` adds an earlier cnnc)."]
     return "\n".join(lines)
 
 
@@ -200,27 +212,30 @@ def main() -> int:
     from _report import machine, write_section
     import torch
     args = ARGS
-    torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.nets.split(",") if n.strip()]
     unknown = [n for n in names if n not in NETS]
     if unknown:
         print(f"unknown network(s): {', '.join(unknown)}; choose from {', '.join(NETS)}", file=sys.stderr)
         return 2
+    counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    matmul: list[float] = []
-    results = []
     import tempfile
     tmp = Path(tempfile.mkdtemp(prefix="cnnc-bench-"))
-    for name in names:
-        r = measure(name, args, matmul, tmp)
-        results.append(r)
-        print(f"{name}: cnnc {r['cnnc']:,.0f}, torch {r['torch']:,.0f}, torch_cl {r['torch_cl']:,.0f} "
-              f"samples/s, ratio {r['ratio']:.2f}", flush=True)
+    tables: dict[int, dict] = {}
+    for threads in counts:
+        torch.set_num_threads(threads)
+        table = tables[threads] = {"results": [], "matmul": [],
+                                   "load": " ".join(f"{v:.1f}" for v in os.getloadavg())}
+        for name in names:
+            r = measure(name, args, threads, table["matmul"], tmp)
+            table["results"].append(r)
+            print(f"{threads} threads, {name}: cnnc {r['cnnc']:,.0f}, torch {r['torch']:,.0f}, "
+                  f"torch_cl {r['torch_cl']:,.0f} samples/s, ratio {r['ratio']:.2f}", flush=True)
     load_after = " ".join(f"{v:.1f}" for v in os.getloadavg())
     if args.save:
-        Path(args.save).write_text(json.dumps({"results": results, "matmul": matmul, "load": load,
-                                               "load_after": load_after}, indent=1))
-    text = render(args, results, matmul, machine(), load, load_after, torch.__version__)
+        Path(args.save).write_text(json.dumps({"tables": {str(k): v for k, v in tables.items()},
+                                               "load": load, "load_after": load_after}, indent=1))
+    text = render(args, tables, machine(), load, load_after, torch.__version__)
     print(text)
     if not args.no_write:
         write_section("train_speed", text)
