@@ -6,8 +6,10 @@ Measures, in one run:
    checkpoints included): seconds per epoch, final test accuracy on the 10,000 test
    images, peak RSS of the process (taken before torch is imported);
 2. training throughput at batch 64 (forward + loss + backward + RMSprop step), samples/s,
-   and the same for PyTorch CPU (eager, same architecture and optimizer) when torch is
-   importable, in interleaved rounds so both see the same machine load.
+   and the same for PyTorch CPU (eager, the twin of the same model and optimizer, NCHW
+   and channels_last) when torch is importable, with the same thread count (--threads,
+   default 2: cnnc splits each batch across them), in interleaved rounds so that all
+   see the same machine load.
 
     python benchmarks/bench_train.py                   # the full benchmark (several minutes)
     python benchmarks/bench_train.py --epochs 1 --limit 6000 --no-write   # a quick look
@@ -15,7 +17,8 @@ Measures, in one run:
 
 Prints the result and writes it to docs/BENCHMARKS.md (section "train"). Rerun on a
 quiet machine for numbers worth quoting: other processes on the same cores slow every
-timing, multi-threaded BLAS most of all. torch is never a dependency of cnnc.
+timing, spinning OpenMP threads (PyTorch's) most of all. torch is never a dependency
+of cnnc. benchmarks/bench_train_speed.py compares more networks.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __name__ == "__main__":
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"      # before NumPy loads: one BLAS thread per training thread
 
 import numpy as np  # noqa: E402
 
@@ -45,14 +51,19 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
-    p.add_argument("--round-steps", type=int, default=40, help="training steps per round")
+    p.add_argument("--threads", type=int, default=2, help="threads for cnnc and for PyTorch alike")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved throughput rounds")
+    p.add_argument("--seconds", type=float, default=2.0, help="per implementation and round")
     p.add_argument("--no-full", action="store_true", help="skip the full training run")
     p.add_argument("--seeds", default="", metavar="S1,S2",
                    help="more full runs with these seeds, for the spread of the test accuracy "
                         "(with Keras too when --keras-python is given)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    p.add_argument("--save", metavar="JSON", help="also write the measurements to this file")
+    p.add_argument("--runs-from", metavar="JSON",
+                   help="take the training runs (accuracy, Keras, seeds) from a file written by "
+                        "--save: refresh the throughput only")
     p.add_argument("--keras-python", metavar="PYTHON",
                    help="also run the recipe in Keras with this interpreter (one that has keras and "
                         "tensorflow; e.g. /tmp/kvenv/bin/python), for accuracy, time and memory")
@@ -72,7 +83,7 @@ def full_run(args, ds) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch, seed=args.seed,
-                            verbose="auto", checkpoint=Path(tmp) / "bench.ckpt",
+                            verbose="auto", checkpoint=Path(tmp) / "bench.ckpt", threads=args.threads,
                             on_epoch_end=lambda h: ends.append(time.perf_counter()))
     epoch_s = np.diff([start, *ends])
     loss, acc = model.evaluate(ds.x_test, ds.y_test, batch_size=256, verbose=0)
@@ -132,84 +143,33 @@ def keras_run(args) -> dict | None:
 
 # --- 2. throughput -----------------------------------------------------------------------------
 
-def cnnc_step(args, x, y):
-    from cnnc.backends.numpy import losses as L
-    from cnnc.backends.numpy import optimizers as O
-    from cnnc.backends.numpy.network import Network
-    model = cnnc.load(args.model)
-    model.init_weights(0)      # the same weights every run (and as the graph benchmark's twin)
-    net = Network(model.analysis, model.weights)
-    loss = L.from_spec(model.ir.compile.loss, net.output_activation)
-    opt = O.from_spec(model.ir.compile.optimizer)
-    rng = np.random.default_rng(0)
-    xs = D.prepare_x(x, model.ir.input_shape)
-    ys = D.prepare_y(y, model.analysis.output_shape, loss.name)
-    state = {"i": 0}
-
-    def step():
-        i = state["i"] = (state["i"] + args.batch) % (len(xs) - args.batch)
-        xb, yb = xs[i:i + args.batch], ys[i:i + args.batch]
-        p = net.forward(xb, training=True, rng=rng)
-        _, dy = loss.value_and_gradient(yb, p)
-        opt.apply(net.backward(dy, skip_output_activation=loss.fused), net.weights)
-    return step
-
-
-def torch_step(args, x, y, channels_last: bool = False):
-    """PyTorch eager on the same net; channels_last is PyTorch's faster CPU layout for convs."""
-    import torch
-    from torch import nn
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
-        nn.Linear(576, 64), nn.ReLU(), nn.Dropout(0.25), nn.Linear(64, 10))
-    opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
-    lossf = nn.CrossEntropyLoss()
-    xs = torch.from_numpy((x.astype(np.float32) / 255.0)[:, None, :, :].copy())
-    ys = torch.from_numpy(y.astype(np.int64))
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        xs = xs.contiguous(memory_format=torch.channels_last)
-    net.train()
-    state = {"i": 0}
-
-    def step():
-        i = state["i"] = (state["i"] + args.batch) % (len(xs) - args.batch)
-        opt.zero_grad(set_to_none=True)
-        lossf(net(xs[i:i + args.batch]), ys[i:i + args.batch]).backward()
-        opt.step()
-    return step
-
-
 def throughput(args, ds) -> dict:
+    from _train_steps import cnnc_step, rounds, torch_step, twin_max_diff
     x, y = ds.x_train[:10000], ds.y_train[:10000]
-    steps = {"cnnc": cnnc_step(args, x, y)}
+    steps = {"cnnc": cnnc_step(args.model, x, y, args.threads, args.batch)}
+    out: dict = {}
     if not args.no_torch:
         try:
             import torch
-            steps["torch"] = torch_step(args, x, y)
-            steps["torch_cl"] = torch_step(args, x, y, channels_last=True)
-            torch_version = torch.__version__
         except ImportError:
-            torch_version = None
-    rates: dict[str, list[float]] = {k: [] for k in steps}
-    for step in steps.values():  # warm up: allocations, BLAS thread pools
-        for _ in range(5):
-            step()
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(args.round_steps):
-                step()
-            rates[name].append(args.round_steps * args.batch / (time.perf_counter() - t))
-    out = {name: float(np.median(r)) for name, r in rates.items()}
+            print("torch is not importable here: no PyTorch comparison", file=sys.stderr)
+        else:
+            torch.set_num_threads(args.threads)
+            steps["torch"] = torch_step(args.model, x, y, False, args.batch)
+            steps["torch_cl"] = torch_step(args.model, x, y, True, args.batch)
+            out.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+                       twin_max_diff=twin_max_diff(args.model, x))
+    try:
+        rates = rounds(steps, args.batch, args.rounds, args.seconds)
+    finally:
+        for s in steps.values():
+            s.close()
+    out.update({name: float(np.median(r)) for name, r in rates.items()})
     out["spread"] = {name: [float(min(r)), float(max(r))] for name, r in rates.items()}
-    if "torch" in steps:
-        out["torch_version"] = torch_version
-        import torch
-        out["torch_threads"] = torch.get_num_threads()
+    if "torch" in rates:
+        per_round = [c / max(t, tl) for c, t, tl in zip(rates["cnnc"], rates["torch"], rates["torch_cl"])]
+        out["ratio"] = float(np.median(per_round))
+        out["ratio_spread"] = [float(min(per_round)), float(max(per_round))]
     return out
 
 
@@ -261,6 +221,7 @@ def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict 
             f"(min {min(per):.1f}, max {max(per):.1f}) |",
             f"| training samples/s over the run | {full['train_samples'] / np.mean(per):,.0f} |",
             f"| peak RSS of the process | {full['peak_rss_mb']:.0f} MB (goal <= 500 MB) |",
+            f"| threads (`threads=`, as `cnnc train --threads`) | {args.threads} |",
             ""]
     if kr:
         lines += [f"The same recipe in Keras {kr['keras']} ({kr['backend']} backend), same machine, "
@@ -269,18 +230,23 @@ def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict 
                   f"{kr['peak_rss_mb']:.0f} MB.", ""]
     lines += render_seeds(full, kr, args.seed, extra or [])
     lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + RMSprop step), "
-              f"median of {args.rounds} interleaved rounds of {args.round_steps} steps:", "",
+              f"median of {args.rounds} interleaved rounds of about {args.seconds:.0f} s each, "
+              f"{args.threads} threads for both (cnnc splits each batch across them, one BLAS thread "
+              f"each):", "",
               "| implementation | samples/s | min-max |", "|---|---|---|",
-              f"| cnnc NumPy reference | {tp['cnnc']:,.0f} | {tp['spread']['cnnc'][0]:,.0f}-"
-              f"{tp['spread']['cnnc'][1]:,.0f} |"]
+              f"| cnnc NumPy reference ({args.threads} threads) | {tp['cnnc']:,.0f} | "
+              f"{tp['spread']['cnnc'][0]:,.0f}-{tp['spread']['cnnc'][1]:,.0f} |"]
     if "torch" in tp:
-        best = max(tp["torch"], tp["torch_cl"])
         lines += [f"| PyTorch {tp['torch_version']} eager ({tp['torch_threads']} threads), NCHW | "
                   f"{tp['torch']:,.0f} | {tp['spread']['torch'][0]:,.0f}-{tp['spread']['torch'][1]:,.0f} |",
                   f"| PyTorch {tp['torch_version']} eager ({tp['torch_threads']} threads), channels_last | "
                   f"{tp['torch_cl']:,.0f} | {tp['spread']['torch_cl'][0]:,.0f}-"
                   f"{tp['spread']['torch_cl'][1]:,.0f} |",
-                  "", f"Ratio cnnc / the faster PyTorch: **{tp['cnnc'] / best:.2f}** (goal >= 1.0)."]
+                  "", f"Ratio cnnc / the faster PyTorch layout, round by round, median: "
+                  f"**{tp['ratio']:.2f}** (range {tp['ratio_spread'][0]:.2f}-{tp['ratio_spread'][1]:.2f}; "
+                  f"goal >= 1.2). PyTorch runs the twin of the same model (`cnnc/runtime/torch_twin.py`, "
+                  f"same initial weights, RMSprop with Keras's defaults; output within "
+                  f"{tp['twin_max_diff']:.1e} of cnnc's)."]
     else:
         lines += ["", "PyTorch is not installed here: no comparison."]
     lines += ["", "Rerun: `python benchmarks/bench_train.py [--seeds 1,2 --keras-python PYTHON]` "
@@ -293,12 +259,25 @@ def main(argv=None) -> int:
     args = _parse(argv)
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     ds = D.load("fashion-mnist")
-    full = None if args.no_full else full_run(args, ds)
-    if full:
-        print(f"full run: {full}", flush=True)
+    if args.runs_from:
+        import json
+        saved = json.loads(Path(args.runs_from).read_text())
+        full, kr, extra = saved["full"], saved["keras"], [tuple(e) for e in saved["seeds"]]
+        load_runs = saved["load"]
+    else:
+        full = None if args.no_full else full_run(args, ds)
+        if full:
+            print(f"full run: {full}", flush=True)
+        kr = keras_run(args)
+        extra = seed_runs(args, ds)
+        load_runs = load
     tp = throughput(args, ds)
-    kr = keras_run(args)
-    extra = seed_runs(args, ds)
+    if args.save:
+        import json
+        Path(args.save).write_text(json.dumps({"full": full, "keras": kr, "seeds": extra, "load": load_runs,
+                                               "throughput": tp}, indent=1))
+    if load_runs != load:
+        load = f"{load} (the training runs: {load_runs})"
     text = render(args, full, tp, machine(), load, kr, extra)
     print(text)
     if not args.no_write:

@@ -8,19 +8,22 @@ Measures, in one run:
    (another interpreter: --keras-python), one after the other on the same machine;
 2. training throughput at batch 64 (forward + loss + backward + Adam step), samples/s,
    cnnc against PyTorch eager on the same network (cnnc/torch_twin.py: same weights,
-   same optimizer) in NCHW and in channels_last, in interleaved rounds so that all
-   three see the same machine load. Needs torch in the interpreter that runs this;
-3. a cProfile of cnnc's training step, grouped by part (convolutions, BatchNormalization, ...).
+   same optimizer) in NCHW and in channels_last, the same thread count for all, in
+   interleaved rounds so that all three see the same machine load. Needs torch in the
+   interpreter that runs this;
+3. a cProfile of cnnc's training step on one thread, grouped by part (convolutions,
+   BatchNormalization, ...).
 
     python benchmarks/bench_train_graph.py --keras-python /tmp/kvenv/bin/python
     python benchmarks/bench_train_graph.py --seeds 0 --epochs 1 --limit 6000 --no-write   # a quick look
     python benchmarks/bench_train_graph.py --no-full        # throughput only (a minute)
     python benchmarks/bench_train_graph.py --runs-from r.json   # accuracy from an earlier --save r.json
 
---threads (default 1) sets the BLAS threads of NumPy, torch's intra-op threads and
-TensorFlow's, before any of them loads: on cores shared with other work, one thread
-each is the only setting whose numbers mean something (spinning BLAS threads slow a
-loaded machine down many times). Writes docs/BENCHMARKS.md, section "train_graph".
+--threads (default 2) is the thread count of all three: cnnc splits each batch across
+that many threads (each with one BLAS thread, as `cnnc train --threads N` does), torch's
+intra-op threads and TensorFlow's. On cores shared with other work, spinning OpenMP
+threads (PyTorch's, TensorFlow's) slow down many times: state the load. Writes
+docs/BENCHMARKS.md, section "train_graph".
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     p.add_argument("--seeds", default="0,1,2", metavar="S1,S2,...")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
-    p.add_argument("--round-steps", type=int, default=30, help="training steps per round")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=7, help="interleaved throughput rounds")
+    p.add_argument("--seconds", type=float, default=2.0, help="per implementation and round")
     p.add_argument("--no-full", action="store_true", help="skip the training runs (throughput only)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
@@ -63,14 +66,14 @@ def _parse(argv=None) -> argparse.Namespace:
 
 
 ARGS = _parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)       # before NumPy loads
+for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"       # before NumPy loads: one BLAS thread per cnnc training thread
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from bench_train import cnnc_step  # noqa: E402  (one cnnc training step, as timed there)
+from _train_steps import cnnc_step, rounds, torch_step, twin_max_diff  # noqa: E402
 
 import cnnc  # noqa: E402
 from cnnc.support import data as D  # noqa: E402
@@ -84,7 +87,7 @@ def cnnc_run(args, ds, seed: int) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch, seed=seed, verbose=0,
-                            checkpoint=Path(tmp) / "bench.ckpt",
+                            checkpoint=Path(tmp) / "bench.ckpt", threads=args.threads,
                             on_epoch_end=lambda h: ends.append(time.perf_counter()))
     epoch_s = np.diff([start, *ends])
     loss, acc = model.evaluate(ds.x_test, ds.y_test, batch_size=256, verbose=0)
@@ -158,51 +161,9 @@ def keras_run(args, seed: int, epochs: int) -> dict | None:
 
 # --- 2. throughput -------------------------------------------------------------------------------
 
-def torch_step(args, x, y, channels_last: bool):
-    """PyTorch eager on the twin of the same model (same initial weights), logits into
-    CrossEntropyLoss (the fused softmax + cross-entropy cnnc computes), Adam with Keras's
-    epsilon; channels_last is PyTorch's faster CPU layout for convolutions."""
-    import torch
-
-    from cnnc.runtime.torch_twin import torch_module
-    model = cnnc.load(args.model)
-    model.init_weights(0)
-    net = torch_module(model.analysis, model.weights, output_activation=False).train()
-    xs = torch.from_numpy((x.astype(np.float32) / 255.0)[:, None, :, :].copy())
-    ys = torch.from_numpy(y.astype(np.int64))
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        xs = xs.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
-    lossf = torch.nn.CrossEntropyLoss()
-    state = {"i": 0}
-
-    def step():
-        i = state["i"] = (state["i"] + args.batch) % (len(xs) - args.batch)
-        opt.zero_grad(set_to_none=True)
-        lossf(net(xs[i:i + args.batch]), ys[i:i + args.batch]).backward()
-        opt.step()
-    return step
-
-
-def twin_check(args, x) -> float:
-    """Largest difference between the twin's and cnnc's inference outputs (same weights)."""
-    import torch
-
-    from cnnc.backends.numpy.network import Network
-    from cnnc.runtime.torch_twin import to_channels_first, torch_module
-    model = cnnc.load(args.model)
-    model.init_weights(0)
-    xb = D.prepare_x(x[:64], model.ir.input_shape)
-    want = Network(model.analysis, model.weights).forward(xb)
-    with torch.inference_mode():
-        got = torch_module(model.analysis, model.weights)(torch.from_numpy(to_channels_first(xb))).numpy()
-    return float(np.abs(got - want).max())
-
-
 def throughput(args, ds) -> dict:
     x, y = ds.x_train[:10000], ds.y_train[:10000]
-    steps = {"cnnc": cnnc_step(args, x, y)}
+    steps = {"cnnc": cnnc_step(args.model, x, y, args.threads, args.batch)}
     out: dict = {}
     if not args.no_torch:
         try:
@@ -211,34 +172,36 @@ def throughput(args, ds) -> dict:
             print("torch is not importable here: no PyTorch comparison", file=sys.stderr)
         else:
             torch.set_num_threads(args.threads)
-            steps["torch"] = torch_step(args, x, y, channels_last=False)
-            steps["torch_cl"] = torch_step(args, x, y, channels_last=True)
+            steps["torch"] = torch_step(args.model, x, y, False, args.batch)
+            steps["torch_cl"] = torch_step(args.model, x, y, True, args.batch)
             out.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
-                       twin_max_diff=twin_check(args, x))
-    rates: dict[str, list[float]] = {k: [] for k in steps}
-    for step in steps.values():  # warm up: allocations, thread pools
-        for _ in range(5):
-            step()
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(args.round_steps):
-                step()
-            rates[name].append(args.round_steps * args.batch / (time.perf_counter() - t))
+                       twin_max_diff=twin_max_diff(args.model, x))
+    try:
+        rates = rounds(steps, args.batch, args.rounds, args.seconds)
+    finally:
+        for s in steps.values():
+            s.close()
     out.update({name: float(np.median(r)) for name, r in rates.items()})
     out["spread"] = {name: [float(min(r)), float(max(r))] for name, r in rates.items()}
+    if "torch" in rates:
+        per_round = [c / max(t, tl) for c, t, tl in zip(rates["cnnc"], rates["torch"], rates["torch_cl"])]
+        out["ratio"] = float(np.median(per_round))
+        out["ratio_spread"] = [float(min(per_round)), float(max(per_round))]
     return out
 
 
 # --- 3. where cnnc's step spends its time ---------------------------------------------------------
 
 PROFILE_PARTS = (   # (file, function or "*", what): the first match wins
-    ("conv.py", "input_grad", "convolutions: input gradient (a product and a scatter-add per tap)"),
-    ("conv.py", "t_times", "convolutions: weight gradient (patches.T @ dz)"),
-    ("conv.py", "times", "convolutions: forward product (patches @ kernel)"),
-    ("conv.py", "*", "convolutions: im2col patch copies, padding"),
+    ("convplan.py", "_correlate", "convolutions: input gradient, as a convolution (im2col + product)"),
+    ("convplan.py", "_per_tap", "convolutions: input gradient, a product and a scatter-add per tap"),
+    ("convplan.py", "weight_grad", "convolutions: weight gradient (patches.T @ dz)"),
+    ("convplan.py", "forward", "convolutions: forward product (patches @ kernel)"),
+    ("convplan.py", "*", "convolutions: im2col patch copies, padding"),
+    ("conv.py", "*", "convolutions: other kernels"),
     ("layers.py", "_compute_last", "BatchNormalization forward"),
     ("layers.py", "_adjoint_last", "BatchNormalization backward"),
+    ("layers.py", "_channel_dot", "BatchNormalization: per-channel sums (einsum)"),
     ("pooling.py", "*", "max pooling, forward and backward"),
     ("activations.py", "*", "activations (relu), forward and backward"),
     ("optimizers.py", "*", "Adam step"),
@@ -252,7 +215,7 @@ def profile(args, ds) -> list[tuple[str, float]]:
     """cProfile of cnnc's training step: own time per part, in ms per step."""
     import cProfile
     import pstats
-    step = cnnc_step(args, ds.x_train[:4000], ds.y_train[:4000])
+    step = cnnc_step(args.model, ds.x_train[:4000], ds.y_train[:4000], 1, args.batch)
     for _ in range(3):
         step()
     prof = cProfile.Profile()
@@ -278,8 +241,8 @@ def render(args, runs: list[dict], kruns: list[dict | None], tp: dict, machine: 
     model = cnnc.load(args.model)
     lines = [f"## Training a graph model: `{name}`", "",
              f"Machine: {machine}; load average {load} at the start, {load_after} at the end "
-             f"(other work shares the 2 cores). {args.threads} thread(s) for NumPy's BLAS, PyTorch "
-             f"and TensorFlow alike.", "",
+             f"(other work shares the 2 cores). {args.threads} thread(s) for cnnc (each batch split "
+             f"across them, one BLAS thread each), PyTorch and TensorFlow alike.", "",
              f"`{name}`: a small ResNet (stem conv + BN + max pooling, three residual blocks with "
              f"BatchNormalization, one downsampling with a 1x1 projection shortcut, global average "
              f"pooling, Dense softmax), {model.total_params:,} parameters, "
@@ -310,24 +273,25 @@ def render(args, runs: list[dict], kruns: list[dict | None], tp: dict, machine: 
                       f"{max(r['peak_rss_mb'] for r in runs):.0f} MB, Keras {k0['peak_rss_mb']:.0f} MB. "
                       f"s/epoch includes validation.", ""]
     lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + Adam step), "
-              f"median of {args.rounds} interleaved rounds of {args.round_steps} steps:", "",
+              f"median of {args.rounds} interleaved rounds of about {args.seconds:.0f} s each:", "",
               "| implementation | samples/s | min-max |", "|---|---:|---:|",
-              f"| cnnc NumPy reference | {tp['cnnc']:,.0f} | {tp['spread']['cnnc'][0]:,.0f}-"
+              f"| cnnc NumPy reference ({args.threads} thread(s)) | {tp['cnnc']:,.0f} | {tp['spread']['cnnc'][0]:,.0f}-"
               f"{tp['spread']['cnnc'][1]:,.0f} |"]
     if "torch" in tp:
-        best = max(tp["torch"], tp["torch_cl"])
         for key, fmt in (("torch", "NCHW"), ("torch_cl", "channels_last")):
             lines.append(f"| PyTorch {tp['torch_version']} eager ({tp['torch_threads']} thread(s)), {fmt} | "
                          f"{tp[key]:,.0f} | {tp['spread'][key][0]:,.0f}-{tp['spread'][key][1]:,.0f} |")
-        lines += ["", f"Ratio cnnc / the faster PyTorch: **{tp['cnnc'] / best:.2f}** (goal >= 1.0). "
+        lines += ["", f"Ratio cnnc / the faster PyTorch layout, round by round, median: **{tp['ratio']:.2f}** "
+                  f"(range {tp['ratio_spread'][0]:.2f}-{tp['ratio_spread'][1]:.2f}; goal >= 1.0). "
                   f"PyTorch runs the twin of the same model (`cnnc/torch_twin.py`, same initial "
                   f"weights; its output differs from cnnc's by at most {tp['twin_max_diff']:.1e})."]
     else:
         lines += ["", "PyTorch is not installed here: no comparison."]
     if prof:
         total = sum(v for _, v in prof)
-        lines += ["", f"Where cnnc's training step spends its time (cProfile, own time, {args.profile_steps} "
-                  f"steps; the profiler adds some overhead): {total:.1f} ms per step of 64 images.", "",
+        lines += ["", f"Where cnnc's training step spends its time on one thread (cProfile, own time, "
+                  f"{args.profile_steps} steps; the profiler adds some overhead): {total:.1f} ms per step "
+                  f"of 64 images.", "",
                   "| part | ms per step | share |", "|---|---:|---:|"]
         lines += [f"| {what} | {v:.1f} | {100 * v / total:.0f}% |" for what, v in prof]
     lines += ["", "Rerun: `python benchmarks/bench_train_graph.py --keras-python PYTHON` (with torch "

@@ -22,14 +22,15 @@ from cnnc.support.names import json_dumps, shown_path
 HELP = "train a model on a dataset (Keras fit) and write its weights"
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
+def add_data_arguments(p: argparse.ArgumentParser, threads: bool = True) -> None:
     p.add_argument("--data", required=True, metavar="SPEC",
                    help="fashion-mnist, digits, a .npz (x_train, y_train, x_test, y_test) "
                         "or a directory of IDX files")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N samples of each split")
     p.add_argument("--no-scale", dest="scale", action="store_false",
                    help="do not scale uint8 images by 1/255 (digits by 1/16)")
-    add_threads_argument(p)
+    if threads:
+        add_threads_argument(p)
 
 
 def check_data_arguments(args: argparse.Namespace) -> None:
@@ -41,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help=MODEL_FILE_HELP)
     from cnnc.commands._common import add_source_arguments
     add_source_arguments(p)
-    add_data_arguments(p)
+    add_data_arguments(p, threads=False)
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="threads sharing each batch, one core each (default: all cores); a "
+                        "seeded run repeats exactly, and resumes exactly, at the same N")
     p.add_argument("-o", "--output", metavar="WEIGHTS.npz",
                    help="where to write the trained weights (default: ./<FILE stem>.npz)")
     p.add_argument("--resume", action="store_true",
@@ -73,9 +77,20 @@ def history_path(output: Path) -> Path:
     return output.with_name(output.stem + ".history.json")
 
 
+def _one_blas_thread() -> None:
+    """Each training thread runs BLAS on its own core: one BLAS thread, read when
+    NumPy loads (fit limits it at run time too, for the API)."""
+    import os
+    if "numpy" not in sys.modules:
+        from cnnc.commands._common import _BLAS_THREAD_VARS
+        for var in _BLAS_THREAD_VARS:
+            os.environ[var] = "1"
+
+
 def run(args: argparse.Namespace) -> int:
-    from cnnc.commands._common import set_threads
-    set_threads(args.threads)  # before NumPy loads
+    from cnnc.commands._common import threads_option
+    args.threads = threads_option(args.threads)
+    _one_blas_thread()  # before NumPy loads
     from cnnc.backends.numpy import checkpoint as ckpt
     from cnnc.backends.numpy import training as train
     from cnnc.commands._common import load_model, source_options
@@ -147,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
                                 checkpoint=folder, resume=args.resume,
                                 checkpoint_every=args.checkpoint_every, scale=args.scale,
                                 divisor=ds.scale, loss=args.loss, optimizer=args.optimizer,
-                                learning_rate=args.lr, metrics=metrics, on_epoch_end=write_history)
+                                learning_rate=args.lr, metrics=metrics, on_epoch_end=write_history,
+                                threads=args.threads)
     except train.TrainingStopped as e:
         print(f"cnnc: error: {visible_lines(str(e))}", file=sys.stderr)
         for note in e.notes:

@@ -1,6 +1,6 @@
 """Keras-style training progress: `Epoch 1/5`, then a bar per epoch
 
-    844/844 [==============================] - 12s 14ms/step - 4,480 samples/s - loss: 0.5100 - accuracy: 0.8100 - val_loss: ...
+    844/844 [==============================] - 12s 14ms/step - 4,480 samples/s on 2 threads - loss: 0.5100 - ...
 
 drawn with tqdm on a terminal (verbose 1), or one plain line per epoch
 (verbose 2, the default when stdout is not a terminal). verbose 0 prints nothing.
@@ -71,12 +71,16 @@ def _bar_class():
 
 
 class Progress:
-    def __init__(self, verbose, epochs: int, steps: int, stream: IO | None = None):
+    """`threads`: how many threads train (shown after samples/s; None: not shown)."""
+
+    def __init__(self, verbose, epochs: int, steps: int, stream: IO | None = None,
+                 threads: int | None = None):
         self.stream = stream or sys.stdout
         self.verbose = resolve_verbose(verbose, self.stream)
         self.epochs = epochs
         self.steps = steps
         self.bar = None
+        self.on = "" if threads is None else f" on {threads} thread{'s' if threads != 1 else ''}"
 
     def epoch_start(self, epoch: int | None, step: int = 0) -> None:
         """epoch is 0-based (None: no `Epoch` line, for evaluate); step > 0 when a
@@ -114,14 +118,14 @@ class Progress:
             self.last_draw = now
             _, per_step, rate = self._rate(step)
             eta = per_step * (self.steps - step)
-            self.bar.keras = f" - ETA: {format_duration(eta)} - {rate:,.0f} samples/s{format_logs(logs)}"
+            self.bar.keras = f" - ETA: {format_duration(eta)} - {rate:,.0f} samples/s{self.on}{format_logs(logs)}"
         self.bar.update(step - self.bar.n)
 
     def epoch_end(self, step: int, logs: Mapping[str, float]) -> None:
         if self.verbose == 0:
             return
         elapsed, per_step, rate = self._rate(step)
-        timing = f" - {format_duration(elapsed)} {format_step(per_step)} - {rate:,.0f} samples/s"
+        timing = f" - {format_duration(elapsed)} {format_step(per_step)} - {rate:,.0f} samples/s{self.on}"
         if self.bar is not None:
             # The live bar is trimmed to the terminal; the final line is printed whole.
             self.bar.close()

@@ -147,6 +147,32 @@ def _relu(x: Array) -> Array:
     return np.maximum(x, 0)
 
 
+def _relu6(x: Array) -> Array:
+    y = np.maximum(x, 0)
+    return np.minimum(y, _c(6, x), out=y)      # (np.clip: the same through a Python wrapper)
+
+
+# Big tensors run the derivative's few operations block by block, each block in the
+# core's cache from one operation to the next (one trip to memory, not one per op).
+_BLOCK = 1 << 16
+
+
+def _masked(dy: Array, y: Array, lo: float | None, hi: float | None) -> Array:
+    """dy where lo < y < hi (each bound optional), else 0."""
+    if not (dy.flags.c_contiguous and y.flags.c_contiguous and dy.shape == y.shape):
+        keep = (y > lo) if lo is not None else True
+        return dy * (keep & (y < hi) if hi is not None else keep)
+    out = np.empty(dy.shape, np.result_type(dy, y))
+    d, v, o = dy.reshape(-1), y.reshape(-1), out.reshape(-1)
+    for i in range(0, d.size, _BLOCK):
+        b = slice(i, i + _BLOCK)
+        keep = v[b] > lo if lo is not None else None
+        if hi is not None:
+            keep = v[b] < hi if keep is None else np.logical_and(keep, v[b] < hi, out=keep)
+        np.multiply(d[b], keep, out=o[b])
+    return out
+
+
 def _leaky(x: Array) -> Array:
     return np.where(x > 0, x, x * _c(names.LEAKY_RELU_SLOPE, x))
 
@@ -182,7 +208,7 @@ def _hard_silu_grad(dy: Array, x: Array, y: Array | None) -> Array:
 
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(lambda x: x, lambda dy, x, y: dy, ""),
-    "relu": Activation(_relu, lambda dy, x, y: dy * (y > 0), "y"),
+    "relu": Activation(_relu, lambda dy, x, y: _masked(dy, y, 0, None), "y"),
     "sigmoid": Activation(sigmoid, _sigmoid_grad, "y"),
     "softmax": Activation(_softmax, _softmax_grad, "y"),
     "tanh": Activation(np.tanh, lambda dy, x, y: dy * (1 - y * y), "y"),
@@ -193,7 +219,7 @@ ACTIVATIONS: dict[str, Activation] = {
                            lambda dy, x, y: dy / (1 + np.abs(x)) ** 2, "x"),
     "silu": Activation(_silu, _silu_grad, "x"),
     "gelu": Activation(_gelu, _gelu_grad, "x"),
-    "relu6": Activation(lambda x: np.clip(x, 0, 6), lambda dy, x, y: dy * ((x > 0) & (x < 6)), "x"),
+    "relu6": Activation(_relu6, lambda dy, x, y: _masked(dy, x, 0, 6), "x"),
     "leaky_relu": Activation(_leaky, _leaky_grad, "x"),
     "hard_sigmoid": Activation(_hard_sigmoid, lambda dy, x, y: dy * _hard_sigmoid_grad(x), "x"),
     "exponential": Activation(np.exp, lambda dy, x, y: dy * y, "y"),

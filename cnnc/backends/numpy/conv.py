@@ -3,7 +3,9 @@
 Convolutions are lowered to 2-D matrix products: `Patches` copies every window
 into a row (kernel taps major, channels minor, matching Keras's kernel layout
 (*k, C, F)), and the input gradient is scattered back tap by tap
-(`input_grad`), which is cheaper than a full transposed convolution.
+(`input_grad`). The plain convolution layer plans all of this once per input
+shape (convplan.py); grouped convolutions use these pieces directly. `Workspace`
+keeps a layer's buffers between steps.
 """
 
 from __future__ import annotations
@@ -76,18 +78,43 @@ class Grid:
                 slice(None))
 
     def windows(self, xp: Array, k: Sequence[int], d: Sequence[int]) -> Array:
-        """A read-only strided view (N, *count, *k, C) of the grid's windows."""
-        st = xp.strides
-        r = len(k)
-        start = xp[(slice(None), *(slice(o, None) for o in self.origin))]
-        shape = (xp.shape[0], *self.count, *k, xp.shape[-1])
-        strides = (st[0], *(st[1 + i] * self.stride[i] for i in range(r)),
-                   *(st[1 + i] * d[i] for i in range(r)), st[-1])
-        return np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
+        """A strided view (N, *count, *k, C) of the grid's windows."""
+        return windows(xp, self.origin, self.stride, self.count, k, d)
+
+
+def windows(xp: Array, origin: Sequence[int], stride: Sequence[int], count: Sequence[int],
+            k: Sequence[int], d: Sequence[int]) -> Array:
+    """A strided view (N, *count, *k, C) of xp's windows on a grid (no copy; not to be
+    written to). Made with ndarray's constructor when xp is contiguous: several times
+    cheaper than as_strided's checks."""
+    st = xp.strides
+    r = len(k)
+    shape = (xp.shape[0], *count, *k, xp.shape[-1])
+    strides = (st[0], *(st[1 + i] * stride[i] for i in range(r)),
+               *(st[1 + i] * d[i] for i in range(r)), st[-1])
+    if xp.flags.c_contiguous:
+        offset = sum(o * st[1 + i] for i, o in enumerate(origin))
+        return np.ndarray(shape, xp.dtype, xp, offset, strides)
+    start = xp[(slice(None), *(slice(o, None) for o in origin))]
+    return np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
 
 
 def plain_grid(out: Sequence[int], s: Sequence[int]) -> list[Grid]:
     return [Grid((0,) * len(out), tuple(s), tuple(out))]
+
+
+class Workspace:
+    """Buffers a layer keeps between steps, one per purpose, replaced when the shape
+    changes (the last, partial batch of an epoch)."""
+
+    def __init__(self):
+        self.buffers: dict[str, Array] = {}
+
+    def empty(self, key: str, shape: Sequence[int], dtype) -> Array:
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self.buffers[key] = np.empty(shape, dtype)
+        return buf
 
 
 class Patches:
@@ -141,51 +168,160 @@ class Patches:
         return self.matrix @ dz if self.transposed else (dz.T @ self.matrix).T
 
 
+def column_sums(a: Array, ws: Workspace) -> Array:
+    """Sums over the rows of a 2-D array, as a product with a kept vector of ones
+    (BLAS: many times faster than NumPy's reduction over few columns)."""
+    ones = ws.buffers.get("ones")
+    if ones is None or ones.shape[0] != a.shape[0] or ones.dtype != a.dtype:
+        ones = ws.buffers["ones"] = np.ones(a.shape[0], a.dtype)
+    return ones @ a
+
+
 def input_grad(dz2: Array, kernel: Array, padded_shape: Sequence[int], d: Sequence[int],
                grids: list[Grid]) -> Array:
     """dL/dxp of a convolution from dz2 (rows in grid order, F): each kernel tap's
     share dz2 @ kernel[tap].T is added back where that tap read from (one product
-    and one add per tap and grid, no intermediate column matrix)."""
+    and one add per tap and grid, no intermediate column matrix: NumPy adds a
+    contiguous share into a strided view fast, a strided column block slowly)."""
     dxp = np.zeros(padded_shape, dz2.dtype)
     n, c = padded_shape[0], padded_shape[-1]
     count = grids[0].count
+    kt = np.ascontiguousarray(np.swapaxes(kernel, -1, -2))      # (*k, F, C)
     for off in offsets(kernel.shape[:-2]):
-        share = (dz2 @ kernel[off].T).reshape(len(grids), n, *count, c)
+        share = (dz2 @ kt[off]).reshape(len(grids), n, *count, c)
         for g, grid in enumerate(grids):
             dxp[grid.tap(off, d)] += share[g]
     return dxp
 
 
+def _merged_taps(xp: Array, s: Sequence[int], d: Sequence[int], out: Sequence[int]):
+    """For unit strides along the last spatial axis: xp viewed (N, *spatial[:-1], W * C)
+    and, per kernel tap, the index of its inputs in that view -- the last spatial axis
+    merged with the channels, so that every operation runs over rows of out[-1] * C
+    numbers instead of C (NumPy's inner loops are long). None otherwise."""
+    if s[-1] != 1 or not xp.flags.c_contiguous:
+        return None
+    c = xp.shape[-1]
+    view = xp.reshape(*xp.shape[:-2], xp.shape[-2] * c)
+
+    def index(off):
+        return (slice(None), *(slice(o * dd, o * dd + ss * (n - 1) + 1, ss)
+                               for o, ss, dd, n in zip(off[:-1], s[:-1], d[:-1], out[:-1])),
+                slice(off[-1] * d[-1] * c, (off[-1] * d[-1] + out[-1]) * c))
+    return view, index
+
+
+def merged_windows(xp: Array, s: Sequence[int], d: Sequence[int], out: Sequence[int],
+                   k: Sequence[int], m: int = 1) -> Array | None:
+    """The windows of a channels_last xp (N, *spatial, C * m) with the last output axis
+    merged with the channels: a view (N, *out[:-1], out[-1] * C, *k, m) whose third-last
+    group is one axis x = w * C + c (possible with a unit stride along the last axis:
+    the address of (w, c, j) is (w * C + c) * m + j). einsum then runs its inner loop
+    over out[-1] * C numbers instead of C. None when not possible (a stride along
+    the last axis, or xp not contiguous)."""
+    if s[-1] != 1 or not xp.flags.c_contiguous:
+        return None
+    st, item = xp.strides, xp.itemsize
+    r = len(k)
+    c = xp.shape[-1] // m
+    shape = (xp.shape[0], *out[:-1], out[-1] * c, *k, m)
+    strides = (st[0], *(st[1 + i] * s[i] for i in range(r - 1)), m * item,
+               *(st[1 + i] * d[i] for i in range(r)), item)
+    return np.ndarray(shape, xp.dtype, xp, 0, strides)
+
+
+def _letters(r: int) -> tuple[str, str]:
+    """einsum subscripts of r - 1 leading spatial axes and of r kernel axes."""
+    return "hwd"[:r - 1], "ijk"[:r]
+
+
+def _tiled(kernel: Array, times: int) -> Array:
+    """(*k, C, m) -> (*k, times * C, m): the kernel repeated along the merged axis."""
+    k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
+    out = np.empty((*k, times, c, m), kernel.dtype)
+    out[...] = kernel[..., None, :, :]
+    return out.reshape(*k, times * c, m)
+
+
+def _repeat_channels(xp: Array, m: int) -> Array:
+    """(N, *spatial, C) -> (N, *spatial, C * m), channel c * m + j = channel c: a depth
+    multiplier m becomes m = 1 over C * m channels."""
+    out = np.empty((*xp.shape, m), xp.dtype)
+    for j in range(m):            # a copy per j: NumPy's broadcasting copy loops over m
+        out[..., j] = xp
+    return out.reshape(*xp.shape[:-1], xp.shape[-1] * m)
+
+
 def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
               out: Sequence[int]) -> Array:
     """(N, *out, C*dm): input channel c convolved with kernel[..., c, m] gives output
-    channel c*dm + m. Accumulated multiplier-major, (dm, N, *out, C), so that every
-    operation runs over whole contiguous channel rows."""
+    channel c*dm + m. One einsum over a strided view of the windows, with the last
+    output axis merged with the channels (`merged_windows`): it reads each window once,
+    writes the output once, and loops over rows of out[-1] * C numbers (per-tap
+    multiply-adds over the whole tensor, or an einsum looping over C, cost several
+    times more). A depth multiplier above 1 runs as 1 on the channels repeated."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
-    n = xp.shape[0]
-    acc = np.zeros((m, n, *out, c), xp.dtype)
-    tmp = np.empty((n, *out, c), xp.dtype)
-    for off in offsets(k):
-        tap = xp[offset_slices(off, s, d, out)]
-        for j in range(m):
-            acc[j] += np.multiply(tap, kernel[off][:, j], out=tmp)
-    return np.moveaxis(acc, 0, -1).reshape(n, *out, c * m)
+    if m > 1:
+        return depthwise(_repeat_channels(xp, m), kernel.reshape(*k, c * m, 1), s, d, out)
+    n, r = xp.shape[0], len(k)
+    sp, tp = _letters(r)
+    merged = merged_windows(xp, s, d, out, k)
+    if merged is not None:
+        return np.einsum(f"n{sp}x{tp},{tp}x->n{sp}x", merged[..., 0],
+                         _tiled(kernel, out[-1])[..., 0]).reshape(n, *out, c)
+    sp = "hwd"[:r]
+    win = windows(xp, (0,) * r, s, out, k, d)
+    return np.einsum(f"n{sp}{tp}c,{tp}c->n{sp}c", win, kernel[..., 0])
 
 
 def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
                       out: Sequence[int], need_dx: bool) -> tuple[Array | None, Array]:
-    """(dL/dxp or None, dL/dkernel) of `depthwise`."""
+    """(dL/dxp or None, dL/dkernel) of `depthwise`, einsums over merged window views as
+    there: the kernel gradient over the input's windows and dz (then summed over the
+    last output axis); with unit strides, the input gradient over the windows of dz
+    padded by d(k-1) with the flipped kernel; with strides, each tap's share added
+    back where the tap read from."""
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
-    n = xp.shape[0]
-    dzm = np.ascontiguousarray(np.moveaxis(dz.reshape(n, *out, c, m), -1, 0))   # (dm, N, *out, C)
-    dk = np.empty_like(kernel)
-    dxp = np.zeros_like(xp) if need_dx else None
+    if m > 1:
+        dxr, dk = depthwise_adjoint(dz, _repeat_channels(xp, m), kernel.reshape(*k, c * m, 1), s, d,
+                                    out, need_dx)
+        dx = None
+        if dxr is not None:       # the repeated channels' gradients added back (not .sum: it loops over m)
+            parts = dxr.reshape(*xp.shape, m)
+            dx = parts[..., 0].copy()
+            for j in range(1, m):
+                dx += parts[..., j]
+        return dx, dk.reshape(kernel.shape)
+    n, r = xp.shape[0], len(k)
+    sp, tp = _letters(r)
+    dzc = np.ascontiguousarray(dz).reshape(n, *out, c)
+    merged = merged_windows(xp, s, d, out, k)
+    if merged is not None:
+        dk = np.einsum(f"n{sp}x{tp},n{sp}x->{tp}x", merged[..., 0], dzc.reshape(n, *out[:-1], -1))
+        dk = dk.reshape(*k, out[-1], c).sum(axis=r)[..., None]
+    else:
+        full = "hwd"[:r]
+        dk = np.einsum(f"n{full}{tp}c,n{full}c->{tp}c", windows(xp, (0,) * r, s, out, k, d), dzc)[..., None]
+    if not need_dx:
+        return None, dk
+    if all(ss == 1 for ss in s):
+        lead = tuple(dd * (kk - 1) for dd, kk in zip(d, k))
+        dzp = pad(dzc, tuple((a, a) for a in lead))
+        spatial = xp.shape[1:-1]
+        wd = merged_windows(dzp, s, d, spatial, k)[..., 0]
+        flipped = _tiled(kernel[(slice(None, None, -1),) * r], spatial[-1])[..., 0]
+        return np.einsum(f"n{sp}x{tp},{tp}x->n{sp}x", wd, flipped).reshape(xp.shape), dk
+    dxp = np.zeros_like(xp)
+    merged = _merged_taps(xp, s, d, out)
+    if merged is not None:
+        view, index = merged
+        dview = dxp.reshape(view.shape)
+        rows = dzc.reshape(n, *out[:-1], out[-1] * c)
+        tmp = np.empty(rows.shape, xp.dtype)
+        for off in offsets(k):
+            dview[index(off)] += np.multiply(rows, np.tile(kernel[off][:, 0], out[-1]), out=tmp)
+        return dxp, dk
     tmp = np.empty((n, *out, c), xp.dtype)
     for off in offsets(k):
-        sl = offset_slices(off, s, d, out)
-        tap = xp[sl]
-        for j in range(m):
-            dk[off + (slice(None), j)] = np.multiply(tap, dzm[j], out=tmp).reshape(-1, c).sum(axis=0)
-            if need_dx:
-                dxp[sl] += np.multiply(dzm[j], kernel[off][:, j], out=tmp)
+        dxp[offset_slices(off, s, d, out)] += np.multiply(dzc, kernel[off][:, 0], out=tmp)
     return dxp, dk

@@ -22,7 +22,7 @@ from cnnc.analysis.infer import (
     softmax_axes,
 )
 from cnnc.backends.numpy.layers import Dropout as _PlainDropout
-from cnnc.backends.numpy.layers import Layer, _dropout_mask
+from cnnc.backends.numpy.layers import Layer, shard_mask
 
 Array = np.ndarray
 
@@ -294,9 +294,11 @@ class Dropout(_PlainDropout):
         rate = self.layer["rate"]
         if noise is None or not training or rate == 0:
             return super().compute(x, w, training, rng)
-        shape = dropout_noise_shape(noise, x.shape)
-        shape = (1,) * (x.ndim - len(shape)) + tuple(shape)
-        mask = _dropout_mask(shape, rate, x.dtype, rng)
+        def shape_for(full: tuple[int, ...]) -> tuple[int, ...]:
+            shape = dropout_noise_shape(noise, full)
+            return (1,) * (len(full) - len(shape)) + tuple(shape)
+
+        mask = shard_mask(self, x, shape_for, rate, rng)
         self.cache["mask"] = mask
         return x * mask
 

@@ -23,6 +23,8 @@ from cnnc.analysis.infer import LayerInfo
 from cnnc.backends.numpy import activations as acts
 from cnnc.backends.numpy import conv as cv
 from cnnc.backends.numpy import pooling as pl
+from cnnc.backends.numpy.convplan import ConvPlan
+from cnnc.backends.numpy.shards import Shard, combine_moments
 
 Array = np.ndarray
 Grads = dict[str, Array]
@@ -30,7 +32,14 @@ Weights = dict[str, Array]
 
 
 class Layer:
-    """The shared machinery: weight lookup, the fused activation, the cache."""
+    """The shared machinery: weight lookup, the fused activation, the cache.
+
+    `batch_coupled` layers (BatchNormalization's statistics, dropout's masks) look at
+    the whole batch; when the batch is split across threads (parallel.py), `shard`
+    says which rows this replica holds and how to reach the others."""
+
+    batch_coupled = False
+    shard: Shard | None = None
 
     def __init__(self, info: LayerInfo):
         self.info = info
@@ -40,7 +49,7 @@ class Layer:
         self.activation = self.layer.args.get("activation", "linear")
         self.act = acts.get(self.activation)
         self.cache: dict[str, Any] = {}
-        self.workspace: dict[str, Array] = {}
+        self.ws = cv.Workspace()     # buffers kept between steps (conv.py)
 
     # subclasses: the linear part (z = f(x)) and its adjoint
     def compute(self, x: Array, w: "_View", training: bool, rng) -> Array:
@@ -92,7 +101,12 @@ def _spatial_args(layer, pooling: bool = False):
 
 class Conv(Layer):
     """Conv1D/2D/3D: im2col and one matrix product, the bias folded into it as a
-    column of ones; then the activation. Grouped (groups > 1): see `grouped`."""
+    column of ones, planned once per input shape (convplan.py); then the activation.
+    Grouped (groups > 1): see `grouped`."""
+
+    def __init__(self, info: LayerInfo):
+        super().__init__(info)
+        self.plans: dict[bool, tuple | None] = {}     # training? -> (key, plan)
 
     def compute(self, x, w, training, rng):
         if self.layer.args.get("groups", 1) > 1:
@@ -129,45 +143,47 @@ class Conv(Layer):
                               xp_shape=xp.shape, pads=pads, out=out)
         return z
 
+    def _plan(self, x: Array, kernel: Array, training: bool, grids, bias: bool) -> ConvPlan:
+        """The plan for this input shape in this mode: one kept per mode (its buffers are
+        the size of a batch), replaced when the shape changes (an epoch's last, partial
+        batch costs a new plan, twice an epoch)."""
+        key = (x.shape, x.dtype.str, None if grids is None else tuple(grids), bias)
+        known = self.plans.get(training)
+        plan = known[1] if known is not None and known[0] == key else None
+        if plan is None:
+            k, s, d = _spatial_args(self.layer)
+            pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
+            if grids is None:
+                padded = [n + a + b for n, (a, b) in zip(x.shape[1:-1], pads)]
+                grids = cv.plain_grid(cv.out_sizes(padded, k, s, d, "valid"), s)
+            self.plans[training] = None      # the old buffers go before the new ones come
+            plan = ConvPlan(x.shape, x.dtype, kernel.shape, s, d, pads, grids, bias)
+            self.plans[training] = (key, plan)
+        return plan
+
     def linear(self, x: Array, w: "_View", training: bool, grids=None) -> Array:
         """The convolution plus bias, at the output positions of `grids` (default:
         all of them); the result is (len(grids), N, *count, F)."""
-        k, s, d = _spatial_args(self.layer)
-        pads = cv.window_pads(x.shape[1:-1], k, s, d, self.layer["padding"])
-        xp = cv.pad(x, pads)
-        if grids is None:
-            grids = cv.plain_grid(cv.out_sizes(xp.shape[1:-1], k, s, d, "valid"), s)
         kernel, bias = w["kernel"], w.get("bias")
-        f = kernel.shape[-1]
-        wmat = kernel.reshape(-1, f)
-        if bias is not None:
-            wmat = np.concatenate([wmat, bias[None]])
-        # one matrix kept per mode, so an inference pass never overwrites what backward needs
-        key = "train_patches" if training else "infer_patches"
-        patches = cv.Patches(xp, k, d, grids, ones_column=bias is not None,
-                             reuse=self.workspace.get(key))
-        self.workspace[key] = patches.matrix
-        z = patches.times(wmat)
+        plan = self._plan(x, kernel, training, grids, bias is not None)
+        z, patches = plan.forward(x, kernel, bias)
         if training:
-            self.cache.update(patches=patches, xp_shape=xp.shape, pads=pads, grids=grids)
-        return z.reshape(len(grids), x.shape[0], *grids[0].count, f)
+            self.cache.update(plan=plan, patches=patches)
+        return z.reshape(len(plan.grids), x.shape[0], *plan.grids[0].count, kernel.shape[-1])
 
     def adjoint(self, dz, w, need_dx):
         """dz in the layout `linear` returned (any shape with the same element order)."""
         c = self.cache
         if "out" in c:
             return self.grouped_adjoint(dz, w, need_dx)
-        _, _, d = _spatial_args(self.layer)
         kernel = w["kernel"]
-        f = kernel.shape[-1]
-        dz2 = dz.reshape(-1, f)
-        g = c["patches"].t_times(dz2)
-        grads = {"kernel": np.ascontiguousarray(g[:kernel.size // f]).reshape(kernel.shape)}
+        plan = c["plan"]
+        dz2 = dz.reshape(-1, kernel.shape[-1])
+        g, g_bias = plan.weight_grad(c["patches"], dz2)
+        grads = {"kernel": np.ascontiguousarray(g).reshape(kernel.shape)}
         if w.get("bias") is not None:
-            grads["bias"] = np.ascontiguousarray(g[-1])
-        dx = None
-        if need_dx:
-            dx = cv.unpad(cv.input_grad(dz2, kernel, c["xp_shape"], d, c["grids"]), c["pads"])
+            grads["bias"] = g_bias if g_bias is not None else cv.column_sums(dz2, self.ws)
+        dx = plan.input_grad(dz2, kernel) if need_dx else None
         return dx, grads
 
     def grouped_adjoint(self, dz, w, need_dx):
@@ -431,10 +447,24 @@ def _dropout_mask(shape, rate: float, dtype, rng: np.random.Generator) -> Array:
     return keep * dtype.type(1.0 / (1.0 - rate))
 
 
+def shard_mask(layer: Layer, x: Array, shape_for, rate: float, rng: np.random.Generator) -> Array:
+    """The dropout mask for x, of shape `shape_for(x.shape)`. In a block of a split
+    batch: the mask of the whole batch, drawn once (by whichever thread comes first,
+    as one thread would draw it), and this block's rows of it when it has a row per
+    sample -- so the masks do not depend on the thread count."""
+    shard = layer.shard
+    if shard is None:
+        return _dropout_mask(shape_for(x.shape), rate, x.dtype, rng)
+    full = tuple(shape_for((shard.total, *x.shape[1:])))
+    mask = shard.group.once(layer.name, lambda: _dropout_mask(full, rate, x.dtype, rng))
+    return mask[shard.start:shard.stop] if full[0] == shard.total else mask
+
+
 class Dropout(Layer):
     """Dropout (noise shape = input shape) and SpatialDropout (noise (N, 1.., C))."""
 
     spatial = False
+    batch_coupled = True
 
     def compute(self, x, w, training, rng):
         rate = self.layer["rate"]
@@ -442,10 +472,12 @@ class Dropout(Layer):
             if training:
                 self.cache["mask"] = None
             return x
-        shape = (x.shape[0], *(1,) * (x.ndim - 2), x.shape[-1]) if self.spatial else x.shape
-        mask = _dropout_mask(shape, rate, x.dtype, rng)
+        mask = shard_mask(self, x, self.noise_shape, rate, rng)
         self.cache["mask"] = mask
         return x * mask
+
+    def noise_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (shape[0], *(1,) * (len(shape) - 2), shape[-1]) if self.spatial else shape
 
     def adjoint(self, dz, w, need_dx):
         mask = self.cache["mask"]
@@ -464,27 +496,37 @@ class BatchNorm(Layer):
     (rows, C) matrix: per-channel sums are matrix-vector products with a vector of
     ones (BLAS, many times faster than NumPy's strided reductions over few
     channels), and per-channel scalings run on rows widened to a multiple of C
-    (`_wide`), which NumPy broadcasts several times faster than rows of C."""
+    (`_wide`), which NumPy broadcasts several times faster than rows of C.
+
+    In a block of a split batch (`shard`), the blocks' counts, means and sums of
+    squared deviations are combined (shards.combine_moments) before normalising, and
+    the backward's two per-channel sums likewise: every block computes what one
+    thread would on the whole batch."""
+
+    batch_coupled = True
 
     def compute(self, x, w, training, rng):
         L = self.layer
         axis = L["axis"] % x.ndim
-        gamma, beta = w.get("gamma"), w.get("beta")
-        batch_stats = training and self.layer.trainable
+        batch_stats = training and L.trainable
         if axis == x.ndim - 1 and x.flags.c_contiguous and x.size:
-            return self._compute_last(x, w, training, batch_stats, gamma, beta)
+            return self._compute_last(x, w, training, batch_stats)
         axes = tuple(i for i in range(x.ndim) if i != axis)
         shape = [1] * x.ndim
         shape[axis] = x.shape[axis]
-        eps = x.dtype.type(L["epsilon"])
+        gamma, beta = w.get("gamma"), w.get("beta")
         if batch_stats:
+            rows = x.size // x.shape[axis]
             mean = x.mean(axis=axes)
-            var = np.square(x - mean.reshape(shape)).mean(axis=axes)
-            self._update_moving(w.weights, mean, var, L["momentum"])
+            xc = x - mean.reshape(shape)
+            mean, var, shift = self._statistics(rows, mean, np.square(xc).sum(axis=axes), w)
+            if shift is not None:
+                xc += shift.reshape(shape)
         else:
             mean, var = w["moving_mean"], w["moving_variance"]
-        inv = (1 / np.sqrt(var + eps)).reshape(shape)
-        xhat = (x - mean.reshape(shape)) * inv
+            xc = x - mean.reshape(shape)
+        inv = (1 / np.sqrt(var + x.dtype.type(L["epsilon"]))).reshape(shape)
+        xhat = xc * inv
         y = xhat if gamma is None else xhat * gamma.reshape(shape)
         if beta is not None:
             y = y + beta.reshape(shape)
@@ -493,42 +535,64 @@ class BatchNorm(Layer):
                               last=False)
         return y
 
+    def _statistics(self, rows: int, mean: Array, m2: Array, w: "_View"):
+        """(mean, variance, shift) of the batch from this block's rows; shift is what to
+        add to this block's x - mean (None: nothing). Updates the moving statistics
+        (one block does, with the combined values)."""
+        shift = None
+        if self.shard is not None:
+            rows, whole, m2 = combine_moments(self.shard.group.gather(self.shard.index, (rows, mean, m2)))
+            shift, mean = mean - whole, whole
+        var = m2 / m2.dtype.type(max(rows, 1))
+        if self.shard is None or self.shard.index == 0:
+            self._update_moving(w.weights, mean, var, self.layer["momentum"])
+        return mean, var, shift
+
     def _ones(self, rows: int, dtype) -> Array:
-        ones = self.workspace.get("ones")
+        ones = self.ws.buffers.get("ones")
         if ones is None or ones.shape[0] != rows or ones.dtype != dtype:
-            ones = self.workspace["ones"] = np.ones(rows, dtype)
+            ones = self.ws.buffers["ones"] = np.ones(rows, dtype)
         return ones
 
-    def _compute_last(self, x, w, training, batch_stats, gamma, beta):
+    def _compute_last(self, x, w, training, batch_stats):
+        """Keeps xc = x - mean (not xhat = xc * inv: the backward scales its per-channel
+        sums by inv instead, one pass less each way). In a block of a split batch, xc is
+        taken from the block's own mean and `shift` = that mean - the batch's mean is
+        folded into the per-channel constants (x - batch mean = xc + shift), so the
+        combination costs no pass over the data."""
         c = x.shape[-1]
         rows = x.size // c
         t = _wide(rows, c)
         dt = x.dtype.type
         x2 = x.reshape(rows, c)
+        xw = x2.reshape(-1, c * t)
+        gamma, beta = w.get("gamma"), w.get("beta")
         if batch_stats:
             ones = self._ones(rows, x.dtype)
             mean = (ones @ x2) / dt(rows)
-            xc = x2.reshape(-1, c * t) - np.tile(mean, t)
-            sq = np.multiply(xc, xc)
-            var = (ones @ sq.reshape(rows, c)) / dt(rows)
-            self._update_moving(w.weights, mean, var, self.layer["momentum"])
+            xc = np.subtract(xw, _widen(mean, t), out=self.ws.empty("xc", xw.shape, x.dtype))
+            mean, var, shift = self._statistics(rows, mean, _channel_dot(xc, xc, c), w)
         else:
             mean, var = w["moving_mean"], w["moving_variance"]
             xc = None
         inv = (dt(1) / np.sqrt(var + dt(self.layer["epsilon"]))).astype(x.dtype)
         scale = inv if gamma is None else inv * gamma
-        if not training:      # y = x * scale + (beta - mean * scale): two passes
+        if xc is None:        # y = x * scale + (beta - mean * scale): two passes
             shift = -mean * scale if beta is None else beta - mean * scale
-            y = x2.reshape(-1, c * t) * np.tile(scale.astype(x.dtype), t)
-            y += np.tile(shift.astype(x.dtype), t)
+            y = xw * _widen(scale.astype(x.dtype), t)
+            y += _widen(shift.astype(x.dtype), t)
+            if training:      # a frozen layer in training: the backward scales by inv only
+                self.cache.update(xc=None, inv=inv, batch_stats=False, last=True, t=t, rows=rows)
             return y.reshape(x.shape)
-        if xc is None:
-            xc = x2.reshape(-1, c * t) - np.tile(mean.astype(x.dtype), t)
-        xhat = np.multiply(xc, np.tile(inv, t), out=xc)
-        y = xhat * np.tile(gamma, t) if gamma is not None else xhat.copy()
-        if beta is not None:
-            y += np.tile(beta, t)
-        self.cache.update(xhat=xhat, inv=inv, batch_stats=batch_stats, last=True, t=t, rows=rows)
+        offset = beta if shift is None else shift * scale + (0 if beta is None else beta)
+        sw = _widen(scale, t)
+        ow = None if offset is None else _widen(offset.astype(x.dtype, copy=False), t)
+        y = np.empty_like(xw)
+        for b in _blocks(xw):
+            np.multiply(xc[b], sw, out=y[b])
+            if ow is not None:
+                y[b] += ow
+        self.cache.update(xc=xc, shift=shift, inv=inv, batch_stats=True, last=True, t=t, rows=rows)
         return y.reshape(x.shape)
 
     def _update_moving(self, weights: Weights, mean: Array, var: Array, momentum: float) -> None:
@@ -542,6 +606,17 @@ class BatchNorm(Layer):
             else:
                 weights[key] = new.astype(old.dtype)
 
+    def _batch_sums(self, rows: int, s: Array, sx: Array) -> tuple[int, Array, Array]:
+        """(rows, sum dz, sum dz * xhat) over the whole batch: this block's, or every
+        block's added in block order."""
+        if self.shard is None:
+            return rows, s, sx
+        parts = self.shard.group.gather(self.shard.index, (rows, s, sx))
+        rows, s, sx = parts[0]
+        for r, a, b in parts[1:]:
+            rows, s, sx = rows + r, s + a, sx + b
+        return rows, s, sx
+
     def adjoint(self, dz, w, need_dx):
         c = self.cache
         if c["last"]:
@@ -549,46 +624,92 @@ class BatchNorm(Layer):
         xhat, inv, axes, shape = c["xhat"], c["inv"], c["axes"], c["shape"]
         gamma = w.get("gamma")
         grads = {}
-        if gamma is not None:
-            grads["gamma"] = (dz * xhat).sum(axis=axes)
-        if w.get("beta") is not None:
-            grads["beta"] = dz.sum(axis=axes)
-        dxhat = dz if gamma is None else dz * gamma.reshape(shape)
-        if not c["batch_stats"]:
-            return dxhat * inv, grads
-        # mean and variance depend on x too: project out their directions
-        mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
-        mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
-        return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv, grads
-
-    def _adjoint_last(self, dz, w, need_dx):
-        """With a = gamma * inv (per channel), sums S = sum(dz), Sx = sum(dz * xhat) over
-        the rows: dx = a * dz - xhat * (a * Sx / rows) - a * S / rows (batch statistics),
-        or a * dz (moving statistics)."""
-        cache = self.cache
-        xhat, inv, t, rows = cache["xhat"], cache["inv"], cache["t"], cache["rows"]
-        shape = dz.shape
-        ch = inv.shape[0]
-        dt = dz.dtype.type
-        dzw = np.ascontiguousarray(dz).reshape(-1, ch * t)
-        ones = self._ones(rows, dz.dtype)
-        gamma = w.get("gamma")
-        s = ones @ dzw.reshape(rows, ch)
-        prod = np.multiply(dzw, xhat)
-        sx = ones @ prod.reshape(rows, ch)
-        grads = {}
+        sx = (dz * xhat).sum(axis=axes)
+        s = dz.sum(axis=axes)
         if gamma is not None:
             grads["gamma"] = sx
         if w.get("beta") is not None:
             grads["beta"] = s
         if not need_dx:
             return None, grads
+        g = 1 if gamma is None else gamma.reshape(shape)
+        dxhat = dz if gamma is None else dz * g
+        if not c["batch_stats"]:
+            return dxhat * inv, grads
+        # mean and variance depend on x too: project out their directions
+        rows, s, sx = self._batch_sums(math.prod(dz.shape[i] for i in axes), s, sx)
+        dt = dz.dtype.type
+        mean_dxhat = (s.reshape(shape) * g) / dt(rows)
+        mean_dxhat_xhat = (sx.reshape(shape) * g) / dt(rows)
+        return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv, grads
+
+    def _adjoint_last(self, dz, w, need_dx):
+        """With a = gamma * inv (per channel), sums S = sum(dz), Sx = sum(dz * xhat) =
+        inv * sum(dz * (xc + shift)) over the rows: dx = a * dz - (xc + shift) * b - a * S /
+        rows with b = a * inv * Sx / rows (batch statistics), or a * dz (moving statistics)."""
+        cache = self.cache
+        xc, inv, t, rows = cache["xc"], cache["inv"], cache["t"], cache["rows"]
+        shift = cache.get("shift")
+        shape = dz.shape
+        ch = inv.shape[0]
+        dt = dz.dtype.type
+        dzw = np.ascontiguousarray(dz).reshape(-1, ch * t)
+        ones = self._ones(rows, dz.dtype)
+        gamma = w.get("gamma")
+        grads = {}
+        if xc is not None:    # (a frozen layer keeps no xc: its gamma and beta get no gradient)
+            s = ones @ dzw.reshape(rows, ch)
+            sx = _channel_dot(dzw, xc, ch)
+            sx = (sx if shift is None else sx + shift * s) * inv
+            if gamma is not None:
+                grads["gamma"] = sx
+            if w.get("beta") is not None:
+                grads["beta"] = s
+        if not need_dx:
+            return None, grads
         a = inv if gamma is None else inv * gamma
-        dx = dzw * np.tile(a, t)
-        if cache["batch_stats"]:
-            dx -= np.multiply(xhat, np.tile(a * sx / dt(rows), t), out=prod)
-            dx -= np.tile(a * s / dt(rows), t)
+        if not cache["batch_stats"]:
+            return (dzw * _widen(a, t)).reshape(shape), grads
+        rows, s, sx = self._batch_sums(rows, s, sx)
+        b = a * inv * sx / dt(rows)
+        aw, bw = _widen(a, t), _widen(b, t)
+        cw = _widen(a * s / dt(rows) + (0 if shift is None else shift * b), t)
+        dx = np.empty_like(dzw)
+        tmp = None
+        for blk in _blocks(dzw):      # dx = a dz - b xc - c, block by block in cache
+            np.multiply(dzw[blk], aw, out=dx[blk])
+            tmp = np.multiply(xc[blk], bw, out=None if tmp is None or tmp.shape != dx[blk].shape
+                              else tmp)
+            dx[blk] -= tmp
+            dx[blk] -= cw
         return dx.reshape(shape), grads
+
+
+# Elementwise chains over big tensors run block by block: a block of this many bytes per
+# operand stays in the core's cache between the chain's operations (one trip to memory
+# instead of one per operation).
+_BLOCK_BYTES = 256 << 10
+
+
+def _blocks(a: Array) -> list[slice]:
+    """Row blocks of a 2-D array of about _BLOCK_BYTES each (one block when small)."""
+    step = max(1, _BLOCK_BYTES // max(1, a.shape[1] * a.itemsize))
+    return [slice(i, i + step) for i in range(0, a.shape[0], step)] or [slice(0, 0)]
+
+
+def _channel_dot(a: Array, b: Array, c: int) -> Array:
+    """Per-channel sums of a * b over the rows of two widened (rows / t, C * t) arrays,
+    without the product's temporary (einsum reads both once)."""
+    return np.einsum("ij,ij->j", a, b).reshape(-1, c).sum(axis=0)
+
+
+def _widen(v: Array, t: int) -> Array:
+    """A per-channel vector repeated t times: a row of the widened (rows / t, C * t) view."""
+    if t == 1:
+        return v
+    out = np.empty(t * v.shape[0], v.dtype)
+    out.reshape(t, -1)[...] = v      # (np.tile does the same through several Python calls)
+    return out
 
 
 def _wide(rows: int, c: int) -> int:

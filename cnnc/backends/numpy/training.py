@@ -61,6 +61,7 @@ from cnnc.backends.numpy import regularizers as R
 from cnnc.support import data as D
 from cnnc.support.diagnostics import UsageError, visible
 from cnnc.support.progress import Progress
+from cnnc.support.resources import thread_count
 
 # Keras fit() arguments cnnc refuses, with the reason.
 _UNSUPPORTED = {
@@ -364,6 +365,12 @@ class _Run:
         self.good: tuple[dict, dict, dict] | None = None    # keep_good's copies
         self.steps_taken = 0                  # by this process (a resumed run counts from 0)
 
+    def close(self) -> None:
+        """Stop the network's threads, if it has any."""
+        close = getattr(self.net, "close", None)
+        if close is not None:
+            close()
+
     def keep_good(self) -> None:
         """Copy the weights and optimizer state as the last good ones (at an epoch's start,
         when the last epoch passed its check): TrainingStopped with `updated` goes back to them."""
@@ -501,10 +508,15 @@ def fit(analysis: Analysis, state: TrainState, x, y, *, batch_size: int | None =
         resume: bool = False, checkpoint_every: float = 30.0, scale: bool = True,
         divisor: float | None = None, loss=None, optimizer=None, learning_rate: float | None = None,
         metrics=None, on_epoch_end: Callable[[History], None] | None = None, stream=None,
-        **keras_only: Any) -> History:
+        threads: int | None = None, **keras_only: Any) -> History:
     """Train the model of `analysis` on x, y from `state` (see the module docstring); the
-    trained weights and the optimizer's state are left in `state`. Returns a History."""
+    trained weights and the optimizer's state are left in `state`. Returns a History.
+    `threads`: how many threads share each batch (default: the machine's cores; see
+    parallel.py); a seeded run repeats bit for bit at the same thread count."""
+    from cnnc.backends.numpy import parallel
     _refuse(keras_only)
+    # more threads than cores never run faster (and each holds a replica): bounded by them
+    threads = thread_count(None if threads is None else whole_number("threads", threads, 1))
     checkpoint_every = positive_number("checkpoint_every", checkpoint_every, zero=True)  # 0: every batch
     require_single_io(analysis, "fit")
     settings = resolve_settings(analysis, batch_size=batch_size, epochs=epochs, verbose=verbose,
@@ -517,15 +529,17 @@ def fit(analysis: Analysis, state: TrainState, x, y, *, batch_size: int | None =
     x, y, val = _training_data(analysis, x, y, validation_data, settings.validation_split,
                                compiled.loss.name, scale, divisor)
     folder = Path(checkpoint) if checkpoint is not None else None
-    run, fixed = _start(analysis, state, settings, compiled, (x, y, val), folder, resume)
+    run, fixed = _start(analysis, state, settings, compiled, (x, y, val), folder, resume, threads)
     loop = _Loop(run, x, y, val, folder, fixed, checkpoint_every, stream)
     try:
         # NaN and inf are found and reported by the loop (TrainingStopped), never as NumPy's
         # RuntimeWarnings (which PYTHONWARNINGS=error would turn into exceptions)
-        with np.errstate(all="ignore"):
+        # (errstate is a context variable: the replicas run in copies of this context)
+        with np.errstate(all="ignore"), parallel.single_threaded_blas():
             loop.train(on_epoch_end)
     finally:
         state.optimizer = run.optimizer.state()
+        run.close()
     return run.history
 
 
@@ -553,11 +567,12 @@ def _training_data(analysis: Analysis, x, y, validation_data, validation_split: 
 
 
 def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: Compiled, arrays,
-           folder: Path | None, resume: bool) -> tuple["_Run", dict | None]:
+           folder: Path | None, resume: bool, threads: int = 1) -> tuple["_Run", dict | None]:
     """The run's initial state: fresh (seeded init), continued (the state's weights and
     optimizer), or resumed from the checkpoint in `folder`."""
     from cnnc.backends.numpy.initializers import initial_weights
     from cnnc.backends.numpy.network import Network
+    from cnnc.backends.numpy.parallel import ParallelNetwork
     from cnnc.support.weights import check
     x, y, val = arrays
     saved = ckpt.load(folder) if (folder is not None and resume and ckpt.exists(folder)) else None
@@ -580,7 +595,7 @@ def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: 
                               analysis.model.name, str(ckpt.path_in(folder)), owned=True)
     elif state.weights is None:  # a fresh model: the seed draws its weights too
         state.weights = initial_weights(analysis, seed)
-    net = Network(analysis, state.weights)
+    net = ParallelNetwork(analysis, state.weights, threads) if threads > 1 else Network(analysis, state.weights)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
     opt = O.from_spec(compiled.optimizer, compiled.learning_rate)
     if saved is None and state.optimizer and state.optimizer[0].get("name") == opt.name:
@@ -592,7 +607,7 @@ def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: 
         run.restore(*saved)
     run.history.params = {"epochs": settings.epochs, "steps": math.ceil(len(x) / settings.batch_size),
                           "batch_size": settings.batch_size, "samples": len(x), "seed": seed,
-                          "verbose": settings.verbose}
+                          "verbose": settings.verbose, "threads": threads}
     return run, fixed
 
 
@@ -604,7 +619,8 @@ class _Loop:
         self.folder, self.fixed, self.every = folder, fixed, checkpoint_every
         self.settings = run.settings
         self.steps = run.history.params["steps"]
-        self.progress = Progress(self.settings.verbose, self.settings.epochs, self.steps, stream)
+        self.progress = Progress(self.settings.verbose, self.settings.epochs, self.steps, stream,
+                                 threads=run.history.params.get("threads"))
         self.have_checkpoint = folder is not None and ckpt.exists(folder) and run.epoch + run.batch > 0
         self.last_save = time.monotonic()
 
