@@ -78,7 +78,7 @@ def pair_state(folder: Path) -> str:
 def test_import_kill_9_at_any_moment_leaves_a_whole_pair(keras_pair):
     rng = random.Random(17)
     seen = set()
-    for trial in range(20 if BIG else 5):
+    for trial in range(20 if BIG else 3):
         p = start(["import", "b.h5", "-o", "net.cnn", "-q"], keras_pair)
         time.sleep(rng.uniform(0.05, 2.5))
         p.send_signal(signal.SIGKILL)
@@ -93,7 +93,7 @@ def test_import_kill_9_at_any_moment_leaves_a_whole_pair(keras_pair):
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_import_ctrl_c_and_sigterm_keep_the_old_pair(keras_pair, sig, code):
-    for delay in (0.5, 1.2, 2.5):
+    for delay in ((0.3, 0.8, 1.5, 2.5) if BIG else (0.5, 2.0)):
         p = start(["import", "b.h5", "-o", "net.cnn", "-q"], keras_pair)
         time.sleep(delay)
         p.send_signal(sig)
@@ -222,7 +222,7 @@ def test_compile_with_external_data_killed_at_any_moment(tmp_path):
     rc, out, err = cnnc_run(*compile_, "--weights", "w1.npz", cwd=tmp_path)
     assert rc == 0 and (tmp_path / "net.onnx.data").exists()
     rng = random.Random(3)
-    for _ in range(10 if BIG else 3):
+    for _ in range(10 if BIG else 2):
         p = start([*compile_, "--weights", "w2.npz"], tmp_path)
         time.sleep(rng.uniform(0.3, 3.0))
         p.send_signal(signal.SIGKILL)
