@@ -125,15 +125,63 @@ def truth_cell(script: Path, line: int):
     return None
 
 
-def rows_of(model: dict) -> list[dict]:
+def rows_of(model: dict, values: dict | None = None) -> list[dict]:
     """Keras's model.layers rows from a summary JSON record (custom layers and nested
-    models are one row; tensor-arithmetic operations are not layers in Keras)."""
+    models are one row; tensor-arithmetic operations are not layers in Keras). Open sizes
+    (a size from data, kept symbolic) are evaluated at `values` when given."""
     ops = {l["name"] for l in model.get("layers", [])
            if l["type"] in OP_TYPES and "trainable" not in (l.get("config") or {})}
     rows = model.get("rows") or model.get("layers", [])
+    at = (lambda v: v) if not values else (lambda v: open_value(v, values))  # noqa: E731
+    shapes = {l["name"]: l.get("open_output_shape") for l in model.get("layers", [])} if values else {}
     return [{"name": r["name"], "class": r["type"],
-             "shape": None if r.get("output_shape") is None else list(r["output_shape"])[1:],
-             "params": r["params"]} for r in rows if r["name"] not in ops]
+             "shape": None if r.get("output_shape") is None else
+             [at(d) for d in shapes.get(r["name"]) or r["output_shape"]][1:],
+             "params": at(r["params"])} for r in rows if r["name"] not in ops]
+
+
+def open_value(v, values: dict):
+    """An open size or count as cnnc's JSON writes it ("577*num_labels", "floor(H/2) - 1")
+    at the given values of its dimensions; v itself when it is not an expression."""
+    if not isinstance(v, str):
+        return v
+    def ev(n):
+        if isinstance(n, ast.Expression):
+            return ev(n.body)
+        if isinstance(n, ast.Constant) and isinstance(n.value, int):
+            return n.value
+        if isinstance(n, ast.Name):
+            return values[n.id]
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -ev(n.operand)
+        if isinstance(n, ast.BinOp):
+            a, b = ev(n.left), ev(n.right)
+            ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
+                   ast.FloorDiv: lambda: a // b, ast.Div: lambda: (a, b)}
+            return ops[type(n.op)]()
+        if isinstance(n, ast.Call) and n.func.id in ("floor", "ceil") and len(n.args) == 1:
+            a, b = ev(n.args[0])
+            return a // b if n.func.id == "floor" else -(-a // b)
+        raise ValueError(ast.dump(n))
+    try:
+        return ev(ast.parse(v.replace(",", ""), mode="eval"))
+    except (KeyError, ValueError, SyntaxError, AttributeError, TypeError):
+        return v
+
+
+def data_sizes(truth: dict, got: dict) -> dict:
+    """The values Keras's run gave the sizes cnnc keeps open (sizes from data): read where
+    a row's output size is exactly one of the model's open dimensions."""
+    names = {d["name"] for d in (got.get("dimensions") or [])}
+    if not names:
+        return {}
+    values: dict = {}
+    shapes = {l["name"]: l.get("open_output_shape") for l in got.get("layers", [])}
+    for r, k in zip(rows_of(got), truth["layers"]):
+        for size, seen in zip((shapes.get(r["name"]) or [])[1:], (k["output_shape"] or [])[1:]):
+            if isinstance(size, str) and size in names and seen is not None:
+                values.setdefault(size, seen)
+    return values
 
 
 def compare(truth: dict, got: dict) -> tuple[str, str]:
@@ -141,7 +189,8 @@ def compare(truth: dict, got: dict) -> tuple[str, str]:
     want = [{"name": l["name"], "class": l["class"],
              "shape": None if l["output_shape"] is None else list(l["output_shape"])[1:],
              "params": l["params"]} for l in truth["layers"]]
-    have = rows_of(got)
+    values = data_sizes(truth, got)
+    have = rows_of(got, values)
     key = lambda r: (r["class"], r["shape"], r["params"])  # noqa: E731
     if len(want) != len(have):
         return "wrong", f"{len(have)} rows, Keras {len(want)}" + first_diff(want, have, key)
@@ -156,7 +205,8 @@ def compare(truth: dict, got: dict) -> tuple[str, str]:
             i = next(i for i, (a, b) in enumerate(zip(want, have)) if a["name"] != b["name"])
             return "wrong (names)", f"row {i}: {have[i]['name']}, Keras {want[i]['name']}"
         return "wrong (names)", f"model name {got.get('model')}, Keras {truth['name']}"
-    return "exact", ""
+    return "exact", (f"open sizes from data at Keras's values: "
+                     + ", ".join(f"{k} = {v}" for k, v in values.items())) if values else ""
 
 
 def first_diff(want: list, have: list, key) -> str:
