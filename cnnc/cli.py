@@ -17,7 +17,14 @@ import re
 import sys
 from typing import Sequence
 
-from cnnc.support.diagnostics import CnncError, UsageError, did_you_mean, use_color, visible
+from cnnc.support.diagnostics import (
+    CnncError,
+    UsageError,
+    did_you_mean,
+    interruption,
+    use_color,
+    visible,
+)
 from cnnc.support.version import __version__
 
 COMMANDS = ("check", "summary", "plot", "compile", "import", "export", "run", "train", "evaluate",
@@ -244,13 +251,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print_usage_error(e)
         return 2
-    except Terminated as e:
-        import signal
-        print(f"cnnc: stopped by {signal.Signals(e.signum).name}", file=sys.stderr)
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        print("cnnc: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _stopped(e)
     except MemoryError:
         # the resource guard (support/resources.py) refuses sizes it can see before allocating;
         # this is the last resort for the rest
@@ -265,12 +267,25 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"cnnc: error: cannot access{where}: {_why(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # a bug in cnnc: say so without a traceback
+        stop = interruption(e)
+        if stop is not None:  # a library wrapped Ctrl-C (onnxruntime's import: ImportError)
+            return _stopped(stop)
         if os.environ.get("CNNC_DEBUG"):
             raise
         print(f"cnnc: internal error: {type(e).__name__}: {visible(str(e))}", file=sys.stderr)
         print("  note: this is a bug in cnnc; set CNNC_DEBUG=1 for the traceback and report it",
               file=sys.stderr)
         return 70
+
+
+def _stopped(e: KeyboardInterrupt) -> int:
+    """Exit status and message of a command stopped by Ctrl-C (130) or a signal (128 + N)."""
+    if isinstance(e, Terminated):
+        import signal
+        print(f"cnnc: stopped by {signal.Signals(e.signum).name}", file=sys.stderr)
+        return 128 + e.signum
+    print("cnnc: interrupted", file=sys.stderr)
+    return 130
 
 
 def print_usage_error(e: UsageError) -> None:

@@ -402,3 +402,21 @@ def test_thread_count_rules():
     for bad in (0, -3, True, 2.5):
         with pytest.raises(UsageError):
             check_threads(bad)
+
+
+@pytest.mark.parametrize("stop,code,words", [(KeyboardInterrupt(), 130, "cnnc: interrupted"),
+                                             ("SIGTERM", 143, "cnnc: stopped by SIGTERM")])
+def test_a_ctrl_c_a_library_wraps_is_still_an_interruption(endless, monkeypatch, capsys, stop, code, words):
+    """Ctrl-C during `import onnxruntime` reaches cnnc as ImportError('initialization
+    failed') from KeyboardInterrupt: it was exit 70, an internal error."""
+    from cnnc import cli
+    from cnnc.runtime import sessions
+    cause = cli.Terminated(signal.SIGTERM) if stop == "SIGTERM" else stop
+
+    def make_session(*a, **k):
+        raise ImportError("initialization failed") from cause
+
+    monkeypatch.setattr(sessions, "make_session", make_session)
+    monkeypatch.chdir(endless)
+    assert cli.main(["run", "loop.onnx", "-i", "x.npy"]) == code
+    assert words in capsys.readouterr().err

@@ -464,28 +464,32 @@ def run_session(sess: "ort.InferenceSession", feeds: Mapping[str, np.ndarray],
         finally:
             finished.set()
 
-    threading.Thread(target=work, name="cnnc-onnxruntime", daemon=True).start()
+    worker = threading.Thread(target=work, name="cnnc-onnxruntime", daemon=True)
     try:
+        # started inside the try: a Ctrl-C while it starts must still set the terminate flag,
+        # or the worker runs on (a Loop of 10**15 trips) and the process never ends
+        worker.start()
         while not finished.is_set():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                _stop(options, finished)
+                _stop(options, finished, worker)
                 raise RunTimeout(f"{what} ran longer than the time it was given and was stopped",
                                  ["give it more time with --timeout SECONDS"])
             finished.wait(0.1 if left is None else min(0.1, max(left, 0.001)))
     except BaseException:
-        _stop(options, finished)
+        _stop(options, finished, worker)
         raise
     if "error" in result:
         raise UsageError(f"onnxruntime failed on {what}: {_ort_message(result['error'])}")
     return result["outputs"]
 
 
-def _stop(options, finished) -> None:
+def _stop(options, finished, worker) -> None:
     """Ask onnxruntime to end the run, and wait for the worker to leave it (a second
-    Ctrl-C while waiting still ends the wait)."""
+    Ctrl-C while waiting still ends the wait); no wait for a worker that never started."""
     options.terminate = True
-    finished.wait(30.0)
+    if worker.ident is not None:
+        finished.wait(30.0)
 
 
 def run_batches(sess: "ort.InferenceSession", x: np.ndarray, batch_size: int = 256,

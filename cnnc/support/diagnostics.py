@@ -95,16 +95,22 @@ class UsageError(Exception):
         super().__init__(self.message)
 
 
-def interrupted(e: BaseException) -> bool:
-    """Whether `e` (an ImportError, say) came from a Ctrl-C: a library that wraps whatever
-    fails in its import as an ImportError would otherwise make Ctrl-C read "not installed"."""
+def interruption(e: BaseException | None) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or signal, cli.Terminated) behind `e`, if a library wrapped it in its own
+    error: onnxruntime and h5py turn whatever stops their import into an ImportError, which
+    would otherwise read "not installed" or reach the user as an internal error."""
     seen = set()
     while e is not None and id(e) not in seen:
         if isinstance(e, KeyboardInterrupt):
-            return True
+            return e
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    return False
+    return None
+
+
+def interrupted(e: BaseException) -> bool:
+    """Whether `e` (an ImportError, say) came from a Ctrl-C (`interruption`)."""
+    return interruption(e) is not None
 
 
 class NumericWarning(RuntimeWarning):
