@@ -14,6 +14,17 @@ def pytest_sessionstart(session) -> None:
     would compile every module it imports from source again (`cnnc compile` 2.7 s -> 1.5 s)."""
     import compileall
     compileall.compile_dir(str(ROOT / "cnnc"), quiet=2, workers=1)
+    _ctrl_c_reaches_children()
+
+
+def _ctrl_c_reaches_children() -> None:
+    """Tests send Ctrl-C to `python -m cnnc` in subprocesses. A suite started in the
+    background of a non-interactive shell (`bash .ci/run &`) has SIGINT ignored, and an
+    ignored signal stays ignored across exec: cnnc would rightly never see it. A handler
+    here is reset to the default at exec, so the children start as from a terminal."""
+    import signal
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
