@@ -108,7 +108,7 @@ def test_a_folder_is_searched_as_git_lists_it(project, capsys):
     assert entry["ok"] and entry["models"] == [] and entry["diagnostics"] == []
     assert SUMMARY.search(err).group(0).startswith(
         "checked 8 files, 7 models: 1 error, 6 warnings (")
-    assert err.rstrip().endswith("; 3 files without Keras skipped")
+    assert err.rstrip().endswith("; 3 files without Keras skipped; the diagnostics are in the json output")
 
 
 def test_a_folder_named_inside_an_ignored_tree_is_searched(project, capsys):

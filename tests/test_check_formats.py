@@ -128,6 +128,21 @@ def test_sarif_of_a_clean_run_and_into_a_file(tree, capsys):
     assert doc["runs"][0]["invocations"][0]["executionSuccessful"] is True
 
 
+@pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
+def test_a_failing_check_in_a_machine_format_says_where_on_stderr(tree, capsys, fmt):
+    """Exit 1 never comes without a word on stderr (a CI log shows only stderr): the
+    count, and where the diagnostics went; a clean run says nothing there."""
+    assert main(["check", "warnings.cnn", "--format", fmt, "-W", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("checked 1 file, 1 model: 0 errors, 6 warnings (")
+    assert err.rstrip().endswith(f"; the diagnostics are in the {fmt} output")
+    assert main(["check", "warnings.cnn", "--format", fmt, "-W", "-o", "out/r.txt"]) == 1
+    assert capsys.readouterr().err.rstrip().endswith(f"the {fmt} output (out/r.txt)")
+    shutil.copy(ROOT / "examples" / "mnist.cnn", tree / "mnist.cnn")
+    assert main(["check", "mnist.cnn", "--format", fmt]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_github_annotations(tree, capsys):
     assert main(["check", ".", "--format", "github"]) == 1
     captured = capsys.readouterr()

@@ -22,6 +22,7 @@ import sys
 import time
 
 from cnnc.support.diagnostics import UsageError, use_color
+from cnnc.support.names import shown_path
 
 HELP = "check models (.cnn, Keras files, scripts and notebooks; folders too) and report every problem"
 FORMATS = ("text", "json", "sarif", "github")
@@ -91,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
             print(r.text, file=sys.stderr)
     totals.seconds = time.perf_counter() - start
     _write(args, results, status, totals if several else None)
-    if several and not args.quiet:
-        print(F.summary_line(totals), file=sys.stderr)
+    # a failing exit always says why on stderr: with a machine format the diagnostics went
+    # to its output, so the line says where they are (a CI log shows only stderr)
+    elsewhere = args.format != "text" and status != 0
+    if (several and not args.quiet) or elsewhere:
+        where = f"; the diagnostics are in the {args.format} output" + (
+            f" ({shown_path(args.output)})" if args.output is not None else "") if elsewhere else ""
+        print(F.summary_line(totals) + where, file=sys.stderr)
     return status
 
 
