@@ -191,3 +191,20 @@ def test_bench_seconds_must_be_finite(capsys, value):
     assert main(["bench", str(ROOT / "examples" / "digits.cnn"), "--seconds", value]) == 2
     err = capsys.readouterr().err
     assert "--seconds must be more than 0 and at most 3600" in err
+
+
+def test_a_weights_file_whose_root_header_is_damaged_is_exit_2(tmp_path, monkeypatch, capsys):
+    """Two bytes of residual.keras's model.weights.h5 changed (found by the big file fuzz):
+    h5py raises KeyError ('address of object past end of allocation') on the root's
+    attributes, which was an internal error (exit 70) in import, compile and summary."""
+    pytest.importorskip("h5py")
+    data = bytearray((DATA / "residual.keras").read_bytes())
+    assert (data[11753], data[11757]) == (0, 1)      # the fixture these offsets are for
+    data[11753], data[11757] = 128, 0
+    (tmp_path / "m.keras").write_bytes(bytes(data))
+    monkeypatch.chdir(tmp_path)
+    for argv in (["import", "m.keras", "-o", "m.cnn"], ["compile", "m.keras", "-o", "m.onnx"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "cannot read 'm.keras'" in err and "damaged" in err and "internal error" not in err
+    assert not (tmp_path / "m.cnn").exists() and not (tmp_path / "m.onnx").exists()

@@ -434,3 +434,15 @@ def test_the_step_budget_counts_the_work_inside_builtins():
                "        s = str(a)\n")
     (e,) = [d for d in sc.diagnostics if d.is_error]
     assert "it takes more than 400,000 steps" in e.message and e.span.line == 4
+
+
+def test_python_errors_are_told_without_python_internals():
+    """Python says 'NoneType' for None's type; the message says None (found by the big
+    script fuzz: the reader passed Python's own text through)."""
+    from cnnc.frontends.python import check_script
+    text = ("import keras\na = None\nn = 3\nshape = (a**n, 4)\n"
+            "model = keras.Sequential([keras.Input(shape), keras.layers.Dense(2)])\n")
+    errors = [d for d in check_script("none.py", text).diagnostics if d.is_error]
+    assert errors and "`a**n` fails in Python: unsupported operand type(s) for ** or pow(): None and 'int'" \
+        in errors[0].message
+    assert not any("NoneType" in d.message for d in errors)

@@ -279,7 +279,7 @@ def _read_h5(path: str) -> Container:
     with hdf5.open_file(path, f"'{path}'") as h5:
         text = hdf5.string_attr(h5, "model_config", MAX_CONFIG_BYTES, f"'{path}'")
         if text is None:
-            if "layer_names" in h5.attrs or "layers" in h5:
+            if any(hdf5.layout(h5, f"'{path}'")):
                 raise KerasFileError(f"'{path}' holds weights only, not a model",
                                      ["give the model (.cnn, .keras, .json) and pass this file "
                                       "with --weights"])

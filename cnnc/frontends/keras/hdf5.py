@@ -53,9 +53,18 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
+def has_attr(obj: Any, name: str, what: str) -> bool:
+    """Whether `obj` has the attribute `name`; a damaged header is a KerasFileError."""
+    try:
+        return name in obj.attrs
+    except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
+        raise KerasFileError(f"cannot read {what}: the attributes of '{obj.name}' are damaged "
+                             f"({_short(e)})", ["the file may be truncated or corrupt"]) from None
+
+
 def string_attr(obj: Any, name: str, limit: int, what: str) -> str | None:
     """A string attribute, sized before it is read; None if absent."""
-    if name not in obj.attrs:
+    if not has_attr(obj, name, what):
         return None
     try:
         size = obj.attrs.get_id(name).get_storage_size()
@@ -77,7 +86,7 @@ def string_attr(obj: Any, name: str, limit: int, what: str) -> str | None:
 
 def string_list_attr(obj: Any, name: str, what: str, limit: int = 1 << 20) -> list[str]:
     """A list-of-strings attribute (Keras 2's layer_names, weight_names); [] if absent."""
-    if name not in obj.attrs:
+    if not has_attr(obj, name, what):
         return []
     try:
         size = obj.attrs.get_id(name).get_storage_size()
@@ -122,6 +131,17 @@ def child(group: Any, name: str, what: str) -> Any | None:
     except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
         shown = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         raise KerasFileError(f"cannot read {what}: the object '{shown}' is damaged ({_short(e)})",
+                             ["the file may be truncated or corrupt"]) from None
+
+
+def layout(root: Any, what: str) -> tuple[bool, bool]:
+    """("layer_names" in the root's attributes, "layers" in the root): which Keras layout a
+    weights file has. The first reads of the root's header: a damaged one is a
+    KerasFileError (h5py raises KeyError for an object past the end of the file)."""
+    try:
+        return has_attr(root, "layer_names", what), "layers" in root
+    except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
+        raise KerasFileError(f"cannot read {what}: its root group is damaged ({_short(e)})",
                              ["the file may be truncated or corrupt"]) from None
 
 

@@ -67,10 +67,11 @@ def read(root: Any, analysis, entries: Sequence[tuple], what: str,
     `origins`: nested models' layers that cnnc renamed, with the file's names
     (config.KModel.origins())."""
     from cnnc.support.weights import WeightsError
-    if "layer_names" in root.attrs:
+    keras2, keras3 = hdf5.layout(root, what)
+    if keras2:
         nested = {n: _leaves(sub[0]) for n, _, *sub in entries if sub and sub[0] is not None}
         arrays, problems = _read_keras2(root, analysis, what, nested, origins or {})
-    elif "layers" in root:
+    elif keras3:
         arrays, problems = _read_keras3(root, analysis, entries, what)
     else:
         raise WeightsError(f"'{what}' holds no Keras weights",
@@ -232,8 +233,9 @@ def open_weights_file(path: str):
     def opened():
         regular_file(path, "weights", MAX_WEIGHTS_BYTES)
         with hdf5.open_file(path, f"'{path}'") as f:
-            if "model_weights" in f and "layer_names" not in f.attrs:
-                yield f["model_weights"]           # a full-model .h5 given as weights
+            inner = hdf5.child(f, "model_weights", f"'{path}'")
+            if inner is not None and not hdf5.has_attr(f, "layer_names", f"'{path}'"):
+                yield inner                        # a full-model .h5 given as weights
             else:
                 yield f
     return opened()

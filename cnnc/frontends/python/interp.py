@@ -63,6 +63,7 @@ from cnnc.frontends.python.values import (
     SuperRef,
     Unknown,
     describe,
+    python_error,
 )
 from cnnc.support.diagnostics import Span
 
@@ -894,7 +895,7 @@ class Interpreter:
             else:
                 out = {"str": str, "repr": repr, "ascii": ascii}[how](x)
         except (ValueError, TypeError) as e:
-            return Unknown(f"`{self.snippet(node)}` fails in Python: {e}", self.span(node))
+            return Unknown(f"`{self.snippet(node)}` fails in Python: {python_error(e)}", self.span(node))
         self.count_items(len(out), node)
         return out if len(out) <= MAX_SEQUENCE else Unknown("a very long string", self.span(node))
 
@@ -1040,7 +1041,7 @@ class Interpreter:
         try:
             return bool(_CMP[op](a, b))
         except TypeError as e:
-            return Unknown(f"the comparison `{self.snippet(node)}` fails in Python: {e}", self.span(node))
+            return Unknown(f"the comparison `{self.snippet(node)}` fails in Python: {python_error(e)}", self.span(node))
 
     def compare_other(self, op, a, b, node):
         """Hook: ordering of values that are not plain Python values."""
@@ -1152,7 +1153,7 @@ class Interpreter:
             try:
                 out = obj[key]
             except (IndexError, TypeError, ValueError) as e:
-                return Unknown(f"`{self.snippet(node)}` fails in Python: {e}", self.span(node))
+                return Unknown(f"`{self.snippet(node)}` fails in Python: {python_error(e)}", self.span(node))
             if isinstance(key, slice):
                 self.count_items(len(out), node)
             return out

@@ -42,6 +42,7 @@ from cnnc.frontends.python.values import (
     StaticMethod,
     SuperRef,
     Unknown,
+    python_error,
 )
 
 _WIDTHS = re.compile(r"\d+")
@@ -113,9 +114,7 @@ def call_builtin(ev, b: Builtin, args: list[ArgVal], node):
         return Unknown(f"`{ev.snippet(node)}` fails in Python: {_short(e)}", ev.span(node))
 
 
-def _short(e: Exception) -> str:
-    text = str(e)
-    return text if len(text) <= 120 else text[:117] + "..."
+_short = python_error
 
 
 _EXCEPTION_NAMES = frozenset(EXCEPTIONS)

@@ -16,6 +16,13 @@ from typing import Any
 from cnnc.support.diagnostics import Span
 
 
+def python_error(e: BaseException) -> str:
+    """Python's own message for an operation that fails, as a user reads it: Python names
+    None's type 'NoneType' (`None ** 2`: "... 'NoneType' and 'int'"); at most 120 characters."""
+    text = str(e).replace("'NoneType'", "None").replace("NoneType", "None")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 @dataclass(frozen=True)
 class Unknown:
     """A value cnnc cannot know without running the script; `why` says so."""
