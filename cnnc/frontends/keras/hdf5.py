@@ -53,11 +53,16 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
+# What h5py raises for an object whose header is damaged (KeyError for an object past the
+# end of the file, OSError and RuntimeError from HDF5, Unicode errors for names it cannot decode)
+_DAMAGE = (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError)
+
+
 def has_attr(obj: Any, name: str, what: str) -> bool:
     """Whether `obj` has the attribute `name`; a damaged header is a KerasFileError."""
     try:
         return name in obj.attrs
-    except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
+    except _DAMAGE as e:
         raise KerasFileError(f"cannot read {what}: the attributes of '{obj.name}' are damaged "
                              f"({_short(e)})", ["the file may be truncated or corrupt"]) from None
 
@@ -128,7 +133,7 @@ def child(group: Any, name: str, what: str) -> Any | None:
         return group[name]
     except KerasFileError:
         raise
-    except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
+    except _DAMAGE as e:
         shown = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         raise KerasFileError(f"cannot read {what}: the object '{shown}' is damaged ({_short(e)})",
                              ["the file may be truncated or corrupt"]) from None
@@ -138,9 +143,10 @@ def layout(root: Any, what: str) -> tuple[bool, bool]:
     """("layer_names" in the root's attributes, "layers" in the root): which Keras layout a
     weights file has. The first reads of the root's header: a damaged one is a
     KerasFileError (h5py raises KeyError for an object past the end of the file)."""
+    keras2 = has_attr(root, "layer_names", what)
     try:
-        return has_attr(root, "layer_names", what), "layers" in root
-    except (KeyError, UnicodeError, OSError, RuntimeError, ValueError, TypeError) as e:
+        return keras2, "layers" in root
+    except _DAMAGE as e:
         raise KerasFileError(f"cannot read {what}: its root group is damaged ({_short(e)})",
                              ["the file may be truncated or corrupt"]) from None
 
