@@ -27,6 +27,19 @@ def _ctrl_c_reaches_children() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(params=["numpy", "jit"])
+def kernels(request):
+    """The test twice: on the NumPy reference and on the compiled kernels
+    (cnnc/backends/numpy/jit, skipped where numba is not installed)."""
+    from cnnc.backends.numpy import jit
+    if request.param == "jit":
+        pytest.importorskip("numba")
+    was = jit.active()
+    jit.set_active(request.param == "jit")
+    yield request.param
+    jit.set_active(was)
+
+
 @pytest.fixture(autouse=True)
 def _no_color(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")

@@ -16,6 +16,14 @@ from cnnc.analysis import activations as names
 from cnnc.backends.numpy.network import Network
 
 H = 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _both_kernels(kernels):
+    """Every case on the NumPy reference and on the compiled kernels (conftest.py)."""
+    return kernels
+
+
 ENTRIES = 12       # entries checked per array
 
 

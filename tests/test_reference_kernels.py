@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cnnc.backends.numpy import conv as cv
-from cnnc.backends.numpy import convplan
+from cnnc.backends.numpy import convplan, jit
 
 
 def _windows_at(xp, positions, k, d):
@@ -91,20 +91,22 @@ def _check(plan, x, kernel, b, dz, truth):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_planned_convolution_matches_the_definition(name):
+def test_planned_convolution_matches_the_definition(name, kernels):
     plan, *rest = _plan_and_truth(*CASES[name])
     _check(plan, *rest)
 
 
-def test_the_paths_are_the_intended_ones():
+def test_the_paths_are_the_intended_ones(kernels):
     kinds = {}
     for name, case in CASES.items():
         plan, x, kernel, b, dz, _ = _plan_and_truth(*case)
         plan.input_grad(dz, kernel)
-        kinds[name] = (plan.direct, plan.transposed, plan._backward_plan[0])
+        kinds[name] = (plan.direct, plan.transposed, plan._backward_plan[1][0])
     assert kinds["same_3x3_correlate"] == (False, False, "correlate")
     assert kinds["same_3x3_few_channels"] == (False, True, "correlate")
-    assert kinds["valid_per_tap"][2] == "per_tap" and kinds["strided_same"][2] == "per_tap"
+    # a product per tap, or one product and the compiled scatter (2-D only)
+    scatter = "col2im" if kernels == "jit" else "per_tap"
+    assert kinds["valid_per_tap"][2] == scatter and kinds["strided_same"][2] == scatter
     assert kinds["pointwise_direct"][0] and not kinds["pointwise_strided"][0]
 
 
@@ -112,7 +114,7 @@ def test_input_gradient_in_several_chunks(monkeypatch):
     monkeypatch.setattr(convplan, "CHUNK_BYTES", 1)     # one sample per chunk
     plan, *rest = _plan_and_truth(*CASES["same_3x3_correlate"])
     _check(plan, *rest)
-    assert len(plan._backward_plan[3]) == CASES["same_3x3_correlate"][0][0]
+    assert len(plan._backward_plan[1][3]) == CASES["same_3x3_correlate"][0][0]
 
 
 @pytest.mark.parametrize("pool,s,padding", [(2, 1, "valid"), (2, 1, "same"), (3, 2, "same")])
@@ -154,7 +156,7 @@ def test_depthwise_matches_the_definition(s, d, c, m):
 
 
 @pytest.mark.parametrize("block_bytes", [None, 64])
-def test_batch_normalization_against_its_formulas(monkeypatch, block_bytes):
+def test_batch_normalization_against_its_formulas(monkeypatch, block_bytes, kernels):
     """Training-mode BatchNormalization on the last axis, whole or block by block (the
     elementwise chains run in cache-sized row blocks on big tensors), against Keras's
     formulas written out: y = (x - mean) / sqrt(var + eps) * gamma + beta, and its
@@ -181,12 +183,12 @@ def test_batch_normalization_against_its_formulas(monkeypatch, block_bytes):
     np.testing.assert_allclose(net.input_grad, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grads["batch_normalization/gamma"], (dy * xhat).sum(axis=(0, 1, 2)), rtol=1e-10)
     np.testing.assert_allclose(grads["batch_normalization/beta"], dy.sum(axis=(0, 1, 2)), rtol=1e-10)
-    if block_bytes is not None:
+    if block_bytes is not None and kernels == "numpy":
         assert len(layers._blocks(net.steps[0].run.cache["xc"])) > 1
 
 
 @pytest.mark.parametrize("name,lo,hi", [("relu", 0, None), ("relu6", 0, 6)])
-def test_relu_derivatives_block_by_block(name, lo, hi):
+def test_relu_derivatives_block_by_block(name, lo, hi, kernels):
     """relu's and relu6's derivatives run block by block on big tensors: the same as
     TF's kernels (strictly inside the linear piece), ties at the kinks included."""
     from cnnc.backends.numpy import activations as A
@@ -194,6 +196,7 @@ def test_relu_derivatives_block_by_block(name, lo, hi):
     x = np.round(rng.normal(0, 4, (3, 50_001)), 0).astype(np.float32)   # many exact 0s and 6s
     x = np.concatenate([x.reshape(-1), np.float32([0, 6, -0.0, np.nan])]).reshape(-1)
     dy = rng.normal(size=x.shape).astype(np.float32)
+    dy[:4] = np.nan             # a NaN gradient stays NaN where the mask is 0 (a product, as TF's)
     act = A.ACTIVATIONS[name]
     y = act.forward(x)
     want = dy * ((x > lo) & ((x < hi) if hi is not None else True))

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from cnnc.analysis import activations as names
+from cnnc.backends.numpy import jit
 
 Array = np.ndarray
 
@@ -162,6 +163,9 @@ def _masked(dy: Array, y: Array, lo: float | None, hi: float | None) -> Array:
     if not (dy.flags.c_contiguous and y.flags.c_contiguous and dy.shape == y.shape):
         keep = (y > lo) if lo is not None else True
         return dy * (keep & (y < hi) if hi is not None else keep)
+    if jit.usable(dy, y):
+        from cnnc.backends.numpy.jit import elementwise
+        return elementwise.masked(dy, y, lo, hi)
     out = np.empty(dy.shape, np.result_type(dy, y))
     d, v, o = dy.reshape(-1), y.reshape(-1), out.reshape(-1)
     for i in range(0, d.size, _BLOCK):

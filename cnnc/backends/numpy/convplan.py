@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from cnnc.backends.numpy import jit
 from cnnc.backends.numpy.conv import Grid, Pads, offsets, out_sizes, windows
 
 Array = np.ndarray
@@ -131,11 +132,13 @@ class ConvPlan:
 
     def input_grad(self, dz2: Array, kernel: Array) -> Array:
         """dL/dx (N, *spatial, C) from dz2 (rows in the order of the grids, F)."""
-        if self._backward_plan is None:
-            self._backward_plan = self._plan_backward(dz2.dtype)
-        kind, *plan = self._backward_plan
+        if self._backward_plan is None or self._backward_plan[0] != jit.active():
+            self._backward_plan = (jit.active(), self._plan_backward(dz2.dtype))
+        kind, *plan = self._backward_plan[1]
         if kind == "correlate":
             return self._correlate(dz2, kernel, *plan)
+        if kind == "col2im":
+            return self._col2im(dz2, kernel, *plan)
         return self._per_tap(dz2, kernel, *plan)
 
     def _plan_backward(self, dtype) -> tuple:
@@ -146,6 +149,11 @@ class ConvPlan:
         computed = len(self.grids) * math.prod(self.grids[0].count)
         if all(ss == 1 for ss in s) and min(lead + trail) >= 0 and math.prod(spatial) <= 1.15 * computed:
             return ("correlate", *self._plan_correlate(dtype, lead, trail))
+        if len(k) == 2 and jit.usable(np.dtype(dtype)):
+            from cnnc.backends.numpy.jit import conv as jc
+            width = math.prod(k) * self.c
+            step = max(1, CHUNK_BYTES // (width * np.dtype(dtype).itemsize))
+            return ("col2im", jc.Geometry(self.grids, k, d), step)
         taps = [(off, [grid.tap(off, d) for grid in self.grids]) for off in offsets(k)]
         return ("per_tap", taps)
 
@@ -186,6 +194,19 @@ class ConvPlan:
             np.copyto(mat.reshape(src.shape), src)
             np.matmul(mat, flipped, out=dx2[i:j].reshape(-1, self.c))
         return dx
+
+    def _col2im(self, dz2: Array, kernel: Array, geo, step: int) -> Array:
+        """One product per chunk of rows into the patch layout, scattered back by the
+        compiled col2im: one wide product instead of a narrow one per tap, one pass
+        instead of a strided add per tap and grid."""
+        from cnnc.backends.numpy.jit import conv as jc
+        dxp = np.zeros((self.n, *self.padded_spatial, self.c), dz2.dtype)
+        wt = kernel.reshape(-1, self.f).T              # (F, taps * C): BLAS reads it transposed
+        buf = np.empty((min(step, self.rows), wt.shape[1]), dz2.dtype)
+        for first in range(0, self.rows, step):
+            part = dz2[first:first + step]
+            jc.col2im(np.matmul(part, wt, out=buf[:len(part)]), first, geo, dxp)
+        return dxp if self.interior is None else dxp[self.interior]
 
     def _per_tap(self, dz2: Array, kernel: Array, taps) -> Array:
         dxp = np.zeros((self.n, *self.padded_spatial, self.c), dz2.dtype)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.analysis.infer import LayerInfo
+from cnnc.backends.numpy import jit
 from cnnc.backends.numpy import activations as acts
 from cnnc.backends.numpy import conv as cv
 from cnnc.backends.numpy import pooling as pl
@@ -567,6 +568,8 @@ class BatchNorm(Layer):
         x2 = x.reshape(rows, c)
         xw = x2.reshape(-1, c * t)
         gamma, beta = w.get("gamma"), w.get("beta")
+        if batch_stats and jit.usable(x):
+            return self._compute_jit(x, x2, w, gamma, beta)
         if batch_stats:
             ones = self._ones(rows, x.dtype)
             mean = (ones @ x2) / dt(rows)
@@ -595,6 +598,45 @@ class BatchNorm(Layer):
         self.cache.update(xc=xc, shift=shift, inv=inv, batch_stats=True, last=True, t=t, rows=rows)
         return y.reshape(x.shape)
 
+    def _compute_jit(self, x, x2, w, gamma, beta):
+        """The batch-statistics forward on compiled passes (jit/norm.py): keeps x and the
+        block's mean instead of a centred copy."""
+        from cnnc.backends.numpy.jit import norm
+        dt = x.dtype.type
+        block_mean, m2 = norm.moments(x2)
+        mean, var, shift = self._statistics(x2.shape[0], block_mean, m2, w)
+        inv = (dt(1) / np.sqrt(var + dt(self.layer["epsilon"]))).astype(x.dtype)
+        scale = inv if gamma is None else inv * gamma
+        offset = beta if shift is None else shift * scale + (0 if beta is None else beta)
+        y = norm.normalize(x2, block_mean, scale, np.zeros_like(scale) if offset is None else offset)
+        self.cache.update(x2=x2, block_mean=block_mean, shift=shift, inv=inv, batch_stats=True,
+                          last=True, jit=True, rows=x2.shape[0])
+        return y.reshape(x.shape)
+
+    def _adjoint_jit(self, dz, w, need_dx):
+        """`_adjoint_last` on compiled passes, x re-centred on the fly."""
+        from cnnc.backends.numpy.jit import norm
+        cache = self.cache
+        x2, mean, inv, shift, rows = (cache["x2"], cache["block_mean"], cache["inv"], cache["shift"],
+                                      cache["rows"])
+        dz2 = np.ascontiguousarray(dz).reshape(x2.shape)
+        gamma = w.get("gamma")
+        s, sxc = norm.sums(dz2, x2, mean)
+        sx = (sxc if shift is None else sxc + shift * s) * inv
+        grads = {}
+        if gamma is not None:
+            grads["gamma"] = sx
+        if w.get("beta") is not None:
+            grads["beta"] = s
+        if not need_dx:
+            return None, grads
+        a = inv if gamma is None else inv * gamma
+        rows, s, sx = self._batch_sums(rows, s, sx)
+        dt = dz.dtype.type
+        b = a * inv * sx / dt(rows)
+        c0 = a * s / dt(rows) + (0 if shift is None else shift * b)
+        return norm.input_grad(dz2, x2, mean, a, b, c0).reshape(dz.shape), grads
+
     def _update_moving(self, weights: Weights, mean: Array, var: Array, momentum: float) -> None:
         for name, batch in (("moving_mean", mean), ("moving_variance", var)):
             key = f"{self.name}/{name}"
@@ -619,6 +661,8 @@ class BatchNorm(Layer):
 
     def adjoint(self, dz, w, need_dx):
         c = self.cache
+        if c.get("jit"):
+            return self._adjoint_jit(dz, w, need_dx)
         if c["last"]:
             return self._adjoint_last(dz, w, need_dx)
         xhat, inv, axes, shape = c["xhat"], c["inv"], c["axes"], c["shape"]

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from cnnc.backends.numpy import jit
 from cnnc.backends.numpy.conv import Pads, offset_slices, offsets, pad, unpad
 
 Array = np.ndarray
@@ -43,6 +44,9 @@ def _repeat_last(a: Array, times: int) -> Array:
 
 def max_pool(xp: Array, p: Sequence[int], s: Sequence[int], out: Sequence[int]) -> Array:
     """Max over each window of the (-inf padded) input."""
+    if len(p) == 2 and jit.usable(xp):
+        from cnnc.backends.numpy.jit import pool
+        return pool.max_pool(xp, p, s, out)
     ones = (1,) * len(p)
     if tiles(xp.shape, p, s, out) and xp.flags.c_contiguous:
         v = _tiled_view(xp, p, out)
@@ -86,6 +90,9 @@ def _is_max(v: Array, m: Array, rule: str, positive_only: bool = False) -> Array
 def max_pool_grad(dy: Array, xp: Array, y: Array, p: Sequence[int], s: Sequence[int],
                   out: Sequence[int], rule: str = FIRST) -> Array:
     """dL/dxp of `max_pool` under a tie rule (FIRST or NEAR)."""
+    if len(p) == 2 and rule == FIRST and jit.usable(dy, xp):
+        from cnnc.backends.numpy.jit import pool
+        return pool.max_pool_grad(dy, xp, y, p, s)
     if tiles(xp.shape, p, s, out) and xp.flags.c_contiguous:
         return _tiled_max_pool_grad(dy, xp, y, p, out, rule)
     ones = (1,) * len(p)

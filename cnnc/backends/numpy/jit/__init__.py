@@ -1,0 +1,64 @@
+"""Compiled kernels for the NumPy trainer's memory-bound steps (the `jit` extra: numba).
+
+The NumPy code next to this package is the reference and the default: it runs
+wherever cnnc is installed. With numba installed (`pip install "cnnc[jit]"`) the
+trainer runs a few steps here instead, one pass over memory where NumPy needs
+several: BatchNormalization's statistics and its backward, the relu/relu6
+derivatives, depthwise convolutions, and the scatter of the input gradient of a
+convolution. Each kernel computes the same values as its NumPy twin up to float32
+rounding (tests/test_jit_kernels.py compares them), and runs sequentially, so a
+run repeats bit for bit at the same thread count. Kernels release the GIL: the
+trainer's threads (parallel.py) run them side by side.
+
+`CNNC_KERNELS=numpy` in the environment keeps the NumPy reference even when
+numba is installed (`active()` says which is in use).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+_state: dict[str, Any] = {}
+_FLOATS = ("float32", "float64")
+
+
+def active() -> bool:
+    """Do the trainer's kernels run compiled? numba installed and not turned off."""
+    if "on" not in _state:
+        on = os.environ.get("CNNC_KERNELS", "").strip().lower() != "numpy"
+        if on:
+            try:
+                import numba  # noqa: F401
+            except Exception:   # an absent or broken numba: the NumPy reference serves
+                on = False
+        _state["on"] = on
+    return _state["on"]
+
+
+def usable(*arrays) -> bool:
+    """Compiled kernels on, and every array (or dtype) float32 or float64: the types
+    they are written and tested for; anything else stays on the NumPy reference."""
+    return active() and all(getattr(a, "dtype", a) in _FLOATS for a in arrays)
+
+
+def set_active(on: bool) -> None:
+    """Choose the kernels for this process (tests run both); True needs numba."""
+    if on and not _numba_importable():
+        raise RuntimeError("the compiled kernels need numba: pip install 'cnnc[jit]'")
+    _state["on"] = on
+
+
+def _numba_importable() -> bool:
+    try:
+        import numba  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def kernel(fn: Callable) -> Callable:
+    """numba's njit for a kernel: compiled on first use per argument types, cached on
+    disk, without the GIL, without bounds checks (the callers pass checked shapes)."""
+    from numba import njit
+    return njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")(fn)
