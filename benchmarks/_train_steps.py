@@ -38,13 +38,11 @@ def cnnc_step(path: str, x, y, threads: int, batch: int = 64) -> Step:
     batch of x, y; `threads` threads share the batch (parallel.py)."""
     from cnnc.backends.numpy import losses as L
     from cnnc.backends.numpy import optimizers as O
-    from cnnc.backends.numpy.network import Network
-    from cnnc.backends.numpy.parallel import ParallelNetwork
+    from cnnc.backends.numpy.parallel import split_network
     model = cnnc.load(path)
     model.init_weights(0)      # the same weights every run, and as the PyTorch twin's
     weights = model.weights
-    net = ParallelNetwork(model.analysis, weights, threads) if threads > 1 else \
-        Network(model.analysis, weights)
+    net = split_network(model.analysis, weights, threads)
     loss = L.from_spec(model.ir.compile.loss, net.output_activation)
     opt = O.from_spec(model.ir.compile.optimizer)
     rng = np.random.default_rng(0)

@@ -104,6 +104,40 @@ def test_a_training_step_matches_the_reference(path, threads, monkeypatch):
     np.testing.assert_allclose(y1, y0, rtol=1e-4, atol=1e-5)
 
 
+def test_batch_normalization_and_its_activation_run_as_one_step():
+    """The fused step computes what the two layers compute apart, relu6's clamp at 6
+    included (inputs scaled so that many values pass 6), and is what runs in training."""
+    from cnnc.backends.numpy.fusion import NormActivation
+    text = ("model f\ninput (5, 5, 3)\nConv2D(4, 3, padding='same')\nBatchNormalization(beta_initializer='ones')\n"
+            "Activation('relu6') as a\nConv2D(4, 1)\nBatchNormalization()\nActivation('relu') as b\nAdd()([a, b])\n")
+    model = cnnc.loads(text)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 3, (6, 5, 5, 3))
+    r = rng.normal(size=(6, 5, 5, 4))
+
+    def run():
+        net = Network(model.analysis, {k: v.copy() for k, v in _weights(model).items()})
+        y = net.forward(x, training=True)
+        fused = [type(s.run) is NormActivation and s.run.fused for s in net.steps]
+        kept = [s.run.bn.cache["y2"] for s, f in zip(net.steps, fused) if f]     # the fused outputs
+        return y, net.backward(r, input_grad=True), net.input_grad, (fused, kept)
+
+    (y0, g0, dx0, f0), (y1, g1, dx1, f1) = _both(run)
+    assert f1[0].count(True) == 2 and not any(f0[0])
+    relu6, relu = f1[1]
+    assert (relu6 == 6).sum() > 0 and (relu6 == 0).sum() > 0 and (relu == 0).sum() > 0
+    np.testing.assert_allclose(y1, y0, rtol=1e-12, atol=1e-12)
+    for k in g0:
+        np.testing.assert_allclose(g1[k], g0[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(dx1, dx0, rtol=1e-10, atol=1e-12)
+
+
+def _weights(model):
+    rng = np.random.default_rng(1)
+    return {k: (rng.uniform(0.5, 2.0, v.shape) if "variance" in k else rng.normal(0, 3, v.shape))
+            for k, v in model.weights.items()}
+
+
 def test_other_dtypes_stay_on_the_reference():
     """float16 (or any type the kernels were not written for) takes the NumPy path."""
     was = jit.active()

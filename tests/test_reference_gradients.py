@@ -118,6 +118,11 @@ CASES = {
     "batchnorm_nocenter_image": ((3, 3, 2), ["Conv2D(2, 2)", "BatchNormalization(center=False)"]),
     "batchnorm_bare": ((4,), ["BatchNormalization(center=False, scale=False)", "Dense(2)"]),
     "batchnorm_frozen": ((4,), ["Dense(3)", "BatchNormalization(trainable=False)", "Dense(2)"]),
+    # BatchNormalization then relu/relu6: one fused step on the compiled kernels
+    "batchnorm_relu": ((4, 4, 3), ["Conv2D(3, 2, use_bias=False)", "BatchNormalization()", "Activation('relu')",
+                                   "Flatten()", "Dense(2)"]),
+    "batchnorm_relu6_scaled": ((4, 4, 3), ["Conv2D(3, 2)", "BatchNormalization(scale=False)",
+                                           "Activation('relu6')", "Flatten()", "Dense(2)"]),
     "frozen_conv_passes_gradient": ((5, 5, 2), ["Conv2D(2, 2, trainable=False)", "Flatten()", "Dense(2)"]),
     # a small tutorial-style stack
     "mnist_like": ((9, 9, 1), ["Conv2D(3, 3, activation='tanh')", "MaxPooling2D()",

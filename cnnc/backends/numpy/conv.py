@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from cnnc.analysis import shapes as sh
+from cnnc.backends.numpy import jit
 
 Array = np.ndarray
 Pads = tuple[tuple[int, int], ...]
@@ -252,6 +253,15 @@ def _repeat_channels(xp: Array, m: int) -> Array:
     return out.reshape(*xp.shape[:-1], xp.shape[-1] * m)
 
 
+def _compiled_depthwise(xp: Array, kernel: Array):
+    """jit/depthwise.py when it serves: compiled kernels on, 2-D, float32 or float64.
+    Imported here, not above: with the kernels off, numba is never loaded."""
+    if xp.ndim != 4 or not jit.usable(xp, kernel):
+        return None
+    from cnnc.backends.numpy.jit import depthwise as compiled
+    return compiled
+
+
 def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
               out: Sequence[int]) -> Array:
     """(N, *out, C*dm): input channel c convolved with kernel[..., c, m] gives output
@@ -260,6 +270,9 @@ def depthwise(xp: Array, kernel: Array, s: Sequence[int], d: Sequence[int],
     writes the output once, and loops over rows of out[-1] * C numbers (per-tap
     multiply-adds over the whole tensor, or an einsum looping over C, cost several
     times more). A depth multiplier above 1 runs as 1 on the channels repeated."""
+    compiled = _compiled_depthwise(xp, kernel)
+    if compiled is not None:
+        return compiled.depthwise(xp, kernel, s, d, out)
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
     if m > 1:
         return depthwise(_repeat_channels(xp, m), kernel.reshape(*k, c * m, 1), s, d, out)
@@ -281,6 +294,9 @@ def depthwise_adjoint(dz: Array, xp: Array, kernel: Array, s: Sequence[int], d: 
     last output axis); with unit strides, the input gradient over the windows of dz
     padded by d(k-1) with the flipped kernel; with strides, each tap's share added
     back where the tap read from."""
+    compiled = _compiled_depthwise(xp, kernel)
+    if compiled is not None:
+        return compiled.depthwise_adjoint(dz, xp, kernel, s, d, out, need_dx)
     k, (c, m) = kernel.shape[:-2], kernel.shape[-2:]
     if m > 1:
         dxr, dk = depthwise_adjoint(dz, _repeat_channels(xp, m), kernel.reshape(*k, c * m, 1), s, d,

@@ -9,6 +9,9 @@ clamps a window to 0, its derivative there is 0 and no gradient flows either way
 Only the convolution outputs some pooling window reads are computed (a 'valid'
 pooling drops a trailing remainder); the others would get a zero gradient.
 
+`NormActivation`: BatchNormalization then relu or relu6, on the compiled kernels
+when they serve (the activation applied as the normalised values are written).
+
 `plan(layers)` returns the steps of a network: fused pairs and single layers,
 each with the Layer interface (forward, backward).
 """
@@ -17,9 +20,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnc.analysis.activations import canonical
 from cnnc.backends.numpy import conv as cv
+from cnnc.backends.numpy import jit
 from cnnc.backends.numpy import pooling as pl
-from cnnc.backends.numpy.layers import Conv, Grads, Layer, MaxPool, Weights, _spatial_args, _View
+from cnnc.backends.numpy.layers import (
+    Activation,
+    BatchNorm,
+    Conv,
+    Grads,
+    Layer,
+    MaxPool,
+    Weights,
+    _spatial_args,
+    _View,
+)
 
 Array = np.ndarray
 FUSABLE_ACTIVATIONS = ("relu", "linear")
@@ -86,30 +101,73 @@ class ConvMaxPool:
         return dx, {f"{self.conv.name}/{k}": g for k, g in grads.items() if k in self.conv.trainable}
 
 
+class NormActivation:
+    """BatchNormalization then relu or relu6, one step on the compiled kernels
+    (jit/norm.py): the activation is applied as the normalised values are written,
+    and its derivative (1 strictly between its bounds, read from the kept output)
+    is folded into the backward's passes. Where the compiled path does not serve
+    (numba absent, inference, a frozen or other-axis normalisation), the two layers
+    run one after the other, as unfused."""
+
+    def __init__(self, bn: BatchNorm, act: Activation):
+        self.bn, self.act = bn, act
+        self.name = f"{bn.name}+{act.name}"
+        self.clamp = jit.CLAMPS[_canonical(act.activation)]
+        self.fused = False
+
+    def forward(self, x: Array, weights: Weights, training: bool = False, rng=None) -> Array:
+        self.fused = self.bn.fusable(x, training)
+        if self.fused:
+            return self.bn.forward_fused(x, weights, self.clamp)
+        return self.act.forward(self.bn.forward(x, weights, training, rng), weights, training, rng)
+
+    def backward(self, dy: Array, weights: Weights, skip_activation: bool = False,
+                 need_dx: bool = True) -> tuple[Array | None, Grads]:
+        if self.fused:
+            return self.bn.backward_fused(dy, weights, need_dx)
+        dz, _ = self.act.backward(dy, weights)
+        return self.bn.backward(dz, weights, need_dx=need_dx)
+
+
+def _canonical(activation: str) -> str:
+    return canonical(activation) or activation
+
+
+def _fused_pairs(layers: list[Layer], model) -> dict[str, tuple]:
+    """{second layer's name: (fused step class, first layer)} for the pairs that run as
+    one step: the first layer's only reader is the second, and neither's output is a
+    model output (the loss may skip an output's activation)."""
+    readers, outputs = model.consumers, set(model.outputs)
+    by_name = {l.name: l for l in layers}
+    pairs = {}
+    for layer in layers:
+        src = layer.layer.inputs[0] if layer.layer.inputs else None
+        first = by_name.get(src)
+        if first is None or readers.get(src) != (layer.name,) or src in outputs:
+            continue
+        if (type(layer) is MaxPool and type(first) is Conv and first.activation in FUSABLE_ACTIVATIONS
+                and first.layer.args.get("groups", 1) == 1):
+            pairs[layer.name] = (ConvMaxPool, first)
+        elif (type(layer) is Activation and type(first) is BatchNorm and _canonical(layer.activation) in jit.CLAMPS
+              and layer.name not in outputs):
+            pairs[layer.name] = (NormActivation, first)
+    return pairs
+
+
 def plan(layers: list[Layer], model) -> list[tuple]:
     """The steps that run `layers` (model order): (runner, tensors read, tensor made).
     A conv (not grouped) whose only reader is a max pooling (and that is no model
-    output) runs fused with it."""
-    readers = model.consumers
-    outputs = set(model.outputs)
+    output) runs fused with it; so does a BatchNormalization with a relu or relu6
+    Activation that is its only reader (`NormActivation`)."""
+    pairs = _fused_pairs(layers, model)
+    skip = {first.name for _, first in pairs.values()}
     steps: list[tuple] = []
-    fused_into: dict[str, Conv] = {}
-    by_name = {l.name: l for l in layers}
-    skip: set[str] = set()
-    for layer in layers:
-        if type(layer) is MaxPool:
-            src = layer.layer.inputs[0]
-            conv = by_name.get(src)
-            if (type(conv) is Conv and conv.activation in FUSABLE_ACTIVATIONS
-                    and conv.layer.args.get("groups", 1) == 1 and readers.get(src) == (layer.name,) and src not in outputs):
-                fused_into[layer.name] = conv
-                skip.add(src)
     for layer in layers:
         if layer.name in skip:
             continue
-        conv = fused_into.get(layer.name)
-        if conv is not None:
-            steps.append((ConvMaxPool(conv, layer), conv.layer.inputs, layer.name))
+        if layer.name in pairs:
+            fused, first = pairs[layer.name]
+            steps.append((fused(first, layer), first.layer.inputs, layer.name))
         else:
             steps.append((layer, layer.layer.inputs, layer.name))
     return steps

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from cnnc.analysis.infer import LayerInfo
-from cnnc.backends.numpy import jit
 from cnnc.backends.numpy import activations as acts
 from cnnc.backends.numpy import conv as cv
+from cnnc.backends.numpy import jit
 from cnnc.backends.numpy import pooling as pl
 from cnnc.backends.numpy.convplan import ConvPlan
 from cnnc.backends.numpy.shards import Shard, combine_moments
@@ -598,9 +598,27 @@ class BatchNorm(Layer):
         self.cache.update(xc=xc, shift=shift, inv=inv, batch_stats=True, last=True, t=t, rows=rows)
         return y.reshape(x.shape)
 
-    def _compute_jit(self, x, x2, w, gamma, beta):
+    def fusable(self, x: Array, training: bool) -> bool:
+        """Would this forward take the compiled path, where an activation can be fused?"""
+        L = self.layer
+        return (training and L.trainable and L["axis"] % x.ndim == x.ndim - 1 and x.flags.c_contiguous
+                and x.size > 0 and jit.usable(x))
+
+    def forward_fused(self, x: Array, weights: Weights, act) -> Array:
+        """act(BatchNormalization(x)) in training, for a `fusable` x; act: a jit.Clamp."""
+        self.cache = {}
+        w = _View(weights, self.name, x.dtype)
+        return self._compute_jit(x, x.reshape(-1, x.shape[-1]), w, w.get("gamma"), w.get("beta"), act)
+
+    def backward_fused(self, dy: Array, weights: Weights, need_dx: bool) -> tuple[Array | None, Grads]:
+        """The gradients of `forward_fused` from the gradient of its (activated) output."""
+        dx, grads = self._adjoint_jit(dy, _View(weights, self.name, dy.dtype), need_dx)
+        return dx, {f"{self.name}/{k}": g for k, g in grads.items() if k in self.trainable}
+
+    def _compute_jit(self, x, x2, w, gamma, beta, act=None):
         """The batch-statistics forward on compiled passes (jit/norm.py): keeps x and the
-        block's mean instead of a centred copy."""
+        block's mean instead of a centred copy; `act` (a jit.Clamp) fused in, its
+        output kept for its derivative."""
         from cnnc.backends.numpy.jit import norm
         dt = x.dtype.type
         block_mean, m2 = norm.moments(x2)
@@ -608,9 +626,10 @@ class BatchNorm(Layer):
         inv = (dt(1) / np.sqrt(var + dt(self.layer["epsilon"]))).astype(x.dtype)
         scale = inv if gamma is None else inv * gamma
         offset = beta if shift is None else shift * scale + (0 if beta is None else beta)
-        y = norm.normalize(x2, block_mean, scale, np.zeros_like(scale) if offset is None else offset)
+        y = norm.normalize(x2, block_mean, scale, np.zeros_like(scale) if offset is None else offset,
+                           act or jit.NO_CLAMP)
         self.cache.update(x2=x2, block_mean=block_mean, shift=shift, inv=inv, batch_stats=True,
-                          last=True, jit=True, rows=x2.shape[0])
+                          last=True, jit=True, rows=x2.shape[0], act=act, y2=y if act else None)
         return y.reshape(x.shape)
 
     def _adjoint_jit(self, dz, w, need_dx):
@@ -619,9 +638,10 @@ class BatchNorm(Layer):
         cache = self.cache
         x2, mean, inv, shift, rows = (cache["x2"], cache["block_mean"], cache["inv"], cache["shift"],
                                       cache["rows"])
+        act = {"y2": cache["y2"], "act": cache["act"] or jit.NO_CLAMP}
         dz2 = np.ascontiguousarray(dz).reshape(x2.shape)
         gamma = w.get("gamma")
-        s, sxc = norm.sums(dz2, x2, mean)
+        s, sxc = norm.sums(dz2, x2, mean, **act)
         sx = (sxc if shift is None else sxc + shift * s) * inv
         grads = {}
         if gamma is not None:
@@ -635,7 +655,7 @@ class BatchNorm(Layer):
         dt = dz.dtype.type
         b = a * inv * sx / dt(rows)
         c0 = a * s / dt(rows) + (0 if shift is None else shift * b)
-        return norm.input_grad(dz2, x2, mean, a, b, c0).reshape(dz.shape), grads
+        return norm.input_grad(dz2, x2, mean, a, b, c0, **act).reshape(dz.shape), grads
 
     def _update_moving(self, weights: Weights, mean: Array, var: Array, momentum: float) -> None:
         for name, batch in (("moving_mean", mean), ("moving_variance", var)):

@@ -54,6 +54,7 @@ from cnnc.analysis.compile_spec import (
 )
 from cnnc.analysis.infer import Analysis
 from cnnc.backends.numpy import checkpoint as ckpt
+from cnnc.backends.numpy import jit
 from cnnc.backends.numpy import losses as L
 from cnnc.backends.numpy import metrics as M
 from cnnc.backends.numpy import optimizers as O
@@ -571,8 +572,7 @@ def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: 
     """The run's initial state: fresh (seeded init), continued (the state's weights and
     optimizer), or resumed from the checkpoint in `folder`."""
     from cnnc.backends.numpy.initializers import initial_weights
-    from cnnc.backends.numpy.network import Network
-    from cnnc.backends.numpy.parallel import ParallelNetwork
+    from cnnc.backends.numpy.parallel import split_network
     from cnnc.support.weights import check
     x, y, val = arrays
     saved = ckpt.load(folder) if (folder is not None and resume and ckpt.exists(folder)) else None
@@ -595,7 +595,7 @@ def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: 
                               analysis.model.name, str(ckpt.path_in(folder)), owned=True)
     elif state.weights is None:  # a fresh model: the seed draws its weights too
         state.weights = initial_weights(analysis, seed)
-    net = ParallelNetwork(analysis, state.weights, threads) if threads > 1 else Network(analysis, state.weights)
+    net = split_network(analysis, state.weights, threads)
     loss_fn = L.from_spec(compiled.loss, net.output_activation)
     opt = O.from_spec(compiled.optimizer, compiled.learning_rate)
     if saved is None and state.optimizer and state.optimizer[0].get("name") == opt.name:
@@ -607,7 +607,8 @@ def _start(analysis: Analysis, state: TrainState, settings: Settings, compiled: 
         run.restore(*saved)
     run.history.params = {"epochs": settings.epochs, "steps": math.ceil(len(x) / settings.batch_size),
                           "batch_size": settings.batch_size, "samples": len(x), "seed": seed,
-                          "verbose": settings.verbose, "threads": threads}
+                          "verbose": settings.verbose, "threads": threads,
+                          "kernels": "numba" if jit.active() else "numpy"}
     return run, fixed
 
 

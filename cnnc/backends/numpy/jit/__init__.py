@@ -17,6 +17,7 @@ numba is installed (`active()` says which is in use).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Callable
 
 _state: dict[str, Any] = {}
@@ -62,3 +63,16 @@ def kernel(fn: Callable) -> Callable:
     disk, without the GIL, without bounds checks (the callers pass checked shapes)."""
     from numba import njit
     return njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")(fn)
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """An activation fused into a kernel's output: y = min(max(v, lo), hi), whose
+    derivative is 1 strictly between the bounds (relu: 0, inf; relu6: 0, 6)."""
+
+    lo: float
+    hi: float
+
+
+NO_CLAMP = Clamp(-float("inf"), float("inf"))
+CLAMPS = {"relu": Clamp(0.0, float("inf")), "relu6": Clamp(0.0, 6.0)}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnc.backends.numpy.jit import kernel
+from cnnc.backends.numpy.jit import NO_CLAMP, Clamp, kernel
 
 Array = np.ndarray
 
@@ -38,21 +38,29 @@ def _moments(x, mean, m2):
 
 
 @kernel
-def _normalize(x, mean, scale, offset, out):
+def _normalize(x, mean, scale, offset, lo, hi, out):
     rows, c = x.shape
     for r in range(rows):
         for j in range(c):
-            out[r, j] = (x[r, j] - mean[j]) * scale[j] + offset[j]
+            v = (x[r, j] - mean[j]) * scale[j] + offset[j]
+            # relu/relu6 fused (lo = -inf, hi = inf: none); a NaN stays NaN as in np.maximum
+            if v < lo:
+                v = lo
+            if v > hi:
+                v = hi
+            out[r, j] = v
 
 
 @kernel
-def _sums(dz, x, mean, s, sxc):
+def _sums(dz, y, lo, hi, masked, x, mean, s, sxc):
     rows, c = x.shape
     a = np.zeros(c, np.float64)
     b = np.zeros(c, np.float64)
     for r in range(rows):
         for j in range(c):
             g = dz[r, j]
+            if masked:   # the fused activation's derivative: a product, NaN stays NaN
+                g = g * (1 if y[r, j] > lo and y[r, j] < hi else 0)
             a[j] += g
             b[j] += g * (x[r, j] - mean[j])
     for j in range(c):
@@ -61,11 +69,16 @@ def _sums(dz, x, mean, s, sxc):
 
 
 @kernel
-def _input_grad(dz, x, mean, a, b, c0, out):
+def _input_grad(dz, y, lo, hi, masked, x, mean, a, b, c0, out):
     rows, c = x.shape
     for r in range(rows):
         for j in range(c):
-            out[r, j] = a[j] * dz[r, j] - b[j] * (x[r, j] - mean[j]) - c0[j]
+            g = dz[r, j]
+            if masked:
+                g = g * (1 if y[r, j] > lo and y[r, j] < hi else 0)
+            out[r, j] = a[j] * g - b[j] * (x[r, j] - mean[j]) - c0[j]
+
+
 
 
 def moments(x2: Array) -> tuple[Array, Array]:
@@ -76,25 +89,34 @@ def moments(x2: Array) -> tuple[Array, Array]:
     return mean, m2
 
 
-def normalize(x2: Array, mean: Array, scale: Array, offset: Array) -> Array:
-    """(x - mean) * scale + offset, per channel."""
+def normalize(x2: Array, mean: Array, scale: Array, offset: Array, act: Clamp = NO_CLAMP) -> Array:
+    """act((x - mean) * scale + offset), per channel."""
     out = np.empty_like(x2)
-    _normalize(x2, mean, scale.astype(x2.dtype, copy=False), offset.astype(x2.dtype, copy=False), out)
+    _normalize(x2, mean, scale.astype(x2.dtype, copy=False), offset.astype(x2.dtype, copy=False),
+               act.lo, act.hi, out)
     return out
 
 
-def sums(dz2: Array, x2: Array, mean: Array) -> tuple[Array, Array]:
-    """(sum dz, sum dz * (x - mean)) per channel."""
+def _mask(dz2: Array, y2: Array | None, act: Clamp) -> tuple:
+    """The kernels' (y, lo, hi, masked) arguments: y2 is the fused activation's output."""
+    return (dz2 if y2 is None else y2), act.lo, act.hi, y2 is not None
+
+
+def sums(dz2: Array, x2: Array, mean: Array, y2: Array | None = None, act: Clamp = NO_CLAMP
+         ) -> tuple[Array, Array]:
+    """(sum g, sum g * (x - mean)) per channel, g = dz, or dz times the derivative of the
+    fused activation whose output was y2."""
     c = x2.shape[1]
     s, sxc = np.empty(c, x2.dtype), np.empty(c, x2.dtype)
-    _sums(dz2, x2, mean, s, sxc)
+    _sums(dz2, *_mask(dz2, y2, act), x2, mean, s, sxc)
     return s, sxc
 
 
-def input_grad(dz2: Array, x2: Array, mean: Array, a: Array, b: Array, c0: Array) -> Array:
-    """a * dz - b * (x - mean) - c0, per channel."""
+def input_grad(dz2: Array, x2: Array, mean: Array, a: Array, b: Array, c0: Array,
+               y2: Array | None = None, act: Clamp = NO_CLAMP) -> Array:
+    """a * g - b * (x - mean) - c0 per channel, g as in `sums`."""
     out = np.empty_like(x2)
     dt = x2.dtype
-    _input_grad(dz2, x2, mean, a.astype(dt, copy=False), b.astype(dt, copy=False),
+    _input_grad(dz2, *_mask(dz2, y2, act), x2, mean, a.astype(dt, copy=False), b.astype(dt, copy=False),
                 c0.astype(dt, copy=False), out)
     return out
