@@ -163,3 +163,26 @@ def test_turned_off_by_the_environment(monkeypatch):
     finally:
         jit._state.clear()
         jit._state.update(was)
+
+
+def test_a_kernel_compiles_without_a_cache_where_none_can_be_written(monkeypatch):
+    """numba refuses cache=True where no cache directory is writable: the kernel is then
+    compiled uncached, not a crash at import."""
+    import numba
+    real = numba.njit
+
+    def no_cache(*args, **options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", no_cache)
+
+    def twice(a, out):
+        for i in range(a.size):
+            out[i] = 2 * a[i]
+
+    compiled = jit.kernel(twice)
+    out = np.empty(3)
+    compiled(np.arange(3.0), out)
+    np.testing.assert_array_equal(out, [0, 2, 4])

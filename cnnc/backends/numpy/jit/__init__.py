@@ -60,9 +60,15 @@ def _numba_importable() -> bool:
 
 def kernel(fn: Callable) -> Callable:
     """numba's njit for a kernel: compiled on first use per argument types, cached on
-    disk, without the GIL, without bounds checks (the callers pass checked shapes)."""
+    disk, without the GIL, without bounds checks (the callers pass checked shapes).
+    Where no cache directory can be written (a read-only install and home), numba
+    refuses to cache: the kernel is then compiled in every process instead."""
     from numba import njit
-    return njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")(fn)
+    options = dict(nogil=True, boundscheck=False, error_model="numpy")
+    try:
+        return njit(cache=True, **options)(fn)
+    except RuntimeError:
+        return njit(**options)(fn)
 
 
 @dataclass(frozen=True)
