@@ -2,8 +2,9 @@
 the same thread count for both (default 2, then 1), interleaved rounds, medians.
 
 For each network: samples/s of a training step at batch 64 (forward, loss, backward,
-the file's optimizer) for cnnc (the NumPy reference, the batch split over --threads
-threads as `cnnc train` runs it) and for PyTorch eager in NCHW and in channels_last
+the file's optimizer) for cnnc (the batch split over --threads threads as `cnnc train`
+runs it; with numba installed, with the compiled kernels and again on the NumPy
+reference's) and for PyTorch eager in NCHW and in channels_last
 (the twin of the same model, cnnc/runtime/torch_twin.py: same initial weights, same
 optimizer). Each round runs every implementation for about --seconds, one after the
 other, so that all see the same machine load; the ratio is cnnc / the faster PyTorch
@@ -70,6 +71,7 @@ from _train_steps import (cnnc_step, images, matmul_rate, rounds, torch_step,  #
                           train_flops, twin_max_diff)
 
 import cnnc  # noqa: E402
+from cnnc.backends.numpy import jit  # noqa: E402
 
 
 # One round of an earlier cnnc, in its own interpreter: the same step as _train_steps's
@@ -129,6 +131,19 @@ def before_step(rev: str, path: str, x, y, args, threads: int, tmp: Path):
     return rate
 
 
+def numpy_kernels(step):
+    """The step on the NumPy reference (CNNC_KERNELS=numpy), the compiled kernels turned
+    off around it only."""
+    def run():
+        jit.set_active(False)
+        try:
+            step()
+        finally:
+            jit.set_active(True)
+    run.close = step.close
+    return run
+
+
 def measure(name: str, args, threads: int, rates_of_matmul: list[float], tmp: Path) -> dict:
     import torch
     path = str(ROOT / NETS[name][0])
@@ -137,6 +152,8 @@ def measure(name: str, args, threads: int, rates_of_matmul: list[float], tmp: Pa
     steps = {"cnnc": cnnc_step(path, x, y, threads, args.batch),
              "torch": torch_step(path, x, y, False, args.batch),
              "torch_cl": torch_step(path, x, y, True, args.batch)}
+    if jit.active():        # the compiled kernels against the NumPy reference they stand in for
+        steps["numpy"] = numpy_kernels(cnnc_step(path, x, y, threads, args.batch))
     if args.before:
         steps["before"] = before_step(args.before, path, x, y, args, threads, tmp)
     try:
@@ -173,26 +190,33 @@ def render(args, tables: dict[int, dict], machine: str, load: str, load_after: s
         results, matmul = table["results"], table["matmul"]
         rate = float(np.median(matmul))
         before = args.before and all("before" in r for r in results)
+        ref = all("numpy" in r for r in results)
         lines += ["", f"**{threads} thread{'s' if threads > 1 else ''}** (load average {table['load']} "
                   f"before this table; NumPy's float32 product {rate / 1e9:.0f} GFLOP/s, range "
                   f"{min(matmul) / 1e9:.0f}-{max(matmul) / 1e9:.0f}):", "",
                   "| network | MFLOP per sample (training) | " + (f"cnnc {args.before} | " if before else "")
+                  + ("cnnc, NumPy kernels | " if ref else "")
                   + "cnnc samples/s | PyTorch NCHW | PyTorch channels_last | cnnc / best PyTorch | "
                   "cnnc, share of the arithmetic limit | PyTorch, share |",
-                  "|---|---:|" + ("---:|" if before else "") + "---:|---:|---:|---:|---:|---:|"]
+                  "|---|---:|" + ("---:|" if before else "") + ("---:|" if ref else "")
+                  + "---:|---:|---:|---:|---:|---:|"]
         for r in results:
             limit = rate / r["flops"]
             best = max(r["torch"], r["torch_cl"])
             lines.append(f"| `{Path(r['file']).name}` | {r['flops'] / 1e6:.1f} | "
                          + (f"{r['before']:,.0f} | " if before else "")
+                         + (f"{r['numpy']:,.0f} | " if ref else "")
                          + f"{r['cnnc']:,.0f} | {r['torch']:,.0f} | {r['torch_cl']:,.0f} | "
                          f"**{r['ratio']:.2f}** ({r['ratio_spread'][0]:.2f}-{r['ratio_spread'][1]:.2f}) | "
                          f"{100 * r['cnnc'] / limit:.0f}% | {100 * best / limit:.0f}% |")
+    if any(all("numpy" in r for r in t["results"]) for t in tables.values()):
+        lines += ["", "`cnnc samples/s` runs the compiled kernels (the `jit` extra, numba "
+                  f"{_numba_version()}: cnnc/backends/numpy/jit); `cnnc, NumPy kernels` is the same "
+                  "step on the NumPy reference (CNNC_KERNELS=numpy), in the same rounds."]
     if args.before:
-        lines += ["", f"`cnnc {args.before}`: the same step with cnnc as of git revision `{args.before}` "
-                  f"(before the batch was split across threads: one thread runs the network, with as "
-                  f"many BLAS threads as the table's, its only parallelism), timed in its own "
-                  f"interpreter in the same rounds."]
+        lines += ["", f"`cnnc {args.before}`: the same step with cnnc as of git revision `{args.before}`, "
+                  f"run by that revision's one-thread Network with as many BLAS threads as the "
+                  f"table's, timed in its own interpreter in the same rounds."]
     lines += ["", "The arithmetic limit: NumPy's float32 2048x2048 matrix product on the table's threads "
               "(one measurement per round, the median), divided by a sample's training FLOPs (forward "
               "multiply-adds x 2, as many again for the weight gradients and for the input gradients, "
@@ -206,6 +230,11 @@ def render(args, tables: dict[int, dict], machine: str, load: str, load_after: s
     lines += ["", "Rerun: `python benchmarks/bench_train_speed.py` (torch installed in the same "
               "interpreter; about 15 minutes; `--before REV` adds an earlier cnnc)."]
     return "\n".join(lines)
+
+
+def _numba_version() -> str:
+    import numba
+    return numba.__version__
 
 
 def main() -> int:
