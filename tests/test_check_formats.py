@@ -180,6 +180,30 @@ def test_github_annotation_of_a_name_with_escapes(tmp_path, monkeypatch, capsys)
         "duplicate layer name 'x%25y'%0Anote: 'x%25y' is already the name of the layer at line 2\n")
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_a_file_name_that_is_not_utf8_in_every_format(tmp_path, monkeypatch, capsys, fmt):
+    """The byte 0xff in a file name (a latin-1 name) is shown as \\xff in text, JSON and
+    annotations, and percent-encoded from its bytes in SARIF's URI: never a lone
+    surrogate, which UTF-8 output cannot hold (SARIF was an internal error)."""
+    import os
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"\xffnet.cnn")
+    Path(name).write_text("model m\ninput (8, 8, 1)\nConv2D(4, 9)\n")
+    assert main(["check", ".", "--format", fmt]) == 1
+    captured = capsys.readouterr()
+    out = captured.out if fmt != "text" else captured.err + captured.out
+    out.encode("utf-8")             # no lone surrogate anywhere
+    if fmt == "sarif":
+        doc = json.loads(out)
+        _validate(doc)
+        uri = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert uri == "%FFnet.cnn"
+    elif fmt == "json":
+        assert {f["path"] for f in json.loads(out)["files"]} == {"\\xffnet.cnn"}
+    else:
+        assert "\\xffnet.cnn" in out
+
+
 def test_notebook_lines_follow_the_json_text(tmp_path):
     cells = [{"cell_type": "markdown", "metadata": {}, "source": "# title\nmore"},
              _code(["a = 1\n", "b = 2\n", "c = 3"]),

@@ -17,7 +17,7 @@ from typing import Sequence
 from urllib.parse import quote
 
 from cnnc.commands._jobs import FileResult
-from cnnc.support.names import json_dumps
+from cnnc.support.names import json_dumps, path_text
 from cnnc.support.version import __version__
 
 
@@ -119,18 +119,26 @@ def summary_line(t: Totals) -> str:
 # --- JSON ----------------------------------------------------------------------------------
 
 def json_entry(r: FileResult) -> dict:
-    """One file's record, as `cnnc check --format json` has always written it."""
+    """One file's record, as `cnnc check --format json` has always written it. Paths as
+    path_text writes them: a file name's bytes that are not UTF-8 as \\xff."""
+    path = path_text(r.path)
     if r.status == 2:
-        return {"path": r.path, "readable": False, "error": r.problem, "diagnostics": []}
+        return {"path": path, "readable": False, "error": r.problem, "diagnostics": []}
     if not r.checked:
-        return {"path": r.path, "readable": True, "ok": False, "internal_error": r.problem,
+        return {"path": path, "readable": True, "ok": False, "internal_error": r.problem,
                 "diagnostics": []}
-    entry = {"path": r.path, "readable": True, "ok": r.status == 0,
-             "diagnostics": [d.as_dict() for d in r.diagnostics]}
+    entry = {"path": path, "readable": True, "ok": r.status == 0,
+             "diagnostics": [_with_path_text(d.as_dict()) for d in r.diagnostics]}
     if r.models is not None:
         entry["models"] = r.models
         entry["skipped"] = [{"line": line, "code": code} for line, code in r.skipped or ()]
     return entry
+
+
+def _with_path_text(record: dict) -> dict:
+    if isinstance(record.get("path"), str):
+        record["path"] = path_text(record["path"])
+    return record
 
 
 def to_json(results: Sequence[FileResult], status: int, totals: Totals | None) -> str:
@@ -152,7 +160,8 @@ def _uri(path: str) -> tuple[str, bool]:
     if os.path.isabs(norm):
         from pathlib import Path
         return Path(norm).as_uri(), False
-    return quote(norm.replace(os.sep, "/")), True
+    # the name's own bytes, percent-encoded: a name that is not UTF-8 stays the file's name
+    return quote(os.fsencode(norm.replace(os.sep, "/"))), True
 
 
 _HELP_STARTS = ("did you mean", "use ", "add ", "remove ", "try ")     # as diagnostics.render labels
@@ -248,7 +257,7 @@ def annotation(level: str, path: str, message: str, place=None, title: str | Non
 def to_github(results: Sequence[FileResult]) -> str:
     lines = []
     for fr in results:
-        path = os.path.normpath(fr.path).replace(os.sep, "/")
+        path = path_text(os.path.normpath(fr.path).replace(os.sep, "/"))
         if not fr.checked:
             lines.append(annotation("error", path, "\n".join([fr.problem or "", *fr.problem_notes]),
                                     title="cnnc (unreadable)" if fr.status == 2 else "cnnc (internal error)"))

@@ -137,6 +137,30 @@ def _escape(ch: str) -> str:
     return ch.encode("unicode_escape").decode("ascii")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def first_surrogate(text: str) -> str | None:
+    m = _SURROGATE.search(text)
+    return m.group(0) if m else None
+
+
+def path_text(path) -> str:
+    """A file path as text that every sink can hold: bytes of the file name that are not
+    UTF-8 (a latin-1 name, the byte 0xff) shown as \\xff, never a lone surrogate."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    text = str(text)
+    if first_surrogate(text) is None:
+        return text
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("ascii")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def visible(text: str, tabs: bool = False) -> str:
     """`text` safe to print: control and invisible formatting characters as escapes
     (ESC as \\x1b, a newline as \\n, U+202E as \\u202e). `tabs`: keep tabs."""
@@ -277,7 +301,7 @@ def _source_window(text: str, start: int, end: int) -> tuple[str, str, int]:
 def render(d: Diagnostic, source: Source | None = None, color: bool = False) -> str:
     c = _COLORS if color else {k: "" for k in _COLORS}
     s = d.span
-    path = visible(d.path)
+    path = visible(path_text(d.path))
     where = f"{path}:{s.line}:{s.column}" if s else path
     if s and d.cell:        # a notebook: `notebook.ipynb:cell 4:line 2:5`
         where = f"{path}:cell {d.cell[0]}:line {d.cell[1]}:{s.column}"

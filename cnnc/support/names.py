@@ -22,24 +22,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from typing import Any
 
-from cnnc.support.diagnostics import UsageError, visible
+# first_surrogate and path_text live with `visible` in diagnostics (its renderer needs them)
+from cnnc.support.diagnostics import UsageError, first_surrogate, path_text, visible  # noqa: F401
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 ZIP_NAME_LIMIT = 65_535          # bytes of one zip member name (the format's 16-bit field)
 # A layer name ends up inside longer keys: "<layer>/<weight>.npy" in an .npz, a checkpoint's
 # "<slot>:<layer>/<weight>.npy", Keras's "<model>/<layer>/<weight>": room for what cnnc adds.
 MAX_NAME_BYTES = ZIP_NAME_LIMIT - 1024
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def first_surrogate(text: str) -> str | None:
-    m = _SURROGATE.search(text)
-    return m.group(0) if m else None
-
 
 def name_problem(name: str) -> str | None:
     """Why `name` cannot name a layer, an input or a model (None when it can): every
@@ -64,22 +58,6 @@ def shown(name: str, limit: int = 60) -> str:
 
 
 # --- paths -------------------------------------------------------------------------------
-
-def path_text(path: Any) -> str:
-    """A file path as text that every sink can hold: bytes of the file name that are not
-    UTF-8 (a latin-1 name, the byte 0xff) shown as \\xff, never a lone surrogate."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else path
-    if isinstance(text, bytes):
-        return text.decode("utf-8", "backslashreplace")
-    text = str(text)
-    if first_surrogate(text) is None:
-        return text
-    try:
-        raw = os.fsencode(text)
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("ascii")
-    return raw.decode("utf-8", "backslashreplace")
-
 
 def shown_path(path: Any) -> str:
     """A path in a message to the terminal: UTF-8 text, control characters escaped."""
