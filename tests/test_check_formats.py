@@ -204,6 +204,21 @@ def test_a_file_name_that_is_not_utf8_in_every_format(tmp_path, monkeypatch, cap
         assert "\\xffnet.cnn" in out
 
 
+@pytest.mark.parametrize("fmt,name", [("json", "w.npz"), ("sarif", "model.keras"), ("github", "net.cnn")])
+def test_a_report_is_never_written_over_a_data_or_model_file(tmp_path, monkeypatch, capsys, fmt, name):
+    """`-o w.npz` where `-o w.json` was meant: exit 2 before any checking, the file intact;
+    a report file of its own (or a new file of any name) is written as asked."""
+    monkeypatch.chdir(tmp_path)
+    Path("m.cnn").write_text("model m\ninput (4,)\nDense(2)\n")
+    Path(name).write_bytes(b"precious")
+    assert main(["check", "m.cnn", "--format", fmt, "-o", name]) == 2
+    assert Path(name).read_bytes() == b"precious"
+    assert "does not write" in capsys.readouterr().err
+    Path("old.json").write_text("{}")
+    assert main(["check", "m.cnn", "--format", fmt, "-o", "old.json"]) == 0
+    assert Path("old.json").read_text() != "{}"
+
+
 def test_notebook_lines_follow_the_json_text(tmp_path):
     cells = [{"cell_type": "markdown", "metadata": {}, "source": "# title\nmore"},
              _code(["a = 1\n", "b = 2\n", "c = 3"]),

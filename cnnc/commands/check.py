@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:      # before any checking: never over a file it reads
         from cnnc.support.atomic import check_outputs
         check_outputs([(args.output, "-o")], [t.path for t in found.targets])
+        _refuse_over_data(args.output, args.format)
     several = found.folders > 0 or len(args.paths) > 1
     color = use_color(sys.stderr)
     opts = Options(input_shape=source["input_shape"], sizes=source["sizes"], quiet=args.quiet,
@@ -100,6 +101,25 @@ def run(args: argparse.Namespace) -> int:
             f" ({shown_path(args.output)})" if args.output is not None else "") if elsewhere else ""
         print(F.summary_line(totals) + where, file=sys.stderr)
     return status
+
+
+# Files a report never replaces: `-o w.npz` for `-o w.json` would cost the weights
+_DATA_KINDS = {".npz": "weights or data", ".npy": "data", ".h5": "a Keras model",
+               ".hdf5": "a Keras model", ".keras": "a Keras model", ".onnx": "an ONNX model",
+               ".cnn": "a model", ".py": "a script", ".ipynb": "a notebook"}
+_REPORT_SUFFIX = {"json": "json", "sarif": "sarif"}
+
+
+def _refuse_over_data(output: str, fmt: str) -> None:
+    """UsageError when -o names an existing file of a data or model kind: a report written
+    over it would destroy what is likely work, not a report."""
+    import os
+    from cnnc.support.names import shown_path
+    kind = _DATA_KINDS.get(os.path.splitext(output)[1].lower())
+    if kind is not None and os.path.lexists(output):
+        raise UsageError(f"-o '{shown_path(output)}' exists and looks like {kind}; cnnc does not "
+                         f"write a {fmt} report over it",
+                         [f"name a report file, e.g. -o report.{_REPORT_SUFFIX.get(fmt, 'txt')}"])
 
 
 def _jobs(asked: int | None, cores: int) -> int:
