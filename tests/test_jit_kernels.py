@@ -186,3 +186,33 @@ def test_a_kernel_compiles_without_a_cache_where_none_can_be_written(monkeypatch
     out = np.empty(3)
     compiled(np.arange(3.0), out)
     np.testing.assert_array_equal(out, [0, 2, 4])
+
+
+def test_a_damaged_kernel_cache_is_compiled_afresh(tmp_path):
+    """numba's on-disk cache cut short (a full disk, a killed write): the next process
+    compiles the kernel again instead of failing on pickle's error."""
+    import subprocess
+    import sys
+    (tmp_path / "kern.py").write_text(
+        "from cnnc.backends.numpy.jit import kernel\n"
+        "@kernel\n"
+        "def triple(a, out):\n"
+        "    for i in range(a.size):\n"
+        "        out[i] = 3 * a[i]\n")
+    run = ("import numpy as np, kern\n"
+           "out = np.empty(3)\n"
+           "kern.triple(np.arange(3.0), out)\n"
+           "print(out.tolist())\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+
+    def call():
+        done = subprocess.run([sys.executable, "-c", run], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert call() == "[0.0, 3.0, 6.0]"
+    cached = list((tmp_path / "__pycache__").glob("kern.triple-*"))
+    assert any(f.suffix == ".nbi" for f in cached) and any(f.suffix == ".nbc" for f in cached)
+    for f in cached:
+        f.write_bytes(f.read_bytes()[:10])
+    assert call() == "[0.0, 3.0, 6.0]"

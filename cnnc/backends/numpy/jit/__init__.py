@@ -66,9 +66,36 @@ def kernel(fn: Callable) -> Callable:
     from numba import njit
     options = dict(nogil=True, boundscheck=False, error_model="numpy")
     try:
-        return njit(cache=True, **options)(fn)
+        compiled = njit(cache=True, **options)(fn)
     except RuntimeError:
         return njit(**options)(fn)
+    _tolerate_damaged_cache(compiled)
+    return compiled
+
+
+def _tolerate_damaged_cache(dispatcher) -> None:
+    """A cache file cut short (a full disk, a killed write) makes numba's loader raise
+    (pickle's errors) on the first call: a damaged entry is then a miss, compiled afresh,
+    and a save that fails leaves the cache as it was. (numba's FunctionCache methods;
+    left alone where a numba version lacks them.)"""
+    cache = getattr(dispatcher, "_cache", None)
+    load, save = getattr(cache, "load_overload", None), getattr(cache, "save_overload", None)
+    if load is None or save is None:
+        return
+
+    def load_or_miss(*args, **kwargs):
+        try:
+            return load(*args, **kwargs)
+        except Exception:
+            return None
+
+    def save_or_skip(*args, **kwargs):
+        try:
+            save(*args, **kwargs)
+        except Exception:
+            pass
+
+    cache.load_overload, cache.save_overload = load_or_miss, save_or_skip
 
 
 @dataclass(frozen=True)
