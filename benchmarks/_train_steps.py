@@ -33,6 +33,12 @@ def images(model, n: int, seed: int = 0):
     return (rng.integers(0, 256, (n, *shape)).astype(np.uint8), rng.integers(0, classes, n))
 
 
+def cnnc_label() -> str:
+    """What cnnc's training step runs on: the compiled kernels (numba) or the NumPy reference."""
+    from cnnc.backends.numpy import jit
+    return "cnnc, compiled kernels (numba)" if jit.active() else "cnnc, NumPy reference"
+
+
 def cnnc_step(path: str, x, y, threads: int, batch: int = 64) -> Step:
     """One cnnc training step (forward, loss, backward, the file's optimizer) on the next
     batch of x, y; `threads` threads share the batch (parallel.py)."""

@@ -229,12 +229,13 @@ def render(args, full: dict | None, tp: dict, machine: str, load: str, kr: dict 
                   f"{kr['test_loss']:.4f}, {kr['epoch_s']:.1f} s per epoch, peak RSS "
                   f"{kr['peak_rss_mb']:.0f} MB.", ""]
     lines += render_seeds(full, kr, args.seed, extra or [])
+    from _train_steps import cnnc_label
     lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + RMSprop step), "
               f"median of {args.rounds} interleaved rounds of about {args.seconds:.0f} s each, "
               f"{args.threads} threads for both (cnnc splits each batch across them, one BLAS thread "
               f"each):", "",
               "| implementation | samples/s | min-max |", "|---|---|---|",
-              f"| cnnc NumPy reference ({args.threads} threads) | {tp['cnnc']:,.0f} | "
+              f"| {cnnc_label()} ({args.threads} threads) | {tp['cnnc']:,.0f} | "
               f"{tp['spread']['cnnc'][0]:,.0f}-{tp['spread']['cnnc'][1]:,.0f} |"]
     if "torch" in tp:
         lines += [f"| PyTorch {tp['torch_version']} eager ({tp['torch_threads']} threads), NCHW | "

@@ -73,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _train_steps import cnnc_step, rounds, torch_step, twin_max_diff  # noqa: E402
+from _train_steps import cnnc_label, cnnc_step, rounds, torch_step, twin_max_diff  # noqa: E402
 
 import cnnc  # noqa: E402
 from cnnc.support import data as D  # noqa: E402
@@ -192,13 +192,20 @@ def throughput(args, ds) -> dict:
 
 # --- 3. where cnnc's step spends its time ---------------------------------------------------------
 
-PROFILE_PARTS = (   # (file, function or "*", what): the first match wins
+PROFILE_PARTS = (   # (file or folder/file, function or "*", what): the first match wins
+    ("jit/norm.py", "*", "BatchNormalization (+ relu), compiled kernels"),
+    ("jit/pool.py", "*", "max pooling, forward and backward"),
+    ("jit/conv.py", "*", "convolutions: input gradient, product + compiled scatter (col2im)"),
+    ("jit/elementwise.py", "*", "activations (relu), forward and backward"),
     ("convplan.py", "_correlate", "convolutions: input gradient, as a convolution (im2col + product)"),
     ("convplan.py", "_per_tap", "convolutions: input gradient, a product and a scatter-add per tap"),
+    ("convplan.py", "_col2im", "convolutions: input gradient, product + compiled scatter (col2im)"),
     ("convplan.py", "weight_grad", "convolutions: weight gradient (patches.T @ dz)"),
     ("convplan.py", "forward", "convolutions: forward product (patches @ kernel)"),
     ("convplan.py", "*", "convolutions: im2col patch copies, padding"),
     ("conv.py", "*", "convolutions: other kernels"),
+    ("layers.py", "_compute_jit", "BatchNormalization (+ relu), compiled kernels"),
+    ("layers.py", "_adjoint_jit", "BatchNormalization (+ relu), compiled kernels"),
     ("layers.py", "_compute_last", "BatchNormalization forward"),
     ("layers.py", "_adjoint_last", "BatchNormalization backward"),
     ("layers.py", "_channel_dot", "BatchNormalization: per-channel sums (einsum)"),
@@ -225,8 +232,8 @@ def profile(args, ds) -> list[tuple[str, float]]:
     prof.disable()
     parts: dict[str, float] = {}
     for (file, _, func), (_, _, tottime, _, _) in pstats.Stats(prof).stats.items():
-        name = Path(file).name
-        what = next((w for f, fn, w in PROFILE_PARTS if f == name and fn in ("*", func)
+        name, rel = Path(file).name, "/".join(Path(file).parts[-2:])
+        what = next((w for f, fn, w in PROFILE_PARTS if f in (name, rel) and fn in ("*", func)
                      and "cnnc" in file), "other (NumPy's padding/reshaping, Python)")
         parts[what] = parts.get(what, 0.0) + tottime
     ms = {k: 1000 * v / args.profile_steps for k, v in parts.items()}
@@ -275,7 +282,7 @@ def render(args, runs: list[dict], kruns: list[dict | None], tp: dict, machine: 
     lines += [f"Training throughput at batch {args.batch} (forward + loss + backward + Adam step), "
               f"median of {args.rounds} interleaved rounds of about {args.seconds:.0f} s each:", "",
               "| implementation | samples/s | min-max |", "|---|---:|---:|",
-              f"| cnnc NumPy reference ({args.threads} thread(s)) | {tp['cnnc']:,.0f} | {tp['spread']['cnnc'][0]:,.0f}-"
+              f"| {cnnc_label()} ({args.threads} thread(s)) | {tp['cnnc']:,.0f} | {tp['spread']['cnnc'][0]:,.0f}-"
               f"{tp['spread']['cnnc'][1]:,.0f} |"]
     if "torch" in tp:
         for key, fmt in (("torch", "NCHW"), ("torch_cl", "channels_last")):

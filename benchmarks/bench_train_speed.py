@@ -67,12 +67,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _train_steps import (cnnc_step, images, matmul_rate, rounds, torch_step,  # noqa: E402
-                          train_flops, twin_max_diff)
+from _train_steps import cnnc_step, images, matmul_rate, rounds, torch_step, train_flops, twin_max_diff  # noqa: E402
 
 import cnnc  # noqa: E402
 from cnnc.backends.numpy import jit  # noqa: E402
-
 
 # One round of an earlier cnnc, in its own interpreter: the same step as _train_steps's
 # (that version's Network, loss and optimizer), on the same data, timed the same way.
@@ -238,8 +236,8 @@ def _numba_version() -> str:
 
 
 def main() -> int:
-    from _report import machine, write_section
     import torch
+    from _report import machine, write_section
     args = ARGS
     names = [n.strip() for n in args.nets.split(",") if n.strip()]
     unknown = [n for n in names if n not in NETS]
