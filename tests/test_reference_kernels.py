@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cnnc.backends.numpy import conv as cv
-from cnnc.backends.numpy import convplan, jit
+from cnnc.backends.numpy import convplan
 
 
 def _windows_at(xp, positions, k, d):

@@ -3,11 +3,12 @@
 The NumPy code next to this package is the reference and the default: it runs
 wherever cnnc is installed. With numba installed (`pip install "cnnc[jit]"`) the
 trainer runs a few steps here instead, one pass over memory where NumPy needs
-several: BatchNormalization's statistics and its backward, the relu/relu6
-derivatives, depthwise convolutions, and the scatter of the input gradient of a
-convolution. Each kernel computes the same values as its NumPy twin up to float32
-rounding (tests/test_jit_kernels.py compares them), and runs sequentially, so a
-run repeats bit for bit at the same thread count. Kernels release the GIL: the
+several: BatchNormalization's statistics and its backward (with a relu or relu6
+after it fused in), the relu/relu6 derivatives, 2-D max pooling, depthwise
+convolutions, and the scatter of the input gradient of a convolution. Each kernel
+computes the same values as its NumPy twin up to float32 rounding
+(tests/test_jit_kernels.py compares them), and runs sequentially, so a run repeats
+bit for bit at the same thread count. Kernels release the GIL: the
 trainer's threads (parallel.py) run them side by side.
 
 `CNNC_KERNELS=numpy` in the environment keeps the NumPy reference even when
@@ -27,13 +28,8 @@ _FLOATS = ("float32", "float64")
 def active() -> bool:
     """Do the trainer's kernels run compiled? numba installed and not turned off."""
     if "on" not in _state:
-        on = os.environ.get("CNNC_KERNELS", "").strip().lower() != "numpy"
-        if on:
-            try:
-                import numba  # noqa: F401
-            except Exception:   # an absent or broken numba: the NumPy reference serves
-                on = False
-        _state["on"] = on
+        # an absent or broken numba: the NumPy reference serves
+        _state["on"] = os.environ.get("CNNC_KERNELS", "").strip().lower() != "numpy" and _numba_importable()
     return _state["on"]
 
 
