@@ -152,6 +152,8 @@ def test_other_dtypes_stay_on_the_reference():
 
 
 def test_turned_off_by_the_environment(monkeypatch):
+    """CNNC_KERNELS=numpy, and numba's own NUMBA_DISABLE_JIT (kernels as Python loops
+    would be far slower than the reference), keep the NumPy reference."""
     was = dict(jit._state)
     try:
         jit._state.clear()
@@ -160,6 +162,11 @@ def test_turned_off_by_the_environment(monkeypatch):
         jit._state.clear()
         monkeypatch.delenv("CNNC_KERNELS")
         assert jit.active()
+        jit._state.clear()
+        monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+        assert not jit.active()
+        with pytest.raises(RuntimeError, match="numba"):
+            jit.set_active(True)
     finally:
         jit._state.clear()
         jit._state.update(was)

@@ -47,11 +47,13 @@ def set_active(on: bool) -> None:
 
 
 def _numba_importable() -> bool:
+    """numba imports and compiles: NUMBA_DISABLE_JIT=1 (its debugging switch) would run
+    every kernel as a Python loop, hundreds of times slower than the NumPy reference."""
     try:
-        import numba  # noqa: F401
+        import numba
     except Exception:
         return False
-    return True
+    return not getattr(numba.config, "DISABLE_JIT", False)
 
 
 def kernel(fn: Callable) -> Callable:
