@@ -63,6 +63,22 @@ def test_max_pooling_is_exactly_the_reference(p, s, size, dtype):
     assert np.isnan(y1).any() and (g1 != 0).sum() > 0
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_max_over_pooling_taps_is_exactly_the_reference(relu):
+    """A conv fused with its max pooling (fusion.ConvMaxPool): the first of tied taps
+    takes the gradient, relu's derivative folded in, NaN kept, as NumPy's path does."""
+    from cnnc.backends.numpy.jit import pool
+    rng = np.random.default_rng(0)
+    z = rng.integers(-2, 3, (4, 3, 5, 5, 7)).astype(np.float32)
+    z[2, 0, 1, 1, 3] = np.nan
+    m = pl.max_over_taps(z)
+    y = np.maximum(m, 0) if relu else None
+    dy = rng.normal(size=m.shape).astype(np.float32)
+    dy[1, 0, 0, 0] = np.nan
+    want = pl.max_over_taps_grad(dy * (y > 0) if relu else dy, z, m)
+    np.testing.assert_array_equal(pool.max_over_taps_grad(dy, z, m, y), want)
+
+
 NETS = ["examples/mnist.cnn", "examples/resnet_fmnist.cnn", "examples/separable.cnn",
         "benchmarks/models/mobilenet_cifar.cnn"]
 

@@ -86,6 +86,10 @@ class ConvMaxPool:
             raise RuntimeError(f"layers '{self.name}': backward needs a forward(training=True) first")
         p, ps, _ = _spatial_args(self.pool.layer, pooling=True)
         rule = pl.tie_rule(len(p))
+        if c["tiled"] and rule == pl.FIRST and jit.usable(dy, c["z"]):
+            from cnnc.backends.numpy.jit import pool
+            dz = pool.max_over_taps_grad(dy, c["z"], c["m"], c["y"] if self.relu else None)
+            return self._conv_adjoint(dz, weights, dy.dtype, need_dx)
         dm = dy * (c["y"] > 0) if self.relu else dy
         if c["tiled"]:
             # NEAR compares relu outputs in TF: a tap below zero may come within the
@@ -97,7 +101,10 @@ class ConvMaxPool:
             if zr is not c["z"]:
                 dz *= c["z"] > 0
             dz = cv.unpad(dz, c["pool_pads"])
-        dx, grads = self.conv.adjoint(dz, _View(weights, self.conv.name, dy.dtype), need_dx)
+        return self._conv_adjoint(dz, weights, dy.dtype, need_dx)
+
+    def _conv_adjoint(self, dz: Array, weights: Weights, dtype, need_dx: bool) -> tuple[Array | None, Grads]:
+        dx, grads = self.conv.adjoint(dz, _View(weights, self.conv.name, dtype), need_dx)
         return dx, {f"{self.conv.name}/{k}": g for k, g in grads.items() if k in self.conv.trainable}
 
 
