@@ -132,8 +132,9 @@ class ConvPlan:
 
     def input_grad(self, dz2: Array, kernel: Array) -> Array:
         """dL/dx (N, *spatial, C) from dz2 (rows in the order of the grids, F)."""
-        if self._backward_plan is None or self._backward_plan[0] != jit.active():
-            self._backward_plan = (jit.active(), self._plan_backward(dz2.dtype))
+        compiled = jit.active()     # a plan per setting: tests switch the kernels in one process
+        if self._backward_plan is None or self._backward_plan[0] != compiled:
+            self._backward_plan = (compiled, self._plan_backward(dz2.dtype))
         kind, *plan = self._backward_plan[1]
         if kind == "correlate":
             return self._correlate(dz2, kernel, *plan)

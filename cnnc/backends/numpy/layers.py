@@ -641,21 +641,32 @@ class BatchNorm(Layer):
         act = {"y2": cache["y2"], "act": cache["act"] or jit.NO_CLAMP}
         dz2 = np.ascontiguousarray(dz).reshape(x2.shape)
         gamma = w.get("gamma")
-        s, sxc = norm.sums(dz2, x2, mean, **act)
-        sx = (sxc if shift is None else sxc + shift * s) * inv
-        grads = {}
-        if gamma is not None:
-            grads["gamma"] = sx
-        if w.get("beta") is not None:
-            grads["beta"] = s
+        s, sx, grads = self._scale_grads(*norm.sums(dz2, x2, mean, **act), inv, shift, w)
         if not need_dx:
             return None, grads
         a = inv if gamma is None else inv * gamma
-        rows, s, sx = self._batch_sums(rows, s, sx)
-        dt = dz.dtype.type
-        b = a * inv * sx / dt(rows)
-        c0 = a * s / dt(rows) + (0 if shift is None else shift * b)
+        b, c0 = self._input_grad_terms(rows, s, sx, a, inv, shift)
         return norm.input_grad(dz2, x2, mean, a, b, c0, **act).reshape(dz.shape), grads
+
+    @staticmethod
+    def _scale_grads(s: Array, sxc: Array, inv: Array, shift: Array | None, w: "_View"):
+        """(S, Sx, gamma's and beta's gradients) from this block's per-channel sums S =
+        sum(dz) and sum(dz * xc), xc centred on the block's mean (+ shift: on the batch's)."""
+        sx = (sxc if shift is None else sxc + shift * s) * inv
+        grads = {}
+        if w.get("gamma") is not None:
+            grads["gamma"] = sx
+        if w.get("beta") is not None:
+            grads["beta"] = s
+        return s, sx, grads
+
+    def _input_grad_terms(self, rows: int, s: Array, sx: Array, a: Array, inv: Array,
+                          shift: Array | None) -> tuple[Array, Array]:
+        """(b, c) of dx = a * dz - b * xc - c, from the whole batch's sums (batch statistics)."""
+        rows, s, sx = self._batch_sums(rows, s, sx)
+        dt = s.dtype.type
+        b = a * inv * sx / dt(rows)
+        return b, a * s / dt(rows) + (0 if shift is None else shift * b)
 
     def _update_moving(self, weights: Weights, mean: Array, var: Array, momentum: float) -> None:
         for name, batch in (("moving_mean", mean), ("moving_variance", var)):
@@ -716,28 +727,20 @@ class BatchNorm(Layer):
         shift = cache.get("shift")
         shape = dz.shape
         ch = inv.shape[0]
-        dt = dz.dtype.type
         dzw = np.ascontiguousarray(dz).reshape(-1, ch * t)
         ones = self._ones(rows, dz.dtype)
         gamma = w.get("gamma")
         grads = {}
         if xc is not None:    # (a frozen layer keeps no xc: its gamma and beta get no gradient)
-            s = ones @ dzw.reshape(rows, ch)
-            sx = _channel_dot(dzw, xc, ch)
-            sx = (sx if shift is None else sx + shift * s) * inv
-            if gamma is not None:
-                grads["gamma"] = sx
-            if w.get("beta") is not None:
-                grads["beta"] = s
+            s, sx, grads = self._scale_grads(ones @ dzw.reshape(rows, ch), _channel_dot(dzw, xc, ch),
+                                             inv, shift, w)
         if not need_dx:
             return None, grads
         a = inv if gamma is None else inv * gamma
         if not cache["batch_stats"]:
             return (dzw * _widen(a, t)).reshape(shape), grads
-        rows, s, sx = self._batch_sums(rows, s, sx)
-        b = a * inv * sx / dt(rows)
-        aw, bw = _widen(a, t), _widen(b, t)
-        cw = _widen(a * s / dt(rows) + (0 if shift is None else shift * b), t)
+        b, c0 = self._input_grad_terms(rows, s, sx, a, inv, shift)
+        aw, bw, cw = _widen(a, t), _widen(b, t), _widen(c0, t)
         dx = np.empty_like(dzw)
         tmp = None
         for blk in _blocks(dzw):      # dx = a dz - b xc - c, block by block in cache
