@@ -114,8 +114,6 @@ def _refuse_over_data(output: str, fmt: str) -> None:
     """UsageError when -o names an existing file of a data or model kind: a report written
     over it would destroy what is likely work, not a report."""
     import os
-
-    from cnnc.support.names import shown_path
     kind = _DATA_KINDS.get(os.path.splitext(output)[1].lower())
     if kind is not None and os.path.lexists(output):
         raise UsageError(f"-o '{shown_path(output)}' exists and looks like {kind}; cnnc does not "
