@@ -204,6 +204,19 @@ def test_a_file_name_that_is_not_utf8_in_every_format(tmp_path, monkeypatch, cap
         assert "\\xffnet.cnn" in out
 
 
+def test_an_output_onto_an_input_that_is_not_utf8_is_named_with_its_bytes(tmp_path, monkeypatch, capsys):
+    """support/atomic's refusals show a file name's undecodable byte as \\xff, as every
+    other message does, not as the lone surrogate Python decoded it to."""
+    import os
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"\xffnet.cnn")
+    Path(name).write_text("model m\ninput (4,)\nDense(2)\n")
+    assert main(["check", name, "--format", "json", "-o", name]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to overwrite the input file '\\xffnet.cnn' with -o '\\xffnet.cnn'" in err
+    assert Path(name).read_text().startswith("model m")
+
+
 @pytest.mark.parametrize("fmt,name", [("json", "w.npz"), ("sarif", "model.keras"), ("github", "net.cnn")])
 def test_a_report_is_never_written_over_a_data_or_model_file(tmp_path, monkeypatch, capsys, fmt, name):
     """`-o w.npz` where `-o w.json` was meant: exit 2 before any checking, the file intact;

@@ -33,7 +33,7 @@ import stat
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
-from cnnc.support.diagnostics import UsageError
+from cnnc.support.diagnostics import UsageError, path_text
 
 TMP_SUFFIX = ".tmp"
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.cnnc-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
@@ -99,8 +99,9 @@ def output_error(target: str | Path, e: OSError, existed: bool | None = None) ->
     """The UsageError (exit 2) for an OSError while writing `target`."""
     if existed is None:
         existed = os.path.lexists(target)
-    notes = [f"the previous '{target}' is kept unchanged"] if existed else [f"'{target}' was not written"]
-    return UsageError(f"cannot write '{target}': {_why(e)}", notes)
+    shown = path_text(target)
+    notes = [f"the previous '{shown}' is kept unchanged"] if existed else [f"'{shown}' was not written"]
+    return UsageError(f"cannot write '{shown}': {_why(e)}", notes)
 
 
 def _is_special(target: Path) -> bool:
@@ -118,7 +119,7 @@ def atomic_write(path: str | Path, mode: str = "wb", protect: Iterable[str | Pat
     target = Path(path)
     _refuse_inputs(target, list(protect))
     if os.path.isdir(target):
-        raise UsageError(f"cannot write '{target}': it is a directory",
+        raise UsageError(f"cannot write '{path_text(target)}': it is a directory",
                          ["give a file name, e.g. with -o"])
     if _is_special(target):   # /dev/null, /dev/stdout, a FIFO: write in place
         try:
@@ -181,10 +182,11 @@ class Transaction:
         target = Path(path)
         _refuse_inputs(target, self.protect)
         if os.path.isdir(target):
-            raise UsageError(f"cannot write '{target}': it is a directory", ["give a file name"])
+            raise UsageError(f"cannot write '{path_text(target)}': it is a directory", ["give a file name"])
         key = _real(target)
         if key in self._targets:
-            raise UsageError(f"'{target}' is written twice by one command", ["give each output its own path"])
+            raise UsageError(f"'{path_text(target)}' is written twice by one command",
+                             ["give each output its own path"])
         self._targets.add(key)
         return target
 
@@ -273,7 +275,7 @@ def commit(moves: Sequence[tuple[Path, Path]], existed: dict | None = None) -> N
                 except OSError as e:
                     _roll_back(done, backups)        # the old files, all of them, again
                     notes = ["no file of this command was written; the previous ones are kept"]
-                    raise UsageError(f"cannot write '{target}': {_why(e)}", notes) from None
+                    raise UsageError(f"cannot write '{path_text(target)}': {_why(e)}", notes) from None
                 done.append(target)
         finally:
             for journal in journals:
@@ -472,7 +474,7 @@ def _real(p: Path) -> str:
 def _refuse_inputs(target: Path, protect: Sequence[str | Path]) -> None:
     for p in _expand(protect):
         if _same_file(target, p) or (os.path.lexists(p) and _real(target) == _real(p)):
-            raise UsageError(f"refusing to overwrite the input file '{p}'",
+            raise UsageError(f"refusing to overwrite the input file '{path_text(p)}'",
                              ["choose another output path with -o"])
 
 
@@ -502,10 +504,10 @@ def check_outputs(outputs: Sequence[tuple[str | Path, str]], inputs: Iterable[st
     seen: dict[str, str] = {}
     for path, what in outputs:
         target = Path(path)
-        label = f"{what} '{target}'" if what else f"'{target}'"
+        label = f"{what} '{path_text(target)}'" if what else f"'{path_text(target)}'"
         for p in ins:
             if _same_file(target, p) or (os.path.lexists(p) and _real(target) == _real(p)):
-                raise UsageError(f"refusing to overwrite the input file '{p}' with {label}",
+                raise UsageError(f"refusing to overwrite the input file '{path_text(p)}' with {label}",
                                  ["choose another output path; cnnc never writes over an input"])
         key = _real(target)
         if key in seen:
@@ -527,7 +529,7 @@ def _probe_folder(target: Path, label: str) -> None:
             break
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"cannot write {label}: '{existing}' is not a directory")
+        raise UsageError(f"cannot write {label}: '{path_text(existing)}' is not a directory")
     tmp = existing / f".{target.name}.cnnc-{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -537,7 +539,7 @@ def _probe_folder(target: Path, label: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise UsageError(f"cannot write {label}: {_why(e)} ('{existing}')",
+        raise UsageError(f"cannot write {label}: {_why(e)} ('{path_text(existing)}')",
                          ["choose another output folder; nothing was computed"]) from None
     finally:
         with contextlib.suppress(OSError):
